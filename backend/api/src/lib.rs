@@ -1,0 +1,49 @@
+//! Hookline's HTTP adapter (actix-web). The only crate that knows HTTP status codes: it parses
+//! requests, authenticates them to a `Principal`, calls one `hookline-core` service per handler and
+//! maps results and errors to responses.
+
+pub mod auth;
+pub mod error;
+pub mod idempotency;
+pub mod json;
+pub mod query;
+pub mod routes;
+
+use std::{net::TcpListener, path::PathBuf};
+
+use actix_web::{App, HttpServer, dev::Server, middleware, web};
+use hookline_core::Context;
+
+pub use routes::openapi::document as openapi_document;
+
+/// Adds every route and the shared state to an actix app.
+pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: PathBuf) {
+    let body_limit = json::body_limit(ctx.config.max_payload_bytes);
+    cfg.app_data(web::Data::new(ctx))
+        .app_data(web::PayloadConfig::new(body_limit))
+        .app_data(web::Data::new(routes::dashboard::DashboardDir(dashboard_dir)))
+        .route("/healthz", web::get().to(routes::health::healthz))
+        .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/api/openapi.json", web::get().to(routes::openapi::openapi_json))
+        .route("/api/docs", web::get().to(routes::openapi::docs))
+        .configure(routes::v1::configure)
+        .default_service(web::to(routes::dashboard::serve));
+}
+
+/// Starts the HTTP server on an already-bound listener (port 0 works: tests start many). Signals
+/// are left to the caller, which stops the server and the workers together.
+pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        let ctx = ctx.clone();
+        let dashboard_dir = dashboard_dir.clone();
+        App::new()
+            .wrap(middleware::from_fn(idempotency::middleware))
+            .wrap(middleware::Logger::new("%r %s %Dms").log_target("hookline::http"))
+            .configure(|cfg| configure(cfg, ctx, dashboard_dir))
+    })
+    .disable_signals()
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,103 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! wire types' `ToSchema` derives. `e2e` compares the served document with the committed
+//! `openapi.json` at the repository root, so a contract change is always a visible diff.
+
+use actix_web::HttpResponse;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use super::{health, v1};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (hl_live_… or hl_test_…)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hookline API",
+        description = "Send webhooks reliably and observably. Authenticate with `Authorization: Bearer <API key>`. \
+                       Errors are `{code, detail, errors?}`; lists are `{data, iterator, done}`; every POST honours \
+                       `Idempotency-Key`.",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    paths(
+        health::healthz,
+        health::readyz,
+        v1::auth::signup,
+        v1::auth::login,
+        v1::auth::logout,
+        v1::auth::me,
+        v1::api_keys::list,
+        v1::api_keys::create,
+        v1::api_keys::revoke,
+        v1::event_types::list,
+        v1::event_types::create,
+        v1::event_types::get,
+        v1::event_types::patch,
+        v1::event_types::delete,
+        v1::applications::list,
+        v1::applications::create,
+        v1::applications::get,
+        v1::applications::patch,
+        v1::applications::delete,
+        v1::endpoints::list,
+        v1::endpoints::create,
+        v1::endpoints::get,
+        v1::endpoints::patch,
+        v1::endpoints::delete,
+        v1::endpoints::get_secret,
+        v1::endpoints::rotate_secret,
+        v1::messages::create,
+        v1::messages::list,
+        v1::messages::get,
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served: pretty JSON with a trailing newline, byte-for-byte what is committed.
+pub fn document() -> String {
+    let mut json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes");
+    json.push('\n');
+    json
+}
+
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document())
+}
+
+/// An interactive viewer (Scalar) over `/api/openapi.json`. The viewer's script comes from a CDN,
+/// so it needs a browser with internet access; the document itself is always served locally.
+pub async fn docs() -> HttpResponse {
+    const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Hookline API reference</title>
+</head>
+<body>
+  <noscript>The interactive reference needs JavaScript. The raw document is at <a href="/api/openapi.json">/api/openapi.json</a>.</noscript>
+  <script id="api-reference" data-url="/api/openapi.json"></script>
+  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1"></script>
+</body>
+</html>
+"#;
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PAGE)
+}

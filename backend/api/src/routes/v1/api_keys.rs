@@ -1,0 +1,52 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use hookline_core::{Context, services::api_keys};
+use hookline_types::{ApiKeyCreatedOut, ApiKeyId, ApiKeyIn, ApiKeyOut, ErrorBody, ListResponse};
+
+use crate::{
+    auth::Auth,
+    error::{ApiError, ApiResult},
+    json::Json,
+    query::QueryParams,
+};
+
+/// List the organization's API keys (never the keys themselves).
+#[utoipa::path(get, path = "/api/v1/api-key", operation_id = "v1.api_key.list", tag = "API key",
+    params(("limit" = Option<u64>, Query, description = "1 to 250, default 50"), ("iterator" = Option<String>, Query)),
+    responses((status = 200, description = "One page", body = ListResponse<ApiKeyOut>), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+) -> ApiResult<HttpResponse> {
+    let query = QueryParams::parse(req.query_string(), &["limit", "iterator"])?;
+    let page = query.page(ApiKeyId::PREFIX)?;
+    Ok(HttpResponse::Ok().json(api_keys::list(&ctx, &principal, &page).await?))
+}
+
+/// Create an API key. The response is the only time the key is shown.
+#[utoipa::path(post, path = "/api/v1/api-key", operation_id = "v1.api_key.create", tag = "API key",
+    request_body = ApiKeyIn,
+    responses((status = 201, description = "Created", body = ApiKeyCreatedOut), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    Json(input): Json<ApiKeyIn>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Created().json(api_keys::create(&ctx, &principal, input).await?))
+}
+
+/// Revoke an API key: it stops working immediately.
+#[utoipa::path(delete, path = "/api/v1/api-key/{id}", operation_id = "v1.api_key.revoke", tag = "API key",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Revoked", body = ApiKeyOut), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn revoke(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = ApiKeyId::parse(&path).map_err(|_| ApiError::not_found("api key"))?;
+    Ok(HttpResponse::Ok().json(api_keys::revoke(&ctx, &principal, &id).await?))
+}

@@ -1,0 +1,84 @@
+//! Dashboard sign-up, log-in and log-out. The session travels in an HttpOnly, SameSite=Strict
+//! cookie; the body returns the CSRF token the dashboard echoes on state-changing requests.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    cookie::{Cookie, SameSite, time::Duration},
+    web,
+};
+use hookline_core::{Context, services::auth};
+use hookline_types::{ErrorBody, LoginIn, SessionOut, SignupIn};
+
+use crate::{
+    auth::{AuthDetails, SESSION_COOKIE},
+    error::ApiResult,
+    json::Json,
+};
+
+fn session_cookie(req: &HttpRequest, token: String, max_age_seconds: i64) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .max_age(Duration::seconds(max_age_seconds))
+        .finish()
+}
+
+/// Create an organization (free plan) and its owner, and log in.
+#[utoipa::path(post, path = "/api/v1/auth/signup", operation_id = "v1.auth.signup", tag = "Auth",
+    request_body = SignupIn,
+    responses(
+        (status = 201, description = "Signed up and logged in; the session cookie is set", body = SessionOut),
+        (status = 409, description = "The email is taken", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ))]
+pub async fn signup(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    Json(input): Json<SignupIn>,
+) -> ApiResult<HttpResponse> {
+    let session = auth::signup(&ctx, input).await?;
+    Ok(HttpResponse::Created()
+        .cookie(session_cookie(&req, session.token, session.max_age_seconds))
+        .json(session.out))
+}
+
+/// Log in with email and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "v1.auth.login", tag = "Auth",
+    request_body = LoginIn,
+    responses(
+        (status = 200, description = "Logged in; the session cookie is set", body = SessionOut),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+    ))]
+pub async fn login(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    Json(input): Json<LoginIn>,
+) -> ApiResult<HttpResponse> {
+    let session = auth::login(&ctx, input).await?;
+    Ok(HttpResponse::Ok()
+        .cookie(session_cookie(&req, session.token, session.max_age_seconds))
+        .json(session.out))
+}
+
+/// Log out: clears the session cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "v1.auth.logout", tag = "Auth",
+    responses((status = 204, description = "Logged out")))]
+pub async fn logout(req: HttpRequest) -> HttpResponse {
+    let mut cookie = session_cookie(&req, String::new(), 0);
+    cookie.make_removal();
+    HttpResponse::NoContent().cookie(cookie).finish()
+}
+
+/// The signed-in user and organization.
+#[utoipa::path(get, path = "/api/v1/auth/me", operation_id = "v1.auth.me", tag = "Auth",
+    responses(
+        (status = 200, description = "The session", body = SessionOut),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+    ))]
+pub async fn me(ctx: web::Data<Context>, AuthDetails(caller): AuthDetails) -> ApiResult<HttpResponse> {
+    let out = auth::me(&ctx, &caller.principal, caller.csrf_token.unwrap_or_default()).await?;
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,99 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use hookline_core::{
+    Context,
+    domain::{EventTypeName, parse_channel},
+    services::messages::{self, MessageFilter},
+};
+use hookline_types::{ErrorBody, ListResponse, MessageId, MessageIn, MessageOut};
+
+use super::app_ref;
+use crate::{
+    auth::Auth,
+    error::{ApiError, ApiResult},
+    json::Json,
+    query::QueryParams,
+};
+
+/// Send a message. It is durable when this returns 202. A repeated `event_id` returns the
+/// original message with 200.
+#[utoipa::path(post, path = "/api/v1/app/{app}/msg", operation_id = "v1.message.create", tag = "Message",
+    params(("app" = String, Path, description = "Application id or uid")),
+    request_body = MessageIn,
+    responses(
+        (status = 202, description = "Accepted", body = MessageOut),
+        (status = 200, description = "A message with this event_id exists: the original", body = MessageOut),
+        (status = 404, body = ErrorBody),
+        (status = 413, description = "Payload over the limit", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+    Json(input): Json<MessageIn>,
+) -> ApiResult<HttpResponse> {
+    let created = messages::create(&ctx, &principal, &app_ref(&path), input).await?;
+    Ok(if created.is_new {
+        HttpResponse::Accepted().json(created.message)
+    } else {
+        HttpResponse::Ok().json(created.message)
+    })
+}
+
+/// List messages, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app}/msg", operation_id = "v1.message.list", tag = "Message",
+    params(
+        ("app" = String, Path, description = "Application id or uid"),
+        ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query),
+        ("event_type" = Option<Vec<String>>, Query, description = "Only these event types (repeat the parameter)"),
+        ("channel" = Option<String>, Query),
+        ("after" = Option<String>, Query, description = "RFC 3339 time: created at or after"),
+        ("before" = Option<String>, Query, description = "RFC 3339 time: created before"),
+    ),
+    responses((status = 200, description = "One page", body = ListResponse<MessageOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let query = QueryParams::parse(
+        req.query_string(),
+        &["limit", "iterator", "event_type", "channel", "after", "before"],
+    )?;
+    let page = query.page(MessageId::PREFIX)?;
+    let event_types = query.all("event_type");
+    for (idx, name) in event_types.iter().enumerate() {
+        EventTypeName::parse(name)
+            .map_err(|err| ApiError::invalid(&["query", "event_type", &idx.to_string()], err.to_string()))?;
+    }
+    let channel = query
+        .one("channel")?
+        .map(|c| parse_channel(&c).map_err(|err| ApiError::invalid(&["query", "channel"], err.to_string())))
+        .transpose()?;
+    let filter =
+        MessageFilter { event_types, channel, after: query.time("after")?, before: query.time("before")? };
+    if let (Some(after), Some(before)) = (filter.after, filter.before)
+        && after >= before
+    {
+        return Err(ApiError::invalid(&["query", "before"], "must be later than after"));
+    }
+    Ok(HttpResponse::Ok().json(messages::list(&ctx, &principal, &app_ref(&path), &filter, &page).await?))
+}
+
+/// Get a message with its payload.
+#[utoipa::path(get, path = "/api/v1/app/{app}/msg/{msg}", operation_id = "v1.message.get", tag = "Message",
+    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path)),
+    responses((status = 200, description = "The message", body = MessageOut), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, msg) = path.into_inner();
+    let id = MessageId::parse(&msg).map_err(|_| ApiError::not_found("message"))?;
+    Ok(HttpResponse::Ok().json(messages::get(&ctx, &principal, &app_ref(&app), &id).await?))
+}

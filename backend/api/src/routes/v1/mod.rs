@@ -1,0 +1,56 @@
+//! `/api/v1`: one module per resource. Handlers parse, call one service function and map the
+//! result; they never touch the database or build error bodies themselves.
+
+pub mod api_keys;
+pub mod applications;
+pub mod auth;
+pub mod endpoints;
+pub mod event_types;
+pub mod messages;
+
+use actix_web::web;
+use hookline_types::{AppId, EndpointId, IdOrUid};
+
+/// Registers every `/api/v1` route. Adding a route: write the handler with its `#[utoipa::path]`,
+/// register it here, list it in `routes::openapi::ApiDoc`, and give it a case in the e2e
+/// isolation test (which fails for any route it does not know).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/auth/signup", web::post().to(auth::signup))
+            .route("/auth/login", web::post().to(auth::login))
+            .route("/auth/logout", web::post().to(auth::logout))
+            .route("/auth/me", web::get().to(auth::me))
+            .route("/api-key", web::get().to(api_keys::list))
+            .route("/api-key", web::post().to(api_keys::create))
+            .route("/api-key/{id}", web::delete().to(api_keys::revoke))
+            .route("/event-type", web::get().to(event_types::list))
+            .route("/event-type", web::post().to(event_types::create))
+            .route("/event-type/{name}", web::get().to(event_types::get))
+            .route("/event-type/{name}", web::patch().to(event_types::patch))
+            .route("/event-type/{name}", web::delete().to(event_types::delete))
+            .route("/app", web::get().to(applications::list))
+            .route("/app", web::post().to(applications::create))
+            .route("/app/{app}", web::get().to(applications::get))
+            .route("/app/{app}", web::patch().to(applications::patch))
+            .route("/app/{app}", web::delete().to(applications::delete))
+            .route("/app/{app}/endpoint", web::get().to(endpoints::list))
+            .route("/app/{app}/endpoint", web::post().to(endpoints::create))
+            .route("/app/{app}/endpoint/{ep}", web::get().to(endpoints::get))
+            .route("/app/{app}/endpoint/{ep}", web::patch().to(endpoints::patch))
+            .route("/app/{app}/endpoint/{ep}", web::delete().to(endpoints::delete))
+            .route("/app/{app}/endpoint/{ep}/secret", web::get().to(endpoints::get_secret))
+            .route("/app/{app}/endpoint/{ep}/secret/rotate", web::post().to(endpoints::rotate_secret))
+            .route("/app/{app}/msg", web::get().to(messages::list))
+            .route("/app/{app}/msg", web::post().to(messages::create))
+            .route("/app/{app}/msg/{msg}", web::get().to(messages::get)),
+    );
+}
+
+pub(crate) fn app_ref(segment: &str) -> IdOrUid<AppId> {
+    IdOrUid::<AppId>::parse(segment)
+}
+
+pub(crate) fn endpoint_ref(segment: &str) -> IdOrUid<EndpointId> {
+    IdOrUid::<EndpointId>::parse(segment)
+}

@@ -1,0 +1,289 @@
+//! One typed, layered, validated configuration: defaults, then a TOML file, then `HOOKLINE_*`
+//! environment variables. File keys are the variable names without the prefix, lower-cased
+//! (`listen`, `database_url`, …). Secrets are wrapped in [`Secret`] so they never print.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::{Cidr, RetrySchedule};
+
+/// A value that must not appear in logs or debug output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Every setting with its environment variable, default and meaning; `hookline --help` prints it.
+pub const SETTINGS: &[(&str, &str, &str)] = &[
+    (
+        "HOOKLINE_CONFIG",
+        "./hookline.toml if present",
+        "TOML file with the keys below, lower-case and without the prefix",
+    ),
+    ("HOOKLINE_LISTEN", "127.0.0.1:8080", "address the API and dashboard listen on"),
+    ("HOOKLINE_DATA_DIR", "./data", "SQLite database, generated master key, local object store"),
+    ("HOOKLINE_DATABASE_URL", "sqlite://<data dir>/hookline.db", "sqlite://PATH or postgres://USER@HOST/DB"),
+    (
+        "HOOKLINE_MASTER_KEY",
+        "generated into <data dir>/master.key",
+        "base64 of 32 bytes; encrypts secrets at rest and signs sessions",
+    ),
+    (
+        "HOOKLINE_PREVIOUS_MASTER_KEYS",
+        "(none)",
+        "comma-separated old master keys, still accepted for decryption after a rotation",
+    ),
+    ("HOOKLINE_OBJECT_STORE", "<data dir>/objects", "directory (or s3://bucket/prefix) for large payloads"),
+    (
+        "HOOKLINE_SSRF_ALLOW",
+        "(none)",
+        "comma-separated CIDRs that endpoints may reach despite SSRF rules, e.g. 127.0.0.1/32",
+    ),
+    ("HOOKLINE_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000", "seconds before each retry"),
+    ("HOOKLINE_MAX_PAYLOAD_BYTES", "1048576", "largest accepted message payload"),
+    (
+        "HOOKLINE_SQLITE_SYNCHRONOUS",
+        "normal",
+        "normal (survives a process crash) or full (survives power loss)",
+    ),
+    ("HOOKLINE_SESSION_TTL_HOURS", "12", "lifetime of a dashboard session"),
+    ("HOOKLINE_STRIPE_API_BASE", "https://api.stripe.com", "Stripe API base URL (tests point it at a fake)"),
+    ("HOOKLINE_STRIPE_SECRET_KEY", "(none: billing off)", "Stripe secret key"),
+    ("HOOKLINE_STRIPE_WEBHOOK_SECRET", "(none)", "Stripe webhook signing secret"),
+    ("HOOKLINE_DASHBOARD_DIR", "./frontend/dist", "the built dashboard served at /"),
+    ("HOOKLINE_LOG", "info", "tracing filter, e.g. hookline=debug,info"),
+    ("HOOKLINE_LOG_FORMAT", "text", "text or json"),
+];
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// `None` until resolved by [`crate::crypto::Keys::load_or_create`].
+    pub master_key: Option<Secret>,
+    pub previous_master_keys: Vec<Secret>,
+    pub object_store: String,
+    pub ssrf_allow: Vec<Cidr>,
+    pub retry_schedule: RetrySchedule,
+    pub max_payload_bytes: usize,
+    pub sqlite_synchronous_full: bool,
+    pub session_ttl_hours: u32,
+    pub stripe_api_base: String,
+    pub stripe_secret_key: Option<Secret>,
+    pub stripe_webhook_secret: Option<Secret>,
+    pub dashboard_dir: PathBuf,
+}
+
+/// The file layer: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLayer {
+    listen: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    master_key: Option<String>,
+    previous_master_keys: Option<String>,
+    object_store: Option<String>,
+    ssrf_allow: Option<String>,
+    retry_schedule: Option<String>,
+    max_payload_bytes: Option<String>,
+    sqlite_synchronous: Option<String>,
+    session_ttl_hours: Option<String>,
+    stripe_api_base: Option<String>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    dashboard_dir: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{name}: {detail}")]
+    Invalid { name: &'static str, detail: String },
+}
+
+impl Config {
+    /// Defaults, then the file named by `HOOKLINE_CONFIG` (or `./hookline.toml` when it exists),
+    /// then the environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let file_path = env("HOOKLINE_CONFIG").map(PathBuf::from).or_else(|| {
+            let default = PathBuf::from("hookline.toml");
+            default.exists().then_some(default)
+        });
+        let file = match &file_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?
+            }
+            None => FileLayer::default(),
+        };
+        Config::from_layers(file, env)
+    }
+
+    /// Builds the configuration from a file layer and an environment lookup (tests pass their own).
+    fn from_layers(file: FileLayer, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let pick = |name: &str, from_file: Option<String>| env(name).or(from_file);
+        let invalid = |name: &'static str, detail: String| ConfigError::Invalid { name, detail };
+
+        let listen = pick("HOOKLINE_LISTEN", file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
+            .parse()
+            .map_err(|err| invalid("HOOKLINE_LISTEN", format!("{err}")))?;
+        let data_dir =
+            PathBuf::from(pick("HOOKLINE_DATA_DIR", file.data_dir).unwrap_or_else(|| "./data".to_owned()));
+        let database_url = pick("HOOKLINE_DATABASE_URL", file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("hookline.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "HOOKLINE_DATABASE_URL",
+                "must start with sqlite: or postgres://".to_owned(),
+            ));
+        }
+        let master_key = pick("HOOKLINE_MASTER_KEY", file.master_key).map(Secret::new);
+        let previous_master_keys = pick("HOOKLINE_PREVIOUS_MASTER_KEYS", file.previous_master_keys)
+            .map(|list| list.split(',').map(|k| Secret::new(k.trim().to_owned())).collect())
+            .unwrap_or_default();
+        let object_store = pick("HOOKLINE_OBJECT_STORE", file.object_store)
+            .unwrap_or_else(|| data_dir.join("objects").display().to_string());
+        let ssrf_allow = match pick("HOOKLINE_SSRF_ALLOW", file.ssrf_allow) {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Cidr::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|err| invalid("HOOKLINE_SSRF_ALLOW", err.to_string()))?,
+        };
+        let retry_schedule = match pick("HOOKLINE_RETRY_SCHEDULE", file.retry_schedule) {
+            None => RetrySchedule::default(),
+            Some(list) => RetrySchedule::parse_list(&list)
+                .map_err(|err| invalid("HOOKLINE_RETRY_SCHEDULE", err.to_string()))?,
+        };
+        let max_payload_bytes = match pick("HOOKLINE_MAX_PAYLOAD_BYTES", file.max_payload_bytes) {
+            None => 1024 * 1024,
+            Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_MAX_PAYLOAD_BYTES", format!("{err}")))?,
+        };
+        let sqlite_synchronous_full =
+            match pick("HOOKLINE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous).as_deref() {
+                None | Some("normal") => false,
+                Some("full") => true,
+                Some(other) => {
+                    return Err(invalid(
+                        "HOOKLINE_SQLITE_SYNCHRONOUS",
+                        format!("expected normal or full, got {other}"),
+                    ));
+                }
+            };
+        let session_ttl_hours = match pick("HOOKLINE_SESSION_TTL_HOURS", file.session_ttl_hours) {
+            None => 12,
+            Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_SESSION_TTL_HOURS", format!("{err}")))?,
+        };
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            master_key,
+            previous_master_keys,
+            object_store,
+            ssrf_allow,
+            retry_schedule,
+            max_payload_bytes,
+            sqlite_synchronous_full,
+            session_ttl_hours,
+            stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)
+                .unwrap_or_else(|| "https://api.stripe.com".to_owned()),
+            stripe_secret_key: pick("HOOKLINE_STRIPE_SECRET_KEY", file.stripe_secret_key).map(Secret::new),
+            stripe_webhook_secret: pick("HOOKLINE_STRIPE_WEBHOOK_SECRET", file.stripe_webhook_secret)
+                .map(Secret::new),
+            dashboard_dir: PathBuf::from(
+                pick("HOOKLINE_DASHBOARD_DIR", file.dashboard_dir)
+                    .unwrap_or_else(|| "./frontend/dist".to_owned()),
+            ),
+        })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(file: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let file: FileLayer = toml::from_str(file).unwrap();
+        let env: HashMap<String, String> =
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_layers(file, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn no_configuration_gives_the_embedded_default() {
+        let config = load("", &[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.database_url, "sqlite://./data/hookline.db");
+        assert!(config.master_key.is_none());
+        assert_eq!(config.retry_schedule.seconds(), &[5, 300, 1800, 7200, 18000, 36000, 36000]);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = load(
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"",
+            &[("HOOKLINE_LISTEN", "127.0.0.1:9001")],
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(config.database_url, "sqlite:///tmp/x/hookline.db");
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        let err = load("", &[("HOOKLINE_SSRF_ALLOW", "127.0.0.1/40")]).unwrap_err();
+        assert!(err.to_string().starts_with("HOOKLINE_SSRF_ALLOW"), "{err}");
+        let err = load("", &[("HOOKLINE_DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(err.to_string().starts_with("HOOKLINE_DATABASE_URL"), "{err}");
+        let err = load("", &[("HOOKLINE_RETRY_SCHEDULE", "5,x")]).unwrap_err();
+        assert!(err.to_string().starts_with("HOOKLINE_RETRY_SCHEDULE"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = load("", &[("HOOKLINE_MASTER_KEY", "super-secret")]).unwrap();
+        assert!(!format!("{config:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        assert!(toml::from_str::<FileLayer>("lisen = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! Connecting to the database and bringing its schema up to date.
+//!
+//! SQLite (embedded default) runs in WAL mode with `synchronous=NORMAL` (durable across a crash of
+//! the process) or `FULL` (across power loss); PostgreSQL keeps its default synchronous commit.
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context as _;
+use hookline_migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
+    sqlx::{
+        self,
+        postgres::{PgConnectOptions, PgPoolOptions},
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    },
+};
+
+use crate::config::Config;
+
+/// The database connection (a pool) and which backend it is.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub conn: DatabaseConnection,
+}
+
+impl Db {
+    pub async fn connect(config: &Config) -> anyhow::Result<Db> {
+        let conn = if config.is_sqlite() {
+            let options = sqlite_options(&config.database_url, config.sqlite_synchronous_full)?;
+            if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .min_connections(1)
+                .connect_with(options)
+                .await
+                .with_context(|| format!("opening {}", config.database_url))?;
+            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+        } else {
+            let options =
+                PgConnectOptions::from_str(&config.database_url).context("HOOKLINE_DATABASE_URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(20)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("connecting to PostgreSQL")?;
+            SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+        };
+        Ok(Db { conn })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.backend() == DbBackend::Sqlite
+    }
+
+    /// Runs Hookline's migrations, then creates the apalis job tables.
+    pub async fn migrate(&self, config: &Config) -> anyhow::Result<()> {
+        Migrator::up(&self.conn, None).await.context("running migrations")?;
+        if self.is_sqlite() {
+            // apalis' setup sets `synchronous = OFF` on the connection it runs on. That pragma is
+            // per connection, so run it on a throw-away one: a pooled connection left that way
+            // would accept messages without making them durable.
+            let options = sqlite_options(&config.database_url, config.sqlite_synchronous_full)?;
+            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+            apalis_sqlite::SqliteStorage::setup(&pool).await.context("creating the apalis tables")?;
+            pool.close().await;
+        } else {
+            apalis_postgres::PostgresStorage::setup(self.conn.get_postgres_connection_pool())
+                .await
+                .context("creating the apalis tables")?;
+        }
+        Ok(())
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+}
+
+fn sqlite_options(url: &str, synchronous_full: bool) -> anyhow::Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .context("HOOKLINE_DATABASE_URL")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(if synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true))
+}
+
+/// The raw sqlx pools, for apalis storages built on the same database.
+pub enum RawPool<'a> {
+    Sqlite(&'a sqlx::SqlitePool),
+    Postgres(&'a sqlx::PgPool),
+}
+
+impl Db {
+    pub fn raw_pool(&self) -> RawPool<'_> {
+        if self.is_sqlite() {
+            RawPool::Sqlite(self.conn.get_sqlite_connection_pool())
+        } else {
+            RawPool::Postgres(self.conn.get_postgres_connection_pool())
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! sea-orm entities, one per table. They never go on the wire: services turn them into
+//! `hookline-types` values. Reach tenant-owned tables through [`crate::scope::TenantScoped`].
+
+pub mod api_keys;
+pub mod applications;
+pub mod attempts;
+pub mod deliveries;
+pub mod endpoints;
+pub mod event_types;
+pub mod idempotency_keys;
+pub mod message_payloads;
+pub mod messages;
+pub mod tenants;
+pub mod usage_counters;
+pub mod users;

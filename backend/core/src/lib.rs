@@ -1,0 +1,30 @@
+//! Hookline's domain. Knows no HTTP framework: handlers in `hookline-api` call the services here,
+//! which own their transactions and return [`CoreError`]s that say what went wrong in domain terms.
+//!
+//! Every tenant-owned query starts from [`scope::TenantScoped::scoped`]; the tenant always comes
+//! from an authenticated [`principal::Principal`], never from a request body.
+
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod ids;
+pub mod pagination;
+pub mod principal;
+pub mod scope;
+pub mod services;
+
+pub use config::Config;
+pub use db::Db;
+pub use error::{CoreError, CoreResult};
+pub use principal::Principal;
+
+/// Everything a service needs, cheap to clone: the database and the key material.
+#[derive(Clone)]
+pub struct Context {
+    pub db: Db,
+    pub keys: std::sync::Arc<crypto::Keys>,
+    pub config: std::sync::Arc<Config>,
+}

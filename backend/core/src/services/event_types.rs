@@ -1,0 +1,168 @@
+//! Event types: the catalog of what a tenant sends, each with an optional JSON Schema that
+//! messages of that type are validated against.
+
+use chrono::Utc;
+use hookline_types::{
+    ApiKeyScope, EventTypeId, EventTypeIn, EventTypeOut, EventTypePatch, ListResponse, TenantId,
+};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, ModelTrait, Order, QueryFilter, Set};
+use serde_json::Value;
+
+use crate::{
+    Context,
+    domain::EventTypeName,
+    entities::event_types,
+    error::{CoreError, CoreResult, Errors},
+    ids::NewId,
+    pagination::{PageRequest, paginate},
+    principal::Principal,
+    scope::TenantScoped,
+    services::is_unique_violation,
+};
+
+fn to_out(model: event_types::Model) -> CoreResult<EventTypeOut> {
+    Ok(EventTypeOut {
+        id: EventTypeId::parse(&model.id).map_err(|err| CoreError::Internal(err.into()))?,
+        name: model.name,
+        description: model.description,
+        schema: model.schema,
+        example: model.example,
+        archived: model.archived,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+/// Checks that `schema` is a JSON Schema, and that `example` (when given) satisfies it.
+fn validate_schema(errors: &mut Errors, schema: Option<&Value>, example: Option<&Value>) {
+    let Some(schema) = schema else { return };
+    match jsonschema::validator_for(schema) {
+        Err(err) => errors.push(&["body", "schema"], format!("not a valid JSON Schema: {err}")),
+        Ok(validator) => {
+            if let Some(example) = example
+                && let Err(err) = validator.validate(example)
+            {
+                errors.push(&["body", "example"], format!("does not match the schema: {err}"));
+            }
+        }
+    }
+}
+
+fn check_description(errors: &mut Errors, description: &str) {
+    if description.len() > 4096 {
+        errors.push(&["body", "description"], "must be at most 4096 characters long");
+    }
+}
+
+pub async fn create(ctx: &Context, principal: &Principal, input: EventTypeIn) -> CoreResult<EventTypeOut> {
+    principal.require(ApiKeyScope::Write)?;
+    let mut errors = Errors::default();
+    let name = errors.check(&["body", "name"], EventTypeName::parse(&input.name));
+    check_description(&mut errors, &input.description);
+    validate_schema(&mut errors, input.schema.as_ref(), input.example.as_ref());
+    errors.into_result()?;
+    let name = name.expect("checked above");
+    let now = Utc::now();
+    let model = event_types::ActiveModel {
+        id: Set(EventTypeId::new_id().into_string()),
+        tenant_id: Set(principal.tenant_id.to_string()),
+        name: Set(name.as_str().to_owned()),
+        description: Set(input.description),
+        schema: Set(input.schema),
+        example: Set(input.example),
+        archived: Set(input.archived),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    match model.insert(&ctx.db.conn).await {
+        Ok(model) => to_out(model),
+        Err(err) if is_unique_violation(&err) => Err(CoreError::conflict(
+            "event_type_exists",
+            format!("an event type named {name} already exists"),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub async fn list(
+    ctx: &Context,
+    principal: &Principal,
+    page: &PageRequest,
+) -> CoreResult<ListResponse<EventTypeOut>> {
+    principal.require(ApiKeyScope::Read)?;
+    let list = paginate(
+        &ctx.db.conn,
+        event_types::Entity::scoped(&principal.tenant_id),
+        event_types::Column::Id,
+        Order::Asc,
+        page,
+        |model| model,
+        |model| model.id.clone(),
+    )
+    .await?;
+    Ok(ListResponse {
+        data: list.data.into_iter().map(to_out).collect::<CoreResult<_>>()?,
+        iterator: list.iterator,
+        done: list.done,
+    })
+}
+
+pub(crate) async fn find<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    name: &str,
+) -> CoreResult<Option<event_types::Model>> {
+    Ok(event_types::Entity::scoped(tenant).filter(event_types::Column::Name.eq(name)).one(conn).await?)
+}
+
+async fn find_existing(ctx: &Context, tenant: &TenantId, name: &str) -> CoreResult<event_types::Model> {
+    find(&ctx.db.conn, tenant, name).await?.ok_or(CoreError::NotFound("event type"))
+}
+
+pub async fn get(ctx: &Context, principal: &Principal, name: &str) -> CoreResult<EventTypeOut> {
+    principal.require(ApiKeyScope::Read)?;
+    to_out(find_existing(ctx, &principal.tenant_id, name).await?)
+}
+
+pub async fn patch(
+    ctx: &Context,
+    principal: &Principal,
+    name: &str,
+    patch: EventTypePatch,
+) -> CoreResult<EventTypeOut> {
+    principal.require(ApiKeyScope::Write)?;
+    let model = find_existing(ctx, &principal.tenant_id, name).await?;
+    let schema = match patch.schema.into_update() {
+        None => model.schema.clone(),
+        Some(value) => value,
+    };
+    let example = match patch.example.into_update() {
+        None => model.example.clone(),
+        Some(value) => value,
+    };
+    let mut errors = Errors::default();
+    if let Some(description) = &patch.description {
+        check_description(&mut errors, description);
+    }
+    validate_schema(&mut errors, schema.as_ref(), example.as_ref());
+    errors.into_result()?;
+    let mut active: event_types::ActiveModel = model.into();
+    if let Some(description) = patch.description {
+        active.description = Set(description);
+    }
+    if let Some(archived) = patch.archived {
+        active.archived = Set(archived);
+    }
+    active.schema = Set(schema);
+    active.example = Set(example);
+    active.updated_at = Set(Utc::now());
+    to_out(active.update(&ctx.db.conn).await?)
+}
+
+/// Deletes the event type from the catalog. Messages already sent with that type keep it.
+pub async fn delete(ctx: &Context, principal: &Principal, name: &str) -> CoreResult<()> {
+    principal.require(ApiKeyScope::Write)?;
+    let model = find_existing(ctx, &principal.tenant_id, name).await?;
+    model.delete(&ctx.db.conn).await?;
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! Messages: accepted durably (message row, payload row and usage counters in one transaction)
+//! before the API answers. A message with an `event_id` already used for the same application
+//! returns the original instead of creating a second one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use hookline_types::{ApiKeyScope, AppId, IdOrUid, ListResponse, MessageId, MessageIn, MessageOut, TenantId};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set, TransactionTrait};
+use serde_json::Value;
+
+use crate::{
+    Context,
+    domain::{EventTypeName, parse_channel},
+    entities::{message_payloads, messages},
+    error::{CoreError, CoreResult, Errors},
+    ids::{NewId, time_boundary},
+    pagination::{PageRequest, paginate},
+    principal::Principal,
+    scope::TenantScoped,
+    services::{applications, event_types, from_json, is_unique_violation, to_json, usage},
+};
+
+const MAX_CHANNELS: usize = 10;
+const MAX_EVENT_ID_LEN: usize = 256;
+
+/// What `create` did: a new message, or the original one for a repeated `event_id`.
+#[derive(Debug)]
+pub struct Created {
+    pub message: MessageOut,
+    pub is_new: bool,
+}
+
+/// Filters of `GET /api/v1/app/{app}/msg`, validated.
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    pub event_types: Vec<String>,
+    pub channel: Option<String>,
+    pub after: Option<DateTime<Utc>>,
+    pub before: Option<DateTime<Utc>>,
+}
+
+fn to_out(model: messages::Model, payload: Option<Value>) -> CoreResult<MessageOut> {
+    Ok(MessageOut {
+        id: MessageId::parse(&model.id).map_err(|err| CoreError::Internal(err.into()))?,
+        app_id: AppId::parse(&model.app_id).map_err(|err| CoreError::Internal(err.into()))?,
+        event_type: model.event_type,
+        event_id: model.event_id,
+        channels: from_json(model.channels, "channels")?,
+        payload,
+        created_at: model.created_at,
+    })
+}
+
+fn parse_payload(text: &str) -> CoreResult<Value> {
+    serde_json::from_str(text)
+        .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored payload unreadable: {err}")))
+}
+
+async fn load_payloads<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    ids: Vec<String>,
+) -> CoreResult<HashMap<String, Value>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    message_payloads::Entity::scoped(tenant)
+        .filter(message_payloads::Column::MessageId.is_in(ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|row| Ok((row.message_id, parse_payload(&row.payload)?)))
+        .collect()
+}
+
+async fn find_by_event_id<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    app_id: &str,
+    event_id: &str,
+) -> CoreResult<Option<MessageOut>> {
+    let Some(model) = messages::Entity::scoped(tenant)
+        .filter(messages::Column::AppId.eq(app_id))
+        .filter(messages::Column::EventId.eq(event_id))
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut payloads = load_payloads(conn, tenant, vec![model.id.clone()]).await?;
+    let payload = payloads.remove(&model.id);
+    Ok(Some(to_out(model, payload)?))
+}
+
+/// Validates the payload against the event type's JSON Schema, when the type exists and has one.
+async fn check_schema(ctx: &Context, tenant: &TenantId, event_type: &str, payload: &Value) -> CoreResult<()> {
+    let Some(schema) =
+        event_types::find(&ctx.db.conn, tenant, event_type).await?.and_then(|model| model.schema)
+    else {
+        return Ok(());
+    };
+    let validator = jsonschema::validator_for(&schema).map_err(|err| {
+        CoreError::Internal(anyhow::anyhow!("stored schema of {event_type} is invalid: {err}"))
+    })?;
+    let errors: Vec<_> = validator
+        .iter_errors(payload)
+        .take(20)
+        .map(|err| {
+            let mut loc = vec!["body".to_owned(), "payload".to_owned()];
+            loc.extend(
+                err.instance_path
+                    .as_str()
+                    .split('/')
+                    .filter(|segment| !segment.is_empty())
+                    .map(str::to_owned),
+            );
+            hookline_types::FieldError { loc, msg: err.to_string() }
+        })
+        .collect();
+    if errors.is_empty() { Ok(()) } else { Err(CoreError::Validation(errors)) }
+}
+
+pub async fn create(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    input: MessageIn,
+) -> CoreResult<Created> {
+    principal.require(ApiKeyScope::Write)?;
+    let tenant = &principal.tenant_id;
+    let mut errors = Errors::default();
+    let event_type = errors.check(&["body", "event_type"], EventTypeName::parse(&input.event_type));
+    if !input.payload.is_object() {
+        errors.push(&["body", "payload"], "must be a JSON object");
+    }
+    let channels = input.channels.unwrap_or_default();
+    if channels.len() > MAX_CHANNELS {
+        errors.push(&["body", "channels"], format!("at most {MAX_CHANNELS} channels"));
+    }
+    for (idx, channel) in channels.iter().enumerate() {
+        errors.check(&["body", "channels", &idx.to_string()], parse_channel(channel));
+    }
+    if let Some(event_id) = &input.event_id
+        && (event_id.is_empty() || event_id.len() > MAX_EVENT_ID_LEN)
+    {
+        errors.push(&["body", "event_id"], format!("must be 1 to {MAX_EVENT_ID_LEN} characters long"));
+    }
+    errors.into_result()?;
+    let event_type = event_type.expect("checked");
+    let payload_text = serde_json::to_string(&input.payload).expect("a Value always serializes");
+    if payload_text.len() > ctx.config.max_payload_bytes {
+        return Err(CoreError::PayloadTooLarge {
+            size: payload_text.len(),
+            limit: ctx.config.max_payload_bytes,
+        });
+    }
+
+    let app = applications::find(&ctx.db.conn, tenant, app).await?;
+    if let Some(event_id) = &input.event_id
+        && let Some(original) = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id).await?
+    {
+        return Ok(Created { message: original, is_new: false });
+    }
+    check_schema(ctx, tenant, event_type.as_str(), &input.payload).await?;
+
+    let app_id = AppId::parse(&app.id).map_err(|err| CoreError::Internal(err.into()))?;
+    let id = MessageId::new_id();
+    let now = Utc::now();
+    let txn = ctx.db.conn.begin().await?;
+    let inserted = messages::ActiveModel {
+        id: Set(id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        app_id: Set(app.id.clone()),
+        event_type: Set(event_type.as_str().to_owned()),
+        event_id: Set(input.event_id.clone()),
+        channels: Set(to_json(&channels)),
+        payload_size: Set(payload_text.len() as i64),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    let model = match inserted {
+        Ok(model) => model,
+        Err(err) if is_unique_violation(&err) && input.event_id.is_some() => {
+            // A concurrent request with the same event_id won the race: answer with its message.
+            drop(txn);
+            let event_id = input.event_id.as_deref().unwrap_or_default();
+            let original = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id)
+                .await?
+                .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("event_id conflict without a message")))?;
+            return Ok(Created { message: original, is_new: false });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    message_payloads::ActiveModel {
+        message_id: Set(id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        payload: Set(payload_text.clone()),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    usage::add(&txn, tenant, Some(&app_id), usage::Metric::MessagesAccepted, 1, now).await?;
+    usage::add(&txn, tenant, Some(&app_id), usage::Metric::PayloadBytes, payload_text.len() as i64, now)
+        .await?;
+    txn.commit().await?;
+    Ok(Created { message: to_out(model, Some(input.payload))?, is_new: true })
+}
+
+pub async fn list(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    filter: &MessageFilter,
+    page: &PageRequest,
+) -> CoreResult<ListResponse<MessageOut>> {
+    principal.require(ApiKeyScope::Read)?;
+    let tenant = &principal.tenant_id;
+    let app = applications::find(&ctx.db.conn, tenant, app).await?;
+    let mut select = messages::Entity::scoped(tenant).filter(messages::Column::AppId.eq(app.id.as_str()));
+    if !filter.event_types.is_empty() {
+        select = select.filter(messages::Column::EventType.is_in(filter.event_types.clone()));
+    }
+    // Time bounds become id bounds: ids start with their creation time, so the primary index
+    // answers them.
+    if let Some(after) = filter.after {
+        select = select.filter(messages::Column::Id.gte(time_boundary(MessageId::PREFIX, after)));
+    }
+    if let Some(before) = filter.before {
+        select = select.filter(messages::Column::Id.lt(time_boundary(MessageId::PREFIX, before)));
+    }
+    let list = paginate(
+        &ctx.db.conn,
+        select,
+        messages::Column::Id,
+        Order::Desc,
+        page,
+        |model| model,
+        |model| model.id.clone(),
+    )
+    .await?;
+    // Channel filtering happens on the page rather than in SQL: channels are a JSON array, and
+    // SQLite and PostgreSQL query those differently. The search issue moves this into the index.
+    let rows: Vec<_> = list
+        .data
+        .into_iter()
+        .filter(|model| {
+            filter.channel.as_ref().is_none_or(|channel| {
+                model
+                    .channels
+                    .as_array()
+                    .is_some_and(|channels| channels.iter().any(|c| c.as_str() == Some(channel.as_str())))
+            })
+        })
+        .collect();
+    let mut payloads =
+        load_payloads(&ctx.db.conn, tenant, rows.iter().map(|m| m.id.clone()).collect()).await?;
+    Ok(ListResponse {
+        data: rows
+            .into_iter()
+            .map(|model| {
+                let payload = payloads.remove(&model.id);
+                to_out(model, payload)
+            })
+            .collect::<CoreResult<_>>()?,
+        iterator: list.iterator,
+        done: list.done,
+    })
+}
+
+pub async fn get(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    id: &MessageId,
+) -> CoreResult<MessageOut> {
+    principal.require(ApiKeyScope::Read)?;
+    let tenant = &principal.tenant_id;
+    let app = applications::find(&ctx.db.conn, tenant, app).await?;
+    let model = messages::Entity::scoped(tenant)
+        .filter(messages::Column::AppId.eq(app.id.as_str()))
+        .filter(messages::Column::Id.eq(id.as_str()))
+        .one(&ctx.db.conn)
+        .await?
+        .ok_or(CoreError::NotFound("message"))?;
+    let mut payloads = load_payloads(&ctx.db.conn, tenant, vec![model.id.clone()]).await?;
+    let payload = payloads.remove(&model.id);
+    to_out(model, payload)
+}

@@ -1,0 +1,34 @@
+//! Services: one module per resource. Each public function takes the [`crate::Context`] and the
+//! calling [`crate::Principal`], checks the scope it needs, owns its transaction, and returns
+//! wire types from `hookline-types`.
+
+pub mod api_keys;
+pub mod applications;
+pub mod auth;
+pub mod endpoints;
+pub mod event_types;
+pub mod idempotency;
+pub mod messages;
+pub mod tenants;
+pub mod usage;
+
+use sea_orm::{DbErr, SqlErr};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::error::CoreError;
+
+/// True when `err` is a unique-constraint violation (a duplicate uid, name, email, …).
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("wire types always serialize")
+}
+
+/// Reads a JSON column written by us; a value that no longer parses is an internal error.
+pub(crate) fn from_json<T: DeserializeOwned>(value: Value, what: &str) -> Result<T, CoreError> {
+    serde_json::from_value(value)
+        .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored {what} is unreadable: {err}")))
+}

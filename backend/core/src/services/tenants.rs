@@ -1,0 +1,89 @@
+//! Tenants (organizations). Created by signup or by the operator CLI.
+
+use chrono::Utc;
+use hookline_types::{ApiKeyCreatedOut, ApiKeyIn, ApiKeyMode, ApiKeyScope, TenantId, TenantOut};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+
+use crate::{
+    Context,
+    entities::tenants,
+    error::{CoreError, CoreResult, Errors},
+    ids::NewId,
+    services::api_keys,
+};
+
+pub const DEFAULT_PLAN: &str = "free";
+
+pub(crate) fn to_out(model: tenants::Model) -> CoreResult<TenantOut> {
+    Ok(TenantOut {
+        id: TenantId::parse(&model.id).map_err(|err| CoreError::Internal(err.into()))?,
+        name: model.name,
+        plan: model.plan,
+        created_at: model.created_at,
+    })
+}
+
+pub(crate) fn validate_name(errors: &mut Errors, loc: &[&str], name: &str) {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.len() > 256 {
+        errors.push(loc, "must be 1 to 256 characters long");
+    }
+}
+
+pub(crate) async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+    email: &str,
+) -> CoreResult<tenants::Model> {
+    let now = Utc::now();
+    let model = tenants::ActiveModel {
+        id: Set(TenantId::new_id().into_string()),
+        name: Set(name.trim().to_owned()),
+        email: Set(Some(email.trim().to_owned())),
+        plan: Set(DEFAULT_PLAN.to_owned()),
+        billing_state: Set("none".to_owned()),
+        settings: Set(serde_json::json!({})),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Ok(model.insert(conn).await?)
+}
+
+/// The operator's `hookline tenant create`: a tenant on the free plan and its first API key
+/// (admin scope), whose secret is returned once.
+pub async fn create_with_key(
+    ctx: &Context,
+    name: &str,
+    email: &str,
+) -> CoreResult<(TenantOut, ApiKeyCreatedOut)> {
+    let mut errors = Errors::default();
+    validate_name(&mut errors, &["name"], name);
+    if !email.contains('@') {
+        errors.push(&["email"], "must be an email address");
+    }
+    errors.into_result()?;
+    let txn = ctx.db.conn.begin().await?;
+    let tenant = insert(&txn, name, email).await?;
+    let tenant_id = TenantId::parse(&tenant.id).map_err(|err| CoreError::Internal(err.into()))?;
+    let key = api_keys::insert(
+        &txn,
+        &tenant_id,
+        ApiKeyIn {
+            name: "default".to_owned(),
+            scopes: Some(vec![ApiKeyScope::Admin]),
+            mode: ApiKeyMode::Live,
+            expires_at: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((to_out(tenant)?, key))
+}
+
+pub async fn get(ctx: &Context, tenant: &TenantId) -> CoreResult<TenantOut> {
+    let model = tenants::Entity::find_by_id(tenant.as_str())
+        .one(&ctx.db.conn)
+        .await?
+        .ok_or(CoreError::NotFound("tenant"))?;
+    to_out(model)
+}

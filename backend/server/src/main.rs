@@ -1,0 +1,181 @@
+//! The `hookline` binary: `serve` (default: API, workers and dashboard in one process), `api`,
+//! `worker`, `migrate`, `tenant create`. Composition only: configuration, logging, wiring and
+//! signals live here; behaviour lives in the library crates.
+
+use std::{net::TcpListener, sync::Arc};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hookline_core::{Config, Context, Db, config::SETTINGS, crypto::Keys, services};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "hookline", version, about = "Hookline: a multi-tenant webhook platform", after_help = settings_help())]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API, workers and dashboard in one process (the default). Migrates the database first.
+    Serve,
+    /// Only the HTTP API and dashboard (run `hookline migrate` first).
+    Api,
+    /// Only the background workers (run `hookline migrate` first).
+    Worker,
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// Manage tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant on the free plan and print its first API key, alone on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn settings_help() -> String {
+    let mut help =
+        String::from("Configuration (environment, or the same keys lower-case in the config file):\n");
+    for (name, default, meaning) in SETTINGS {
+        help.push_str(&format!("  {name}\n      {meaning} [default: {default}]\n"));
+    }
+    help
+}
+
+fn init_logging() {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("HOOKLINE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let config = Config::load()?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    let ctx = context(config).await?;
+    match command {
+        Command::Serve => {
+            ctx.db.migrate(&ctx.config).await?;
+            run(ctx, true, true).await
+        }
+        Command::Api => run(ctx, true, false).await,
+        Command::Worker => run(ctx, false, true).await,
+        Command::Migrate => {
+            ctx.db.migrate(&ctx.config).await?;
+            tracing::info!("database is up to date");
+            Ok(())
+        }
+        Command::Tenant { command: TenantCommand::Create { name, email } } => {
+            ctx.db.migrate(&ctx.config).await?;
+            let (tenant, key) = services::tenants::create_with_key(&ctx, &name, &email)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}: {err:?}"))?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!(
+                    "tenant {} ({}) created on the {} plan; its API key:",
+                    tenant.id, tenant.name, tenant.plan
+                );
+                println!("{}", key.key);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn context(config: Config) -> anyhow::Result<Context> {
+    let keys = Keys::load_or_create(&config)?;
+    let db = Db::connect(&config).await?;
+    Ok(Context { db, keys: Arc::new(keys), config: Arc::new(config) })
+}
+
+/// Runs the API and/or the workers until SIGTERM or Ctrl-C, then stops both gracefully: the HTTP
+/// server finishes in-flight requests (up to 30 s) and the workers finish their current jobs.
+async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if api {
+        let listener =
+            TcpListener::bind(ctx.config.listen).with_context(|| format!("binding {}", ctx.config.listen))?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let server = hookline_api::serve(ctx.clone(), listener, ctx.config.dashboard_dir.clone())?;
+        let handle = server.handle();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            stopped(&mut stop).await;
+            handle.stop(true).await;
+        });
+        tasks.spawn(async move { server.await.context("HTTP server") });
+        // Tests and scripts read this line to find the port (HOOKLINE_LISTEN may say :0).
+        #[allow(clippy::print_stdout)]
+        {
+            println!("hookline listening on http://{address}");
+        }
+        tracing::info!(%address, dashboard = %ctx.config.dashboard_dir.display(), "API listening");
+    }
+    if worker {
+        let mut stop = stop_rx.clone();
+        let worker_ctx = ctx.clone();
+        tasks.spawn(async move {
+            hookline_worker::run(worker_ctx, async move { stopped(&mut stop).await }).await
+        });
+        tracing::info!("workers running");
+    }
+
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::select! {
+        result = shutdown => {
+            result?;
+            tracing::info!("shutting down");
+        }
+        Some(result) = tasks.join_next() => {
+            // A component stopped on its own: that is an error; stop the rest too.
+            let _ = stop_tx.send(true);
+            return result.context("component panicked")?.and(Err(anyhow::anyhow!("a component stopped unexpectedly")));
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(result) = tasks.join_next().await {
+        result.context("component panicked")??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        let is_set = *stop.borrow_and_update();
+        if is_set || stop.changed().await.is_err() {
+            return;
+        }
+    }
+}

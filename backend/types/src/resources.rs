@@ -1,0 +1,463 @@
+//! Request and response bodies, one group per resource. `XxxIn` creates, `XxxPatch` updates
+//! (absent keeps, null clears), `XxxOut` is what the API returns.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{ApiKeyId, AppId, EndpointId, EventTypeId, MessageId, Patch, TenantId, UserId};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Free-form string metadata a tenant attaches to its objects.
+pub type Metadata = BTreeMap<String, String>;
+
+// ----- auth -----------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignupIn {
+    pub email: String,
+    /// At least 10 characters.
+    pub password: String,
+    /// The name of the organization (tenant) this creates.
+    pub organization_name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Developer,
+    Admin,
+    Owner,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UserOut {
+    pub id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TenantOut {
+    pub id: TenantId,
+    pub name: String,
+    pub plan: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The signed-in session. The session itself travels in an HttpOnly cookie; `csrf_token` must be
+/// sent back as the `X-CSRF-Token` header on every state-changing request made with that cookie.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionOut {
+    pub user: UserOut,
+    pub tenant: TenantOut,
+    pub csrf_token: String,
+}
+
+// ----- API keys -------------------------------------------------------------------------------
+
+/// What a key may do: `read` (GET), `write` (read plus changes to resources), `admin` (write plus
+/// managing API keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyScope {
+    Read,
+    Write,
+    Admin,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyMode {
+    #[default]
+    Live,
+    Test,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyIn {
+    pub name: String,
+    /// Defaults to `["admin"]`.
+    #[serde(default)]
+    pub scopes: Option<Vec<ApiKeyScope>>,
+    #[serde(default)]
+    pub mode: ApiKeyMode,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiKeyOut {
+    pub id: ApiKeyId,
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<ApiKeyScope>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Returned once, at creation: `key` is never shown again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiKeyCreatedOut {
+    pub key: String,
+    pub api_key: ApiKeyOut,
+}
+
+// ----- event types ----------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EventTypeIn {
+    /// Dotted name such as `invoice.paid`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A JSON Schema that payloads of this type must satisfy.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub schema: Option<Value>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub example: Option<Value>,
+    #[serde(default)]
+    pub archived: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EventTypePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub schema: Patch<Value>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub example: Patch<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EventTypeOut {
+    pub id: EventTypeId,
+    pub name: String,
+    pub description: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub schema: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub example: Option<Value>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+// ----- applications ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationIn {
+    pub name: String,
+    /// The tenant's own identifier; usable wherever the id is.
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Deliveries per second across all of the application's endpoints.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub uid: Patch<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub rate_limit: Patch<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApplicationOut {
+    pub id: AppId,
+    pub uid: Option<String>,
+    pub name: String,
+    pub metadata: Metadata,
+    pub rate_limit: Option<u32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+// ----- endpoints ------------------------------------------------------------------------------
+
+/// How deliveries are put on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointFormat {
+    /// The payload as the JSON body, with Standard Webhooks headers.
+    #[default]
+    Json,
+    /// CloudEvents 1.0 structured mode (`application/cloudevents+json`).
+    CloudeventsStructured,
+    /// CloudEvents 1.0 binary mode (`ce-*` headers).
+    CloudeventsBinary,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointOrdering {
+    /// Deliveries run independently.
+    #[default]
+    None,
+    /// Message n+1 is sent only after message n succeeded or died.
+    Fifo,
+}
+
+/// How Hookline authenticates to the endpoint. Secrets are write-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EndpointAuthIn {
+    Basic {
+        username: String,
+        password: String,
+    },
+    Header {
+        name: String,
+        value: String,
+    },
+    #[serde(rename = "oauth2_client_credentials")]
+    OAuth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: String,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+/// The endpoint's auth as shown back: kinds and non-secret parts only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EndpointAuthOut {
+    Basic {
+        username: String,
+    },
+    Header {
+        name: String,
+    },
+    #[serde(rename = "oauth2_client_credentials")]
+    OAuth2ClientCredentials {
+        token_url: String,
+        client_id: String,
+        scope: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EndpointIn {
+    pub url: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Event types this endpoint receives: exact names or wildcards such as `invoice.*`. All
+    /// when absent.
+    #[serde(default)]
+    pub filter_types: Option<Vec<String>>,
+    /// Only messages carrying one of these channels. All when absent.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    /// Deliveries per second.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Extra request headers sent with every delivery.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub format: EndpointFormat,
+    #[serde(default)]
+    pub ordering: EndpointOrdering,
+    /// Total request timeout in milliseconds (default 15000, at most 60000).
+    #[serde(default)]
+    pub timeout_ms: Option<u32>,
+    /// Seconds to wait before each retry; replaces the default schedule.
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<u32>>,
+    #[serde(default)]
+    pub auth: Option<EndpointAuthIn>,
+    /// A signing secret `whsec_<base64>`; generated when absent.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EndpointPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub uid: Patch<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub filter_types: Patch<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    pub channels: Patch<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub rate_limit: Patch<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<EndpointFormat>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<EndpointOrdering>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub timeout_ms: Patch<u32>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<u32>>))]
+    pub retry_schedule: Patch<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<EndpointAuthIn>))]
+    pub auth: Patch<EndpointAuthIn>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EndpointOut {
+    pub id: EndpointId,
+    pub app_id: AppId,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub rate_limit: Option<u32>,
+    pub metadata: Metadata,
+    /// Header names only: values may be secrets.
+    pub header_names: Vec<String>,
+    pub format: EndpointFormat,
+    pub ordering: EndpointOrdering,
+    pub timeout_ms: Option<u32>,
+    pub retry_schedule: Option<Vec<u32>>,
+    pub auth: Option<EndpointAuthOut>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EndpointSecretOut {
+    /// `whsec_<base64>`.
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSecretRotateIn {
+    /// The new secret; generated when absent. The old one keeps signing for 24 hours.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+// ----- messages -------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MessageIn {
+    pub event_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub payload: Value,
+    /// The tenant's id for this event: a second message with the same `event_id` for the same
+    /// application returns the first one instead of creating a new one.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MessageOut {
+    pub id: MessageId,
+    pub app_id: AppId,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Vec<String>,
+    /// Absent once the payload has expired under the plan's retention.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub payload: Option<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+// ----- health ---------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HealthOut {
+    pub status: String,
+}

@@ -1,0 +1,15 @@
+//! Hookline's schema as one sea-orm-migration [`Migrator`]; the same migrations run on SQLite and
+//! PostgreSQL. Rules (see README.md): append-only, expand then contract, portable column types.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_foundation::Migration)]
+    }
+}
