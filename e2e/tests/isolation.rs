@@ -1,0 +1,187 @@
+//! Tenant isolation, route by route: every route of the served OpenAPI document is called with a
+//! second tenant's credentials against the first tenant's objects, and must answer 404 with none
+//! of the first tenant's data (never 403, never data). A route this test does not know fails it,
+//! so a new route cannot ship without its isolation case.
+
+use std::collections::BTreeMap;
+
+use hookline_e2e::{Backend, Client, TestServer, both_databases, id};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+both_databases!(every_route_hides_other_tenants_objects);
+
+/// How a route is checked.
+enum Case {
+    /// Names one of tenant A's objects in its path: must answer 404 to tenant B. The body (for
+    /// writes) is valid, so the 404 comes from the lookup and not from validation.
+    Scoped(Option<Value>),
+    /// A collection of the caller's own objects: tenant B's answer must not mention A's objects.
+    Collection(Option<Value>),
+    /// Not tenant data (health, docs, sign-up): nothing to hide.
+    Public,
+}
+
+fn cases() -> BTreeMap<&'static str, Case> {
+    use Case::*;
+    BTreeMap::from([
+        ("GET /healthz", Public),
+        ("GET /readyz", Public),
+        ("POST /api/v1/auth/signup", Public),
+        ("POST /api/v1/auth/login", Public),
+        ("POST /api/v1/auth/logout", Public),
+        // Session-only: with an API key it answers 403 session_required, with no tenant data.
+        ("GET /api/v1/auth/me", Public),
+        ("GET /api/v1/api-key", Collection(None)),
+        ("POST /api/v1/api-key", Collection(Some(json!({"name": "b key"})))),
+        ("DELETE /api/v1/api-key/{id}", Scoped(None)),
+        ("GET /api/v1/event-type", Collection(None)),
+        ("POST /api/v1/event-type", Collection(Some(json!({"name": "b.event"})))),
+        ("GET /api/v1/event-type/{name}", Scoped(None)),
+        ("PATCH /api/v1/event-type/{name}", Scoped(Some(json!({"description": "hijacked"})))),
+        ("DELETE /api/v1/event-type/{name}", Scoped(None)),
+        ("GET /api/v1/app", Collection(None)),
+        ("POST /api/v1/app", Collection(Some(json!({"name": "b app"})))),
+        ("GET /api/v1/app/{app}", Scoped(None)),
+        ("PATCH /api/v1/app/{app}", Scoped(Some(json!({"name": "hijacked"})))),
+        ("DELETE /api/v1/app/{app}", Scoped(None)),
+        ("GET /api/v1/app/{app}/endpoint", Scoped(None)),
+        ("POST /api/v1/app/{app}/endpoint", Scoped(Some(json!({"url": "https://evil.example/hook"})))),
+        ("GET /api/v1/app/{app}/endpoint/{ep}", Scoped(None)),
+        ("PATCH /api/v1/app/{app}/endpoint/{ep}", Scoped(Some(json!({"url": "https://evil.example/hook"})))),
+        ("DELETE /api/v1/app/{app}/endpoint/{ep}", Scoped(None)),
+        ("GET /api/v1/app/{app}/endpoint/{ep}/secret", Scoped(None)),
+        ("POST /api/v1/app/{app}/endpoint/{ep}/secret/rotate", Scoped(Some(json!({})))),
+        ("GET /api/v1/app/{app}/msg", Scoped(None)),
+        ("POST /api/v1/app/{app}/msg", Scoped(Some(json!({"event_type": "a.b", "payload": {"x": 1}})))),
+        ("GET /api/v1/app/{app}/msg/{msg}", Scoped(None)),
+    ])
+}
+
+/// Tenant A's objects, by path parameter.
+struct Victim {
+    params: BTreeMap<&'static str, Vec<String>>,
+    /// Strings that must never appear in tenant B's responses.
+    secrets: Vec<String>,
+}
+
+async fn seed_victim(a: &Client) -> Victim {
+    let app = a.create_app("A's customer", Some("a-customer")).await;
+    let endpoint = a
+        .post("/api/v1/app/a-customer/endpoint", json!({"url": "https://a.example/hook", "uid": "a-endpoint"}))
+        .await
+        .expect(201);
+    let message = a.send_message("a-customer", "a.secret", json!({"a_payload": "a-payload-marker"})).await;
+    a.post("/api/v1/event-type", json!({"name": "a.private"})).await.expect(201);
+    let key = a.post("/api/v1/api-key", json!({"name": "a extra key"})).await.expect(201);
+    let secret = a.get("/api/v1/app/a-customer/endpoint/a-endpoint/secret").await.expect(200);
+    Victim {
+        params: BTreeMap::from([
+            ("app", vec![id(&app), "a-customer".to_owned()]),
+            ("ep", vec![id(&endpoint), "a-endpoint".to_owned()]),
+            ("msg", vec![id(&message)]),
+            ("name", vec!["a.private".to_owned()]),
+            ("id", vec![id(&key["api_key"])]),
+        ]),
+        secrets: vec![
+            id(&app),
+            id(&endpoint),
+            id(&message),
+            id(&key["api_key"]),
+            "a-customer".to_owned(),
+            "a-payload-marker".to_owned(),
+            "a.private".to_owned(),
+            secret["key"].as_str().unwrap().to_owned(),
+        ],
+    }
+}
+
+/// Every way of filling the path's parameters: all of A's objects, and, for nested routes, B's
+/// own application with A's inner object (so a check on the parent alone is not enough).
+fn fillings(path: &str, victim: &Victim, b_app: &str) -> Vec<String> {
+    let names: Vec<&str> = victim.params.keys().copied().filter(|name| path.contains(&format!("{{{name}}}"))).collect();
+    let mut paths = vec![path.to_owned()];
+    for name in &names {
+        paths = paths
+            .into_iter()
+            .flat_map(|p| {
+                victim.params[name].iter().map(move |value| p.replace(&format!("{{{name}}}"), value)).collect::<Vec<_>>()
+            })
+            .collect();
+    }
+    if names.len() > 1 && names.contains(&"app") {
+        let mut mixed = path.replace("{app}", b_app);
+        for name in names.iter().filter(|n| **n != "app") {
+            mixed = mixed.replace(&format!("{{{name}}}"), &victim.params[name][0]);
+        }
+        paths.push(mixed);
+    }
+    paths
+}
+
+fn assert_no_leak(victim: &Victim, what: &str, text: &str) {
+    for secret in &victim.secrets {
+        assert!(!text.contains(secret.as_str()), "{what} leaked {secret}: {text}");
+    }
+}
+
+async fn every_route_hides_other_tenants_objects(db: Backend) {
+    let server = TestServer::start(db).await;
+    let a = server.tenant("alpha");
+    let b = server.tenant("beta");
+    let victim = seed_victim(&a).await;
+    let b_app = id(&b.create_app("B's customer", Some("b-customer")).await);
+    b.create_endpoint("b-customer", "https://b.example/hook").await;
+
+    let document = server.anonymous().get("/api/openapi.json").await.expect(200);
+    let cases = cases();
+    let mut checked = 0;
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let route = format!("{} {path}", method.to_uppercase());
+            let case = cases.get(route.as_str()).unwrap_or_else(|| {
+                panic!("route {route} has no isolation case: add it to e2e/tests/isolation.rs")
+            });
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            match case {
+                Case::Public => {}
+                Case::Scoped(body) => {
+                    for concrete in fillings(path, &victim, &b_app) {
+                        let response = b.request(method.clone(), &concrete, body.as_ref(), &[]).await;
+                        assert_eq!(response.status, 404, "{method} {concrete} as tenant B: {}", response.text);
+                        assert_eq!(response.body["code"], "not_found", "{method} {concrete}");
+                        assert_no_leak(&victim, &format!("{method} {concrete}"), &response.text);
+                        checked += 1;
+                    }
+                }
+                Case::Collection(body) => {
+                    let response = b.request(method.clone(), path, body.as_ref(), &[]).await;
+                    assert!(response.status.is_success(), "{method} {path} as tenant B: {}", response.text);
+                    assert_no_leak(&victim, &format!("{method} {path}"), &response.text);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        checked_routes(&document),
+        cases.len(),
+        "the isolation cases and the served routes differ: remove cases for routes that are gone"
+    );
+    assert!(checked > 30, "only {checked} requests checked");
+
+    // Tenant A's objects are untouched.
+    let app = a.get("/api/v1/app/a-customer").await.expect(200);
+    assert_eq!(app["name"], "A's customer");
+    a.get("/api/v1/app/a-customer/endpoint/a-endpoint").await.expect(200);
+    assert_eq!(a.get("/api/v1/event-type/a.private").await.expect(200)["description"], "");
+    let secret = a.get("/api/v1/app/a-customer/endpoint/a-endpoint/secret").await.expect(200);
+    assert!(victim.secrets.contains(&secret["key"].as_str().unwrap().to_owned()), "the secret was rotated");
+    assert_eq!(a.get("/api/v1/app/a-customer/msg").await.expect(200)["data"].as_array().unwrap().len(), 1);
+    let keys = a.get("/api/v1/api-key").await.expect(200);
+    assert!(keys["data"].as_array().unwrap().iter().all(|k| k["revoked_at"].is_null()), "{keys}");
+}
+
+fn checked_routes(document: &Value) -> usize {
+    document["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum()
+}
