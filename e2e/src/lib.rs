@@ -120,7 +120,12 @@ impl TestServer {
     }
 
     /// Starts the binary on an existing data directory and database (e.g. after a restart).
-    pub fn spawn(backend: Backend, data_dir: tempfile::TempDir, database_url: String, options: ServerOptions) -> TestServer {
+    pub fn spawn(
+        backend: Backend,
+        data_dir: tempfile::TempDir,
+        database_url: String,
+        options: ServerOptions,
+    ) -> TestServer {
         let mut command = Command::new(binary());
         command
             .arg("serve")
@@ -150,14 +155,7 @@ impl TestServer {
         let base_url = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("hookline did not start within 60 s (backend {backend:?})"));
-        TestServer {
-            base_url,
-            backend,
-            data_dir,
-            database_url,
-            child,
-            client: reqwest::Client::new(),
-        }
+        TestServer { base_url, backend, data_dir, database_url, child, client: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -226,11 +224,7 @@ impl TestServer {
 
     /// A client without credentials.
     pub fn anonymous(&self) -> Client {
-        Client {
-            base_url: self.base_url.clone(),
-            http: self.client.clone(),
-            auth: Auth::None,
-        }
+        Client { base_url: self.base_url.clone(), http: self.client.clone(), auth: Auth::None }
     }
 }
 
@@ -239,7 +233,10 @@ pub enum Auth {
     None,
     Bearer(String),
     /// A session cookie and, when sent, the CSRF token.
-    Session { cookie: String, csrf: Option<String> },
+    Session {
+        cookie: String,
+        csrf: Option<String>,
+    },
 }
 
 /// A typed API client for one set of credentials.
@@ -272,7 +269,11 @@ impl Response {
     pub fn expect_error(self, status: u16, code: &str) -> Value {
         assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
         assert_eq!(self.body["code"], code, "unexpected code; body: {}", self.text);
-        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "error without detail: {}", self.text);
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "error without detail: {}",
+            self.text
+        );
         self.body
     }
 
@@ -284,7 +285,13 @@ impl Response {
                 errors
                     .iter()
                     .map(|e| {
-                        e["loc"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(".")
+                        e["loc"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|p| p.as_str().unwrap().to_owned())
+                            .collect::<Vec<_>>()
+                            .join(".")
                     })
                     .collect()
             })
@@ -297,7 +304,13 @@ impl Client {
         Client { auth, ..self.clone() }
     }
 
-    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Response {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut request = self.http.request(method, format!("{}{}", self.base_url, path));
         match &self.auth {
             Auth::None => {}

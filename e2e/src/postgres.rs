@@ -32,7 +32,8 @@ const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, pg_ctl, postgres
      command installs them itself when run as root on Debian.";
 
 fn find_bindir() -> Option<PathBuf> {
-    let has_all = |dir: &Path| ["initdb", "pg_ctl", "postgres", "createdb"].iter().all(|b| dir.join(b).exists());
+    let has_all =
+        |dir: &Path| ["initdb", "pg_ctl", "postgres", "createdb"].iter().all(|b| dir.join(b).exists());
     if let Ok(dir) = std::env::var("HOOKLINE_PG_BINDIR") {
         return Some(PathBuf::from(dir));
     }
@@ -110,7 +111,9 @@ impl Cluster {
         );
         let postgres = cluster.bindir.join("postgres");
         let server = match &cluster.run_as {
-            Some(user) => format!("runuser -u {user} -- {} -D {} {options}", postgres.display(), data.display()),
+            Some(user) => {
+                format!("runuser -u {user} -- {} -D {} {options}", postgres.display(), data.display())
+            }
             None => format!("{} -D {} {options}", postgres.display(), data.display()),
         };
         let log = cluster._dir.path().join("postgres.log");
@@ -123,6 +126,8 @@ impl Cluster {
             data = data.display(),
             dir = cluster._dir.path().display(),
         );
+        // Deliberately never waited on: the watchdog must outlive this process to clean up after it.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -159,7 +164,11 @@ impl Cluster {
                 break;
             }
             // Just after start the server may still refuse connections ("starting up").
-            assert!(Instant::now() < deadline, "createdb failed: {}", String::from_utf8_lossy(&output.stderr));
+            assert!(
+                Instant::now() < deadline,
+                "createdb failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)

@@ -42,7 +42,8 @@ async fn the_quick_start_works_end_to_end(db: Backend) {
         .expect(201);
     assert!(id(&endpoint).starts_with("ep_"));
     assert_eq!(endpoint["filter_types"], json!(["invoice.*"]));
-    let message = api.send_message("customer-42", "invoice.paid", json!({"invoice": "in_1", "amount": 4200})).await;
+    let message =
+        api.send_message("customer-42", "invoice.paid", json!({"invoice": "in_1", "amount": 4200})).await;
     assert!(id(&message).starts_with("msg_"));
     let fetched = api.get(&format!("/api/v1/app/{}/msg/{}", id(&app), id(&message))).await.expect(200);
     assert_eq!(fetched["payload"], json!({"invoice": "in_1", "amount": 4200}));
@@ -89,7 +90,10 @@ async fn signup_login_and_csrf_protect_the_dashboard_session(db: Backend) {
     .await
     .expect_error(409, "email_taken");
     let short = anon
-        .post("/api/v1/auth/signup", json!({"email": "x@example.com", "password": "short", "organization_name": "X"}))
+        .post(
+            "/api/v1/auth/signup",
+            json!({"email": "x@example.com", "password": "short", "organization_name": "X"}),
+        )
         .await;
     assert_eq!(short.error_locs(), ["body.password"]);
     short.expect_error(422, "validation_error");
@@ -113,7 +117,10 @@ async fn signup_login_and_csrf_protect_the_dashboard_session(db: Backend) {
         .await
         .expect_error(401, "unauthorized");
     let login = anon
-        .post("/api/v1/auth/login", json!({"email": "OWNER@example.com", "password": "correct horse battery"}))
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "OWNER@example.com", "password": "correct horse battery"}),
+        )
         .await;
     let cookie2 = session_cookie(&login);
     login.expect(200);
@@ -125,7 +132,10 @@ async fn signup_login_and_csrf_protect_the_dashboard_session(db: Backend) {
     let cleared = logout.headers.get("set-cookie").unwrap().to_str().unwrap().to_owned();
     assert!(cleared.starts_with("hookline_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
     logout.expect(204);
-    let forged = anon.with_auth(Auth::Session { cookie: "hookline_session=eyJhbGciOiJIUzI1NiJ9.e30.x".to_owned(), csrf: None });
+    let forged = anon.with_auth(Auth::Session {
+        cookie: "hookline_session=eyJhbGciOiJIUzI1NiJ9.e30.x".to_owned(),
+        csrf: None,
+    });
     forged.get("/api/v1/app").await.expect_error(401, "unauthorized");
     // /auth/me is for sessions, not API keys.
     server.tenant("keyed").get("/api/v1/auth/me").await.expect_error(403, "session_required");
@@ -138,7 +148,10 @@ async fn api_keys_are_shown_once_scoped_and_revocable(db: Backend) {
     let read_key = created["key"].as_str().unwrap().to_owned();
     assert!(read_key.starts_with("hl_live_"));
     assert_eq!(created["api_key"]["prefix"], &read_key[..12]);
-    let test_key = admin.post("/api/v1/api-key", json!({"name": "sandbox", "mode": "test", "scopes": ["write"]})).await.expect(201);
+    let test_key = admin
+        .post("/api/v1/api-key", json!({"name": "sandbox", "mode": "test", "scopes": ["write"]}))
+        .await
+        .expect(201);
     assert!(test_key["key"].as_str().unwrap().starts_with("hl_test_"));
 
     // The list never shows keys.
@@ -154,15 +167,27 @@ async fn api_keys_are_shown_once_scoped_and_revocable(db: Backend) {
     reader.get("/api/v1/api-key").await.expect_error(403, "insufficient_scope");
     // last_used_at is recorded.
     let list = admin.get("/api/v1/api-key").await.expect(200);
-    let entry = list["data"].as_array().unwrap().iter().find(|k| k["id"] == created["api_key"]["id"]).unwrap().clone();
+    let entry = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == created["api_key"]["id"])
+        .unwrap()
+        .clone();
     assert!(entry["last_used_at"].is_string(), "{entry}");
 
     // A write key cannot mint an admin key.
     let writer = server.client_with_key(test_key["key"].as_str().unwrap());
-    writer.post("/api/v1/api-key", json!({"name": "x", "scopes": ["admin"]})).await.expect_error(403, "insufficient_scope");
+    writer
+        .post("/api/v1/api-key", json!({"name": "x", "scopes": ["admin"]}))
+        .await
+        .expect_error(403, "insufficient_scope");
 
     // Revocation takes effect at once.
-    let revoked = admin.delete(&format!("/api/v1/api-key/{}", created["api_key"]["id"].as_str().unwrap())).await.expect(200);
+    let revoked = admin
+        .delete(&format!("/api/v1/api-key/{}", created["api_key"]["id"].as_str().unwrap()))
+        .await
+        .expect(200);
     assert!(revoked["revoked_at"].is_string());
     reader.get("/api/v1/app").await.expect_error(401, "unauthorized");
     // Expired keys do not work; expiry must be in the future.
@@ -170,7 +195,11 @@ async fn api_keys_are_shown_once_scoped_and_revocable(db: Backend) {
         .post("/api/v1/api-key", json!({"name": "old", "expires_at": "2020-01-01T00:00:00Z"}))
         .await
         .expect_error(422, "validation_error");
-    server.client_with_key("hl_live_doesnotexist000000000000000000000").get("/api/v1/app").await.expect_error(401, "unauthorized");
+    server
+        .client_with_key("hl_live_doesnotexist000000000000000000000")
+        .get("/api/v1/app")
+        .await
+        .expect_error(401, "unauthorized");
     server.client_with_key("not-a-key").get("/api/v1/app").await.expect_error(401, "unauthorized");
 }
 
@@ -190,17 +219,25 @@ async fn event_types_validate_their_schema_and_the_messages_of_their_type(db: Ba
         .await
         .expect(201);
     assert_eq!(created["name"], "invoice.paid");
-    api.post("/api/v1/event-type", json!({"name": "invoice.paid"})).await.expect_error(409, "event_type_exists");
+    api.post("/api/v1/event-type", json!({"name": "invoice.paid"}))
+        .await
+        .expect_error(409, "event_type_exists");
     // A schema that is not a schema, and an example that does not match, name their fields.
-    let bad = api.post("/api/v1/event-type", json!({"name": "x.y", "schema": {"type": "no-such-type"}})).await;
+    let bad =
+        api.post("/api/v1/event-type", json!({"name": "x.y", "schema": {"type": "no-such-type"}})).await;
     assert_eq!(bad.error_locs(), ["body.schema"]);
-    let bad = api.post("/api/v1/event-type", json!({"name": "x.y", "schema": schema, "example": {"amount": -1}})).await;
+    let bad = api
+        .post("/api/v1/event-type", json!({"name": "x.y", "schema": schema, "example": {"amount": -1}}))
+        .await;
     assert_eq!(bad.error_locs(), ["body.example"]);
 
     let app = api.create_app("A", None).await;
     let app_id = id(&app);
     let rejected = api
-        .post(&format!("/api/v1/app/{app_id}/msg"), json!({"event_type": "invoice.paid", "payload": {"amount": "ten"}}))
+        .post(
+            &format!("/api/v1/app/{app_id}/msg"),
+            json!({"event_type": "invoice.paid", "payload": {"amount": "ten"}}),
+        )
         .await;
     assert_eq!(rejected.error_locs(), ["body.payload.amount"]);
     rejected.expect_error(422, "validation_error");
@@ -209,7 +246,10 @@ async fn event_types_validate_their_schema_and_the_messages_of_their_type(db: Ba
     api.send_message(&app_id, "user.created", json!({"anything": true})).await;
 
     // Patch: description kept when absent, schema cleared by null.
-    let patched = api.patch("/api/v1/event-type/invoice.paid", json!({"schema": null, "archived": true})).await.expect(200);
+    let patched = api
+        .patch("/api/v1/event-type/invoice.paid", json!({"schema": null, "archived": true}))
+        .await
+        .expect(200);
     assert_eq!(patched["schema"], Value::Null);
     assert_eq!(patched["description"], "An invoice was paid");
     assert_eq!(patched["archived"], true);
@@ -223,7 +263,10 @@ async fn applications_are_addressable_by_uid_and_patches_tell_null_from_absent(d
     let server = TestServer::start(db).await;
     let api = server.tenant("acme");
     let app = api
-        .post("/api/v1/app", json!({"name": "Customer", "uid": "cust-1", "metadata": {"tier": "gold"}, "rate_limit": 50}))
+        .post(
+            "/api/v1/app",
+            json!({"name": "Customer", "uid": "cust-1", "metadata": {"tier": "gold"}, "rate_limit": 50}),
+        )
         .await
         .expect(201);
     api.post("/api/v1/app", json!({"name": "Again", "uid": "cust-1"})).await.expect_error(409, "uid_taken");
@@ -248,9 +291,13 @@ async fn applications_are_addressable_by_uid_and_patches_tell_null_from_absent(d
     assert_eq!(first["data"][0]["id"], app["id"]);
     let iterator = first["iterator"].as_str().unwrap();
     let second = api.get(&format!("/api/v1/app?limit=2&iterator={iterator}")).await.expect(200);
-    let third = api.get(&format!("/api/v1/app?limit=2&iterator={}", second["iterator"].as_str().unwrap())).await.expect(200);
+    let third = api
+        .get(&format!("/api/v1/app?limit=2&iterator={}", second["iterator"].as_str().unwrap()))
+        .await
+        .expect(200);
     assert_eq!(third["done"], true);
-    let all: Vec<_> = [&first, &second, &third].iter().flat_map(|p| p["data"].as_array().unwrap().clone()).collect();
+    let all: Vec<_> =
+        [&first, &second, &third].iter().flat_map(|p| p["data"].as_array().unwrap().clone()).collect();
     assert_eq!(all.len(), 5);
 }
 
@@ -287,7 +334,8 @@ async fn endpoints_validate_their_fields_and_keep_secrets_encrypted(db: Backend)
         ]
     );
     bad.expect_error(422, "validation_error");
-    let unknown_field = api.post("/api/v1/app/a/endpoint", json!({"url": "https://x.example", "colour": "red"})).await;
+    let unknown_field =
+        api.post("/api/v1/app/a/endpoint", json!({"url": "https://x.example", "colour": "red"})).await;
     assert_eq!(unknown_field.error_locs(), ["body.colour"]);
 
     let endpoint = api
@@ -327,8 +375,10 @@ async fn endpoints_validate_their_fields_and_keep_secrets_encrypted(db: Backend)
             }
             String::from_utf8_lossy(&bytes).into_owned()
         }
-        Backend::Postgres => hookline_e2e::postgres::cluster()
-            .psql(&server.database_url, "SELECT secret_ciphertext, auth_ciphertext, headers_ciphertext FROM endpoints"),
+        Backend::Postgres => hookline_e2e::postgres::cluster().psql(
+            &server.database_url,
+            "SELECT secret_ciphertext, auth_ciphertext, headers_ciphertext FROM endpoints",
+        ),
     };
     assert!(stored.contains("v1."), "ciphertexts are stored");
     for clear in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "basic-secret-value", "header-secret-value"] {
@@ -337,7 +387,10 @@ async fn endpoints_validate_their_fields_and_keep_secrets_encrypted(db: Backend)
 
     // Patch and delete, by uid.
     let patched = api
-        .patch("/api/v1/app/a/endpoint/primary", json!({"disabled": true, "filter_types": null, "auth": null}))
+        .patch(
+            "/api/v1/app/a/endpoint/primary",
+            json!({"disabled": true, "filter_types": null, "auth": null}),
+        )
         .await
         .expect(200);
     assert_eq!(patched["disabled"], true);
@@ -345,7 +398,10 @@ async fn endpoints_validate_their_fields_and_keep_secrets_encrypted(db: Backend)
     assert_eq!(patched["filter_types"], Value::Null);
     assert_eq!(patched["auth"], Value::Null);
     assert_eq!(patched["channels"], json!(["eu"]));
-    assert_eq!(api.get(&format!("/api/v1/app/{app}/endpoint")).await.expect(200)["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.get(&format!("/api/v1/app/{app}/endpoint")).await.expect(200)["data"].as_array().unwrap().len(),
+        1
+    );
     api.delete(&format!("/api/v1/app/{app}/endpoint/{}", id(&endpoint))).await.expect(204);
     api.get("/api/v1/app/a/endpoint/primary").await.expect_error(404, "not_found");
 }
@@ -361,7 +417,9 @@ async fn signing_secrets_rotate(db: Backend) {
     api.request(Method::POST, &format!("{path}/rotate"), None, &[]).await.expect(204);
     let second = api.get(&path).await.expect(200)["key"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
-    api.post(&format!("{path}/rotate"), json!({"key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})).await.expect(204);
+    api.post(&format!("{path}/rotate"), json!({"key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))
+        .await
+        .expect(204);
     assert_eq!(api.get(&path).await.expect(200)["key"], "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     let bad = api.post(&format!("{path}/rotate"), json!({"key": "not-a-secret"})).await;
     assert_eq!(bad.error_locs(), ["body.key"]);
@@ -374,7 +432,9 @@ async fn idempotency_keys_replay_the_first_response(db: Backend) {
     let body = json!({"event_type": "order.created", "payload": {"n": 1}});
     let send = |key: &'static str, body: Value| {
         let api = api.clone();
-        async move { api.request(Method::POST, "/api/v1/app/a/msg", Some(&body), &[("Idempotency-Key", key)]).await }
+        async move {
+            api.request(Method::POST, "/api/v1/app/a/msg", Some(&body), &[("Idempotency-Key", key)]).await
+        }
     };
     let first = send("order-1", body.clone()).await;
     assert!(first.headers.get("idempotent-replayed").is_none());
@@ -392,7 +452,9 @@ async fn idempotency_keys_replay_the_first_response(db: Backend) {
     // Errors (4xx) are replayed too, so a retried bad request does not suddenly succeed twice.
     let bad = send("bad-1", json!({"event_type": "no spaces", "payload": {}})).await;
     bad.expect_error(422, "validation_error");
-    send("bad-1", json!({"event_type": "no spaces", "payload": {}})).await.expect_error(422, "validation_error");
+    send("bad-1", json!({"event_type": "no spaces", "payload": {}}))
+        .await
+        .expect_error(422, "validation_error");
     // Keys are per tenant: another tenant may use the same key for its own request.
     let other_tenant = server.tenant("globex");
     other_tenant.create_app("G", Some("g")).await;
@@ -403,7 +465,8 @@ async fn idempotency_keys_replay_the_first_response(db: Backend) {
     assert_ne!(theirs.expect(202)["id"], first["id"]);
     // An overlong key is refused.
     let long = "k".repeat(300);
-    let response = api.request(Method::POST, "/api/v1/app/a/msg", Some(&body), &[("Idempotency-Key", &long)]).await;
+    let response =
+        api.request(Method::POST, "/api/v1/app/a/msg", Some(&body), &[("Idempotency-Key", &long)]).await;
     assert_eq!(response.error_locs(), ["header.idempotency-key"]);
 }
 
@@ -414,16 +477,30 @@ async fn event_ids_deduplicate_messages(db: Backend) {
     api.create_app("B", Some("b")).await;
     let body = json!({"event_type": "order.created", "event_id": "evt-1", "payload": {"n": 1}});
     let first = api.post("/api/v1/app/a/msg", body.clone()).await.expect(202);
-    let again = api.post("/api/v1/app/a/msg", json!({"event_type": "order.created", "event_id": "evt-1", "payload": {"n": 2}})).await.expect(200);
+    let again = api
+        .post(
+            "/api/v1/app/a/msg",
+            json!({"event_type": "order.created", "event_id": "evt-1", "payload": {"n": 2}}),
+        )
+        .await
+        .expect(200);
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["payload"], json!({"n": 1}), "the original message is returned");
     // Concurrent duplicates still create exactly one message.
-    let sends = (0..8).map(|_| api.post("/api/v1/app/a/msg", json!({"event_type": "order.created", "event_id": "evt-2", "payload": {}})));
+    let sends = (0..8).map(|_| {
+        api.post(
+            "/api/v1/app/a/msg",
+            json!({"event_type": "order.created", "event_id": "evt-2", "payload": {}}),
+        )
+    });
     let results = futures_util::future::join_all(sends).await;
-    let ids: std::collections::BTreeSet<_> = results.into_iter().map(|r| {
-        assert!(r.status == 200 || r.status == 202, "{}", r.text);
-        r.body["id"].as_str().unwrap().to_owned()
-    }).collect();
+    let ids: std::collections::BTreeSet<_> = results
+        .into_iter()
+        .map(|r| {
+            assert!(r.status == 200 || r.status == 202, "{}", r.text);
+            r.body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
     assert_eq!(ids.len(), 1);
     // The same event_id in another application is another message.
     let other = api.post("/api/v1/app/b/msg", body).await.expect(202);
@@ -440,7 +517,10 @@ async fn message_lists_paginate_and_filter(db: Backend) {
         let event_type = if n % 2 == 0 { "order.created" } else { "order.paid" };
         let channels = if n < 3 { json!(["eu"]) } else { json!(["us"]) };
         let message = api
-            .post("/api/v1/app/a/msg", json!({"event_type": event_type, "payload": {"n": n}, "channels": channels}))
+            .post(
+                "/api/v1/app/a/msg",
+                json!({"event_type": event_type, "payload": {"n": n}, "channels": channels}),
+            )
             .await
             .expect(202);
         ids.push(id(&message));
@@ -470,12 +550,16 @@ async fn message_lists_paginate_and_filter(db: Backend) {
 
     let count = |body: Value| body["data"].as_array().unwrap().len();
     assert_eq!(count(api.get("/api/v1/app/a/msg?event_type=order.created").await.expect(200)), 4);
-    assert_eq!(count(api.get("/api/v1/app/a/msg?event_type=order.created&event_type=order.paid").await.expect(200)), 7);
+    assert_eq!(
+        count(api.get("/api/v1/app/a/msg?event_type=order.created&event_type=order.paid").await.expect(200)),
+        7
+    );
     assert_eq!(count(api.get("/api/v1/app/a/msg?channel=eu").await.expect(200)), 3);
     let after = api.get(&format!("/api/v1/app/a/msg?after={}", urlencode(&middle_time))).await.expect(200);
     assert!(after["data"].as_array().unwrap().iter().all(|m| id(m) >= ids[3]), "{after}");
     assert!(after["data"].as_array().unwrap().iter().any(|m| id(m) == ids[6]));
-    let before = api.get(&format!("/api/v1/app/a/msg?before={}", urlencode("2000-01-01T00:00:00Z"))).await.expect(200);
+    let before =
+        api.get(&format!("/api/v1/app/a/msg?before={}", urlencode("2000-01-01T00:00:00Z"))).await.expect(200);
     assert_eq!(count(before), 0);
 }
 
@@ -484,7 +568,11 @@ fn urlencode(s: &str) -> String {
 }
 
 async fn bad_input_gets_clear_errors(db: Backend) {
-    let server = TestServer::start_with(db, hookline_e2e::ServerOptions::default().env("HOOKLINE_MAX_PAYLOAD_BYTES", "2048")).await;
+    let server = TestServer::start_with(
+        db,
+        hookline_e2e::ServerOptions::default().env("HOOKLINE_MAX_PAYLOAD_BYTES", "2048"),
+    )
+    .await;
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
     let cases: &[(&str, &str)] = &[
@@ -503,9 +591,13 @@ async fn bad_input_gets_clear_errors(db: Backend) {
         response.expect_error(422, "validation_error");
     }
     // Not JSON: 400. Wrong content type: 415. Over the size limit: 413.
-    let response = api.http
+    let response = api
+        .http
         .post(format!("{}/api/v1/app/a/msg", server.base_url))
-        .bearer_auth(match &api.auth { Auth::Bearer(k) => k.clone(), _ => unreachable!() })
+        .bearer_auth(match &api.auth {
+            Auth::Bearer(k) => k.clone(),
+            _ => unreachable!(),
+        })
         .header("content-type", "application/json")
         .body("{\"event_type\": ")
         .send()
@@ -514,9 +606,13 @@ async fn bad_input_gets_clear_errors(db: Backend) {
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "invalid_json");
-    let response = api.http
+    let response = api
+        .http
         .post(format!("{}/api/v1/app/a/msg", server.base_url))
-        .bearer_auth(match &api.auth { Auth::Bearer(k) => k.clone(), _ => unreachable!() })
+        .bearer_auth(match &api.auth {
+            Auth::Bearer(k) => k.clone(),
+            _ => unreachable!(),
+        })
         .header("content-type", "text/plain")
         .body("{}")
         .send()
@@ -554,7 +650,10 @@ async fn deleting_an_application_removes_its_endpoints_and_messages(db: Backend)
     api.delete("/api/v1/app/a").await.expect(204);
     api.get(&format!("/api/v1/app/{app}")).await.expect_error(404, "not_found");
     api.get(&format!("/api/v1/app/{app}/msg/{message}")).await.expect_error(404, "not_found");
-    assert_eq!(api.get(&format!("/api/v1/app/{keep}/msg")).await.expect(200)["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        api.get(&format!("/api/v1/app/{keep}/msg")).await.expect(200)["data"].as_array().unwrap().len(),
+        1
+    );
     // The uid is free again.
     api.create_app("A again", Some("a")).await;
     assert_eq!(api.get("/api/v1/app/a/endpoint").await.expect(200)["data"].as_array().unwrap().len(), 0);

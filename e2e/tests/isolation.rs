@@ -68,7 +68,10 @@ struct Victim {
 async fn seed_victim(a: &Client) -> Victim {
     let app = a.create_app("A's customer", Some("a-customer")).await;
     let endpoint = a
-        .post("/api/v1/app/a-customer/endpoint", json!({"url": "https://a.example/hook", "uid": "a-endpoint"}))
+        .post(
+            "/api/v1/app/a-customer/endpoint",
+            json!({"url": "https://a.example/hook", "uid": "a-endpoint"}),
+        )
         .await
         .expect(201);
     let message = a.send_message("a-customer", "a.secret", json!({"a_payload": "a-payload-marker"})).await;
@@ -99,13 +102,17 @@ async fn seed_victim(a: &Client) -> Victim {
 /// Every way of filling the path's parameters: all of A's objects, and, for nested routes, B's
 /// own application with A's inner object (so a check on the parent alone is not enough).
 fn fillings(path: &str, victim: &Victim, b_app: &str) -> Vec<String> {
-    let names: Vec<&str> = victim.params.keys().copied().filter(|name| path.contains(&format!("{{{name}}}"))).collect();
+    let names: Vec<&str> =
+        victim.params.keys().copied().filter(|name| path.contains(&format!("{{{name}}}"))).collect();
     let mut paths = vec![path.to_owned()];
     for name in &names {
         paths = paths
             .into_iter()
             .flat_map(|p| {
-                victim.params[name].iter().map(move |value| p.replace(&format!("{{{name}}}"), value)).collect::<Vec<_>>()
+                victim.params[name]
+                    .iter()
+                    .map(move |value| p.replace(&format!("{{{name}}}"), value))
+                    .collect::<Vec<_>>()
             })
             .collect();
     }
@@ -148,7 +155,11 @@ async fn every_route_hides_other_tenants_objects(db: Backend) {
                 Case::Scoped(body) => {
                     for concrete in fillings(path, &victim, &b_app) {
                         let response = b.request(method.clone(), &concrete, body.as_ref(), &[]).await;
-                        assert_eq!(response.status, 404, "{method} {concrete} as tenant B: {}", response.text);
+                        assert_eq!(
+                            response.status, 404,
+                            "{method} {concrete} as tenant B: {}",
+                            response.text
+                        );
                         assert_eq!(response.body["code"], "not_found", "{method} {concrete}");
                         assert_no_leak(&victim, &format!("{method} {concrete}"), &response.text);
                         checked += 1;

@@ -11,7 +11,11 @@ async fn sigterm_stops_the_server_gracefully(db: Backend) {
     server.anonymous().get("/healthz").await.expect(200);
     let status = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
     assert!(status.success());
-    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(true), "hookline did not exit cleanly on SIGTERM");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(30)),
+        Some(true),
+        "hookline did not exit cleanly on SIGTERM"
+    );
 }
 
 #[tokio::test]
@@ -37,7 +41,10 @@ async fn with_no_configuration_it_creates_its_data_directory_and_master_key() {
     let _ = child.kill();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no HOOKLINE_MASTER_KEY configured"), "no warning about the generated key: {stderr}");
+    assert!(
+        stderr.contains("no HOOKLINE_MASTER_KEY configured"),
+        "no warning about the generated key: {stderr}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data.join("master.key")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the master key must be private");
@@ -47,7 +54,13 @@ async fn with_no_configuration_it_creates_its_data_directory_and_master_key() {
 async fn help_lists_every_setting() {
     let output = Command::new(binary()).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    for setting in ["HOOKLINE_LISTEN", "HOOKLINE_DATABASE_URL", "HOOKLINE_MASTER_KEY", "HOOKLINE_SSRF_ALLOW", "HOOKLINE_RETRY_SCHEDULE"] {
+    for setting in [
+        "HOOKLINE_LISTEN",
+        "HOOKLINE_DATABASE_URL",
+        "HOOKLINE_MASTER_KEY",
+        "HOOKLINE_SSRF_ALLOW",
+        "HOOKLINE_RETRY_SCHEDULE",
+    ] {
         assert!(help.contains(setting), "--help does not mention {setting}");
     }
 }
@@ -73,7 +86,9 @@ async fn secrets_are_encrypted_under_the_configured_master_key() {
     assert!(!server.data_dir.path().join("master.key").exists(), "no key file when the key is configured");
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
-    api.post("/api/v1/app/a/endpoint", serde_json::json!({"url": "https://x.example", "uid": "e"})).await.expect(201);
+    api.post("/api/v1/app/a/endpoint", serde_json::json!({"url": "https://x.example", "uid": "e"}))
+        .await
+        .expect(201);
     let secret = api.get("/api/v1/app/a/endpoint/e/secret").await.expect(200);
     let key_line = api.clone();
     let (data_dir, database_url) = server.stop();

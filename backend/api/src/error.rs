@@ -100,10 +100,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, code, detail, errors) = self.parts();
-        if status.is_server_error() {
-            if let ApiError::Core(cause) = self {
-                tracing::error!(error = %cause, "request failed");
-            }
+        if status.is_server_error()
+            && let ApiError::Core(cause) = self
+        {
+            tracing::error!(error = %cause, "request failed");
         }
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {

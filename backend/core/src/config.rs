@@ -227,6 +227,16 @@ impl Config {
         })
     }
 
+    /// The defaults with this database and data directory: for tests and tools.
+    pub fn with_database(database_url: &str, data_dir: &std::path::Path) -> Result<Config, ConfigError> {
+        let data_dir = data_dir.display().to_string();
+        Config::from_layers(FileLayer::default(), |name| match name {
+            "HOOKLINE_DATABASE_URL" => Some(database_url.to_owned()),
+            "HOOKLINE_DATA_DIR" => Some(data_dir.clone()),
+            _ => None,
+        })
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }

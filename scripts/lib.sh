@@ -1,0 +1,93 @@
+# Shared set-up steps for run.sh and test.sh. Each step checks first and only installs what is
+# missing; where it cannot install (not root, not Debian), it stops and says what to install.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+is_debian() { [ -f /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; }
+
+APT_UPDATED=0
+# ensure_debian_packages CHECK_COMMAND PACKAGE...: runs CHECK_COMMAND; when it fails, installs the
+# packages with apt-get (as root on Debian) or explains how.
+ensure_debian_packages() {
+  local check="$1"; shift
+  if eval "$check" >/dev/null 2>&1; then return 0; fi
+  if is_root && is_debian; then
+    say "installing $* (apt-get)"
+    if [ "$APT_UPDATED" = 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+      APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    eval "$check" >/dev/null 2>&1 || die "installed $* but the check '$check' still fails"
+  elif is_debian; then
+    die "missing $*: run 'sudo apt-get install -y $*' (or run this script as root), then try again"
+  else
+    die "missing $*: install them with your system's package manager (e.g. 'brew install $*' on macOS), then try again"
+  fi
+}
+
+ensure_cargo() {
+  command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust 1.95 or later from https://rustup.rs, then try again"
+}
+
+# PostgreSQL server binaries for the throw-away test cluster (initdb, pg_ctl, postgres, createdb).
+have_pg_binaries() {
+  local dir
+  for dir in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/*/bin; do
+    [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && [ -x "$dir/createdb" ] && return 0
+  done
+  return 1
+}
+
+ensure_postgres() {
+  ensure_debian_packages have_pg_binaries postgresql
+  # The test cluster runs as the postgres user when we are root; runuser comes with util-linux.
+  if is_root; then ensure_debian_packages "command -v runuser" util-linux; fi
+}
+
+ensure_wasm_target() {
+  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then return 0; fi
+  command -v rustup >/dev/null 2>&1 || die "the wasm32-unknown-unknown target is missing and rustup is not installed: install rustup, then 'rustup target add wasm32-unknown-unknown'"
+  say "adding the wasm32-unknown-unknown target (rustup)"
+  rustup target add wasm32-unknown-unknown >/dev/null
+}
+
+# The wasm-bindgen CLI must be exactly the version of the wasm-bindgen crate in Cargo.lock.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"
+}
+
+ensure_wasm_bindgen() {
+  local want; want="$(wasm_bindgen_version)"
+  [ -n "$want" ] || die "no wasm-bindgen in Cargo.lock"
+  if command -v wasm-bindgen >/dev/null 2>&1 && [ "$(wasm-bindgen --version | awk '{print $2}')" = "$want" ]; then
+    return 0
+  fi
+  say "installing wasm-bindgen-cli $want (cargo install, a few minutes, once)"
+  # Not --locked: the CLI's own lockfile pins a webpki-roots release the registry may lack.
+  cargo install --quiet --version "$want" wasm-bindgen-cli
+}
+
+# Builds the dashboard into frontend/dist when its sources changed (cargo decides what is stale;
+# wasm-bindgen runs only when the .wasm is newer than its output).
+build_dashboard() {
+  ensure_wasm_target
+  ensure_wasm_bindgen
+  say "building the dashboard (wasm)"
+  cargo build --quiet -p hookline-dashboard --target wasm32-unknown-unknown --profile wasm-release
+  local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+  local wasm="$target_dir/wasm32-unknown-unknown/wasm-release/hookline_dashboard.wasm"
+  local dist="$ROOT/frontend/dist"
+  mkdir -p "$dist/pkg"
+  if [ ! -f "$dist/pkg/hookline_dashboard_bg.wasm" ] || [ "$wasm" -nt "$dist/pkg/hookline_dashboard_bg.wasm" ]; then
+    wasm-bindgen --target web --no-typescript --out-dir "$dist/pkg" "$wasm"
+  fi
+  cp "$ROOT"/frontend/static/* "$dist/"
+}

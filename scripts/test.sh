@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints (host and wasm), unit tests, and the black-box e2e suite on
+# SQLite and on a throw-away PostgreSQL cluster. Installs what a fresh Debian machine lacks first.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_cargo
+ensure_postgres
+ensure_wasm_target
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "clippy (server side)"
+cargo clippy --quiet --all-targets -- -D warnings
+
+say "clippy (dashboard and wire types on wasm32)"
+cargo clippy --quiet -p hookline-dashboard -p hookline-types --target wasm32-unknown-unknown -- -D warnings
+
+say "building the binary under test"
+cargo build --quiet -p hookline
+
+say "tests (unit, then e2e on SQLite and PostgreSQL)"
+cargo test --no-fail-fast -- --color never
