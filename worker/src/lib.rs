@@ -108,3 +108,8 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
         }
     }
 }
+
+/// A name for this process's workers, unique across processes and restarts.
+fn worker_instance_id() -> String {
+    format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis())
+}
