@@ -66,8 +66,12 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send + 'stat
         ($storage:expr) => {{
             let storage = $storage;
             let scheduler = schedule(storage.clone(), stop_rx.clone());
-            let worker =
-                WorkerBuilder::new("hookline-maintenance").backend(storage).data(ctx.clone()).build(handle);
+            // apalis registers workers by name and refuses a second live one with the same name,
+            // so every process gets its own (several `hookline worker`s, or a quick restart).
+            let worker = WorkerBuilder::new(format!("hookline-maintenance-{}", worker_instance_id()))
+                .backend(storage)
+                .data(ctx.clone())
+                .build(handle);
             let (worker_result, ()) = tokio::join!(worker.run_until(stopped), scheduler);
             worker_result.map_err(|err| anyhow::anyhow!("maintenance worker: {err}"))
         }};
