@@ -112,3 +112,22 @@ async fn secrets_are_encrypted_under_the_configured_master_key() {
     assert!(!response.text.contains("whsec_"), "{}", response.text);
     response.expect_error(500, "internal_error");
 }
+
+both_databases!(a_restart_on_the_same_database_keeps_every_component_running);
+
+async fn a_restart_on_the_same_database_keeps_every_component_running(db: Backend) {
+    let server = TestServer::start(db).await;
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let key = match &api.auth {
+        hookline_e2e::Auth::Bearer(key) => key.clone(),
+        _ => unreachable!(),
+    };
+    // SIGKILL: no clean shutdown, so the first process's worker registrations are still live.
+    let (data_dir, database_url) = server.stop();
+    let mut restarted = TestServer::spawn(db, data_dir, database_url, ServerOptions::default());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(restarted.wait_exit(Duration::from_millis(10)), None, "the restarted server exited");
+    let api = restarted.client_with_key(&key);
+    api.get("/api/v1/app/a").await.expect(200);
+}
