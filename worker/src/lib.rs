@@ -1,25 +1,44 @@
-//! Hookline's background workers, on apalis with the same database as the API (apalis-sqlite on
-//! the embedded default, apalis-postgres in production). This crate is also the only one that
-//! will call webhook endpoints (the delivery engine lands here next).
+//! Hookline's background workers, on the same database as the API: the delivery engine
+//! ([`engine`]), and apalis queues (apalis-sqlite on the embedded default, apalis-postgres in
+//! production) for scheduled work: retry wake-ups that carry batches of delivery ids, and
+//! maintenance. This crate is the only one that calls webhook endpoints ([`http`], [`send`]).
 //!
-//! Today it runs the maintenance queue: a scheduler enqueues `MaintenanceJob`s on a timer and an
-//! apalis worker runs them. Jobs carry no data beyond their kind and are idempotent, so several
-//! worker processes may enqueue and run them at once.
+//! Jobs carry ids or nothing, never bodies, and are idempotent: a retry wake-up only claims
+//! deliveries that are still due, so a duplicate job, or the claim loop getting there first,
+//! sends nothing twice.
 
-use std::{future::Future, time::Duration};
+pub mod engine;
+pub mod http;
+pub mod retry;
+pub mod send;
+pub mod signing;
+
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::*;
+use chrono::{DateTime, Utc};
 use hookline_core::{Context, db::RawPool, services::idempotency};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+pub use engine::{Engine, EngineConfig};
 
 /// How often the scheduler enqueues each maintenance job.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 const PURGE_BATCH: u64 = 1_000;
+/// The longest the engine waits for in-flight attempts at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MaintenanceJob {
     /// Delete `Idempotency-Key` records past their 24 hours, in small batches.
     PurgeIdempotencyKeys,
+}
+
+/// Wakes the engine for deliveries whose retry is due; scheduled with apalis' `run_after`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryWakeup {
+    pub delivery_ids: Vec<String>,
 }
 
 /// Runs one maintenance job to completion.
@@ -41,50 +60,94 @@ pub async fn run_maintenance(ctx: &Context, job: &MaintenanceJob) -> anyhow::Res
     }
 }
 
-async fn handle(job: MaintenanceJob, ctx: Data<Context>) -> Result<(), BoxDynError> {
+async fn handle_maintenance(job: MaintenanceJob, ctx: Data<Context>) -> Result<(), BoxDynError> {
     let deleted = run_maintenance(&ctx, &job).await.map_err(|err| -> BoxDynError { err.into() })?;
     tracing::info!(?job, deleted, "maintenance job done");
     Ok(())
 }
 
-/// Runs the workers until `shutdown` completes.
-pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = {
-        let mut rx = stop_rx.clone();
-        async move {
-            stopped(&mut rx).await;
-            Ok::<(), std::io::Error>(())
-        }
-    };
+async fn handle_retry(job: RetryWakeup, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    // Claims only those still due; the rest (sent meanwhile, not yet due) are the claim loop's.
+    for chunk in job.delivery_ids.chunks(500) {
+        engine.claim(Some(chunk)).await.map_err(|err| -> BoxDynError { Box::new(err) })?;
+    }
+    Ok(())
+}
+
+/// A name for this process's workers, unique across processes and restarts: apalis registers
+/// workers by name and refuses a second live one with the same name.
+fn worker_instance_id() -> String {
+    format!("{}-{}", std::process::id(), Utc::now().timestamp_millis())
+}
+
+/// Runs the engine and the queues until `shutdown` completes, then stops them gracefully:
+/// in-flight attempts are recorded (up to [`SHUTDOWN_GRACE`]) and what is left is handed back.
+pub async fn run(
+    ctx: Context,
+    config: EngineConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let instance = worker_instance_id();
+    let (engine, engine_tasks) = Engine::start(ctx.clone(), config, format!("worker-{instance}"));
+    let (retry_tx, retry_rx) = mpsc::unbounded_channel();
+    let _ = engine.retry_sink.set(retry_tx);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping_engine = engine.clone();
     tokio::spawn(async move {
         shutdown.await;
+        stopping_engine.stop(SHUTDOWN_GRACE).await;
         let _ = stop_tx.send(true);
     });
 
     macro_rules! run_on {
-        ($storage:expr) => {{
-            let storage = $storage;
-            let scheduler = schedule(storage.clone(), stop_rx.clone());
-            // apalis registers workers by name and refuses a second live one with the same name,
-            // so every process gets its own (several `hookline worker`s, or a quick restart).
-            let worker = WorkerBuilder::new(format!("hookline-maintenance-{}", worker_instance_id()))
-                .backend(storage)
+        ($maintenance:expr, $retries:expr) => {{
+            let maintenance = $maintenance;
+            let retries = $retries;
+            let scheduler = schedule_maintenance(maintenance.clone(), stop_rx.clone());
+            let pusher = push_retries(retries.clone(), retry_rx, stop_rx.clone());
+            let maintenance_worker = WorkerBuilder::new(format!("hookline-maintenance-{instance}"))
+                .backend(maintenance)
                 .data(ctx.clone())
-                .build(handle);
-            let (worker_result, ()) = tokio::join!(worker.run_until(stopped), scheduler);
-            worker_result.map_err(|err| anyhow::anyhow!("maintenance worker: {err}"))
+                .build(handle_maintenance);
+            let retry_worker = WorkerBuilder::new(format!("hookline-retries-{instance}"))
+                .backend(retries)
+                .data(engine.clone())
+                .build(handle_retry);
+            let (a, b, (), ()) = tokio::join!(
+                maintenance_worker.run_until(until_stopped(stop_rx.clone())),
+                retry_worker.run_until(until_stopped(stop_rx.clone())),
+                scheduler,
+                pusher,
+            );
+            a.map_err(|err| anyhow::anyhow!("maintenance worker: {err}"))?;
+            b.map_err(|err| anyhow::anyhow!("retry worker: {err}"))?;
         }};
     }
 
     match ctx.db.raw_pool() {
-        RawPool::Sqlite(pool) => run_on!(apalis_sqlite::SqliteStorage::<MaintenanceJob>::new(pool)),
-        RawPool::Postgres(pool) => run_on!(apalis_postgres::PostgresStorage::<MaintenanceJob>::new(pool)),
+        RawPool::Sqlite(pool) => run_on!(
+            apalis_sqlite::SqliteStorage::<MaintenanceJob>::new(pool),
+            apalis_sqlite::SqliteStorage::<RetryWakeup>::new(pool)
+        ),
+        RawPool::Postgres(pool) => run_on!(
+            apalis_postgres::PostgresStorage::<MaintenanceJob>::new(pool),
+            apalis_postgres::PostgresStorage::<RetryWakeup>::new(pool)
+        ),
     }
+    for task in engine_tasks {
+        task.abort();
+    }
+    Ok(())
+}
+
+async fn until_stopped(mut stop: watch::Receiver<bool>) -> Result<(), std::io::Error> {
+    stopped(&mut stop).await;
+    Ok(())
 }
 
 /// Enqueues every maintenance job now and then every [`MAINTENANCE_INTERVAL`], until stopped.
-async fn schedule<S, Kind>(mut storage: S, mut stop: tokio::sync::watch::Receiver<bool>)
+async fn schedule_maintenance<S, Kind>(mut storage: S, mut stop: watch::Receiver<bool>)
 where
     S: TaskSink<MaintenanceJob, Kind> + Send,
     S::Error: std::fmt::Display,
@@ -102,18 +165,44 @@ where
     }
 }
 
+/// Turns the engine's retry decisions into apalis jobs: one job per second of due time, carrying
+/// every delivery due in it. A failure to enqueue loses nothing: the claim loop finds due
+/// deliveries in the database anyway; the job only makes the retry punctual.
+async fn push_retries<S, Kind>(
+    mut storage: S,
+    mut retries: mpsc::UnboundedReceiver<Vec<(String, DateTime<Utc>)>>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: TaskSink<RetryWakeup, Kind> + Send,
+    S::Error: std::fmt::Display,
+{
+    loop {
+        let batch = tokio::select! {
+            batch = retries.recv() => match batch { Some(batch) => batch, None => return },
+            _ = stopped(&mut stop) => return,
+        };
+        let mut by_second: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+        for (id, at) in batch {
+            by_second.entry(at.timestamp()).or_default().push(id);
+        }
+        let now = Utc::now().timestamp();
+        for (second, delivery_ids) in by_second {
+            let delay = Duration::from_secs(u64::try_from(second - now).unwrap_or(0));
+            let task = TaskBuilder::new(RetryWakeup { delivery_ids }).run_after(delay).build();
+            if let Err(err) = storage.push_task(task).await {
+                tracing::warn!(error = %err, "could not enqueue a retry wake-up; the claim loop will pick it up");
+            }
+        }
+    }
+}
+
 /// Resolves once the stop flag is set (or its sender is gone). Unlike `watch::Receiver::wait_for`,
 /// holds no lock guard across an await, so the future stays `Send`.
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+async fn stopped(stop: &mut watch::Receiver<bool>) {
     loop {
         let is_set = *stop.borrow_and_update();
         if is_set || stop.changed().await.is_err() {
             return;
         }
     }
-}
-
-/// A name for this process's workers, unique across processes and restarts.
-fn worker_instance_id() -> String {
-    format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp_millis())
 }

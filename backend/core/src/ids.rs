@@ -1,5 +1,6 @@
 //! Minting ids: a ULID (48-bit millisecond time + 80 random bits) behind the type's prefix, so new
-//! ids sort after old ones.
+//! ids sort after old ones. One monotonic generator per process: ids minted in the same
+//! millisecond still sort in minting order, which FIFO endpoints rely on.
 
 use hookline_types::*;
 
@@ -11,7 +12,7 @@ macro_rules! new_id {
     ($($name:ident),*) => {$(
         impl NewId for $name {
             fn new_id() -> Self {
-                $name::from_ulid(&ulid::Ulid::new().to_string())
+                $name::from_ulid(&next_ulid().to_string())
                     .expect("a ULID always has the shape of an id")
             }
         }
@@ -32,6 +33,13 @@ new_id!(
     SourceId
 );
 
+fn next_ulid() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Overflow needs 2^80 ids in one millisecond; fall back to a fresh random ULID.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 /// The smallest id of this kind minted at or after `time`: `id < boundary` means "created before".
 pub fn time_boundary(prefix: &str, time: chrono::DateTime<chrono::Utc>) -> String {
     let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0);
@@ -49,6 +57,12 @@ mod tests {
         let second = AppId::new_id();
         assert!(first < second, "{first} < {second}");
         assert!(AppId::parse(first.as_str()).is_ok());
+    }
+
+    #[test]
+    fn ids_minted_in_the_same_millisecond_keep_their_order() {
+        let ids: Vec<MessageId> = (0..1000).map(|_| MessageId::new_id()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
     }
 
     #[test]

@@ -21,10 +21,31 @@ pub use db::Db;
 pub use error::{CoreError, CoreResult};
 pub use principal::Principal;
 
-/// Everything a service needs, cheap to clone: the database and the key material.
+/// Everything a service needs, cheap to clone: the database, the key material, and the in-process
+/// signals between the API and the workers.
 #[derive(Clone)]
 pub struct Context {
     pub db: Db,
     pub keys: std::sync::Arc<crypto::Keys>,
     pub config: std::sync::Arc<Config>,
+    pub signals: std::sync::Arc<Signals>,
+}
+
+impl Context {
+    pub fn new(db: Db, keys: crypto::Keys, config: Config) -> Context {
+        Context {
+            db,
+            keys: std::sync::Arc::new(keys),
+            config: std::sync::Arc::new(config),
+            signals: std::sync::Arc::new(Signals::default()),
+        }
+    }
+}
+
+/// Wake-ups from the API to workers in the same process. They only shorten latency: a worker in
+/// another process finds the same work by polling the database, which stays the source of truth.
+#[derive(Default)]
+pub struct Signals {
+    /// A message was accepted: the fan-out loop has work.
+    pub fanout: tokio::sync::Notify,
 }

@@ -44,6 +44,8 @@ tenant_scoped!(
     message_payloads,
     deliveries,
     attempts,
+    fanout_queue,
+    endpoint_health,
     usage_counters,
     idempotency_keys
 );

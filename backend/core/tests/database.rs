@@ -1,7 +1,5 @@
 //! Database-facing unit tests of hookline-core, on SQLite and on a throw-away PostgreSQL.
 
-use std::sync::Arc;
-
 use chrono::{Duration, Utc};
 use hookline_core::{
     Config, Context, Db,
@@ -31,7 +29,7 @@ async fn context(backend: Backend) -> TestDb {
     let config = Config::with_database(&url, dir.path()).unwrap();
     let db = Db::connect(&config).await.unwrap();
     db.migrate(&config).await.unwrap();
-    TestDb { ctx: Context { db, keys: Arc::new(Keys::for_tests()), config: Arc::new(config) }, _dir: dir }
+    TestDb { ctx: Context::new(db, Keys::for_tests(), config), _dir: dir }
 }
 
 async fn usage_counters_add_up_exactly_under_concurrent_writers(backend: Backend) {

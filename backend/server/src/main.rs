@@ -2,7 +2,7 @@
 //! `worker`, `migrate`, `tenant create`. Composition only: configuration, logging, wiring and
 //! signals live here; behaviour lives in the library crates.
 
-use std::{net::TcpListener, sync::Arc};
+use std::net::TcpListener;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -105,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
 async fn context(config: Config) -> anyhow::Result<Context> {
     let keys = Keys::load_or_create(&config)?;
     let db = Db::connect(&config).await?;
-    Ok(Context { db, keys: Arc::new(keys), config: Arc::new(config) })
+    Ok(Context::new(db, keys, config))
 }
 
 /// Runs the API and/or the workers until SIGTERM or Ctrl-C, then stops both gracefully: the HTTP
@@ -138,7 +138,10 @@ async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
         let mut stop = stop_rx.clone();
         let worker_ctx = ctx.clone();
         tasks.spawn(async move {
-            hookline_worker::run(worker_ctx, async move { stopped(&mut stop).await }).await
+            hookline_worker::run(worker_ctx, hookline_worker::EngineConfig::default(), async move {
+                stopped(&mut stop).await
+            })
+            .await
         });
         tracing::info!("workers running");
     }

@@ -461,3 +461,45 @@ pub struct MessageOut {
 pub struct HealthOut {
     pub status: String,
 }
+
+// ----- attempts -------------------------------------------------------------------------------
+
+/// One HTTP attempt of a delivery, as logged. Secret header values are `[redacted]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AttemptOut {
+    pub id: crate::AttemptId,
+    pub message_id: MessageId,
+    pub endpoint_id: EndpointId,
+    pub url: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    pub response_status_code: Option<u16>,
+    /// dns, connect, tls, timeout, status, ssrf, or config; absent on success.
+    pub error_class: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub request_headers: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub response_headers: Option<Value>,
+    /// The first 64 KiB of the response body.
+    pub response_body: Option<String>,
+    pub duration_ms: u32,
+    /// `scheduled` or `manual`.
+    pub trigger: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message's delivery to one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeliveryOut {
+    pub id: crate::DeliveryId,
+    pub message_id: MessageId,
+    pub endpoint_id: EndpointId,
+    /// pending, sending, failed (will retry), succeeded, dead.
+    pub status: String,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_response_status_code: Option<u16>,
+}

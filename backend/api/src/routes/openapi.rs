@@ -67,6 +67,11 @@ impl Modify for BearerAuth {
         v1::messages::create,
         v1::messages::list,
         v1::messages::get,
+        v1::endpoints::send_test,
+        v1::attempts::list_by_message,
+        v1::attempts::deliveries_by_message,
+        v1::attempts::list,
+        v1::attempts::get,
     )
 )]
 pub struct ApiDoc;

@@ -1,5 +1,5 @@
-//! Messages: accepted durably (message row, payload row and usage counters in one transaction)
-//! before the API answers. A message with an `event_id` already used for the same application
+//! Messages: accepted durably (message row, payload row, usage counters and the fan-out queue
+//! entry in one transaction) before the API answers. A message with an `event_id` already used for the same application
 //! returns the original instead of creating a second one.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::{
     Context,
     domain::{EventTypeName, parse_channel},
-    entities::{message_payloads, messages},
+    entities::{fanout_queue, message_payloads, messages},
     error::{CoreError, CoreResult, Errors},
     ids::{NewId, time_boundary},
     pagination::{PageRequest, paginate},
@@ -127,6 +127,36 @@ pub async fn create(
     app: &IdOrUid<AppId>,
     input: MessageIn,
 ) -> CoreResult<Created> {
+    create_for(ctx, principal, app, input, None).await
+}
+
+/// Sends a test event (`hookline.test`) to one endpoint only, whatever its filters.
+pub async fn send_test(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    endpoint: &IdOrUid<hookline_types::EndpointId>,
+) -> CoreResult<MessageOut> {
+    principal.require(ApiKeyScope::Write)?;
+    let app_model = applications::find(&ctx.db.conn, &principal.tenant_id, app).await?;
+    let endpoint =
+        crate::services::endpoints::find(&ctx.db.conn, &principal.tenant_id, &app_model.id, endpoint).await?;
+    let input = MessageIn {
+        event_type: "hookline.test".to_owned(),
+        payload: serde_json::json!({"type": "hookline.test", "endpoint_id": endpoint.id, "sent_at": Utc::now()}),
+        event_id: None,
+        channels: None,
+    };
+    Ok(create_for(ctx, principal, app, input, Some(&endpoint.id)).await?.message)
+}
+
+async fn create_for(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    input: MessageIn,
+    only_endpoint: Option<&str>,
+) -> CoreResult<Created> {
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
     let mut errors = Errors::default();
@@ -204,7 +234,17 @@ pub async fn create(
     usage::add(&txn, tenant, Some(&app_id), usage::Metric::MessagesAccepted, 1, now).await?;
     usage::add(&txn, tenant, Some(&app_id), usage::Metric::PayloadBytes, payload_text.len() as i64, now)
         .await?;
+    fanout_queue::ActiveModel {
+        message_id: Set(id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        app_id: Set(app.id.clone()),
+        endpoint_id: Set(only_endpoint.map(str::to_owned)),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
     txn.commit().await?;
+    ctx.signals.fanout.notify_one();
     Ok(Created { message: to_out(model, Some(input.payload))?, is_new: true })
 }
 

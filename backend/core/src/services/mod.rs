@@ -4,7 +4,9 @@
 
 pub mod api_keys;
 pub mod applications;
+pub mod attempts;
 pub mod auth;
+pub mod delivery;
 pub mod endpoints;
 pub mod event_types;
 pub mod idempotency;

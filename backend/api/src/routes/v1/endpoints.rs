@@ -1,8 +1,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use hookline_core::{Context, services::endpoints};
+use hookline_core::{
+    Context,
+    services::{endpoints, messages},
+};
 use hookline_types::{
     EndpointId, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, ErrorBody,
-    ListResponse,
+    ListResponse, MessageOut,
 };
 
 use super::{app_ref, endpoint_ref};
@@ -126,4 +129,19 @@ pub async fn rotate_secret(
     };
     endpoints::rotate_secret(&ctx, &principal, &app_ref(&app), &endpoint_ref(&ep), input).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Send a test event (`hookline.test`) to this endpoint only; its attempt appears in the log.
+#[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/test", operation_id = "v1.endpoint.send_test", tag = "Endpoint",
+    params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
+    responses((status = 202, description = "The test message, accepted", body = MessageOut), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn send_test(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, ep) = path.into_inner();
+    Ok(HttpResponse::Accepted()
+        .json(messages::send_test(&ctx, &principal, &app_ref(&app), &endpoint_ref(&ep)).await?))
 }

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod applications;
+pub mod attempts;
 pub mod auth;
 pub mod endpoints;
 pub mod event_types;
@@ -43,7 +44,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/endpoint/{ep}/secret/rotate", web::post().to(endpoints::rotate_secret))
             .route("/app/{app}/msg", web::get().to(messages::list))
             .route("/app/{app}/msg", web::post().to(messages::create))
-            .route("/app/{app}/msg/{msg}", web::get().to(messages::get)),
+            .route("/app/{app}/endpoint/{ep}/test", web::post().to(endpoints::send_test))
+            .route("/app/{app}/msg/{msg}", web::get().to(messages::get))
+            .route("/app/{app}/msg/{msg}/attempt", web::get().to(attempts::list_by_message))
+            .route("/app/{app}/msg/{msg}/delivery", web::get().to(attempts::deliveries_by_message))
+            .route("/app/{app}/attempt", web::get().to(attempts::list))
+            .route("/app/{app}/attempt/{attempt}", web::get().to(attempts::get)),
     );
 }
 

@@ -1,0 +1,94 @@
+use actix_web::{HttpRequest, HttpResponse, web};
+use hookline_core::{
+    Context,
+    services::attempts::{self, AttemptFilter},
+};
+use hookline_types::{AttemptId, AttemptOut, DeliveryOut, ErrorBody, ListResponse, MessageId};
+
+use super::{app_ref, endpoint_ref};
+use crate::{
+    auth::Auth,
+    error::{ApiError, ApiResult},
+    query::QueryParams,
+};
+
+fn message_id(segment: &str) -> Result<MessageId, ApiError> {
+    MessageId::parse(segment).map_err(|_| ApiError::not_found("message"))
+}
+
+/// The attempts of one message, newest first.
+#[utoipa::path(get, path = "/api/v1/app/{app}/msg/{msg}/attempt", operation_id = "v1.attempt.list_by_message", tag = "Attempt",
+    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path), ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query)),
+    responses((status = 200, description = "One page", body = ListResponse<AttemptOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_by_message(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, msg) = path.into_inner();
+    let query = QueryParams::parse(req.query_string(), &["limit", "iterator"])?;
+    let page = query.page(AttemptId::PREFIX)?;
+    Ok(HttpResponse::Ok()
+        .json(attempts::list_for_message(&ctx, &principal, &app_ref(&app), &message_id(&msg)?, &page).await?))
+}
+
+/// The message's deliveries: one per endpoint, with its state.
+#[utoipa::path(get, path = "/api/v1/app/{app}/msg/{msg}/delivery", operation_id = "v1.delivery.list_by_message", tag = "Attempt",
+    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path)),
+    responses((status = 200, description = "The deliveries", body = Vec<DeliveryOut>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn deliveries_by_message(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, msg) = path.into_inner();
+    Ok(HttpResponse::Ok()
+        .json(attempts::deliveries_of_message(&ctx, &principal, &app_ref(&app), &message_id(&msg)?).await?))
+}
+
+/// The application's attempts, newest first, by endpoint and outcome.
+#[utoipa::path(get, path = "/api/v1/app/{app}/attempt", operation_id = "v1.attempt.list", tag = "Attempt",
+    params(
+        ("app" = String, Path, description = "Application id or uid"),
+        ("endpoint" = Option<String>, Query, description = "Endpoint id or uid"),
+        ("status" = Option<String>, Query, description = "succeeded or failed"),
+        ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query),
+    ),
+    responses((status = 200, description = "One page", body = ListResponse<AttemptOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let query = QueryParams::parse(req.query_string(), &["limit", "iterator", "endpoint", "status"])?;
+    let page = query.page(AttemptId::PREFIX)?;
+    let status = query.one("status")?;
+    if let Some(status) = &status
+        && !matches!(status.as_str(), "succeeded" | "failed")
+    {
+        return Err(ApiError::invalid(&["query", "status"], "must be succeeded or failed"));
+    }
+    let filter = AttemptFilter { endpoint: query.one("endpoint")?.map(|e| endpoint_ref(&e)), status };
+    Ok(HttpResponse::Ok()
+        .json(attempts::list_for_app(&ctx, &principal, &app_ref(&path), &filter, &page).await?))
+}
+
+/// One attempt with its request and response.
+#[utoipa::path(get, path = "/api/v1/app/{app}/attempt/{attempt}", operation_id = "v1.attempt.get", tag = "Attempt",
+    params(("app" = String, Path, description = "Application id or uid"), ("attempt" = String, Path)),
+    responses((status = 200, description = "The attempt", body = AttemptOut), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, attempt) = path.into_inner();
+    let id = AttemptId::parse(&attempt).map_err(|_| ApiError::not_found("attempt"))?;
+    Ok(HttpResponse::Ok().json(attempts::get(&ctx, &principal, &app_ref(&app), &id).await?))
+}

@@ -1,0 +1,797 @@
+//! The delivery engine's database side: turning queued messages into deliveries (fan-out),
+//! claiming due deliveries with a lease, and recording attempts and outcomes. The worker crate
+//! does the HTTP; every state change happens here, in short transactions that touch many rows at
+//! once (batches), because per-row round trips would cap throughput far below the network's.
+//!
+//! Delivery states: `pending` (due at `next_attempt_at`), `sending` (leased to one worker until
+//! `lease_until`), `failed` (an attempt failed; due again at `next_attempt_at`), and the terminal
+//! `succeeded` and `dead`. Only a lease holder records an outcome; an expired lease returns the
+//! delivery to `failed` so another worker can take it (at-least-once).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use hookline_types::{
+    AppId, AttemptId, DeliveryId, EndpointAuthIn, EndpointFormat, EndpointOrdering, TenantId,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+    sea_query::{Expr, Query},
+};
+use serde_json::Value;
+
+use crate::{
+    Context,
+    domain::{EventTypeFilter, RetrySchedule, SigningSecret},
+    entities::{attempts, deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages},
+    error::{CoreError, CoreResult},
+    ids::NewId,
+    services::{endpoints as endpoint_service, from_json, usage},
+};
+
+pub const PENDING: &str = "pending";
+pub const SENDING: &str = "sending";
+pub const FAILED: &str = "failed";
+pub const SUCCEEDED: &str = "succeeded";
+pub const DEAD: &str = "dead";
+
+/// A delivery this worker holds a lease on and must send.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub delivery_id: String,
+    pub tenant_id: String,
+    pub app_id: String,
+    pub message_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    /// 1 for the first attempt.
+    pub attempt_number: i32,
+    pub message_created_at: DateTime<Utc>,
+}
+
+/// Everything needed to send to an endpoint, decrypted.
+#[derive(Clone, Debug)]
+pub struct EndpointTarget {
+    pub id: String,
+    pub tenant_id: String,
+    pub app_id: String,
+    pub url: String,
+    pub disabled: bool,
+    pub secrets: Vec<SigningSecret>,
+    pub headers: Vec<(String, String)>,
+    pub auth: Option<EndpointAuthIn>,
+    pub format: EndpointFormat,
+    pub ordering: EndpointOrdering,
+    pub timeout_ms: Option<u32>,
+    pub retry_schedule: Option<RetrySchedule>,
+    pub rate_limit: Option<u32>,
+}
+
+/// How one attempt ended.
+#[derive(Clone, Debug)]
+pub struct AttemptOutcome {
+    pub claimed: Claimed,
+    pub url: String,
+    pub request_headers: Value,
+    pub response_status: Option<u16>,
+    pub response_headers: Option<Value>,
+    pub response_body: Option<String>,
+    pub duration_ms: i32,
+    /// `None` on success; else dns, connect, tls, timeout, status, ssrf, config.
+    pub error_class: Option<&'static str>,
+    pub error_detail: Option<String>,
+    /// `manual` for a resend, `scheduled` otherwise.
+    pub trigger: &'static str,
+    /// What the dispatcher decided: the next attempt's time, or none (succeeded or dead).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The endpoint answered 410 Gone: disable it.
+    pub disable_endpoint: bool,
+    pub succeeded: bool,
+}
+
+/// Tunables of the engine's database work.
+#[derive(Clone, Debug)]
+pub struct EngineLimits {
+    /// How long a lease lasts beyond the endpoint's timeout.
+    pub lease_margin: Duration,
+    /// Consecutive failures that open the circuit.
+    pub circuit_threshold: i32,
+    /// How long an open circuit stays open before a probe.
+    pub circuit_cooldown: Duration,
+    /// Failing for this long (every attempt) disables the endpoint.
+    pub disable_after: Duration,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            lease_margin: Duration::seconds(30),
+            circuit_threshold: 10,
+            circuit_cooldown: Duration::seconds(30),
+            disable_after: Duration::days(5),
+        }
+    }
+}
+
+fn attempt_count_plus_one() -> Expr {
+    // In a function of its own: ExprTrait's blanket methods (max, add, …) would shadow the
+    // integers' own ones elsewhere in this module.
+    use sea_orm::sea_query::ExprTrait;
+    Expr::col(deliveries::Column::AttemptCount).add(1)
+}
+
+fn lease_until(now: DateTime<Utc>, limits: &EngineLimits) -> DateTime<Utc> {
+    // The longest an attempt can take (60 s timeout cap) plus the margin.
+    now + Duration::seconds(60) + limits.lease_margin
+}
+
+fn matches_filters(endpoint: &endpoints::Model, event_type: &str, channels: &[String]) -> CoreResult<bool> {
+    if let Some(filter) = &endpoint.filter_types {
+        let filters: Vec<String> = from_json(filter.clone(), "filter_types")?;
+        let matched =
+            filters.iter().filter_map(|f| EventTypeFilter::parse(f).ok()).any(|f| f.matches(event_type));
+        if !matched {
+            return Ok(false);
+        }
+    }
+    if let Some(wanted) = &endpoint.channels {
+        let wanted: Vec<String> = from_json(wanted.clone(), "channels")?;
+        if !channels.iter().any(|c| wanted.contains(c)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The capacity each endpoint has for new leases right now, given what this worker holds.
+pub trait Capacity {
+    /// How many more deliveries of this endpoint may be leased now.
+    fn available(&self, endpoint_id: &str) -> usize;
+}
+
+/// Fan-out: takes up to `limit` messages off the queue, creates one delivery per matching enabled
+/// endpoint, and leases to `worker` right away those whose endpoint has room (the rest are
+/// `pending`, due now, for the claim loop). One transaction: a crash leaves the queue untouched.
+pub async fn fan_out(
+    ctx: &Context,
+    worker: &str,
+    limit: u64,
+    capacity: &(dyn Capacity + Sync),
+    limits: &EngineLimits,
+) -> CoreResult<(usize, Vec<Claimed>)> {
+    let txn = ctx.db.conn.begin().await?;
+    // Deleting first takes the rows (and, on SQLite, the write lock) before anything is read, so
+    // two workers never fan out the same message.
+    let oldest = Query::select()
+        .column(fanout_queue::Column::MessageId)
+        .from(fanout_queue::Entity)
+        .order_by(fanout_queue::Column::MessageId, sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
+    let delete = Query::delete()
+        .from_table(fanout_queue::Entity)
+        .and_where(sea_orm::sea_query::ExprTrait::in_subquery(
+            Expr::col(fanout_queue::Column::MessageId),
+            oldest,
+        ))
+        .returning(
+            Query::returning().columns([fanout_queue::Column::MessageId, fanout_queue::Column::EndpointId]),
+        )
+        .to_owned();
+    let mut only_endpoint: HashMap<String, String> = HashMap::new();
+    let mut taken: Vec<String> = Vec::new();
+    for row in txn.query_all(&delete).await? {
+        let message_id: String = row.try_get("", "message_id")?;
+        if let Some(endpoint_id) = row.try_get::<Option<String>>("", "endpoint_id")? {
+            only_endpoint.insert(message_id.clone(), endpoint_id);
+        }
+        taken.push(message_id);
+    }
+    if taken.is_empty() {
+        txn.commit().await?;
+        return Ok((0, Vec::new()));
+    }
+    let messages =
+        messages::Entity::find().filter(messages::Column::Id.is_in(taken.clone())).all(&txn).await?;
+    let app_ids: HashSet<String> = messages.iter().map(|m| m.app_id.clone()).collect();
+    let endpoints = endpoints::Entity::find()
+        .filter(endpoints::Column::AppId.is_in(app_ids))
+        .filter(endpoints::Column::Disabled.eq(false))
+        .all(&txn)
+        .await?;
+    let mut by_app: HashMap<&str, Vec<&endpoints::Model>> = HashMap::new();
+    for endpoint in &endpoints {
+        by_app.entry(endpoint.app_id.as_str()).or_default().push(endpoint);
+    }
+
+    let now = Utc::now();
+    let lease = lease_until(now, limits);
+    let mut leased_per_endpoint: HashMap<&str, usize> = HashMap::new();
+    let mut rows = Vec::new();
+    let mut claimed = Vec::new();
+    for message in &messages {
+        let channels: Vec<String> = from_json(message.channels.clone(), "channels")?;
+        for endpoint in by_app.get(message.app_id.as_str()).map(Vec::as_slice).unwrap_or_default() {
+            let wanted = match only_endpoint.get(&message.id) {
+                Some(only) => *only == endpoint.id,
+                None => matches_filters(endpoint, &message.event_type, &channels)?,
+            };
+            if !wanted {
+                continue;
+            }
+            let id = DeliveryId::new_id().into_string();
+            // FIFO and rate-limited endpoints go through the claim loop, which enforces them.
+            let special = endpoint.ordering == "fifo" || endpoint.rate_limit.is_some();
+            let leased_here = leased_per_endpoint.entry(endpoint.id.as_str()).or_default();
+            let lease_now = !special && *leased_here < capacity.available(&endpoint.id);
+            if lease_now {
+                *leased_here += 1;
+                claimed.push(Claimed {
+                    delivery_id: id.clone(),
+                    tenant_id: message.tenant_id.clone(),
+                    app_id: message.app_id.clone(),
+                    message_id: message.id.clone(),
+                    endpoint_id: endpoint.id.clone(),
+                    event_type: message.event_type.clone(),
+                    attempt_number: 1,
+                    message_created_at: message.created_at,
+                });
+            }
+            rows.push(deliveries::ActiveModel {
+                id: Set(id),
+                tenant_id: Set(message.tenant_id.clone()),
+                app_id: Set(message.app_id.clone()),
+                message_id: Set(message.id.clone()),
+                endpoint_id: Set(endpoint.id.clone()),
+                status: Set(if lease_now { SENDING } else { PENDING }.to_owned()),
+                attempt_count: Set(0),
+                next_attempt_at: Set(Some(now)),
+                last_attempt_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+                lease_owner: Set(lease_now.then(|| worker.to_owned())),
+                lease_until: Set(lease_now.then_some(lease)),
+                last_response_status: Set(None),
+                last_error: Set(None),
+            });
+        }
+    }
+    // SQLite allows 32766 bound values per statement; 15 columns a row.
+    for chunk in rows.chunks(1000) {
+        deliveries::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([deliveries::Column::MessageId, deliveries::Column::EndpointId])
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok((taken.len(), claimed))
+}
+
+/// Claims due deliveries (`pending` or `failed` with `next_attempt_at <= now`) up to `limit`,
+/// honouring each endpoint's capacity, FIFO order, open circuits and rate limit. Returns what this
+/// worker now holds.
+pub async fn claim_due(
+    ctx: &Context,
+    worker: &str,
+    limit: u64,
+    capacity: &(dyn Capacity + Sync),
+    saturated: &[String],
+    only: Option<&[String]>,
+    limits: &EngineLimits,
+) -> CoreResult<Vec<Claimed>> {
+    let now = Utc::now();
+    let mut select = deliveries::Entity::find()
+        .filter(deliveries::Column::Status.is_in([PENDING, FAILED]))
+        .filter(deliveries::Column::NextAttemptAt.lte(now))
+        .order_by_asc(deliveries::Column::NextAttemptAt)
+        .limit(limit);
+    if !saturated.is_empty() {
+        select = select.filter(deliveries::Column::EndpointId.is_not_in(saturated.to_vec()));
+    }
+    if let Some(ids) = only {
+        select = select.filter(deliveries::Column::Id.is_in(ids.to_vec()));
+    }
+    let candidates = select.all(&ctx.db.conn).await?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let endpoint_ids: HashSet<String> = candidates.iter().map(|d| d.endpoint_id.clone()).collect();
+    let endpoint_rows: HashMap<String, endpoints::Model> = endpoints::Entity::find()
+        .filter(endpoints::Column::Id.is_in(endpoint_ids.clone()))
+        .all(&ctx.db.conn)
+        .await?
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
+    let health: HashMap<String, endpoint_health::Model> = endpoint_health::Entity::find()
+        .filter(endpoint_health::Column::EndpointId.is_in(endpoint_ids))
+        .all(&ctx.db.conn)
+        .await?
+        .into_iter()
+        .map(|h| (h.endpoint_id.clone(), h))
+        .collect();
+
+    let txn = ctx.db.conn.begin().await?;
+    let mut chosen: Vec<&deliveries::Model> = Vec::new();
+    let mut taken: HashMap<&str, usize> = HashMap::new();
+    let mut buckets: HashMap<String, (f64, u32)> = HashMap::new();
+    for candidate in &candidates {
+        let endpoint_id = candidate.endpoint_id.as_str();
+        let Some(endpoint) = endpoint_rows.get(endpoint_id) else {
+            continue; // Deleted endpoint: its deliveries go with it.
+        };
+        if endpoint.disabled {
+            continue;
+        }
+        let mut room = capacity.available(endpoint_id);
+        if let Some(h) = health.get(endpoint_id)
+            && h.consecutive_failures >= limits.circuit_threshold
+        {
+            // Open circuit: nothing until the cool-down ends, then one probe at a time.
+            room = if h.circuit_open_until.is_some_and(|until| until > now) { 0 } else { room.min(1) };
+        }
+        if endpoint.ordering == "fifo" {
+            room = room.min(1);
+        }
+        let used = taken.entry(endpoint_id).or_default();
+        if *used >= room {
+            continue;
+        }
+        if endpoint.ordering == "fifo" && !is_fifo_head(&txn, candidate).await? {
+            continue;
+        }
+        if let Some(rate) = endpoint.rate_limit {
+            let (tokens, _) = match buckets.get(endpoint_id) {
+                Some(bucket) => *bucket,
+                None => {
+                    let tokens = take_tokens(&txn, endpoint, rate as u32, now).await?;
+                    buckets.insert(endpoint_id.to_owned(), (tokens, rate as u32));
+                    (tokens, rate as u32)
+                }
+            };
+            if tokens < 1.0 {
+                continue;
+            }
+            buckets.insert(endpoint_id.to_owned(), (tokens - 1.0, rate as u32));
+        }
+        *used += 1;
+        chosen.push(candidate);
+    }
+    // Give back the tokens of the bucket that were not used.
+    for (endpoint_id, (tokens, _)) in &buckets {
+        endpoint_health::Entity::update_many()
+            .col_expr(endpoint_health::Column::Tokens, Expr::value(*tokens))
+            .filter(endpoint_health::Column::EndpointId.eq(endpoint_id.as_str()))
+            .exec(&txn)
+            .await?;
+    }
+    if chosen.is_empty() {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    let lease = lease_until(now, limits);
+    let ids: Vec<String> = chosen.iter().map(|d| d.id.clone()).collect();
+    let update = Query::update()
+        .table(deliveries::Entity)
+        .value(deliveries::Column::Status, SENDING)
+        .value(deliveries::Column::LeaseOwner, worker)
+        .value(deliveries::Column::LeaseUntil, lease)
+        .value(deliveries::Column::UpdatedAt, now)
+        .and_where(deliveries::Column::Id.is_in(ids))
+        .and_where(deliveries::Column::Status.is_in([PENDING, FAILED]))
+        .returning_col(deliveries::Column::Id)
+        .to_owned();
+    let won: HashSet<String> = txn
+        .query_all(&update)
+        .await?
+        .into_iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect::<Result<_, _>>()?;
+    txn.commit().await?;
+
+    let chosen: Vec<&deliveries::Model> = chosen.into_iter().filter(|d| won.contains(&d.id)).collect();
+    let message_ids: Vec<String> = chosen.iter().map(|d| d.message_id.clone()).collect();
+    let message_rows: HashMap<String, messages::Model> = messages::Entity::find()
+        .filter(messages::Column::Id.is_in(message_ids))
+        .all(&ctx.db.conn)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
+    Ok(chosen
+        .into_iter()
+        .filter_map(|d| {
+            let message = message_rows.get(&d.message_id)?;
+            Some(Claimed {
+                delivery_id: d.id.clone(),
+                tenant_id: d.tenant_id.clone(),
+                app_id: d.app_id.clone(),
+                message_id: d.message_id.clone(),
+                endpoint_id: d.endpoint_id.clone(),
+                event_type: message.event_type.clone(),
+                attempt_number: d.attempt_count + 1,
+                message_created_at: message.created_at,
+            })
+        })
+        .collect())
+}
+
+/// True when `delivery` is the oldest unfinished delivery of its endpoint and none is in flight.
+async fn is_fifo_head<C: ConnectionTrait>(conn: &C, delivery: &deliveries::Model) -> CoreResult<bool> {
+    let head = deliveries::Entity::find()
+        .filter(deliveries::Column::EndpointId.eq(delivery.endpoint_id.as_str()))
+        .filter(deliveries::Column::Status.is_in([PENDING, FAILED, SENDING]))
+        .order_by_asc(deliveries::Column::MessageId)
+        .one(conn)
+        .await?;
+    Ok(head.is_some_and(|head| head.id == delivery.id))
+}
+
+/// Refills the endpoint's token bucket (capacity = one second of its rate) and returns the
+/// tokens available. The first statement writes the row, which locks it on PostgreSQL and takes
+/// the write lock on SQLite, so concurrent workers share one bucket.
+async fn take_tokens<C: ConnectionTrait>(
+    conn: &C,
+    endpoint: &endpoints::Model,
+    rate: u32,
+    now: DateTime<Utc>,
+) -> CoreResult<f64> {
+    let touched = endpoint_health::Entity::update_many()
+        .col_expr(endpoint_health::Column::UpdatedAt, Expr::value(now))
+        .filter(endpoint_health::Column::EndpointId.eq(endpoint.id.as_str()))
+        .exec(conn)
+        .await?;
+    if touched.rows_affected == 0 {
+        let fresh = endpoint_health::ActiveModel {
+            endpoint_id: Set(endpoint.id.clone()),
+            tenant_id: Set(endpoint.tenant_id.clone()),
+            consecutive_failures: Set(0),
+            failing_since: Set(None),
+            circuit_open_until: Set(None),
+            tokens: Set(f64::from(rate)),
+            tokens_at: Set(Some(now)),
+            updated_at: Set(now),
+        };
+        endpoint_health::Entity::insert(fresh)
+            .on_conflict_do_nothing_on([endpoint_health::Column::EndpointId])
+            .exec(conn)
+            .await?;
+    }
+    let row = endpoint_health::Entity::find_by_id(endpoint.id.as_str())
+        .one(conn)
+        .await?
+        .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("endpoint_health row vanished")))?;
+    let elapsed = row.tokens_at.map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(1.0);
+    let tokens = (row.tokens + elapsed * f64::from(rate)).min(f64::from(rate));
+    endpoint_health::Entity::update_many()
+        .col_expr(endpoint_health::Column::Tokens, Expr::value(tokens))
+        .col_expr(endpoint_health::Column::TokensAt, Expr::value(now))
+        .filter(endpoint_health::Column::EndpointId.eq(endpoint.id.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(tokens)
+}
+
+/// Loads and decrypts the endpoints' delivery settings.
+pub async fn load_targets(
+    ctx: &Context,
+    endpoint_ids: &[String],
+) -> CoreResult<HashMap<String, EndpointTarget>> {
+    let rows = endpoints::Entity::find()
+        .filter(endpoints::Column::Id.is_in(endpoint_ids.to_vec()))
+        .all(&ctx.db.conn)
+        .await?;
+    let now = Utc::now();
+    let mut targets = HashMap::new();
+    for row in rows {
+        let headers: Vec<(String, String)> = match &row.headers_ciphertext {
+            Some(sealed) => {
+                let map: std::collections::BTreeMap<String, String> =
+                    serde_json::from_slice(&ctx.keys.decrypt(sealed)?)
+                        .map_err(|err| CoreError::Internal(err.into()))?;
+                map.into_iter().collect()
+            }
+            None => Vec::new(),
+        };
+        let auth = match &row.auth_ciphertext {
+            Some(sealed) => Some(
+                serde_json::from_slice(&ctx.keys.decrypt(sealed)?)
+                    .map_err(|err| CoreError::Internal(err.into()))?,
+            ),
+            None => None,
+        };
+        let retry_schedule = match &row.retry_schedule {
+            Some(value) => {
+                let seconds: Vec<u32> = from_json(value.clone(), "retry_schedule")?;
+                Some(RetrySchedule::new(seconds).map_err(|err| CoreError::Internal(err.into()))?)
+            }
+            None => None,
+        };
+        let target = EndpointTarget {
+            secrets: endpoint_service::signing_secrets(&ctx.keys, &row, now)?,
+            id: row.id.clone(),
+            tenant_id: row.tenant_id,
+            app_id: row.app_id,
+            url: row.url,
+            disabled: row.disabled,
+            headers,
+            auth,
+            format: from_json(Value::String(row.format), "format")?,
+            ordering: from_json(Value::String(row.ordering), "ordering")?,
+            timeout_ms: row.timeout_ms.map(|n| n as u32),
+            retry_schedule,
+            rate_limit: row.rate_limit.map(|n| n as u32),
+        };
+        targets.insert(row.id, target);
+    }
+    Ok(targets)
+}
+
+/// The payloads (JSON text) of these messages; missing ones have expired.
+pub async fn load_payloads(ctx: &Context, message_ids: &[String]) -> CoreResult<HashMap<String, String>> {
+    Ok(message_payloads::Entity::find()
+        .filter(message_payloads::Column::MessageId.is_in(message_ids.to_vec()))
+        .all(&ctx.db.conn)
+        .await?
+        .into_iter()
+        .map(|row| (row.message_id, row.payload))
+        .collect())
+}
+
+/// What recording a batch changed, for the worker's follow-ups (retry wake-ups, events).
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Deliveries that will be retried, with their due time.
+    pub retries: Vec<(String, DateTime<Utc>)>,
+    /// Endpoints disabled by this batch (410 Gone, or failing for too long), with the reason.
+    pub disabled: Vec<(String, String)>,
+}
+
+/// Records a batch of attempts and the deliveries' new states in one transaction. Only outcomes
+/// of deliveries still `sending` under this worker's lease change their delivery; the attempt
+/// itself is always logged.
+pub async fn record(
+    ctx: &Context,
+    worker: &str,
+    outcomes: &[AttemptOutcome],
+    limits: &EngineLimits,
+) -> CoreResult<Recorded> {
+    if outcomes.is_empty() {
+        return Ok(Recorded::default());
+    }
+    let now = Utc::now();
+    let txn = ctx.db.conn.begin().await?;
+    let attempt_rows: Vec<attempts::ActiveModel> = outcomes
+        .iter()
+        .map(|o| attempts::ActiveModel {
+            id: Set(AttemptId::new_id().into_string()),
+            tenant_id: Set(o.claimed.tenant_id.clone()),
+            app_id: Set(o.claimed.app_id.clone()),
+            message_id: Set(o.claimed.message_id.clone()),
+            endpoint_id: Set(o.claimed.endpoint_id.clone()),
+            delivery_id: Set(o.claimed.delivery_id.clone()),
+            url: Set(o.url.clone()),
+            request_headers: Set(o.request_headers.clone()),
+            response_status: Set(o.response_status.map(i32::from)),
+            response_headers: Set(o.response_headers.clone()),
+            response_body: Set(o.response_body.clone()),
+            duration_ms: Set(o.duration_ms),
+            error_class: Set(o.error_class.map(str::to_owned)),
+            trigger: Set(o.trigger.to_owned()),
+            created_at: Set(now),
+        })
+        .collect();
+    for chunk in attempt_rows.chunks(1000) {
+        attempts::Entity::insert_many(chunk.to_vec()).exec(&txn).await?;
+    }
+
+    // Successes, grouped by status code: one statement per group.
+    let mut successes: HashMap<Option<u16>, Vec<String>> = HashMap::new();
+    let mut recorded = Recorded::default();
+    for outcome in outcomes {
+        if outcome.succeeded {
+            successes.entry(outcome.response_status).or_default().push(outcome.claimed.delivery_id.clone());
+            continue;
+        }
+        let (status, next) = match outcome.next_attempt_at {
+            Some(at) => (FAILED, Some(at)),
+            None => (DEAD, None),
+        };
+        let result = deliveries::Entity::update_many()
+            .col_expr(deliveries::Column::Status, Expr::value(status))
+            .col_expr(deliveries::Column::AttemptCount, attempt_count_plus_one())
+            .col_expr(deliveries::Column::NextAttemptAt, Expr::value(next))
+            .col_expr(deliveries::Column::LastAttemptAt, Expr::value(now))
+            .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
+            .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                deliveries::Column::LastResponseStatus,
+                Expr::value(outcome.response_status.map(i32::from)),
+            )
+            .col_expr(deliveries::Column::LastError, Expr::value(outcome.error_detail.clone()))
+            .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
+            .filter(deliveries::Column::Id.eq(outcome.claimed.delivery_id.as_str()))
+            .filter(deliveries::Column::Status.eq(SENDING))
+            .filter(deliveries::Column::LeaseOwner.eq(worker))
+            .exec(&txn)
+            .await?;
+        if let (1, Some(at)) = (result.rows_affected, next) {
+            recorded.retries.push((outcome.claimed.delivery_id.clone(), at));
+        }
+    }
+    for (status_code, ids) in successes {
+        for chunk in ids.chunks(1000) {
+            deliveries::Entity::update_many()
+                .col_expr(deliveries::Column::Status, Expr::value(SUCCEEDED))
+                .col_expr(deliveries::Column::AttemptCount, attempt_count_plus_one())
+                .col_expr(deliveries::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(deliveries::Column::LastAttemptAt, Expr::value(now))
+                .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
+                .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(deliveries::Column::LastResponseStatus, Expr::value(status_code.map(i32::from)))
+                .col_expr(deliveries::Column::LastError, Expr::value(Option::<String>::None))
+                .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
+                .filter(deliveries::Column::Id.is_in(chunk.to_vec()))
+                .filter(deliveries::Column::Status.eq(SENDING))
+                .filter(deliveries::Column::LeaseOwner.eq(worker))
+                .exec(&txn)
+                .await?;
+        }
+    }
+
+    // Endpoint health: the last outcome of each endpoint in the batch decides.
+    let mut per_endpoint: HashMap<&str, (&AttemptOutcome, i32)> = HashMap::new();
+    for outcome in outcomes {
+        let entry = per_endpoint.entry(outcome.claimed.endpoint_id.as_str()).or_insert((outcome, 0));
+        entry.0 = outcome;
+        entry.1 = if outcome.succeeded { 0 } else { entry.1 + 1 };
+    }
+    for (endpoint_id, (last, failures_in_batch)) in per_endpoint {
+        update_health(
+            &txn,
+            endpoint_id,
+            &last.claimed.tenant_id,
+            last,
+            failures_in_batch,
+            now,
+            limits,
+            &mut recorded,
+        )
+        .await?;
+    }
+
+    // Usage: delivery attempts per tenant and application.
+    let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
+    for outcome in outcomes {
+        *counts.entry((outcome.claimed.tenant_id.as_str(), outcome.claimed.app_id.as_str())).or_default() +=
+            1;
+    }
+    for ((tenant, app), count) in counts {
+        let tenant = TenantId::parse(tenant).map_err(|err| CoreError::Internal(err.into()))?;
+        let app = AppId::parse(app).map_err(|err| CoreError::Internal(err.into()))?;
+        usage::add(&txn, &tenant, Some(&app), usage::Metric::DeliveryAttempts, count, now).await?;
+    }
+    txn.commit().await?;
+    Ok(recorded)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update_health<C: ConnectionTrait>(
+    conn: &C,
+    endpoint_id: &str,
+    tenant_id: &str,
+    last: &AttemptOutcome,
+    failures_in_batch: i32,
+    now: DateTime<Utc>,
+    limits: &EngineLimits,
+    recorded: &mut Recorded,
+) -> CoreResult<()> {
+    let existing = endpoint_health::Entity::find_by_id(endpoint_id).one(conn).await?;
+    let (mut failures, mut failing_since) =
+        existing.as_ref().map(|h| (h.consecutive_failures, h.failing_since)).unwrap_or((0, None));
+    if last.succeeded {
+        failures = 0;
+        failing_since = None;
+    } else {
+        failures += failures_in_batch.max(1);
+        failing_since = failing_since.or(Some(now));
+    }
+    let circuit_open_until = (failures >= limits.circuit_threshold).then(|| now + limits.circuit_cooldown);
+    let mut disable_reason = None;
+    if last.disable_endpoint {
+        disable_reason = Some("the endpoint answered 410 Gone".to_owned());
+    } else if failing_since.is_some_and(|since| now - since >= limits.disable_after) {
+        disable_reason =
+            Some(format!("every attempt failed for {} days", limits.disable_after.num_days().max(1)));
+    }
+    match existing {
+        Some(row) => {
+            let mut active: endpoint_health::ActiveModel = row.into();
+            active.consecutive_failures = Set(failures);
+            active.failing_since = Set(failing_since);
+            active.circuit_open_until = Set(circuit_open_until);
+            active.updated_at = Set(now);
+            active.update(conn).await?;
+        }
+        None => {
+            endpoint_health::ActiveModel {
+                endpoint_id: Set(endpoint_id.to_owned()),
+                tenant_id: Set(tenant_id.to_owned()),
+                consecutive_failures: Set(failures),
+                failing_since: Set(failing_since),
+                circuit_open_until: Set(circuit_open_until),
+                tokens: Set(0.0),
+                tokens_at: Set(None),
+                updated_at: Set(now),
+            }
+            .insert(conn)
+            .await?;
+        }
+    }
+    if let Some(reason) = disable_reason {
+        let result = endpoints::Entity::update_many()
+            .col_expr(endpoints::Column::Disabled, Expr::value(true))
+            .col_expr(endpoints::Column::DisabledReason, Expr::value(reason.clone()))
+            .col_expr(endpoints::Column::UpdatedAt, Expr::value(now))
+            .filter(endpoints::Column::Id.eq(endpoint_id))
+            .filter(endpoints::Column::Disabled.eq(false))
+            .exec(conn)
+            .await?;
+        if result.rows_affected == 1 {
+            recorded.disabled.push((endpoint_id.to_owned(), reason));
+        }
+    }
+    Ok(())
+}
+
+/// Returns deliveries whose lease ran out (their worker died or hung) to `failed`, due now, so
+/// any worker can take them. Returns how many.
+pub async fn release_expired_leases(ctx: &Context) -> CoreResult<u64> {
+    let now = Utc::now();
+    let result = deliveries::Entity::update_many()
+        .col_expr(deliveries::Column::Status, Expr::value(FAILED))
+        .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
+        .filter(deliveries::Column::Status.eq(SENDING))
+        .filter(deliveries::Column::LeaseUntil.lt(now))
+        .exec(&ctx.db.conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Returns this worker's own leases to `pending`, due now (graceful shutdown).
+pub async fn release_leases_of(ctx: &Context, worker: &str, delivery_ids: &[String]) -> CoreResult<u64> {
+    if delivery_ids.is_empty() {
+        return Ok(0);
+    }
+    let now = Utc::now();
+    let result = deliveries::Entity::update_many()
+        .col_expr(deliveries::Column::Status, Expr::value(PENDING))
+        .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
+        .filter(deliveries::Column::Id.is_in(delivery_ids.to_vec()))
+        .filter(deliveries::Column::Status.eq(SENDING))
+        .filter(deliveries::Column::LeaseOwner.eq(worker))
+        .exec(&ctx.db.conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// How many messages wait for fan-out and deliveries wait to be sent (for metrics and tests).
+pub async fn backlog(ctx: &Context) -> CoreResult<(u64, u64)> {
+    use sea_orm::PaginatorTrait;
+    let queued = fanout_queue::Entity::find().count(&ctx.db.conn).await?;
+    let due = deliveries::Entity::find()
+        .filter(deliveries::Column::Status.is_in([PENDING, FAILED, SENDING]))
+        .count(&ctx.db.conn)
+        .await?;
+    Ok((queued, due))
+}
+
+pub fn lease_for(now: DateTime<Utc>, limits: &EngineLimits) -> DateTime<Utc> {
+    lease_until(now, limits)
+}

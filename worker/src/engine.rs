@@ -1,0 +1,427 @@
+//! The delivery engine of one worker process.
+//!
+//! ```text
+//!  API commit ──notify──▶ fan-out loop ──lease──▶ send tasks ──outcome──▶ recorder ──▶ DB
+//!                          (queue → deliveries)      (≤ cap per endpoint,      (one txn per batch)
+//!  claim loop (due, retries, leftovers) ──lease──▶    ≤ global in flight)          │
+//!  apalis RetryWakeup jobs ──▶ claim of exactly those ids                        retries ──▶ apalis
+//! ```
+//!
+//! The database is the truth: leases expire and are reclaimed, so a crash of this process at any
+//! point loses nothing and leaves nothing stuck; the in-process channels only make it fast.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use hookline_core::{
+    Context, CoreResult,
+    domain::RetrySchedule,
+    services::delivery::{self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits},
+};
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+use crate::{
+    http::{self, SsrfPolicy},
+    retry,
+    send::{Sender, TokenCache},
+};
+
+/// Tunables; the defaults suit the embedded single process.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Deliveries in flight at once, all endpoints together.
+    pub max_in_flight: usize,
+    /// Deliveries in flight at once to one endpoint: a slow endpoint holds at most this many
+    /// slots and cannot delay anyone else's deliveries.
+    pub per_endpoint: usize,
+    /// Messages taken off the fan-out queue per transaction.
+    pub fanout_batch: u64,
+    /// How often the claim loop looks for due work without being woken.
+    pub claim_interval: Duration,
+    /// How often to look for expired leases.
+    pub lease_sweep_interval: Duration,
+    pub limits: EngineLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_in_flight: 1024,
+            per_endpoint: 64,
+            fanout_batch: 500,
+            claim_interval: Duration::from_millis(250),
+            lease_sweep_interval: Duration::from_secs(10),
+            limits: EngineLimits::default(),
+        }
+    }
+}
+
+pub struct Engine {
+    ctx: Context,
+    pub worker_id: String,
+    config: EngineConfig,
+    client: reqwest::Client,
+    policy: SsrfPolicy,
+    tokens: TokenCache,
+    schedule: RetrySchedule,
+    /// Leased and not yet recorded, per endpoint.
+    inflight: Mutex<HashMap<String, usize>>,
+    slots: Arc<Semaphore>,
+    outcomes: mpsc::UnboundedSender<AttemptOutcome>,
+    targets: Mutex<HashMap<String, (Instant, Arc<EndpointTarget>)>>,
+    wake_claim: Notify,
+    stopping: AtomicBool,
+    /// Where retry times go to become apalis scheduled jobs (set once the queue is up).
+    pub retry_sink: std::sync::OnceLock<mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>>,
+}
+
+/// Endpoint settings are cached this long; a change takes effect within it.
+const TARGET_TTL: Duration = Duration::from_secs(1);
+
+impl Capacity for Engine {
+    fn available(&self, endpoint_id: &str) -> usize {
+        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let used = inflight.get(endpoint_id).copied().unwrap_or(0);
+        self.config.per_endpoint.saturating_sub(used).min(self.slots.available_permits())
+    }
+}
+
+impl Engine {
+    /// Starts the engine's loops; they run until [`Engine::stop`].
+    pub fn start(
+        ctx: Context,
+        config: EngineConfig,
+        worker_id: String,
+    ) -> (Arc<Engine>, Vec<tokio::task::JoinHandle<()>>) {
+        let policy = SsrfPolicy { allow: ctx.config.ssrf_allow.clone() };
+        let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
+        let engine = Arc::new(Engine {
+            schedule: ctx.config.retry_schedule.clone(),
+            client: http::client(&policy),
+            policy,
+            tokens: TokenCache::default(),
+            slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            inflight: Mutex::new(HashMap::new()),
+            outcomes,
+            targets: Mutex::new(HashMap::new()),
+            wake_claim: Notify::new(),
+            stopping: AtomicBool::new(false),
+            retry_sink: std::sync::OnceLock::new(),
+            ctx,
+            worker_id,
+            config,
+        });
+        let tasks = vec![
+            tokio::spawn(engine.clone().fan_out_loop()),
+            tokio::spawn(engine.clone().claim_loop()),
+            tokio::spawn(engine.clone().record_loop(outcomes_rx)),
+            tokio::spawn(engine.clone().lease_loop()),
+        ];
+        (engine, tasks)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking new work and waits (up to `grace`) for in-flight attempts to be recorded;
+    /// anything still held after that is handed back to the database.
+    pub async fn stop(&self, grace: Duration) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.ctx.signals.fanout.notify_waiters();
+        self.wake_claim.notify_waiters();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && self.total_inflight() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn total_inflight(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+
+    fn saturated(&self) -> Vec<String> {
+        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        inflight.iter().filter(|(_, n)| **n >= self.config.per_endpoint).map(|(id, _)| id.clone()).collect()
+    }
+
+    async fn fan_out_loop(self: Arc<Self>) {
+        while !self.is_stopping() {
+            let woken = self.ctx.signals.fanout.notified();
+            match delivery::fan_out(
+                &self.ctx,
+                &self.worker_id,
+                self.config.fanout_batch,
+                &*self,
+                &self.config.limits,
+            )
+            .await
+            {
+                Ok((taken, claimed)) => {
+                    let had_pending = claimed.len() < taken;
+                    self.dispatch(claimed).await;
+                    if had_pending {
+                        self.wake_claim.notify_one();
+                    }
+                    if taken as u64 == self.config.fanout_batch {
+                        continue; // More is queued: no waiting.
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "fan-out failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            // Another process may have accepted messages: poll too.
+            let _ = tokio::time::timeout(Duration::from_millis(100), woken).await;
+        }
+    }
+
+    async fn claim_loop(self: Arc<Self>) {
+        while !self.is_stopping() {
+            let woken = self.wake_claim.notified();
+            match self.claim(None).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, "claiming due deliveries failed; retrying"),
+            }
+            let _ = tokio::time::timeout(self.config.claim_interval, woken).await;
+        }
+    }
+
+    /// Claims due deliveries (all, or only `ids`) and sends them. Returns how many.
+    pub async fn claim(self: &Arc<Self>, ids: Option<&[String]>) -> CoreResult<usize> {
+        let room = self.slots.available_permits().min(500);
+        if room == 0 || self.is_stopping() {
+            return Ok(0);
+        }
+        let saturated = self.saturated();
+        let claimed = delivery::claim_due(
+            &self.ctx,
+            &self.worker_id,
+            room as u64,
+            &**self,
+            &saturated,
+            ids,
+            &self.config.limits,
+        )
+        .await?;
+        let n = claimed.len();
+        self.dispatch(claimed).await;
+        Ok(n)
+    }
+
+    async fn targets_for(&self, endpoint_ids: Vec<String>) -> HashMap<String, Arc<EndpointTarget>> {
+        let now = Instant::now();
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+            for id in endpoint_ids {
+                match cache.get(&id) {
+                    Some((at, target)) if now.duration_since(*at) < TARGET_TTL => {
+                        found.insert(id, target.clone());
+                    }
+                    _ => missing.push(id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            match delivery::load_targets(&self.ctx, &missing).await {
+                Ok(loaded) => {
+                    let mut cache = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+                    for (id, target) in loaded {
+                        let target = Arc::new(target);
+                        cache.insert(id.clone(), (now, target.clone()));
+                        found.insert(id, target);
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "loading endpoints failed"),
+            }
+        }
+        found
+    }
+
+    /// Sends the claimed deliveries, each in its own task; outcomes go to the recorder.
+    async fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
+        if claimed.is_empty() {
+            return;
+        }
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            for c in &claimed {
+                *inflight.entry(c.endpoint_id.clone()).or_default() += 1;
+            }
+        }
+        let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
+        endpoint_ids.sort();
+        endpoint_ids.dedup();
+        let message_ids: Vec<String> = claimed.iter().map(|c| c.message_id.clone()).collect();
+        let targets = self.targets_for(endpoint_ids).await;
+        let mut payloads = match delivery::load_payloads(&self.ctx, &message_ids).await {
+            Ok(payloads) => payloads,
+            Err(err) => {
+                tracing::error!(error = %err, "loading payloads failed; handing the deliveries back");
+                self.release(&claimed).await;
+                return;
+            }
+        };
+        let mut unsendable = Vec::new();
+        for c in claimed {
+            let Some(target) = targets.get(&c.endpoint_id).cloned().filter(|t| !t.disabled) else {
+                unsendable.push(c);
+                continue;
+            };
+            // A message fanned out to several endpoints shares its payload text.
+            let payload = payloads.get(&c.message_id).cloned();
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let permit = engine.slots.clone().acquire_owned().await;
+                let outcome = engine.attempt(c, &target, payload.as_deref()).await;
+                drop(permit);
+                let _ = engine.outcomes.send(outcome);
+            });
+        }
+        payloads.clear();
+        // Deleted or disabled since they were claimed: hand them back untouched.
+        self.release(&unsendable).await;
+    }
+
+    /// One attempt and the decision about the next one.
+    async fn attempt(
+        &self,
+        claimed: Claimed,
+        target: &EndpointTarget,
+        payload: Option<&str>,
+    ) -> AttemptOutcome {
+        let Some(payload) = payload else {
+            // The payload was purged (retention) or expunged: nothing left to send.
+            return AttemptOutcome {
+                url: target.url.clone(),
+                request_headers: serde_json::json!({}),
+                response_status: None,
+                response_headers: None,
+                response_body: None,
+                duration_ms: 0,
+                error_class: Some("config"),
+                error_detail: Some("the message's payload is no longer stored".to_owned()),
+                trigger: "scheduled",
+                next_attempt_at: None,
+                disable_endpoint: false,
+                succeeded: false,
+                claimed,
+            };
+        };
+        let sender = Sender { client: &self.client, policy: &self.policy, tokens: &self.tokens };
+        let sent = sender.send(&claimed, target, payload).await;
+        let succeeded = sent.succeeded();
+        let gone = sent.status == Some(reqwest::StatusCode::GONE);
+        let schedule = target.retry_schedule.as_ref().unwrap_or(&self.schedule);
+        let next_attempt_at = if succeeded || gone {
+            None
+        } else {
+            retry::next_attempt(
+                schedule,
+                claimed.attempt_number,
+                sent.retry_after,
+                Utc::now(),
+                &mut rand::thread_rng(),
+            )
+        };
+        AttemptOutcome {
+            url: sent.url,
+            request_headers: sent.request_headers,
+            response_status: sent.status.map(|s| s.as_u16()),
+            response_headers: sent.response_headers,
+            response_body: sent.response_body,
+            duration_ms: i32::try_from(sent.duration.as_millis()).unwrap_or(i32::MAX),
+            error_class: sent.error_class,
+            error_detail: sent.error_detail,
+            trigger: "scheduled",
+            next_attempt_at,
+            disable_endpoint: gone,
+            succeeded,
+            claimed,
+        }
+    }
+
+    async fn release(&self, claimed: &[Claimed]) {
+        if claimed.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = claimed.iter().map(|c| c.delivery_id.clone()).collect();
+        if let Err(err) = delivery::release_leases_of(&self.ctx, &self.worker_id, &ids).await {
+            tracing::warn!(error = %err, "could not release leases; they will expire");
+        }
+        self.done(claimed.iter().map(|c| c.endpoint_id.as_str()));
+    }
+
+    fn done<'a>(&self, endpoint_ids: impl Iterator<Item = &'a str>) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        for id in endpoint_ids {
+            if let Some(n) = inflight.get_mut(id) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    inflight.remove(id);
+                }
+            }
+        }
+    }
+
+    /// Records outcomes in batches: whatever has arrived, up to 1000, in one transaction. A batch
+    /// that fails to record is retried; if the process dies first, the leases expire and the
+    /// deliveries are sent again (at-least-once).
+    async fn record_loop(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<AttemptOutcome>) {
+        let mut batch = Vec::with_capacity(1000);
+        while outcomes.recv_many(&mut batch, 1000).await > 0 {
+            loop {
+                match delivery::record(&self.ctx, &self.worker_id, &batch, &self.config.limits).await {
+                    Ok(recorded) => {
+                        self.after_record(recorded);
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, n = batch.len(), "recording attempts failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            self.done(batch.iter().map(|o| o.claimed.endpoint_id.as_str()));
+            batch.clear();
+            self.wake_claim.notify_one();
+        }
+    }
+
+    fn after_record(&self, recorded: delivery::Recorded) {
+        for (endpoint_id, reason) in &recorded.disabled {
+            tracing::warn!(endpoint = %endpoint_id, %reason, "endpoint disabled");
+            self.targets.lock().unwrap_or_else(|p| p.into_inner()).remove(endpoint_id);
+        }
+        if !recorded.retries.is_empty()
+            && let Some(retries) = self.retry_sink.get()
+        {
+            let _ = retries.send(recorded.retries);
+        }
+    }
+
+    async fn lease_loop(self: Arc<Self>) {
+        while !self.is_stopping() {
+            tokio::time::sleep(self.config.lease_sweep_interval).await;
+            match delivery::release_expired_leases(&self.ctx).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(n, "took back deliveries whose lease expired");
+                    self.wake_claim.notify_one();
+                }
+                Err(err) => tracing::error!(error = %err, "sweeping expired leases failed"),
+            }
+        }
+    }
+}

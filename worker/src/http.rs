@@ -1,0 +1,205 @@
+//! The outbound HTTP client: hostile territory (STYLE 16). Only http(s); every address the client
+//! connects to is checked *at resolution time by the resolver the connection uses*, so a DNS
+//! answer cannot be swapped between check and connect (DNS rebinding); IP-literal URLs, which skip
+//! the resolver, are checked before the request. No proxies from the environment, no redirects,
+//! connect and total timeouts, and response bodies read up to a cap.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use hookline_core::domain::Cidr;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// Why an address may not be reached.
+#[derive(Debug, thiserror::Error)]
+#[error("{ip} is a {range} address, which endpoints may not reach (allow it with HOOKLINE_SSRF_ALLOW)")]
+pub struct SsrfBlocked {
+    pub ip: IpAddr,
+    pub range: &'static str,
+}
+
+/// The kind of address `ip` is, when endpoints must not reach it.
+pub fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_v4(v4);
+            }
+            let segments = v6.segments();
+            if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else if segments[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if segments[0] & 0xfe00 == 0xfc00 {
+                Some("unique-local")
+            } else if segments[0] == 0x0064 && segments[1] == 0xff9b {
+                // NAT64: the embedded IPv4 address decides.
+                let v4 = Ipv4Addr::new(
+                    (segments[6] >> 8) as u8,
+                    segments[6] as u8,
+                    (segments[7] >> 8) as u8,
+                    segments[7] as u8,
+                );
+                forbidden_v4(v4)
+            } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
+                Some("cloud metadata")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_unspecified() || a == 0 {
+        Some("unspecified")
+    } else if ip == Ipv4Addr::new(169, 254, 169, 254) || ip == Ipv4Addr::new(100, 100, 100, 200) {
+        Some("cloud metadata")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.is_private() {
+        Some("private")
+    } else if a == 100 && (64..128).contains(&b) {
+        Some("shared (carrier-grade NAT)")
+    } else if ip.is_multicast() || a >= 224 {
+        Some("multicast or reserved")
+    } else if ip.is_broadcast() {
+        Some("broadcast")
+    } else {
+        None
+    }
+}
+
+/// The SSRF policy: the forbidden ranges, minus the operator's allow-list.
+#[derive(Clone, Debug, Default)]
+pub struct SsrfPolicy {
+    pub allow: Vec<Cidr>,
+}
+
+impl SsrfPolicy {
+    pub fn check(&self, ip: IpAddr) -> Result<(), SsrfBlocked> {
+        match forbidden_range(ip) {
+            Some(range) if !self.allow.iter().any(|cidr| cidr.contains(ip)) => Err(SsrfBlocked { ip, range }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Resolves with the system resolver and drops forbidden addresses; fails when none is left.
+struct CheckingResolver {
+    policy: SsrfPolicy,
+}
+
+impl Resolve for CheckingResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let mut blocked = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|addr| match policy.check(addr.ip()) {
+                    Ok(()) => true,
+                    Err(err) => {
+                        blocked = Some(err);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                return Err(match blocked {
+                    Some(err) => Box::new(err) as Box<dyn std::error::Error + Send + Sync>,
+                    None => format!("{} has no addresses", name.as_str()).into(),
+                });
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+pub fn client(policy: &SsrfPolicy) -> reqwest::Client {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(CheckingResolver { policy: policy.clone() }))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_max_idle_per_host(256)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client configuration is valid")
+}
+
+/// Checks a URL's host before sending when it is an IP literal (the resolver never sees those).
+pub fn check_literal_host(url: &reqwest::Url, policy: &SsrfPolicy) -> Result<(), SsrfBlocked> {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => policy.check(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => policy.check(IpAddr::V6(ip)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(ip: &str, expected: Option<&str>) {
+        assert_eq!(forbidden_range(ip.parse().unwrap()), expected, "{ip}");
+    }
+
+    #[test]
+    fn private_and_special_ranges_are_forbidden() {
+        check("127.0.0.1", Some("loopback"));
+        check("127.10.0.1", Some("loopback"));
+        check("10.1.2.3", Some("private"));
+        check("172.16.0.1", Some("private"));
+        check("192.168.1.1", Some("private"));
+        check("169.254.169.254", Some("cloud metadata"));
+        check("169.254.1.1", Some("link-local"));
+        check("100.64.0.1", Some("shared (carrier-grade NAT)"));
+        check("224.0.0.1", Some("multicast or reserved"));
+        check("0.0.0.0", Some("unspecified"));
+        check("::1", Some("loopback"));
+        check("fe80::1", Some("link-local"));
+        check("fd00::1", Some("unique-local"));
+        check("::ffff:127.0.0.1", Some("loopback"));
+        check("::ffff:10.0.0.1", Some("private"));
+        check("64:ff9b::a00:1", Some("private"));
+        check("fd00:ec2::254", Some("unique-local"));
+        check("93.184.216.34", None);
+        check("2606:2800:220:1:248:1893:25c8:1946", None);
+    }
+
+    #[test]
+    fn the_allow_list_opens_exactly_its_ranges() {
+        let policy = SsrfPolicy { allow: vec![Cidr::parse("127.0.0.1/32").unwrap()] };
+        assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(policy.check("127.0.0.2".parse().unwrap()).is_err());
+        assert!(policy.check("10.0.0.1".parse().unwrap()).is_err());
+        assert!(SsrfPolicy::default().check("127.0.0.1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn ip_literal_urls_are_checked_before_sending() {
+        let policy = SsrfPolicy::default();
+        assert!(check_literal_host(&"http://127.0.0.1:8080/x".parse().unwrap(), &policy).is_err());
+        assert!(check_literal_host(&"http://[::1]/x".parse().unwrap(), &policy).is_err());
+        assert!(check_literal_host(&"https://example.com/x".parse().unwrap(), &policy).is_ok());
+    }
+}
