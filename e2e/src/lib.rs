@@ -6,6 +6,7 @@
 //! backends with [`both_databases!`].
 
 pub mod postgres;
+pub mod receiver;
 
 use std::{
     io::{BufRead, BufReader},

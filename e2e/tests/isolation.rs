@@ -55,6 +55,11 @@ fn cases() -> BTreeMap<&'static str, Case> {
         ("GET /api/v1/app/{app}/msg", Scoped(None)),
         ("POST /api/v1/app/{app}/msg", Scoped(Some(json!({"event_type": "a.b", "payload": {"x": 1}})))),
         ("GET /api/v1/app/{app}/msg/{msg}", Scoped(None)),
+        ("POST /api/v1/app/{app}/endpoint/{ep}/test", Scoped(Some(json!({})))),
+        ("GET /api/v1/app/{app}/msg/{msg}/attempt", Scoped(None)),
+        ("GET /api/v1/app/{app}/msg/{msg}/delivery", Scoped(None)),
+        ("GET /api/v1/app/{app}/attempt", Scoped(None)),
+        ("GET /api/v1/app/{app}/attempt/{attempt}", Scoped(None)),
     ])
 }
 
@@ -70,7 +75,7 @@ async fn seed_victim(a: &Client) -> Victim {
     let endpoint = a
         .post(
             "/api/v1/app/a-customer/endpoint",
-            json!({"url": "https://a.example/hook", "uid": "a-endpoint"}),
+            json!({"url": "http://127.0.0.1:9/a-hook", "uid": "a-endpoint"}),
         )
         .await
         .expect(201);
@@ -78,6 +83,8 @@ async fn seed_victim(a: &Client) -> Victim {
     a.post("/api/v1/event-type", json!({"name": "a.private"})).await.expect(201);
     let key = a.post("/api/v1/api-key", json!({"name": "a extra key"})).await.expect(201);
     let secret = a.get("/api/v1/app/a-customer/endpoint/a-endpoint/secret").await.expect(200);
+    // An attempt of A's: the endpoint is unreachable (no SSRF allow-list), so it fails fast.
+    let attempt = wait_for_attempt(a, &id(&message)).await;
     Victim {
         params: BTreeMap::from([
             ("app", vec![id(&app), "a-customer".to_owned()]),
@@ -85,17 +92,31 @@ async fn seed_victim(a: &Client) -> Victim {
             ("msg", vec![id(&message)]),
             ("name", vec!["a.private".to_owned()]),
             ("id", vec![id(&key["api_key"])]),
+            ("attempt", vec![id(&attempt)]),
         ]),
         secrets: vec![
             id(&app),
             id(&endpoint),
             id(&message),
             id(&key["api_key"]),
+            id(&attempt),
             "a-customer".to_owned(),
             "a-payload-marker".to_owned(),
             "a.private".to_owned(),
             secret["key"].as_str().unwrap().to_owned(),
         ],
+    }
+}
+
+async fn wait_for_attempt(a: &Client, message: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let attempts = a.get(&format!("/api/v1/app/a-customer/msg/{message}/attempt")).await.expect(200);
+        if let Some(first) = attempts["data"].as_array().and_then(|a| a.first()) {
+            return first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt was made");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -45,8 +45,6 @@ pub struct EngineConfig {
     pub fanout_batch: u64,
     /// How often the claim loop looks for due work without being woken.
     pub claim_interval: Duration,
-    /// How often to look for expired leases.
-    pub lease_sweep_interval: Duration,
     pub limits: EngineLimits,
 }
 
@@ -57,9 +55,17 @@ impl Default for EngineConfig {
             per_endpoint: 64,
             fanout_batch: 500,
             claim_interval: Duration::from_millis(250),
-            lease_sweep_interval: Duration::from_secs(10),
             limits: EngineLimits::default(),
         }
+    }
+}
+
+impl EngineConfig {
+    /// The defaults, with the operator's settings applied.
+    pub fn from_config(config: &hookline_core::Config) -> EngineConfig {
+        let mut engine = EngineConfig::default();
+        engine.limits.lease = chrono::Duration::seconds(i64::from(config.delivery_lease_seconds));
+        engine
     }
 }
 
@@ -79,8 +85,11 @@ pub struct Engine {
     wake_claim: Notify,
     stopping: AtomicBool,
     /// Where retry times go to become apalis scheduled jobs (set once the queue is up).
-    pub retry_sink: std::sync::OnceLock<mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>>,
+    pub retry_sink: std::sync::OnceLock<RetrySink>,
 }
+
+/// Deliveries to retry, with their due time.
+pub type RetrySink = mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>;
 
 /// Endpoint settings are cached this long; a change takes effect within it.
 const TARGET_TTL: Duration = Duration::from_secs(1);
@@ -411,9 +420,14 @@ impl Engine {
         }
     }
 
+    /// Every third of a lease: renew ours, take back expired ones.
     async fn lease_loop(self: Arc<Self>) {
+        let period = (self.config.limits.lease / 3).to_std().unwrap_or(Duration::from_secs(1));
         while !self.is_stopping() {
-            tokio::time::sleep(self.config.lease_sweep_interval).await;
+            tokio::time::sleep(period).await;
+            if let Err(err) = delivery::renew_leases(&self.ctx, &self.worker_id, &self.config.limits).await {
+                tracing::error!(error = %err, "renewing leases failed");
+            }
             match delivery::release_expired_leases(&self.ctx).await {
                 Ok(0) => {}
                 Ok(n) => {

@@ -55,6 +55,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "comma-separated CIDRs that endpoints may reach despite SSRF rules, e.g. 127.0.0.1/32",
     ),
     ("HOOKLINE_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000", "seconds before each retry"),
+    (
+        "HOOKLINE_DELIVERY_LEASE_SECONDS",
+        "30",
+        "how long a worker holds a delivery between lease renewals; a dead worker's deliveries are retried after it",
+    ),
     ("HOOKLINE_MAX_PAYLOAD_BYTES", "1048576", "largest accepted message payload"),
     (
         "HOOKLINE_SQLITE_SYNCHRONOUS",
@@ -82,6 +87,7 @@ pub struct Config {
     pub ssrf_allow: Vec<Cidr>,
     pub retry_schedule: RetrySchedule,
     pub max_payload_bytes: usize,
+    pub delivery_lease_seconds: u32,
     pub sqlite_synchronous_full: bool,
     pub session_ttl_hours: u32,
     pub stripe_api_base: String,
@@ -103,6 +109,7 @@ struct FileLayer {
     ssrf_allow: Option<String>,
     retry_schedule: Option<String>,
     max_payload_bytes: Option<String>,
+    delivery_lease_seconds: Option<String>,
     sqlite_synchronous: Option<String>,
     session_ttl_hours: Option<String>,
     stripe_api_base: Option<String>,
@@ -188,6 +195,19 @@ impl Config {
             None => 1024 * 1024,
             Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_MAX_PAYLOAD_BYTES", format!("{err}")))?,
         };
+        let delivery_lease_seconds =
+            match pick("HOOKLINE_DELIVERY_LEASE_SECONDS", file.delivery_lease_seconds) {
+                None => 30,
+                Some(n) => match n.parse::<u32>() {
+                    Ok(n) if n >= 1 => n,
+                    _ => {
+                        return Err(invalid(
+                            "HOOKLINE_DELIVERY_LEASE_SECONDS",
+                            format!("expected a whole number of seconds, got {n}"),
+                        ));
+                    }
+                },
+            };
         let sqlite_synchronous_full =
             match pick("HOOKLINE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous).as_deref() {
                 None | Some("normal") => false,
@@ -213,6 +233,7 @@ impl Config {
             ssrf_allow,
             retry_schedule,
             max_payload_bytes,
+            delivery_lease_seconds,
             sqlite_synchronous_full,
             session_ttl_hours,
             stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)

@@ -79,6 +79,20 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: a deferred
+    /// transaction that reads first and writes later fails with SQLITE_BUSY when another
+    /// connection wrote in between (the busy timeout does not apply to that upgrade); taking the
+    /// write lock up front makes it wait its turn instead. PostgreSQL ignores the option.
+    pub async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+        self.conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         self.conn.ping().await.is_ok()

@@ -138,10 +138,8 @@ async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
         let mut stop = stop_rx.clone();
         let worker_ctx = ctx.clone();
         tasks.spawn(async move {
-            hookline_worker::run(worker_ctx, hookline_worker::EngineConfig::default(), async move {
-                stopped(&mut stop).await
-            })
-            .await
+            let engine_config = hookline_worker::EngineConfig::from_config(&worker_ctx.config);
+            hookline_worker::run(worker_ctx, engine_config, async move { stopped(&mut stop).await }).await
         });
         tracing::info!("workers running");
     }

@@ -5,7 +5,7 @@ use hookline_types::{
     ApiKeyScope, AppId, ApplicationIn, ApplicationOut, ApplicationPatch, IdOrUid, ListResponse, Metadata,
     TenantId, validate_uid,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 
 use crate::{
     Context,
@@ -181,7 +181,7 @@ pub async fn patch(
 pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) -> CoreResult<()> {
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let model = find(&txn, tenant, app).await?;
     let app_id = model.id.as_str();
     attempts::Entity::scoped_delete(tenant).filter(attempts::Column::AppId.eq(app_id)).exec(&txn).await?;

@@ -7,7 +7,7 @@
 use chrono::{Duration, Utc};
 use hookline_types::{LoginIn, Role, SessionOut, SignupIn, TenantId, UserId, UserOut};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -103,7 +103,7 @@ pub async fn signup(ctx: &Context, input: SignupIn) -> CoreResult<Session> {
     errors.into_result()?;
 
     let password_hash = crypto::hash_password(&input.password)?;
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let tenant = tenant_service::insert(&txn, &input.organization_name, &email).await?;
     let user = users::ActiveModel {
         id: Set(UserId::new_id().into_string()),

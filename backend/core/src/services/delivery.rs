@@ -16,7 +16,6 @@ use hookline_types::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
     sea_query::{Expr, Query},
 };
 use serde_json::Value;
@@ -93,8 +92,8 @@ pub struct AttemptOutcome {
 /// Tunables of the engine's database work.
 #[derive(Clone, Debug)]
 pub struct EngineLimits {
-    /// How long a lease lasts beyond the endpoint's timeout.
-    pub lease_margin: Duration,
+    /// How long a lease lasts; the holder renews it every third of that while it works.
+    pub lease: Duration,
     /// Consecutive failures that open the circuit.
     pub circuit_threshold: i32,
     /// How long an open circuit stays open before a probe.
@@ -106,7 +105,7 @@ pub struct EngineLimits {
 impl Default for EngineLimits {
     fn default() -> Self {
         EngineLimits {
-            lease_margin: Duration::seconds(30),
+            lease: Duration::seconds(30),
             circuit_threshold: 10,
             circuit_cooldown: Duration::seconds(30),
             disable_after: Duration::days(5),
@@ -122,8 +121,7 @@ fn attempt_count_plus_one() -> Expr {
 }
 
 fn lease_until(now: DateTime<Utc>, limits: &EngineLimits) -> DateTime<Utc> {
-    // The longest an attempt can take (60 s timeout cap) plus the margin.
-    now + Duration::seconds(60) + limits.lease_margin
+    now + limits.lease
 }
 
 fn matches_filters(endpoint: &endpoints::Model, event_type: &str, channels: &[String]) -> CoreResult<bool> {
@@ -160,7 +158,7 @@ pub async fn fan_out(
     capacity: &(dyn Capacity + Sync),
     limits: &EngineLimits,
 ) -> CoreResult<(usize, Vec<Claimed>)> {
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     // Deleting first takes the rows (and, on SQLite, the write lock) before anything is read, so
     // two workers never fan out the same message.
     let oldest = Query::select()
@@ -312,7 +310,7 @@ pub async fn claim_due(
         .map(|h| (h.endpoint_id.clone(), h))
         .collect();
 
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let mut chosen: Vec<&deliveries::Model> = Vec::new();
     let mut taken: HashMap<&str, usize> = HashMap::new();
     let mut buckets: HashMap<String, (f64, u32)> = HashMap::new();
@@ -561,7 +559,7 @@ pub async fn record(
         return Ok(Recorded::default());
     }
     let now = Utc::now();
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let attempt_rows: Vec<attempts::ActiveModel> = outcomes
         .iter()
         .map(|o| attempts::ActiveModel {
@@ -762,6 +760,19 @@ pub async fn release_expired_leases(ctx: &Context) -> CoreResult<u64> {
     Ok(result.rows_affected)
 }
 
+/// Extends every lease this worker holds: a live worker keeps its deliveries however long an
+/// attempt takes, and a dead one stops renewing so its deliveries come back after one lease.
+pub async fn renew_leases(ctx: &Context, worker: &str, limits: &EngineLimits) -> CoreResult<u64> {
+    let now = Utc::now();
+    let result = deliveries::Entity::update_many()
+        .col_expr(deliveries::Column::LeaseUntil, Expr::value(lease_until(now, limits)))
+        .filter(deliveries::Column::Status.eq(SENDING))
+        .filter(deliveries::Column::LeaseOwner.eq(worker))
+        .exec(&ctx.db.conn)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// Returns this worker's own leases to `pending`, due now (graceful shutdown).
 pub async fn release_leases_of(ctx: &Context, worker: &str, delivery_ids: &[String]) -> CoreResult<u64> {
     if delivery_ids.is_empty() {
@@ -790,8 +801,4 @@ pub async fn backlog(ctx: &Context) -> CoreResult<(u64, u64)> {
         .count(&ctx.db.conn)
         .await?;
     Ok((queued, due))
-}
-
-pub fn lease_for(now: DateTime<Utc>, limits: &EngineLimits) -> DateTime<Utc> {
-    lease_until(now, limits)
 }

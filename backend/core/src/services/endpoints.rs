@@ -10,7 +10,7 @@ use hookline_types::{
     EndpointOrdering, EndpointOut, EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, IdOrUid,
     ListResponse, Patch, TenantId, validate_uid,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -457,7 +457,7 @@ pub async fn delete(
 ) -> CoreResult<()> {
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let app = applications::find(&txn, tenant, app).await?;
     let model = find(&txn, tenant, &app.id, endpoint).await?;
     deliveries::Entity::scoped_delete(tenant)
@@ -500,7 +500,7 @@ pub async fn rotate_secret(
         }
         None => SigningSecret::generate(),
     };
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let app = applications::find(&txn, &principal.tenant_id, app).await?;
     let model = find(&txn, &principal.tenant_id, &app.id, endpoint).await?;
     let now = Utc::now();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use hookline_types::{ApiKeyScope, AppId, IdOrUid, ListResponse, MessageId, MessageIn, MessageOut, TenantId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 
 use crate::{
@@ -197,7 +197,7 @@ async fn create_for(
     let app_id = AppId::parse(&app.id).map_err(|err| CoreError::Internal(err.into()))?;
     let id = MessageId::new_id();
     let now = Utc::now();
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let inserted = messages::ActiveModel {
         id: Set(id.to_string()),
         tenant_id: Set(tenant.to_string()),

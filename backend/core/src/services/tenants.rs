@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use hookline_types::{ApiKeyCreatedOut, ApiKeyIn, ApiKeyMode, ApiKeyScope, TenantId, TenantOut};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 
 use crate::{
     Context,
@@ -62,7 +62,7 @@ pub async fn create_with_key(
         errors.push(&["email"], "must be an email address");
     }
     errors.into_result()?;
-    let txn = ctx.db.conn.begin().await?;
+    let txn = ctx.db.begin_write().await?;
     let tenant = insert(&txn, name, email).await?;
     let tenant_id = TenantId::parse(&tenant.id).map_err(|err| CoreError::Internal(err.into()))?;
     let key = api_keys::insert(

@@ -1,0 +1,225 @@
+//! A recording webhook receiver on 127.0.0.1: records every request (path, headers, body, time of
+//! receipt) and answers as the test tells it to (status, delay, headers). Also verifies Standard
+//! Webhooks signatures independently of Hookline's own code.
+
+use std::{
+    collections::HashMap,
+    net::TcpListener,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    pub fn msg_id(&self) -> &str {
+        self.header("webhook-id").unwrap_or_default()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// How to answer one request.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub delay: Duration,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply { status, delay: Duration::ZERO, headers: Vec::new(), body: "ok".to_owned() }
+    }
+
+    pub fn ok() -> Reply {
+        Reply::status(200)
+    }
+
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn json(mut self, body: serde_json::Value) -> Reply {
+        self.body = body.to_string();
+        self.header("content-type", "application/json")
+    }
+}
+
+/// Decides the reply from the request and how many requests with the same `webhook-id` came
+/// before it (0 for the first attempt).
+pub type Behaviour = Arc<dyn Fn(&Received, usize) -> Reply + Send + Sync>;
+
+struct State {
+    received: Vec<Received>,
+    per_message: HashMap<String, usize>,
+    behaviour: Behaviour,
+}
+
+pub struct Receiver {
+    pub base_url: String,
+    state: Arc<Mutex<State>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop without waiting: the runtime may be shutting down.
+        std::mem::drop(handle.stop(false));
+    }
+}
+
+async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+    let received = Received {
+        path: req.path().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: body.to_vec(),
+        at: Instant::now(),
+    };
+    let reply = {
+        let mut state = state.lock().unwrap();
+        let seen = state.per_message.entry(received.msg_id().to_owned()).or_default();
+        let before = *seen;
+        *seen += 1;
+        let reply = (state.behaviour)(&received, before);
+        state.received.push(received);
+        reply
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
+    for (name, value) in reply.headers {
+        response.insert_header((name, value));
+    }
+    response.body(reply.body)
+}
+
+impl Receiver {
+    /// Starts a receiver that answers 200 to everything.
+    pub fn start() -> Receiver {
+        Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2)
+    }
+
+    pub fn start_with(behaviour: Behaviour, workers: usize) -> Receiver {
+        let state =
+            Arc::new(Mutex::new(State { received: Vec::new(), per_message: HashMap::new(), behaviour }));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let data = web::Data::new(state.clone());
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(record)))
+                .workers(workers)
+                .backlog(4096)
+                .max_connection_rate(4096)
+                .disable_signals()
+                .listen(listener)
+                .expect("listening")
+                .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Receiver { base_url, state, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        self.state.lock().unwrap().behaviour = behaviour;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().received.len()
+    }
+
+    /// Waits until at least `n` requests arrived (or panics after `timeout`).
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let received = self.received();
+            if received.len() >= n {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} requests within {timeout:?}, got {}",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `predicate` holds for the received requests.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        what: &str,
+        predicate: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let received = self.received();
+            if predicate(&received) {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; got {} requests",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Verifies a Standard Webhooks signature header against a `whsec_` secret: true when any `v1,`
+/// signature matches `HMAC-SHA256(secret, "{id}.{timestamp}.{body}")`.
+pub fn verify_signature(secret: &str, received: &Received) -> bool {
+    let key = STANDARD.decode(secret.strip_prefix("whsec_").expect("a whsec_ secret")).expect("base64");
+    let (Some(id), Some(timestamp), Some(signatures)) = (
+        received.header("webhook-id"),
+        received.header("webhook-timestamp"),
+        received.header("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&received.body);
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    signatures.split(' ').any(|s| s == expected)
+}

@@ -1,0 +1,534 @@
+//! The delivery engine, black-box: the real binary delivering to a recording receiver on
+//! 127.0.0.1, on SQLite and PostgreSQL.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use hookline_e2e::{
+    Backend, Client, ServerOptions, TestServer, both_databases, id,
+    receiver::{Receiver, Reply, verify_signature},
+};
+use serde_json::{Value, json};
+
+both_databases!(
+    messages_are_delivered_signed_to_every_matching_endpoint,
+    cloudevents_bodies_parse_in_structured_and_binary_mode,
+    failed_deliveries_are_retried_on_the_schedule_and_die_after_the_last,
+    retry_after_is_honoured,
+    a_410_disables_the_endpoint,
+    loopback_endpoints_are_refused_without_the_allow_list,
+    rotated_secrets_sign_alongside_the_new_one,
+    endpoint_auth_and_custom_headers_are_sent_and_redacted_in_the_log,
+    oauth2_client_credentials_tokens_are_fetched_cached_and_refreshed_on_401,
+    the_rate_limit_holds,
+    fifo_order_holds_under_failures,
+    a_slow_endpoint_does_not_delay_another_tenants_deliveries,
+    a_test_event_reaches_only_its_endpoint,
+    a_worker_killed_mid_burst_loses_nothing,
+);
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn options(schedule: &str) -> ServerOptions {
+    ServerOptions::default()
+        .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
+        .env("HOOKLINE_RETRY_SCHEDULE", schedule)
+}
+
+async fn server(db: Backend, schedule: &str) -> TestServer {
+    TestServer::start_with(db, options(schedule)).await
+}
+
+async fn endpoint(api: &Client, app: &str, body: Value) -> Value {
+    api.post(&format!("/api/v1/app/{app}/endpoint"), body).await.expect(201)
+}
+
+async fn secret(api: &Client, app: &str, endpoint: &str) -> String {
+    api.get(&format!("/api/v1/app/{app}/endpoint/{endpoint}/secret")).await.expect(200)["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls the message's deliveries until `predicate` holds.
+async fn wait_deliveries(
+    api: &Client,
+    app: &str,
+    msg: &str,
+    what: &str,
+    predicate: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let deliveries = api.get(&format!("/api/v1/app/{app}/msg/{msg}/delivery")).await.expect(200);
+        let deliveries = deliveries.as_array().unwrap().clone();
+        if predicate(&deliveries) {
+            return deliveries;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {deliveries:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn messages_are_delivered_signed_to_every_matching_endpoint(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let all = endpoint(&api, "a", json!({"url": receiver.url("/all")})).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/invoices"), "filter_types": ["invoice.*"]})).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/eu"), "channels": ["eu"]})).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/disabled"), "disabled": true})).await;
+    let all_secret = secret(&api, "a", &id(&all)).await;
+
+    let invoice = api
+        .post(
+            "/api/v1/app/a/msg",
+            json!({"event_type": "invoice.paid", "payload": {"amount": 42, "note": "ünïcode"}}),
+        )
+        .await
+        .expect(202);
+    let user = api
+        .post(
+            "/api/v1/app/a/msg",
+            json!({"event_type": "user.created", "payload": {"n": 1}, "channels": ["eu"]}),
+        )
+        .await
+        .expect(202);
+    // invoice.paid → /all, /invoices; user.created (eu) → /all, /eu.
+    let received = receiver.wait_for(4, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.count(), 4, "nothing else arrives");
+    let mut routes: Vec<(String, String)> =
+        received.iter().map(|r| (r.path.clone(), r.msg_id().to_owned())).collect();
+    routes.sort();
+    let mut expected = vec![
+        ("/all".to_owned(), id(&invoice)),
+        ("/invoices".to_owned(), id(&invoice)),
+        ("/all".to_owned(), id(&user)),
+        ("/eu".to_owned(), id(&user)),
+    ];
+    expected.sort();
+    assert_eq!(routes, expected);
+
+    for request in received.iter().filter(|r| r.path == "/all") {
+        assert!(
+            verify_signature(&all_secret, request),
+            "the signature does not verify: {:?}",
+            request.headers
+        );
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        let timestamp: i64 = request.header("webhook-timestamp").unwrap().parse().unwrap();
+        assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
+    }
+    let invoice_request = received.iter().find(|r| r.msg_id() == id(&invoice)).unwrap();
+    assert_eq!(invoice_request.json(), json!({"amount": 42, "note": "ünïcode"}));
+    // A tampered body does not verify.
+    let mut tampered = invoice_request.clone();
+    tampered.body = br#"{"amount":43}"#.to_vec();
+    assert!(!verify_signature(&all_secret, &tampered));
+
+    // The attempt log and delivery states say the same.
+    let deliveries = wait_deliveries(&api, "a", &id(&invoice), "both succeeded", |d| {
+        d.len() == 2 && d.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
+    assert!(deliveries.iter().all(|d| d["attempt_count"] == 1 && d["last_response_status_code"] == 200));
+    let attempts = api.get(&format!("/api/v1/app/a/msg/{}/attempt", id(&invoice))).await.expect(200);
+    let attempts = attempts["data"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["status"] == "succeeded" && a["response_body"] == "ok" && a["trigger"] == "scheduled")
+    );
+    let one = api.get(&format!("/api/v1/app/a/attempt/{}", id(&attempts[0]))).await.expect(200);
+    assert_eq!(one["request_headers"]["webhook-id"], id(&invoice));
+}
+
+async fn cloudevents_bodies_parse_in_structured_and_binary_mode(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    let app = id(&api.create_app("A", Some("a")).await);
+    let structured =
+        endpoint(&api, "a", json!({"url": receiver.url("/structured"), "format": "cloudevents_structured"}))
+            .await;
+    endpoint(&api, "a", json!({"url": receiver.url("/binary"), "format": "cloudevents_binary"})).await;
+    let message = api.send_message("a", "order.shipped", json!({"order": "o_1"})).await;
+    let received = receiver.wait_for(2, WAIT).await;
+    let by_path: HashMap<_, _> = received.iter().map(|r| (r.path.as_str(), r)).collect();
+
+    let structured_request = by_path["/structured"];
+    assert_eq!(structured_request.header("content-type"), Some("application/cloudevents+json"));
+    let event = structured_request.json();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["id"], id(&message));
+    assert_eq!(event["type"], "order.shipped");
+    assert_eq!(event["source"], format!("/hookline/app/{app}"));
+    assert_eq!(event["data"], json!({"order": "o_1"}));
+    assert!(event["time"].is_string());
+    let secret = secret(&api, "a", &id(&structured)).await;
+    assert!(verify_signature(&secret, structured_request));
+
+    let binary = by_path["/binary"];
+    assert_eq!(binary.header("ce-specversion"), Some("1.0"));
+    assert_eq!(binary.header("ce-id"), Some(id(&message).as_str()));
+    assert_eq!(binary.header("ce-type"), Some("order.shipped"));
+    assert_eq!(binary.header("content-type"), Some("application/json"));
+    assert_eq!(binary.json(), json!({"order": "o_1"}));
+}
+
+async fn failed_deliveries_are_retried_on_the_schedule_and_die_after_the_last(db: Backend) {
+    let server = server(db, "1,2").await;
+    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::status(500)), 1);
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/fails")})).await;
+    let message = id(&api.send_message("a", "a.b", json!({})).await);
+    let received = receiver.wait_for(3, WAIT).await;
+    // 1 s then 2 s, each ±20 % (and never early).
+    let first_gap = received[1].at - received[0].at;
+    let second_gap = received[2].at - received[1].at;
+    assert!(first_gap >= Duration::from_millis(750) && first_gap < Duration::from_secs(4), "{first_gap:?}");
+    assert!(
+        second_gap >= Duration::from_millis(1550) && second_gap < Duration::from_secs(6),
+        "{second_gap:?}"
+    );
+    let deliveries = wait_deliveries(&api, "a", &message, "dead", |d| d[0]["status"] == "dead").await;
+    assert_eq!(deliveries[0]["attempt_count"], 3);
+    assert_eq!(deliveries[0]["last_response_status_code"], 500);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.count(), 3, "no attempt after the last");
+    let failed = api.get("/api/v1/app/a/attempt?status=failed").await.expect(200);
+    assert_eq!(failed["data"].as_array().unwrap().len(), 3);
+    assert!(failed["data"].as_array().unwrap().iter().all(|a| a["error_class"] == "status"));
+    assert_eq!(
+        api.get("/api/v1/app/a/attempt?status=succeeded").await.expect(200)["data"].as_array().unwrap().len(),
+        0
+    );
+    api.get("/api/v1/app/a/attempt?status=maybe").await.expect_error(422, "validation_error");
+
+    // An endpoint-level schedule replaces the global one: here no retry at all.
+    endpoint(
+        &api,
+        "a",
+        json!({"url": receiver.url("/once"), "retry_schedule": [], "filter_types": ["only.once"]}),
+    )
+    .await;
+    let once = id(&api.send_message("a", "only.once", json!({})).await);
+    wait_deliveries(&api, "a", &once, "dead after one attempt", |d| {
+        d.iter().any(|d| d["status"] == "dead" && d["attempt_count"] == 1)
+    })
+    .await;
+}
+
+async fn retry_after_is_honoured(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start_with(
+        Arc::new(
+            |_, before| if before == 0 { Reply::status(429).header("Retry-After", "3") } else { Reply::ok() },
+        ),
+        1,
+    );
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    api.send_message("a", "a.b", json!({})).await;
+    let received = receiver.wait_for(2, WAIT).await;
+    let gap = received[1].at - received[0].at;
+    assert!(gap >= Duration::from_millis(2900), "retried after {gap:?}, before Retry-After");
+}
+
+async fn a_410_disables_the_endpoint(db: Backend) {
+    let server = server(db, "1,1,1").await;
+    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::status(410)), 1);
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let gone = endpoint(&api, "a", json!({"url": receiver.url("/gone")})).await;
+    let message = id(&api.send_message("a", "a.b", json!({})).await);
+    wait_deliveries(&api, "a", &message, "dead", |d| d[0]["status"] == "dead").await;
+    let endpoint = api.get(&format!("/api/v1/app/a/endpoint/{}", id(&gone))).await.expect(200);
+    assert_eq!(endpoint["disabled"], true);
+    assert!(endpoint["disabled_reason"].as_str().unwrap().contains("410"), "{endpoint}");
+    api.send_message("a", "a.b", json!({})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.count(), 1, "a disabled endpoint gets nothing more");
+}
+
+async fn loopback_endpoints_are_refused_without_the_allow_list(db: Backend) {
+    // No HOOKLINE_SSRF_ALLOW here.
+    let server =
+        TestServer::start_with(db, ServerOptions::default().env("HOOKLINE_RETRY_SCHEDULE", "1")).await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    // An IP literal (checked before sending) and a name resolving to loopback (checked by the
+    // resolver the connection uses).
+    let port = receiver.base_url.rsplit(':').next().unwrap().to_owned();
+    endpoint(&api, "a", json!({"url": receiver.url("/literal")})).await;
+    endpoint(&api, "a", json!({"url": format!("http://localhost:{port}/name")})).await;
+    let message = id(&api.send_message("a", "a.b", json!({})).await);
+    wait_deliveries(&api, "a", &message, "both dead", |d| {
+        d.len() == 2 && d.iter().all(|d| d["status"] == "dead")
+    })
+    .await;
+    let attempts = api.get(&format!("/api/v1/app/a/msg/{message}/attempt")).await.expect(200);
+    let attempts = attempts["data"].as_array().unwrap();
+    assert_eq!(attempts.len(), 4, "two endpoints, two attempts each");
+    assert!(attempts.iter().all(|a| a["error_class"] == "ssrf"), "{attempts:?}");
+    assert_eq!(receiver.count(), 0, "nothing reached the loopback receiver");
+}
+
+async fn rotated_secrets_sign_alongside_the_new_one(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let ep = id(&endpoint(&api, "a", json!({"url": receiver.url("/")})).await);
+    let old = secret(&api, "a", &ep).await;
+    api.post(&format!("/api/v1/app/a/endpoint/{ep}/secret/rotate"), json!({})).await.expect(204);
+    let new = secret(&api, "a", &ep).await;
+    assert_ne!(old, new);
+    // Endpoint settings are cached for a second by the worker.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    api.send_message("a", "a.b", json!({})).await;
+    let received = receiver.wait_for(1, WAIT).await;
+    let header = received[0].header("webhook-signature").unwrap();
+    assert_eq!(header.split(' ').count(), 2, "{header}");
+    assert!(verify_signature(&new, &received[0]));
+    assert!(verify_signature(&old, &received[0]));
+}
+
+async fn endpoint_auth_and_custom_headers_are_sent_and_redacted_in_the_log(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(
+        &api,
+        "a",
+        json!({
+            "url": receiver.url("/basic"),
+            "auth": {"type": "basic", "username": "hook", "password": "s3cret-pass"},
+            "headers": {"X-Tenant-Token": "t0ken-value"}
+        }),
+    )
+    .await;
+    endpoint(&api, "a", json!({"url": receiver.url("/header"), "auth": {"type": "header", "name": "X-Api-Key", "value": "k3y-value"}}))
+        .await;
+    let message = id(&api.send_message("a", "a.b", json!({})).await);
+    let received = receiver.wait_for(2, WAIT).await;
+    let by_path: HashMap<_, _> = received.iter().map(|r| (r.path.as_str(), r)).collect();
+    assert_eq!(by_path["/basic"].header("authorization"), Some("Basic aG9vazpzM2NyZXQtcGFzcw=="));
+    assert_eq!(by_path["/basic"].header("x-tenant-token"), Some("t0ken-value"));
+    assert_eq!(by_path["/header"].header("x-api-key"), Some("k3y-value"));
+    wait_deliveries(&api, "a", &message, "both succeeded", |d| d.iter().all(|d| d["status"] == "succeeded"))
+        .await;
+    let log = api.get(&format!("/api/v1/app/a/msg/{message}/attempt")).await.text;
+    for secret in ["s3cret-pass", "aG9vazpzM2NyZXQtcGFzcw", "t0ken-value", "k3y-value"] {
+        assert!(!log.contains(secret), "{secret} in the attempt log: {log}");
+    }
+    assert!(log.contains("[redacted]"));
+}
+
+async fn oauth2_client_credentials_tokens_are_fetched_cached_and_refreshed_on_401(db: Backend) {
+    use std::sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    };
+    let server = server(db, "1").await;
+    // The provider issues token-1, token-2, …; the webhook endpoint accepts only `accepted`.
+    let issued = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(Mutex::new(String::new()));
+    let tokens = {
+        let (issued, accepted) = (issued.clone(), accepted.clone());
+        Receiver::start_with(
+            Arc::new(move |request, _| {
+                let form = String::from_utf8_lossy(&request.body).into_owned();
+                if !(form.contains("grant_type=client_credentials")
+                    && form.contains("client_id=ci")
+                    && form.contains("client_secret=client-s3cret"))
+                {
+                    return Reply::status(400);
+                }
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                *accepted.lock().unwrap() = format!("Bearer token-{n}");
+                Reply::ok().json(
+                    json!({"access_token": format!("token-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+                )
+            }),
+            1,
+        )
+    };
+    let receiver = {
+        let accepted = accepted.clone();
+        Receiver::start_with(
+            Arc::new(move |request, _| {
+                if request.header("authorization") == Some(accepted.lock().unwrap().as_str()) {
+                    Reply::ok()
+                } else {
+                    Reply::status(401)
+                }
+            }),
+            1,
+        )
+    };
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(
+        &api,
+        "a",
+        json!({"url": receiver.url("/hook"), "auth": {"type": "oauth2_client_credentials", "token_url": tokens.url("/token"), "client_id": "ci", "client_secret": "client-s3cret"}}),
+    )
+    .await;
+    let authorized = |received: &[hookline_e2e::receiver::Received], token: &str| {
+        received.iter().filter(|r| r.header("authorization") == Some(token)).count()
+    };
+    api.send_message("a", "a.b", json!({})).await;
+    api.send_message("a", "a.b", json!({})).await;
+    receiver.wait_until(WAIT, "two deliveries with token-1", |r| authorized(r, "Bearer token-1") >= 2).await;
+    assert_eq!(issued.load(Ordering::SeqCst), 1, "the token is cached between deliveries");
+    // The provider revokes token-1: the next delivery gets 401, Hookline fetches a new token and
+    // delivers in the same attempt.
+    *accepted.lock().unwrap() = "Bearer revoked".to_owned();
+    let message = id(&api.send_message("a", "a.b", json!({})).await);
+    receiver.wait_until(WAIT, "a delivery with token-2", |r| authorized(r, "Bearer token-2") >= 1).await;
+    let deliveries =
+        wait_deliveries(&api, "a", &message, "succeeded", |d| d[0]["status"] == "succeeded").await;
+    assert_eq!(deliveries[0]["attempt_count"], 1);
+    assert_eq!(tokens.count(), 2);
+    let log = api.get(&format!("/api/v1/app/a/msg/{message}/attempt")).await.text;
+    assert!(!log.contains("token-2") && !log.contains("client-s3cret"), "{log}");
+}
+
+async fn the_rate_limit_holds(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/"), "rate_limit": 5})).await;
+    for n in 0..20 {
+        api.send_message("a", "a.b", json!({"n": n})).await;
+    }
+    let received = receiver.wait_for(20, WAIT).await;
+    // A bucket of 5 that refills at 5/s: 20 deliveries need at least 3 s.
+    let span = received[19].at - received[0].at;
+    assert!(span >= Duration::from_millis(2800), "20 deliveries at 5/s took only {span:?}");
+    // No one-second window holds more than the burst plus one second of refill.
+    for (i, first) in received.iter().enumerate() {
+        let in_window = received[i..].iter().take_while(|r| r.at - first.at < Duration::from_secs(1)).count();
+        assert!(in_window <= 10, "{in_window} deliveries within one second");
+    }
+}
+
+async fn fifo_order_holds_under_failures(db: Backend) {
+    let server = server(db, "1,1,1").await;
+    // Every message fails its first attempt.
+    let receiver = Receiver::start_with(
+        Arc::new(|_, before| if before == 0 { Reply::status(503) } else { Reply::ok() }),
+        2,
+    );
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/"), "ordering": "fifo"})).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    let received = receiver.wait_for(10, Duration::from_secs(60)).await;
+    // Attempts arrive strictly in order: m0, m0, m1, m1, …: message n+1 is never sent before
+    // message n succeeded.
+    let order: Vec<&str> = received.iter().map(|r| r.msg_id()).collect();
+    let expected: Vec<&str> = ids.iter().flat_map(|id| [id.as_str(), id.as_str()]).collect();
+    assert_eq!(order, expected);
+}
+
+async fn a_slow_endpoint_does_not_delay_another_tenants_deliveries(db: Backend) {
+    let server = server(db, "1").await;
+    let slow = Receiver::start_with(Arc::new(|_, _| Reply::ok().after(Duration::from_secs(5))), 4);
+    let fast = Receiver::start();
+    let slow_tenant = server.tenant("slowco");
+    slow_tenant.create_app("S", Some("s")).await;
+    endpoint(&slow_tenant, "s", json!({"url": slow.url("/"), "timeout_ms": 10000})).await;
+    let fast_tenant = server.tenant("fastco");
+    fast_tenant.create_app("F", Some("f")).await;
+    endpoint(&fast_tenant, "f", json!({"url": fast.url("/")})).await;
+    // Saturate the slow endpoint far beyond its per-endpoint slots.
+    for n in 0..200 {
+        slow_tenant.send_message("s", "a.b", json!({"n": n})).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    for n in 0..20 {
+        fast_tenant.send_message("f", "a.b", json!({"n": n})).await;
+    }
+    fast.wait_for(20, WAIT).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "the other tenant's deliveries took {took:?} behind a slow endpoint"
+    );
+}
+
+async fn a_test_event_reaches_only_its_endpoint(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let target =
+        endpoint(&api, "a", json!({"url": receiver.url("/target"), "filter_types": ["invoice.paid"]})).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/other")})).await;
+    let message =
+        api.post(&format!("/api/v1/app/a/endpoint/{}/test", id(&target)), json!({})).await.expect(202);
+    assert_eq!(message["event_type"], "hookline.test");
+    let received = receiver.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 1);
+    assert_eq!(received[0].path, "/target");
+    assert_eq!(received[0].msg_id(), id(&message));
+    let attempts = api.get(&format!("/api/v1/app/a/attempt?endpoint={}", id(&target))).await.expect(200);
+    assert_eq!(attempts["data"].as_array().unwrap().len(), 1);
+}
+
+fn crash_options() -> ServerOptions {
+    options("1").env("HOOKLINE_DELIVERY_LEASE_SECONDS", "3")
+}
+
+async fn a_worker_killed_mid_burst_loses_nothing(db: Backend) {
+    let server = TestServer::start_with(db, crash_options()).await;
+    // A little slow, so the burst is still in flight when the process dies.
+    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok().after(Duration::from_millis(20))), 4);
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    let mut accepted = Vec::new();
+    for n in 0..300 {
+        accepted.push(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    receiver.wait_for(20, WAIT).await;
+    let key = match &api.auth {
+        hookline_e2e::Auth::Bearer(key) => key.clone(),
+        _ => unreachable!(),
+    };
+    let (data_dir, database_url) = server.stop(); // SIGKILL
+    let got_before = receiver.count();
+    assert!(got_before < 300, "the burst finished before the kill ({got_before}); the test proves nothing");
+    // The dead process's leases expire (3 s here) and the new process takes them back.
+    let restarted = TestServer::spawn(db, data_dir, database_url, crash_options());
+    let received = receiver
+        .wait_until(Duration::from_secs(90), "every accepted message", |r| {
+            let ids: std::collections::HashSet<&str> = r.iter().map(|r| r.msg_id()).collect();
+            accepted.iter().all(|id| ids.contains(id.as_str()))
+        })
+        .await;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &received {
+        *counts.entry(r.msg_id()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 300);
+    let _ = restarted.client_with_key(&key);
+}
