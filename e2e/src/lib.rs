@@ -48,9 +48,15 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e lives in the workspace").to_path_buf()
 }
 
+static BINARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// Uses this binary instead of building one (the benchmark runs the release build).
+pub fn set_binary(path: PathBuf) {
+    let _ = BINARY.set(path);
+}
+
 /// The `hookline` binary, built once per test process so a test never runs a stale one.
 pub fn binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         if let Ok(path) = std::env::var("HOOKLINE_BIN") {
             return PathBuf::from(path);
@@ -187,6 +193,25 @@ impl TestServer {
         None
     }
 
+    /// Starts an extra `hookline worker` process on this server's database and data directory.
+    pub fn spawn_worker(&self, options: &ServerOptions) -> ChildGuard {
+        let mut command = Command::new(binary());
+        command
+            .arg("worker")
+            .current_dir(self.data_dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOOKLINE_DATA_DIR", self.data_dir.path())
+            .env("HOOKLINE_DATABASE_URL", &self.database_url)
+            .env("HOOKLINE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (name, value) in &options.env {
+            command.env(name, value);
+        }
+        ChildGuard(command.spawn().expect("starting hookline worker"))
+    }
+
     /// Runs a `hookline` subcommand against this server's configuration; returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         let output = Command::new(binary())
@@ -226,6 +251,16 @@ impl TestServer {
     /// A client without credentials.
     pub fn anonymous(&self) -> Client {
         Client { base_url: self.base_url.clone(), http: self.client.clone(), auth: Auth::None }
+    }
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -28,6 +28,8 @@ both_databases!(
     a_slow_endpoint_does_not_delay_another_tenants_deliveries,
     a_test_event_reaches_only_its_endpoint,
     a_worker_killed_mid_burst_loses_nothing,
+    an_open_circuit_pauses_a_failing_endpoint_and_probes_it,
+    operational_webhooks_report_failing_exhausted_recovered_and_disabled,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -198,7 +200,9 @@ async fn failed_deliveries_are_retried_on_the_schedule_and_die_after_the_last(db
         second_gap >= Duration::from_millis(1550) && second_gap < Duration::from_secs(6),
         "{second_gap:?}"
     );
-    let deliveries = wait_deliveries(&api, "a", &message, "dead", |d| d[0]["status"] == "dead").await;
+    let deliveries =
+        wait_deliveries(&api, "a", &message, "dead", |d| d.first().is_some_and(|d| d["status"] == "dead"))
+            .await;
     assert_eq!(deliveries[0]["attempt_count"], 3);
     assert_eq!(deliveries[0]["last_response_status_code"], 500);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -250,7 +254,7 @@ async fn a_410_disables_the_endpoint(db: Backend) {
     api.create_app("A", Some("a")).await;
     let gone = endpoint(&api, "a", json!({"url": receiver.url("/gone")})).await;
     let message = id(&api.send_message("a", "a.b", json!({})).await);
-    wait_deliveries(&api, "a", &message, "dead", |d| d[0]["status"] == "dead").await;
+    wait_deliveries(&api, "a", &message, "dead", |d| d.first().is_some_and(|d| d["status"] == "dead")).await;
     let endpoint = api.get(&format!("/api/v1/app/a/endpoint/{}", id(&gone))).await.expect(200);
     assert_eq!(endpoint["disabled"], true);
     assert!(endpoint["disabled_reason"].as_str().unwrap().contains("410"), "{endpoint}");
@@ -326,8 +330,10 @@ async fn endpoint_auth_and_custom_headers_are_sent_and_redacted_in_the_log(db: B
     assert_eq!(by_path["/basic"].header("authorization"), Some("Basic aG9vazpzM2NyZXQtcGFzcw=="));
     assert_eq!(by_path["/basic"].header("x-tenant-token"), Some("t0ken-value"));
     assert_eq!(by_path["/header"].header("x-api-key"), Some("k3y-value"));
-    wait_deliveries(&api, "a", &message, "both succeeded", |d| d.iter().all(|d| d["status"] == "succeeded"))
-        .await;
+    wait_deliveries(&api, "a", &message, "both succeeded", |d| {
+        !d.is_empty() && d.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
     let log = api.get(&format!("/api/v1/app/a/msg/{message}/attempt")).await.text;
     for secret in ["s3cret-pass", "aG9vazpzM2NyZXQtcGFzcw", "t0ken-value", "k3y-value"] {
         assert!(!log.contains(secret), "{secret} in the attempt log: {log}");
@@ -397,8 +403,10 @@ async fn oauth2_client_credentials_tokens_are_fetched_cached_and_refreshed_on_40
     *accepted.lock().unwrap() = "Bearer revoked".to_owned();
     let message = id(&api.send_message("a", "a.b", json!({})).await);
     receiver.wait_until(WAIT, "a delivery with token-2", |r| authorized(r, "Bearer token-2") >= 1).await;
-    let deliveries =
-        wait_deliveries(&api, "a", &message, "succeeded", |d| d[0]["status"] == "succeeded").await;
+    let deliveries = wait_deliveries(&api, "a", &message, "succeeded", |d| {
+        d.first().is_some_and(|d| d["status"] == "succeeded")
+    })
+    .await;
     assert_eq!(deliveries[0]["attempt_count"], 1);
     assert_eq!(tokens.count(), 2);
     let log = api.get(&format!("/api/v1/app/a/msg/{message}/attempt")).await.text;
@@ -531,4 +539,131 @@ async fn a_worker_killed_mid_burst_loses_nothing(db: Backend) {
     }
     assert_eq!(counts.len(), 300);
     let _ = restarted.client_with_key(&key);
+}
+
+async fn an_open_circuit_pauses_a_failing_endpoint_and_probes_it(db: Backend) {
+    let options = options("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1")
+        .env("HOOKLINE_CIRCUIT_THRESHOLD", "3")
+        .env("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", "2");
+    let server = TestServer::start_with(db, options).await;
+    // The endpoint is down for its first 6 seconds.
+    let up_at = Instant::now() + Duration::from_secs(6);
+    let receiver = Receiver::start_with(
+        Arc::new(move |_, _| if Instant::now() < up_at { Reply::status(503) } else { Reply::ok() }),
+        2,
+    );
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    for n in 0..10 {
+        api.send_message("a", "a.b", json!({"n": n})).await;
+    }
+    receiver
+        .wait_until(WAIT, "every message delivered", |r| {
+            r.iter()
+                .filter(|r| r.at >= up_at)
+                .map(|r| r.msg_id())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 10
+        })
+        .await;
+    let received = receiver.received();
+    let while_down = received.iter().filter(|r| r.at < up_at).count();
+    // Without the breaker: 10 deliveries retried every second for 6 s, about 60 requests. With it:
+    // the first wave (10), then one probe per cool-down (2 s) while the endpoint is down.
+    assert!(while_down <= 16, "{while_down} requests hit the endpoint while it was down");
+    assert!(while_down >= 10, "the first wave is {while_down}");
+}
+
+async fn operational_webhooks_report_failing_exhausted_recovered_and_disabled(db: Backend) {
+    let options = options("1,1,1,1,1,1")
+        .env("HOOKLINE_DISABLE_AFTER_SECONDS", "3")
+        .env("HOOKLINE_CIRCUIT_THRESHOLD", "1000");
+    let server = TestServer::start_with(db, options).await;
+    let operational = Receiver::start();
+    // /flaky fails 3 times, then succeeds (failing, then recovered); /dead fails twice and has no
+    // more tries (exhausted); /down fails until it has failed for 3 s (disabled).
+    let customer = Receiver::start_with(
+        Arc::new(
+            |r, before| if r.path == "/flaky" && before >= 3 { Reply::ok() } else { Reply::status(500) },
+        ),
+        2,
+    );
+    let api = server.tenant("acme");
+    api.create_app("Ops", Some("hookline-operational")).await;
+    let ops_endpoint = endpoint(&api, "hookline-operational", json!({"url": operational.url("/ops")})).await;
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": customer.url("/flaky"), "filter_types": ["flaky.event"]})).await;
+    endpoint(
+        &api,
+        "a",
+        json!({"url": customer.url("/dead"), "filter_types": ["dead.event"], "retry_schedule": [1]}),
+    )
+    .await;
+    let down =
+        endpoint(&api, "a", json!({"url": customer.url("/down"), "filter_types": ["down.event"]})).await;
+    let flaky_msg = id(&api.send_message("a", "flaky.event", json!({})).await);
+    let dead_msg = id(&api.send_message("a", "dead.event", json!({})).await);
+    api.send_message("a", "down.event", json!({})).await;
+
+    let events = |received: &[hookline_e2e::receiver::Received]| -> Vec<(String, String)> {
+        received
+            .iter()
+            .map(|r| {
+                let body = r.json();
+                let kind = body["type"].as_str().unwrap_or_default().to_owned();
+                let subject = body["data"]["msg_id"].as_str().or(body["data"]["endpoint_id"].as_str());
+                (kind, subject.unwrap_or_default().to_owned())
+            })
+            .collect()
+    };
+    let expected = [
+        ("message.attempt.failing".to_owned(), flaky_msg.clone()),
+        ("message.attempt.recovered".to_owned(), flaky_msg),
+        ("message.attempt.exhausted".to_owned(), dead_msg),
+        ("endpoint.disabled".to_owned(), id(&down)),
+    ];
+    let received = operational
+        .wait_until(Duration::from_secs(60), "the four events", |r| {
+            let seen = events(r);
+            expected.iter().all(|e| seen.contains(e))
+        })
+        .await;
+    let disabled = received.iter().map(|r| r.json()).find(|b| b["type"] == "endpoint.disabled").unwrap();
+    assert!(disabled["data"]["reason"].as_str().unwrap().contains("failed for 3 seconds"), "{disabled}");
+    // Operational webhooks are ordinary, signed deliveries.
+    let secret = secret(&api, "hookline-operational", &id(&ops_endpoint)).await;
+    assert!(received.iter().all(|r| verify_signature(&secret, r)));
+    let endpoint = api.get(&format!("/api/v1/app/a/endpoint/{}", id(&down))).await.expect(200);
+    assert_eq!(endpoint["disabled"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_postgres_do_not_double_deliver() {
+    let server = server(Backend::Postgres, "1").await;
+    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok().after(Duration::from_millis(5))), 4);
+    let worker_options = options("1");
+    let _worker_a = server.spawn_worker(&worker_options);
+    let _worker_b = server.spawn_worker(&worker_options);
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    let mut ids = Vec::new();
+    for n in 0..400 {
+        ids.push(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    receiver.wait_for(400, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = receiver.received();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in &received {
+        *counts.entry(r.msg_id()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 400);
+    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "delivered more than once: {doubled:?}");
+    let attempts =
+        hookline_e2e::postgres::cluster().psql(&server.database_url, "SELECT count(*) FROM attempts");
+    assert_eq!(attempts.trim(), "400", "one attempt per message");
 }

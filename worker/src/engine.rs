@@ -65,6 +65,11 @@ impl EngineConfig {
     pub fn from_config(config: &hookline_core::Config) -> EngineConfig {
         let mut engine = EngineConfig::default();
         engine.limits.lease = chrono::Duration::seconds(i64::from(config.delivery_lease_seconds));
+        engine.limits.circuit_threshold = i32::try_from(config.circuit_threshold).unwrap_or(i32::MAX).max(1);
+        engine.limits.circuit_cooldown =
+            chrono::Duration::seconds(i64::from(config.circuit_cooldown_seconds));
+        engine.limits.disable_after =
+            chrono::Duration::seconds(i64::try_from(config.disable_after_seconds).unwrap_or(i64::MAX));
         engine
     }
 }
@@ -173,13 +178,15 @@ impl Engine {
             )
             .await
             {
-                Ok((taken, claimed)) => {
-                    let had_pending = claimed.len() < taken;
-                    self.dispatch(claimed).await;
-                    if had_pending {
+                Ok(fan_out) => {
+                    tracing::debug!(target: "hookline::batch", kind = "fanout", n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
+                    let left_for_claim = fan_out.leased.len() < fan_out.deliveries;
+                    let full = fan_out.messages as u64 == self.config.fanout_batch;
+                    self.dispatch(fan_out.leased).await;
+                    if left_for_claim {
                         self.wake_claim.notify_one();
                     }
-                    if taken as u64 == self.config.fanout_batch {
+                    if full {
                         continue; // More is queued: no waiting.
                     }
                 }
@@ -391,6 +398,7 @@ impl Engine {
         let mut batch = Vec::with_capacity(1000);
         while outcomes.recv_many(&mut batch, 1000).await > 0 {
             loop {
+                tracing::debug!(target: "hookline::batch", kind = "record", n = batch.len());
                 match delivery::record(&self.ctx, &self.worker_id, &batch, &self.config.limits).await {
                     Ok(recorded) => {
                         self.after_record(recorded);
@@ -408,10 +416,16 @@ impl Engine {
         }
     }
 
-    fn after_record(&self, recorded: delivery::Recorded) {
-        for (endpoint_id, reason) in &recorded.disabled {
-            tracing::warn!(endpoint = %endpoint_id, %reason, "endpoint disabled");
-            self.targets.lock().unwrap_or_else(|p| p.into_inner()).remove(endpoint_id);
+    fn after_record(&self, mut recorded: delivery::Recorded) {
+        for disabled in &recorded.disabled {
+            tracing::warn!(endpoint = %disabled.endpoint_id, reason = %disabled.reason, "endpoint disabled");
+            self.targets.lock().unwrap_or_else(|p| p.into_inner()).remove(&disabled.endpoint_id);
+        }
+        if !recorded.disabled.is_empty() || !recorded.events.is_empty() {
+            let ctx = self.ctx.clone();
+            let disabled = std::mem::take(&mut recorded.disabled);
+            let events = std::mem::take(&mut recorded.events);
+            tokio::spawn(async move { emit_operational(&ctx, disabled, events).await });
         }
         if !recorded.retries.is_empty()
             && let Some(retries) = self.retry_sink.get()
@@ -436,6 +450,46 @@ impl Engine {
                 }
                 Err(err) => tracing::error!(error = %err, "sweeping expired leases failed"),
             }
+        }
+    }
+}
+
+/// Sends the batch's operational events to the tenants that subscribed to them.
+async fn emit_operational(
+    ctx: &Context,
+    disabled: Vec<delivery::Disabled>,
+    events: Vec<delivery::DeliveryEvent>,
+) {
+    use hookline_core::services::operational;
+    use hookline_types::TenantId;
+    let now = Utc::now();
+    let mut pending = Vec::new();
+    for d in disabled {
+        let payload = serde_json::json!({
+            "type": "endpoint.disabled",
+            "data": {"app_id": d.app_id, "endpoint_id": d.endpoint_id, "reason": d.reason, "disabled_at": now},
+        });
+        pending.push((d.tenant_id, d.app_id, "endpoint.disabled", payload));
+    }
+    for e in events {
+        let payload = serde_json::json!({
+            "type": e.event_type,
+            "data": {
+                "app_id": e.claimed.app_id,
+                "endpoint_id": e.claimed.endpoint_id,
+                "msg_id": e.claimed.message_id,
+                "delivery_id": e.claimed.delivery_id,
+                "attempt": e.claimed.attempt_number,
+                "response_status_code": e.response_status,
+                "at": now,
+            },
+        });
+        pending.push((e.claimed.tenant_id, e.claimed.app_id, e.event_type, payload));
+    }
+    for (tenant, app, event_type, payload) in pending {
+        let Ok(tenant) = TenantId::parse(&tenant) else { continue };
+        if let Err(err) = operational::emit(ctx, &tenant, &app, event_type, payload).await {
+            tracing::warn!(error = %err, event_type, "could not emit an operational webhook");
         }
     }
 }

@@ -60,6 +60,17 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "30",
         "how long a worker holds a delivery between lease renewals; a dead worker's deliveries are retried after it",
     ),
+    (
+        "HOOKLINE_CIRCUIT_THRESHOLD",
+        "10",
+        "consecutive failed attempts that open an endpoint's circuit (pause, then probe one at a time)",
+    ),
+    ("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", "30", "how long an open circuit pauses deliveries before a probe"),
+    (
+        "HOOKLINE_DISABLE_AFTER_SECONDS",
+        "432000",
+        "an endpoint whose every attempt failed for this long (5 days) is disabled",
+    ),
     ("HOOKLINE_MAX_PAYLOAD_BYTES", "1048576", "largest accepted message payload"),
     (
         "HOOKLINE_SQLITE_SYNCHRONOUS",
@@ -88,6 +99,9 @@ pub struct Config {
     pub retry_schedule: RetrySchedule,
     pub max_payload_bytes: usize,
     pub delivery_lease_seconds: u32,
+    pub circuit_threshold: u32,
+    pub circuit_cooldown_seconds: u32,
+    pub disable_after_seconds: u64,
     pub sqlite_synchronous_full: bool,
     pub session_ttl_hours: u32,
     pub stripe_api_base: String,
@@ -110,6 +124,9 @@ struct FileLayer {
     retry_schedule: Option<String>,
     max_payload_bytes: Option<String>,
     delivery_lease_seconds: Option<String>,
+    circuit_threshold: Option<String>,
+    circuit_cooldown_seconds: Option<String>,
+    disable_after_seconds: Option<String>,
     sqlite_synchronous: Option<String>,
     session_ttl_hours: Option<String>,
     stripe_api_base: Option<String>,
@@ -208,6 +225,34 @@ impl Config {
                     }
                 },
             };
+        fn number<T: std::str::FromStr>(
+            name: &'static str,
+            value: Option<String>,
+            default: T,
+        ) -> Result<T, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+                    name,
+                    detail: format!("expected a whole number, got {text}"),
+                }),
+            }
+        }
+        let circuit_threshold = number(
+            "HOOKLINE_CIRCUIT_THRESHOLD",
+            pick("HOOKLINE_CIRCUIT_THRESHOLD", file.circuit_threshold),
+            10,
+        )?;
+        let circuit_cooldown_seconds = number(
+            "HOOKLINE_CIRCUIT_COOLDOWN_SECONDS",
+            pick("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", file.circuit_cooldown_seconds),
+            30,
+        )?;
+        let disable_after_seconds = number(
+            "HOOKLINE_DISABLE_AFTER_SECONDS",
+            pick("HOOKLINE_DISABLE_AFTER_SECONDS", file.disable_after_seconds),
+            5 * 24 * 3600,
+        )?;
         let sqlite_synchronous_full =
             match pick("HOOKLINE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous).as_deref() {
                 None | Some("normal") => false,
@@ -234,6 +279,9 @@ impl Config {
             retry_schedule,
             max_payload_bytes,
             delivery_lease_seconds,
+            circuit_threshold,
+            circuit_cooldown_seconds,
+            disable_after_seconds,
             sqlite_synchronous_full,
             session_ttl_hours,
             stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)

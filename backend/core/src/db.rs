@@ -18,10 +18,17 @@ use sea_orm::{
 
 use crate::config::Config;
 
-/// The database connection (a pool) and which backend it is.
+/// The database: `conn` for reads, `writer` for every statement that writes.
+///
+/// On SQLite the writer is a pool of one connection. SQLite has one writer at a time; with
+/// many pooled connections competing, the losers sleep in SQLite's busy handler and throughput
+/// collapses (measured: 580 messages/s with 64 concurrent clients). One writer connection makes
+/// writers queue in the pool, in order, without sleeping, while readers use the WAL in parallel.
+/// On PostgreSQL both are the same pool.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub conn: DatabaseConnection,
+    pub writer: DatabaseConnection,
 }
 
 impl Db {
@@ -31,13 +38,23 @@ impl Db {
             if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
                 .min_connections(1)
-                .connect_with(options)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options.clone())
                 .await
                 .with_context(|| format!("opening {}", config.database_url))?;
-            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+            let readers = SqlitePoolOptions::new()
+                .max_connections(8)
+                .min_connections(1)
+                .connect_with(options.read_only(false))
+                .await
+                .with_context(|| format!("opening {}", config.database_url))?;
+            return Ok(Db {
+                conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(readers),
+                writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
+            });
         } else {
             let options =
                 PgConnectOptions::from_str(&config.database_url).context("HOOKLINE_DATABASE_URL")?;
@@ -49,7 +66,7 @@ impl Db {
                 .context("connecting to PostgreSQL")?;
             SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
         };
-        Ok(Db { conn })
+        Ok(Db { writer: conn.clone(), conn })
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -62,7 +79,7 @@ impl Db {
 
     /// Runs Hookline's migrations, then creates the apalis job tables.
     pub async fn migrate(&self, config: &Config) -> anyhow::Result<()> {
-        Migrator::up(&self.conn, None).await.context("running migrations")?;
+        Migrator::up(&self.writer, None).await.context("running migrations")?;
         if self.is_sqlite() {
             // apalis' setup sets `synchronous = OFF` on the connection it runs on. That pragma is
             // per connection, so run it on a throw-away one: a pooled connection left that way
@@ -85,7 +102,7 @@ impl Db {
     /// write lock up front makes it wait its turn instead. PostgreSQL ignores the option.
     pub async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
         use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-        self.conn
+        self.writer
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -118,7 +135,7 @@ pub enum RawPool<'a> {
 impl Db {
     pub fn raw_pool(&self) -> RawPool<'_> {
         if self.is_sqlite() {
-            RawPool::Sqlite(self.conn.get_sqlite_connection_pool())
+            RawPool::Sqlite(self.writer.get_sqlite_connection_pool())
         } else {
             RawPool::Postgres(self.conn.get_postgres_connection_pool())
         }

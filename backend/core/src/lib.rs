@@ -4,6 +4,7 @@
 //! Every tenant-owned query starts from [`scope::TenantScoped::scoped`]; the tenant always comes
 //! from an authenticated [`principal::Principal`], never from a request body.
 
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod db;
@@ -29,15 +30,22 @@ pub struct Context {
     pub keys: std::sync::Arc<crypto::Keys>,
     pub config: std::sync::Arc<Config>,
     pub signals: std::sync::Arc<Signals>,
+    pub ingest: std::sync::Arc<services::ingest::IngestQueue>,
+    pub caches: std::sync::Arc<cache::Caches>,
 }
 
 impl Context {
+    /// Builds the context and starts its ingest writer (needs a tokio runtime).
     pub fn new(db: Db, keys: crypto::Keys, config: Config) -> Context {
+        let signals = std::sync::Arc::new(Signals::default());
+        let ingest = services::ingest::IngestQueue::start(db.clone(), signals.clone());
         Context {
             db,
             keys: std::sync::Arc::new(keys),
             config: std::sync::Arc::new(config),
-            signals: std::sync::Arc::new(Signals::default()),
+            signals,
+            ingest: std::sync::Arc::new(ingest),
+            caches: std::sync::Arc::new(cache::Caches::default()),
         }
     }
 }

@@ -10,7 +10,9 @@ use sea_orm::{
 };
 
 use crate::{
-    Context, crypto,
+    Context,
+    cache::CachedKey,
+    crypto,
     entities::api_keys,
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
@@ -89,7 +91,7 @@ pub async fn create(ctx: &Context, principal: &Principal, input: ApiKeyIn) -> Co
             detail: "a key cannot be given a scope its creator lacks".to_owned(),
         });
     }
-    insert(&ctx.db.conn, &principal.tenant_id, input).await
+    insert(&ctx.db.writer, &principal.tenant_id, input).await
 }
 
 pub async fn list(
@@ -128,7 +130,12 @@ pub async fn revoke(ctx: &Context, principal: &Principal, id: &ApiKeyId) -> Core
     }
     let mut active: api_keys::ActiveModel = model.into();
     active.revoked_at = Set(Some(Utc::now()));
-    to_out(active.update(&ctx.db.conn).await?)
+    let revoked = to_out(active.update(&ctx.db.writer).await?)?;
+    // Stop honouring it in this process at once (others within the cache's few seconds).
+    ctx.caches.api_keys.retain(|_, cached| {
+        !matches!(&cached.principal.kind, PrincipalKind::ApiKey { id: cached_id, .. } if cached_id == id)
+    });
+    Ok(revoked)
 }
 
 /// Resolves a presented key to its principal. Unknown, revoked and expired keys all answer the
@@ -138,9 +145,16 @@ pub async fn authenticate(ctx: &Context, key: &str) -> CoreResult<Principal> {
     if !(key.starts_with("hl_live_") || key.starts_with("hl_test_")) {
         return Err(INVALID);
     }
+    let hash = crypto::hash_token(key);
+    if let Some(cached) = ctx.caches.api_keys.get(&hash) {
+        if cached.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(INVALID);
+        }
+        return Ok(cached.principal);
+    }
     // Pre-authentication lookup by hash: there is no tenant yet, and the hash is unique.
     let model = api_keys::Entity::find()
-        .filter(api_keys::Column::KeyHash.eq(crypto::hash_token(key)))
+        .filter(api_keys::Column::KeyHash.eq(hash.as_str()))
         .one(&ctx.db.conn)
         .await?
         .ok_or(INVALID)?;
@@ -152,14 +166,18 @@ pub async fn authenticate(ctx: &Context, key: &str) -> CoreResult<Principal> {
         api_keys::Entity::update_many()
             .col_expr(api_keys::Column::LastUsedAt, Expr::value(now))
             .filter(api_keys::Column::Id.eq(model.id.as_str()))
-            .exec(&ctx.db.conn)
+            .exec(&ctx.db.writer)
             .await?;
     }
-    Ok(Principal {
+    let principal = Principal {
         tenant_id: TenantId::parse(&model.tenant_id).map_err(|err| CoreError::Internal(err.into()))?,
         kind: PrincipalKind::ApiKey {
             id: ApiKeyId::parse(&model.id).map_err(|err| CoreError::Internal(err.into()))?,
             scopes: from_json(model.scopes, "scopes")?,
         },
-    })
+    };
+    ctx.caches
+        .api_keys
+        .insert(hash, CachedKey { principal: principal.clone(), expires_at: model.expires_at });
+    Ok(principal)
 }

@@ -71,6 +71,21 @@ pub async fn find<C: ConnectionTrait>(
     select.one(conn).await?.ok_or(CoreError::NotFound("application"))
 }
 
+/// [`find`] through the short-lived cache, for the message hot path.
+pub async fn find_cached(
+    ctx: &Context,
+    tenant: &TenantId,
+    app: &IdOrUid<AppId>,
+) -> CoreResult<applications::Model> {
+    let key = (tenant.clone(), crate::cache::AppRef::from(app));
+    if let Some(model) = ctx.caches.applications.get(&key) {
+        return Ok(model);
+    }
+    let model = find(&ctx.db.conn, tenant, app).await?;
+    ctx.caches.applications.insert(key, model.clone());
+    Ok(model)
+}
+
 pub async fn create(
     ctx: &Context,
     principal: &Principal,
@@ -96,7 +111,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    match model.insert(&ctx.db.conn).await {
+    match model.insert(&ctx.db.writer).await {
         Ok(model) => to_out(model),
         Err(err) if is_unique_violation(&err) => Err(uid_taken(input.uid.as_deref().unwrap_or_default())),
         Err(err) => Err(err.into()),
@@ -168,7 +183,8 @@ pub async fn patch(
         active.rate_limit = Set(rate_limit.map(|n| n as i32));
     }
     active.updated_at = Set(Utc::now());
-    match active.update(&ctx.db.conn).await {
+    ctx.caches.applications.clear();
+    match active.update(&ctx.db.writer).await {
         Ok(model) => to_out(model),
         Err(err) if is_unique_violation(&err) => {
             Err(uid_taken(new_uid.flatten().as_deref().unwrap_or_default()))
@@ -206,5 +222,6 @@ pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) 
         .exec(&txn)
         .await?;
     txn.commit().await?;
+    ctx.caches.applications.clear();
     Ok(())
 }

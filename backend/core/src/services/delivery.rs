@@ -148,6 +148,17 @@ pub trait Capacity {
     fn available(&self, endpoint_id: &str) -> usize;
 }
 
+/// What one fan-out transaction did.
+#[derive(Debug, Default)]
+pub struct FanOut {
+    /// Messages taken off the queue.
+    pub messages: usize,
+    /// Deliveries created.
+    pub deliveries: usize,
+    /// The deliveries leased to this worker, to send now; the others wait for the claim loop.
+    pub leased: Vec<Claimed>,
+}
+
 /// Fan-out: takes up to `limit` messages off the queue, creates one delivery per matching enabled
 /// endpoint, and leases to `worker` right away those whose endpoint has room (the rest are
 /// `pending`, due now, for the claim loop). One transaction: a crash leaves the queue untouched.
@@ -157,7 +168,7 @@ pub async fn fan_out(
     limit: u64,
     capacity: &(dyn Capacity + Sync),
     limits: &EngineLimits,
-) -> CoreResult<(usize, Vec<Claimed>)> {
+) -> CoreResult<FanOut> {
     let txn = ctx.db.begin_write().await?;
     // Deleting first takes the rows (and, on SQLite, the write lock) before anything is read, so
     // two workers never fan out the same message.
@@ -188,7 +199,7 @@ pub async fn fan_out(
     }
     if taken.is_empty() {
         txn.commit().await?;
-        return Ok((0, Vec::new()));
+        return Ok(FanOut::default());
     }
     let messages =
         messages::Entity::find().filter(messages::Column::Id.is_in(taken.clone())).all(&txn).await?;
@@ -255,6 +266,7 @@ pub async fn fan_out(
             });
         }
     }
+    let rows_created = rows.len();
     // SQLite allows 32766 bound values per statement; 15 columns a row.
     for chunk in rows.chunks(1000) {
         deliveries::Entity::insert_many(chunk.to_vec())
@@ -263,7 +275,7 @@ pub async fn fan_out(
             .await?;
     }
     txn.commit().await?;
-    Ok((taken.len(), claimed))
+    Ok(FanOut { messages: taken.len(), deliveries: rows_created, leased: claimed })
 }
 
 /// Claims due deliveries (`pending` or `failed` with `next_attempt_at <= now`) up to `limit`,
@@ -537,13 +549,36 @@ pub async fn load_payloads(ctx: &Context, message_ids: &[String]) -> CoreResult<
         .collect())
 }
 
+/// After this many failed attempts of one delivery, `message.attempt.failing` is emitted, and a
+/// later success emits `message.attempt.recovered`.
+pub const FAILING_AFTER_ATTEMPTS: i32 = 3;
+
+/// A delivery-level event for the tenant's operational webhooks.
+#[derive(Clone, Debug)]
+pub struct DeliveryEvent {
+    pub event_type: &'static str,
+    pub claimed: Claimed,
+    pub response_status: Option<u16>,
+}
+
+/// An endpoint disabled by a batch.
+#[derive(Clone, Debug)]
+pub struct Disabled {
+    pub tenant_id: String,
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub reason: String,
+}
+
 /// What recording a batch changed, for the worker's follow-ups (retry wake-ups, events).
 #[derive(Debug, Default)]
 pub struct Recorded {
     /// Deliveries that will be retried, with their due time.
     pub retries: Vec<(String, DateTime<Utc>)>,
-    /// Endpoints disabled by this batch (410 Gone, or failing for too long), with the reason.
-    pub disabled: Vec<(String, String)>,
+    /// Endpoints disabled by this batch (410 Gone, or failing for too long).
+    pub disabled: Vec<Disabled>,
+    /// `message.attempt.exhausted`, `.failing` and `.recovered` events.
+    pub events: Vec<DeliveryEvent>,
 }
 
 /// Records a batch of attempts and the deliveries' new states in one transaction. Only outcomes
@@ -590,6 +625,13 @@ pub async fn record(
     for outcome in outcomes {
         if outcome.succeeded {
             successes.entry(outcome.response_status).or_default().push(outcome.claimed.delivery_id.clone());
+            if outcome.claimed.attempt_number > FAILING_AFTER_ATTEMPTS {
+                recorded.events.push(DeliveryEvent {
+                    event_type: "message.attempt.recovered",
+                    claimed: outcome.claimed.clone(),
+                    response_status: outcome.response_status,
+                });
+            }
             continue;
         }
         let (status, next) = match outcome.next_attempt_at {
@@ -614,8 +656,22 @@ pub async fn record(
             .filter(deliveries::Column::LeaseOwner.eq(worker))
             .exec(&txn)
             .await?;
-        if let (1, Some(at)) = (result.rows_affected, next) {
-            recorded.retries.push((outcome.claimed.delivery_id.clone(), at));
+        if result.rows_affected == 1 {
+            match next {
+                Some(at) => recorded.retries.push((outcome.claimed.delivery_id.clone(), at)),
+                None => recorded.events.push(DeliveryEvent {
+                    event_type: "message.attempt.exhausted",
+                    claimed: outcome.claimed.clone(),
+                    response_status: outcome.response_status,
+                }),
+            }
+            if next.is_some() && outcome.claimed.attempt_number == FAILING_AFTER_ATTEMPTS {
+                recorded.events.push(DeliveryEvent {
+                    event_type: "message.attempt.failing",
+                    claimed: outcome.claimed.clone(),
+                    response_status: outcome.response_status,
+                });
+            }
         }
     }
     for (status_code, ids) in successes {
@@ -700,8 +756,12 @@ async fn update_health<C: ConnectionTrait>(
     if last.disable_endpoint {
         disable_reason = Some("the endpoint answered 410 Gone".to_owned());
     } else if failing_since.is_some_and(|since| now - since >= limits.disable_after) {
-        disable_reason =
-            Some(format!("every attempt failed for {} days", limits.disable_after.num_days().max(1)));
+        let seconds = limits.disable_after.num_seconds();
+        disable_reason = Some(if seconds >= 86_400 {
+            format!("every attempt failed for {} days", seconds / 86_400)
+        } else {
+            format!("every attempt failed for {seconds} seconds")
+        });
     }
     match existing {
         Some(row) => {
@@ -737,7 +797,12 @@ async fn update_health<C: ConnectionTrait>(
             .exec(conn)
             .await?;
         if result.rows_affected == 1 {
-            recorded.disabled.push((endpoint_id.to_owned(), reason));
+            recorded.disabled.push(Disabled {
+                tenant_id: tenant_id.to_owned(),
+                app_id: last.claimed.app_id.clone(),
+                endpoint_id: endpoint_id.to_owned(),
+                reason,
+            });
         }
     }
     Ok(())
@@ -755,7 +820,7 @@ pub async fn release_expired_leases(ctx: &Context) -> CoreResult<u64> {
         .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
         .filter(deliveries::Column::Status.eq(SENDING))
         .filter(deliveries::Column::LeaseUntil.lt(now))
-        .exec(&ctx.db.conn)
+        .exec(&ctx.db.writer)
         .await?;
     Ok(result.rows_affected)
 }
@@ -768,7 +833,7 @@ pub async fn renew_leases(ctx: &Context, worker: &str, limits: &EngineLimits) ->
         .col_expr(deliveries::Column::LeaseUntil, Expr::value(lease_until(now, limits)))
         .filter(deliveries::Column::Status.eq(SENDING))
         .filter(deliveries::Column::LeaseOwner.eq(worker))
-        .exec(&ctx.db.conn)
+        .exec(&ctx.db.writer)
         .await?;
     Ok(result.rows_affected)
 }
@@ -787,7 +852,7 @@ pub async fn release_leases_of(ctx: &Context, worker: &str, delivery_ids: &[Stri
         .filter(deliveries::Column::Id.is_in(delivery_ids.to_vec()))
         .filter(deliveries::Column::Status.eq(SENDING))
         .filter(deliveries::Column::LeaseOwner.eq(worker))
-        .exec(&ctx.db.conn)
+        .exec(&ctx.db.writer)
         .await?;
     Ok(result.rows_affected)
 }

@@ -304,7 +304,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    match model.insert(&ctx.db.conn).await {
+    match model.insert(&ctx.db.writer).await {
         Ok(model) => to_out(model),
         Err(err) if is_unique_violation(&err) => Err(uid_taken(input.uid.as_deref().unwrap_or_default())),
         Err(err) => Err(err.into()),
@@ -439,7 +439,7 @@ pub async fn patch(
         active.auth_summary = Set(auth_summary.as_ref().map(to_json));
     }
     active.updated_at = Set(Utc::now());
-    match active.update(&ctx.db.conn).await {
+    match active.update(&ctx.db.writer).await {
         Ok(model) => to_out(model),
         Err(err) if is_unique_violation(&err) => {
             Err(uid_taken(new_uid.flatten().as_deref().unwrap_or_default()))

@@ -74,7 +74,8 @@ pub async fn create(ctx: &Context, principal: &Principal, input: EventTypeIn) ->
         created_at: Set(now),
         updated_at: Set(now),
     };
-    match model.insert(&ctx.db.conn).await {
+    ctx.caches.schemas.clear();
+    match model.insert(&ctx.db.writer).await {
         Ok(model) => to_out(model),
         Err(err) if is_unique_violation(&err) => Err(CoreError::conflict(
             "event_type_exists",
@@ -156,13 +157,16 @@ pub async fn patch(
     active.schema = Set(schema);
     active.example = Set(example);
     active.updated_at = Set(Utc::now());
-    to_out(active.update(&ctx.db.conn).await?)
+    let updated = to_out(active.update(&ctx.db.writer).await?);
+    ctx.caches.schemas.clear();
+    updated
 }
 
 /// Deletes the event type from the catalog. Messages already sent with that type keep it.
 pub async fn delete(ctx: &Context, principal: &Principal, name: &str) -> CoreResult<()> {
     principal.require(ApiKeyScope::Write)?;
     let model = find_existing(ctx, &principal.tenant_id, name).await?;
-    model.delete(&ctx.db.conn).await?;
+    model.delete(&ctx.db.writer).await?;
+    ctx.caches.schemas.clear();
     Ok(())
 }

@@ -40,7 +40,7 @@ pub async fn begin(ctx: &Context, tenant: &TenantId, key: &str, fingerprint: &st
         response_body: Set(None),
         created_at: Set(now),
     };
-    match fresh().insert(&ctx.db.conn).await {
+    match fresh().insert(&ctx.db.writer).await {
         Ok(_) => return Ok(Begin::Proceed),
         Err(err) if is_unique_violation(&err) => {}
         Err(err) => return Err(err.into()),
@@ -51,7 +51,7 @@ pub async fn begin(ctx: &Context, tenant: &TenantId, key: &str, fingerprint: &st
         .await?
     else {
         // Removed between our insert and our read (expired and purged): start over once.
-        fresh().insert(&ctx.db.conn).await?;
+        fresh().insert(&ctx.db.writer).await?;
         return Ok(Begin::Proceed);
     };
     let expired = now - existing.created_at > KEY_LIFETIME;
@@ -66,7 +66,7 @@ pub async fn begin(ctx: &Context, tenant: &TenantId, key: &str, fingerprint: &st
             .col_expr(idempotency_keys::Column::ResponseBody, Expr::value(Option::<String>::None))
             .filter(idempotency_keys::Column::Key.eq(key))
             .filter(idempotency_keys::Column::CreatedAt.eq(existing.created_at))
-            .exec(&ctx.db.conn)
+            .exec(&ctx.db.writer)
             .await?;
         return Ok(if taken.rows_affected == 1 { Begin::Proceed } else { Begin::InFlight });
     }
@@ -91,7 +91,7 @@ pub async fn finish(
         .col_expr(idempotency_keys::Column::ResponseStatus, Expr::value(i32::from(status)))
         .col_expr(idempotency_keys::Column::ResponseBody, Expr::value(body))
         .filter(idempotency_keys::Column::Key.eq(key))
-        .exec(&ctx.db.conn)
+        .exec(&ctx.db.writer)
         .await?;
     Ok(())
 }
@@ -100,7 +100,7 @@ pub async fn finish(
 pub async fn abandon(ctx: &Context, tenant: &TenantId, key: &str) -> CoreResult<()> {
     idempotency_keys::Entity::scoped_delete(tenant)
         .filter(idempotency_keys::Column::Key.eq(key))
-        .exec(&ctx.db.conn)
+        .exec(&ctx.db.writer)
         .await?;
     Ok(())
 }
@@ -126,7 +126,7 @@ pub async fn purge_expired(ctx: &Context, batch: u64) -> CoreResult<u64> {
     let result = idempotency_keys::Entity::delete_many()
         .filter(idempotency_keys::Column::CreatedAt.lt(cutoff))
         .filter(idempotency_keys::Column::CreatedAt.lte(upper))
-        .exec(&ctx.db.conn)
+        .exec(&ctx.db.writer)
         .await?;
     Ok(result.rows_affected)
 }

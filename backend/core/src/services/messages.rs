@@ -6,19 +6,23 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use hookline_types::{ApiKeyScope, AppId, IdOrUid, ListResponse, MessageId, MessageIn, MessageOut, TenantId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter};
 use serde_json::Value;
 
 use crate::{
     Context,
     domain::{EventTypeName, parse_channel},
-    entities::{fanout_queue, message_payloads, messages},
+    entities::{message_payloads, messages},
     error::{CoreError, CoreResult, Errors},
     ids::{NewId, time_boundary},
     pagination::{PageRequest, paginate},
     principal::Principal,
     scope::TenantScoped,
-    services::{applications, event_types, from_json, is_unique_violation, to_json, usage},
+    services::{
+        applications, event_types, from_json,
+        ingest::{NewMessage, StoreError},
+        to_json,
+    },
 };
 
 const MAX_CHANNELS: usize = 10;
@@ -95,14 +99,28 @@ async fn find_by_event_id<C: ConnectionTrait>(
 
 /// Validates the payload against the event type's JSON Schema, when the type exists and has one.
 async fn check_schema(ctx: &Context, tenant: &TenantId, event_type: &str, payload: &Value) -> CoreResult<()> {
-    let Some(schema) =
-        event_types::find(&ctx.db.conn, tenant, event_type).await?.and_then(|model| model.schema)
-    else {
+    let key = (tenant.clone(), event_type.to_owned());
+    let validator = match ctx.caches.schemas.get(&key) {
+        Some(cached) => cached,
+        None => {
+            let compiled =
+                match event_types::find(&ctx.db.conn, tenant, event_type).await?.and_then(|m| m.schema) {
+                    None => None,
+                    Some(schema) => {
+                        Some(std::sync::Arc::new(jsonschema::validator_for(&schema).map_err(|err| {
+                            CoreError::Internal(anyhow::anyhow!(
+                                "stored schema of {event_type} is invalid: {err}"
+                            ))
+                        })?))
+                    }
+                };
+            ctx.caches.schemas.insert(key, compiled.clone());
+            compiled
+        }
+    };
+    let Some(validator) = validator else {
         return Ok(());
     };
-    let validator = jsonschema::validator_for(&schema).map_err(|err| {
-        CoreError::Internal(anyhow::anyhow!("stored schema of {event_type} is invalid: {err}"))
-    })?;
     let errors: Vec<_> = validator
         .iter_errors(payload)
         .take(20)
@@ -186,7 +204,7 @@ async fn create_for(
         });
     }
 
-    let app = applications::find(&ctx.db.conn, tenant, app).await?;
+    let app = applications::find_cached(ctx, tenant, app).await?;
     if let Some(event_id) = &input.event_id
         && let Some(original) = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id).await?
     {
@@ -197,54 +215,42 @@ async fn create_for(
     let app_id = AppId::parse(&app.id).map_err(|err| CoreError::Internal(err.into()))?;
     let id = MessageId::new_id();
     let now = Utc::now();
-    let txn = ctx.db.begin_write().await?;
-    let inserted = messages::ActiveModel {
-        id: Set(id.to_string()),
-        tenant_id: Set(tenant.to_string()),
-        app_id: Set(app.id.clone()),
-        event_type: Set(event_type.as_str().to_owned()),
-        event_id: Set(input.event_id.clone()),
-        channels: Set(to_json(&channels)),
-        payload_size: Set(payload_text.len() as i64),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await;
-    let model = match inserted {
-        Ok(model) => model,
-        Err(err) if is_unique_violation(&err) && input.event_id.is_some() => {
+    let new = NewMessage {
+        id: id.to_string(),
+        tenant_id: tenant.clone(),
+        app_id,
+        event_type: event_type.as_str().to_owned(),
+        event_id: input.event_id.clone(),
+        channels: to_json(&channels),
+        payload_text,
+        only_endpoint: only_endpoint.map(str::to_owned),
+        created_at: now,
+    };
+    match ctx.ingest.store(new.clone()).await {
+        Ok(()) => {}
+        Err(StoreError::DuplicateEventId) => {
             // A concurrent request with the same event_id won the race: answer with its message.
-            drop(txn);
             let event_id = input.event_id.as_deref().unwrap_or_default();
             let original = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id)
                 .await?
                 .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("event_id conflict without a message")))?;
             return Ok(Created { message: original, is_new: false });
         }
-        Err(err) => return Err(err.into()),
+        Err(StoreError::Database(err)) => return Err(err.into()),
+        Err(StoreError::Stopped) => {
+            return Err(CoreError::Internal(anyhow::anyhow!("the ingest writer stopped")));
+        }
+    }
+    let model = messages::Model {
+        id: new.id,
+        tenant_id: tenant.to_string(),
+        app_id: app.id.clone(),
+        event_type: new.event_type,
+        event_id: new.event_id,
+        channels: new.channels,
+        payload_size: new.payload_text.len() as i64,
+        created_at: now,
     };
-    message_payloads::ActiveModel {
-        message_id: Set(id.to_string()),
-        tenant_id: Set(tenant.to_string()),
-        payload: Set(payload_text.clone()),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    usage::add(&txn, tenant, Some(&app_id), usage::Metric::MessagesAccepted, 1, now).await?;
-    usage::add(&txn, tenant, Some(&app_id), usage::Metric::PayloadBytes, payload_text.len() as i64, now)
-        .await?;
-    fanout_queue::ActiveModel {
-        message_id: Set(id.to_string()),
-        tenant_id: Set(tenant.to_string()),
-        app_id: Set(app.id.clone()),
-        endpoint_id: Set(only_endpoint.map(str::to_owned)),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    ctx.signals.fanout.notify_one();
     Ok(Created { message: to_out(model, Some(input.payload))?, is_new: true })
 }
 

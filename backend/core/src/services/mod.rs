@@ -10,7 +10,9 @@ pub mod delivery;
 pub mod endpoints;
 pub mod event_types;
 pub mod idempotency;
+pub mod ingest;
 pub mod messages;
+pub mod operational;
 pub mod tenants;
 pub mod usage;
 

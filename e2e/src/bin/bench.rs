@@ -1,0 +1,347 @@
+//! The delivery benchmark: starts the release binary and a receiver on 127.0.0.1, drives the
+//! scenarios of the delivery issue, and prints ingest rate, end-to-end delivery rate, ingest →
+//! receipt latency percentiles and the server's peak RSS.
+//!
+//! ```text
+//! cargo build --release -p hookline -p hookline-e2e --bin bench
+//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d]
+//! ```
+//!
+//! It is a program that prints figures, not a test: nothing here passes or fails on timing.
+
+// Printing the figures is what this program is for.
+#![allow(clippy::print_stdout)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use hookline_e2e::{
+    Backend, Client, ServerOptions, TestServer,
+    receiver::{Receiver, Reply},
+};
+use serde_json::json;
+
+struct Args {
+    db: Backend,
+    only: Vec<String>,
+}
+
+fn args() -> Args {
+    let mut db = Backend::Sqlite;
+    let mut only = vec!["a".to_owned(), "b".to_owned(), "c".to_owned(), "d".to_owned()];
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--db" => {
+                db = match it.next().as_deref() {
+                    Some("postgres") => Backend::Postgres,
+                    Some("sqlite") => Backend::Sqlite,
+                    other => panic!("--db sqlite|postgres, not {other:?}"),
+                }
+            }
+            "--only" => only = it.next().expect("--only a,b,c,d").split(',').map(str::to_owned).collect(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    Args { db, only }
+}
+
+/// Send times by message id, shared by the load generator.
+type Sent = Arc<Mutex<HashMap<String, Instant>>>;
+
+struct Figures {
+    name: String,
+    messages: usize,
+    deliveries: usize,
+    ingest_per_s: f64,
+    delivered_per_s: f64,
+    latencies: Vec<Duration>,
+    extra: String,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+impl Figures {
+    fn print(&self) {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        println!(
+            "{:<34} msgs {:>6}  deliveries {:>6}  ingest {:>8.0}/s  delivered {:>8.0}/s  latency p50 {:>7} ms  p99 {:>7} ms  max {:>7} ms  {}",
+            self.name,
+            self.messages,
+            self.deliveries,
+            self.ingest_per_s,
+            self.delivered_per_s,
+            ms(percentile(&sorted, 0.5)),
+            ms(percentile(&sorted, 0.99)),
+            ms(sorted.last().copied().unwrap_or_default()),
+            self.extra
+        );
+    }
+}
+
+/// Posts `n` messages with `concurrency` requests in flight, or paced at `rate` per second.
+async fn post_messages(
+    api: &Client,
+    app: &str,
+    n: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+    sent: &Sent,
+) -> Duration {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (api, app, next, sent) = (api.clone(), app.to_owned(), next.clone(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let at = Instant::now();
+                let response = api
+                    .post(
+                        &format!("/api/v1/app/{app}/msg"),
+                        json!({"event_type": "bench.event", "payload": {"i": i, "pad": "x".repeat(200)}}),
+                    )
+                    .await;
+                assert_eq!(response.status.as_u16(), 202, "{}", response.text);
+                let id = response.body["id"].as_str().unwrap().to_owned();
+                sent.lock().unwrap().insert(id, at);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
+}
+
+/// Waits until `expected` first deliveries arrived (by message id and path), then computes figures.
+#[allow(clippy::too_many_arguments)]
+async fn collect(
+    name: &str,
+    receiver: &Receiver,
+    sent: &Sent,
+    messages: usize,
+    expected: usize,
+    started: Instant,
+    ingest: Duration,
+    timeout: Duration,
+) -> Figures {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let unique = {
+            let received = receiver.received();
+            let mut seen = std::collections::HashSet::new();
+            for r in &received {
+                seen.insert((r.msg_id().to_owned(), r.path.clone()));
+            }
+            seen.len()
+        };
+        if unique >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let received = receiver.received();
+    let sent = sent.lock().unwrap();
+    let mut first: HashMap<(String, String), Instant> = HashMap::new();
+    for r in &received {
+        first.entry((r.msg_id().to_owned(), r.path.clone())).or_insert(r.at);
+    }
+    let latencies: Vec<Duration> = first
+        .iter()
+        .filter(|(r, at)| r.0.is_empty() || sent.get(&r.0).is_some_and(|s| **at >= *s))
+        .filter_map(|((id, _), at)| sent.get(id).map(|s| *at - *s))
+        .collect();
+    let last = first.values().max().copied().unwrap_or(started);
+    Figures {
+        name: name.to_owned(),
+        messages,
+        deliveries: first.len(),
+        ingest_per_s: messages as f64 / ingest.as_secs_f64(),
+        delivered_per_s: first.len() as f64 / (last - started).as_secs_f64(),
+        latencies,
+        extra: if first.len() < expected {
+            format!("MISSING {}", expected - first.len())
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn start(db: Backend, schedule: &str) -> TestServer {
+    let options = ServerOptions::default()
+        .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
+        .env("HOOKLINE_RETRY_SCHEDULE", schedule)
+        .env("HOOKLINE_LOG", &std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()));
+    TestServer::start_with(db, options).await
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    if std::env::var("HOOKLINE_BIN").is_err() {
+        let release = hookline_e2e::workspace_root().join("target/release/hookline");
+        assert!(release.exists(), "build the release binary first: cargo build --release -p hookline");
+        hookline_e2e::set_binary(release);
+    }
+    println!(
+        "# Hookline delivery benchmark ({:?}), {} cores",
+        args.db,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("# load average before: {}", load.trim());
+
+    if args.only.iter().any(|s| s == "a") {
+        let server = start(args.db, "5").await;
+        let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
+        let api = server.tenant("bench");
+        api.create_app("Bench", Some("bench")).await;
+        api.create_endpoint("bench", &receiver.url("/a")).await;
+        let sent: Sent = Arc::default();
+        let started = Instant::now();
+        let ingest = post_messages(&api, "bench", 20_000, 64, None, &sent).await;
+        let mut figures = collect(
+            "(a) burst 20,000 → 1 endpoint",
+            &receiver,
+            &sent,
+            20_000,
+            20_000,
+            started,
+            ingest,
+            Duration::from_secs(300),
+        )
+        .await;
+        figures.extra = format!("{} peak RSS {} MiB", figures.extra, peak_rss_kib(server.pid()) / 1024);
+        figures.print();
+    }
+    if args.only.iter().any(|s| s == "b") {
+        let server = start(args.db, "5").await;
+        let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
+        let api = server.tenant("bench");
+        api.create_app("Bench", Some("bench")).await;
+        api.create_endpoint("bench", &receiver.url("/b")).await;
+        for label in ["(b) 500 msg/s × 30 s, cold start", "(b) 500 msg/s × 30 s, warm"] {
+            let sent: Sent = Arc::default();
+            let before = receiver.count();
+            let started = Instant::now();
+            let ingest = post_messages(&api, "bench", 15_000, 32, Some(500.0), &sent).await;
+            let figures = collect(
+                label,
+                &receiver,
+                &sent,
+                15_000,
+                before + 15_000,
+                started,
+                ingest,
+                Duration::from_secs(120),
+            )
+            .await;
+            figures.print();
+        }
+    }
+    if args.only.iter().any(|s| s == "c") {
+        let server = start(args.db, "5").await;
+        let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
+        let api = server.tenant("bench");
+        api.create_app("Bench", Some("bench")).await;
+        for n in 0..10 {
+            api.create_endpoint("bench", &receiver.url(&format!("/c{n}"))).await;
+        }
+        let sent: Sent = Arc::default();
+        let started = Instant::now();
+        let ingest = post_messages(&api, "bench", 5_000, 64, None, &sent).await;
+        let figures = collect(
+            "(c) fan-out 5,000 × 10 endpoints",
+            &receiver,
+            &sent,
+            5_000,
+            50_000,
+            started,
+            ingest,
+            Duration::from_secs(300),
+        )
+        .await;
+        figures.print();
+    }
+    if args.only.iter().any(|s| s == "d") {
+        let server = start(args.db, "5").await;
+        // 10 % of first attempts fail (deterministically by message id).
+        let receiver = Receiver::start_with(
+            Arc::new(|r, before| {
+                let hash =
+                    r.msg_id().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                if before == 0 && hash % 10 == 0 { Reply::status(500) } else { Reply::ok() }
+            }),
+            2,
+        );
+        let api = server.tenant("bench");
+        api.create_app("Bench", Some("bench")).await;
+        api.create_endpoint("bench", &receiver.url("/d")).await;
+        let sent: Sent = Arc::default();
+        let started = Instant::now();
+        let ingest = post_messages(&api, "bench", 5_000, 32, Some(500.0), &sent).await;
+        let mut figures = collect(
+            "(d) 5,000 at 500/s, 10 % fail",
+            &receiver,
+            &sent,
+            5_000,
+            5_000,
+            started,
+            ingest,
+            Duration::from_secs(120),
+        )
+        .await;
+        let received = receiver.received();
+        let all_in = received.iter().map(|r| r.at).max().map(|t| t - started).unwrap_or_default();
+        let failed_first = received.len() - figures.deliveries;
+        let mut per_id: HashMap<&str, usize> = HashMap::new();
+        for r in &received {
+            *per_id.entry(r.msg_id()).or_default() += 1;
+        }
+        let beyond = per_id.values().filter(|n| **n > 2).count();
+        figures.extra = format!(
+            "{} all in after {:.1} s; requests {} ({} retried); ids with >2 requests: {}",
+            figures.extra,
+            all_in.as_secs_f64(),
+            received.len(),
+            failed_first,
+            beyond
+        );
+        figures.print();
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("# load average after: {}", load.trim());
+}
