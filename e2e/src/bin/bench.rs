@@ -297,7 +297,7 @@ async fn main() {
                 use std::hash::{Hash, Hasher};
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
                 r.msg_id().hash(&mut hasher);
-                if before == 0 && hasher.finish() % 10 == 0 { Reply::status(500) } else { Reply::ok() }
+                if before == 0 && hasher.finish().is_multiple_of(10) { Reply::status(500) } else { Reply::ok() }
             }),
             2,
         );
