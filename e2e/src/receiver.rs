@@ -20,6 +20,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// The status the receiver answered with.
+    pub status: u16,
 }
 
 impl Received {
@@ -104,6 +106,7 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             .collect(),
         body: body.to_vec(),
         at: Instant::now(),
+        status: 0,
     };
     let reply = {
         let mut state = state.lock().unwrap();
@@ -111,6 +114,8 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
         let before = *seen;
         *seen += 1;
         let reply = (state.behaviour)(&received, before);
+        let mut received = received;
+        received.status = reply.status;
         state.received.push(received);
         reply
     };

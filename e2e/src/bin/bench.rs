@@ -154,7 +154,7 @@ async fn collect(
             let received = receiver.received();
             let sent = sent.lock().unwrap();
             let mut seen = std::collections::HashSet::new();
-            for r in received.iter().filter(|r| sent.contains_key(r.msg_id())) {
+            for r in received.iter().filter(|r| r.status < 300 && sent.contains_key(r.msg_id())) {
                 seen.insert((r.msg_id().to_owned(), r.path.clone()));
             }
             seen.len()
@@ -166,9 +166,9 @@ async fn collect(
     }
     let received = receiver.received();
     let sent = sent.lock().unwrap();
-    // First receipt per (message, endpoint), counting only this run's messages.
+    // First successful receipt per (message, endpoint), counting only this run's messages.
     let mut first: HashMap<(String, String), Instant> = HashMap::new();
-    for r in received.iter().filter(|r| sent.contains_key(r.msg_id())) {
+    for r in received.iter().filter(|r| r.status < 300 && sent.contains_key(r.msg_id())) {
         first.entry((r.msg_id().to_owned(), r.path.clone())).or_insert(r.at);
     }
     let latencies: Vec<Duration> = first
@@ -297,7 +297,11 @@ async fn main() {
                 use std::hash::{Hash, Hasher};
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
                 r.msg_id().hash(&mut hasher);
-                if before == 0 && hasher.finish().is_multiple_of(10) { Reply::status(500) } else { Reply::ok() }
+                if before == 0 && hasher.finish().is_multiple_of(10) {
+                    Reply::status(500)
+                } else {
+                    Reply::ok()
+                }
             }),
             2,
         );
@@ -319,15 +323,21 @@ async fn main() {
         )
         .await;
         let received = receiver.received();
-        let all_in = received.iter().map(|r| r.at).max().map(|t| t - started).unwrap_or_default();
-        let failed_first = received.len() - figures.deliveries;
+        let all_in = received
+            .iter()
+            .filter(|r| r.status < 300)
+            .map(|r| r.at)
+            .max()
+            .map(|t| t - started)
+            .unwrap_or_default();
+        let failed_first = received.iter().filter(|r| r.status >= 300).count();
         let mut per_id: HashMap<&str, usize> = HashMap::new();
         for r in &received {
             *per_id.entry(r.msg_id()).or_default() += 1;
         }
         let beyond = per_id.values().filter(|n| **n > 2).count();
         figures.extra = format!(
-            "{} all in after {:.1} s; requests {} ({} retried); ids with >2 requests: {}",
+            "{} all delivered after {:.1} s; requests {} ({} failed); ids with >2 requests: {}",
             figures.extra,
             all_in.as_secs_f64(),
             received.len(),
