@@ -30,6 +30,7 @@ both_databases!(
     a_worker_killed_mid_burst_loses_nothing,
     an_open_circuit_pauses_a_failing_endpoint_and_probes_it,
     operational_webhooks_report_failing_exhausted_recovered_and_disabled,
+    a_broadcast_reaches_every_subscribed_application_of_its_tenant_only,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -508,8 +509,9 @@ fn crash_options() -> ServerOptions {
 
 async fn a_worker_killed_mid_burst_loses_nothing(db: Backend) {
     let server = TestServer::start_with(db, crash_options()).await;
-    // A little slow, so the burst is still in flight when the process dies.
-    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok().after(Duration::from_millis(20))), 4);
+    // Slow (1 s per request, at most 64 in flight per endpoint), so most of the burst is still
+    // queued or in flight when the process dies, however fast the machine.
+    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok().after(Duration::from_secs(1))), 4);
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
     endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
@@ -666,4 +668,53 @@ async fn two_workers_on_postgres_do_not_double_deliver() {
     let attempts =
         hookline_e2e::postgres::cluster().psql(&server.database_url, "SELECT count(*) FROM attempts");
     assert_eq!(attempts.trim(), "400", "one attempt per message");
+}
+
+async fn a_broadcast_reaches_every_subscribed_application_of_its_tenant_only(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    for n in 0..5 {
+        api.create_app(&format!("Customer {n}"), Some(&format!("c{n}"))).await;
+        // c0..c3 subscribe to plan.*; c4 only to something else.
+        let filter = if n < 4 { json!(["plan.*"]) } else { json!(["other.event"]) };
+        endpoint(
+            &api,
+            &format!("c{n}"),
+            json!({"url": receiver.url(&format!("/c{n}")), "filter_types": filter}),
+        )
+        .await;
+    }
+    api.create_app("No endpoints", Some("empty")).await;
+    // Another tenant's subscribed application must not get it.
+    let other = server.tenant("globex");
+    other.create_app("G", Some("g")).await;
+    endpoint(&other, "g", json!({"url": receiver.url("/other-tenant")})).await;
+
+    let body = json!({"event_type": "plan.changed", "payload": {"plan": "pro"}, "event_id": "bc-1"});
+    let broadcast = api.post("/api/v1/msg/broadcast", body.clone()).await.expect(202);
+    assert!(id(&broadcast).starts_with("bcast_"));
+    let received = receiver.wait_for(4, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 4);
+    let mut paths: Vec<&str> = received.iter().map(|r| r.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/c0", "/c1", "/c2", "/c3"]);
+    assert!(received.iter().all(|r| r.json() == json!({"plan": "pro"})));
+    // One message per application, each with its own id.
+    let ids: std::collections::HashSet<&str> = received.iter().map(|r| r.msg_id()).collect();
+    assert_eq!(ids.len(), 4);
+    let done = api.get(&format!("/api/v1/msg/broadcast/{}", id(&broadcast))).await.expect(200);
+    assert_eq!(done["state"], "expanded");
+    assert_eq!(done["message_count"], 4);
+    assert_eq!(api.get("/api/v1/app/c0/msg").await.expect(200)["data"][0]["event_type"], "plan.changed");
+    // The same event_id returns the original broadcast and sends nothing more.
+    let again = api.post("/api/v1/msg/broadcast", body).await.expect(200);
+    assert_eq!(again["id"], broadcast["id"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 4);
+    // Bad input is refused like any message.
+    api.post("/api/v1/msg/broadcast", json!({"event_type": "bad type", "payload": []}))
+        .await
+        .expect_error(422, "validation_error");
 }

@@ -60,6 +60,11 @@ fn cases() -> BTreeMap<&'static str, Case> {
         ("GET /api/v1/app/{app}/msg/{msg}/delivery", Scoped(None)),
         ("GET /api/v1/app/{app}/attempt", Scoped(None)),
         ("GET /api/v1/app/{app}/attempt/{attempt}", Scoped(None)),
+        (
+            "POST /api/v1/msg/broadcast",
+            Collection(Some(json!({"event_type": "a.secret", "payload": {"b": 1}}))),
+        ),
+        ("GET /api/v1/msg/broadcast/{id}", Scoped(None)),
     ])
 }
 
@@ -82,6 +87,10 @@ async fn seed_victim(a: &Client) -> Victim {
     let message = a.send_message("a-customer", "a.secret", json!({"a_payload": "a-payload-marker"})).await;
     a.post("/api/v1/event-type", json!({"name": "a.private"})).await.expect(201);
     let key = a.post("/api/v1/api-key", json!({"name": "a extra key"})).await.expect(201);
+    let broadcast = a
+        .post("/api/v1/msg/broadcast", json!({"event_type": "a.broadcast", "payload": {}}))
+        .await
+        .expect(202);
     let secret = a.get("/api/v1/app/a-customer/endpoint/a-endpoint/secret").await.expect(200);
     // An attempt of A's: the endpoint is unreachable (no SSRF allow-list), so it fails fast.
     let attempt = wait_for_attempt(a, &id(&message)).await;
@@ -91,7 +100,7 @@ async fn seed_victim(a: &Client) -> Victim {
             ("ep", vec![id(&endpoint), "a-endpoint".to_owned()]),
             ("msg", vec![id(&message)]),
             ("name", vec!["a.private".to_owned()]),
-            ("id", vec![id(&key["api_key"])]),
+            ("id", vec![id(&key["api_key"]), id(&broadcast)]),
             ("attempt", vec![id(&attempt)]),
         ]),
         secrets: vec![
@@ -100,6 +109,7 @@ async fn seed_victim(a: &Client) -> Victim {
             id(&message),
             id(&key["api_key"]),
             id(&attempt),
+            id(&broadcast),
             "a-customer".to_owned(),
             "a-payload-marker".to_owned(),
             "a.private".to_owned(),
@@ -209,7 +219,24 @@ async fn every_route_hides_other_tenants_objects(db: Backend) {
     assert_eq!(a.get("/api/v1/event-type/a.private").await.expect(200)["description"], "");
     let secret = a.get("/api/v1/app/a-customer/endpoint/a-endpoint/secret").await.expect(200);
     assert!(victim.secrets.contains(&secret["key"].as_str().unwrap().to_owned()), "the secret was rotated");
-    assert_eq!(a.get("/api/v1/app/a-customer/msg").await.expect(200)["data"].as_array().unwrap().len(), 1);
+    // A's own message and A's own broadcast; nothing tenant B sent (B's broadcast is also of
+    // type a.secret, and must have reached only B's applications).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let messages = a.get("/api/v1/app/a-customer/msg").await.expect(200);
+        let mut kinds: Vec<String> = messages["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["event_type"].as_str().unwrap().to_owned())
+            .collect();
+        kinds.sort();
+        if kinds.len() >= 2 || std::time::Instant::now() > deadline {
+            assert_eq!(kinds, ["a.broadcast", "a.secret"]);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let keys = a.get("/api/v1/api-key").await.expect(200);
     assert!(keys["data"].as_array().unwrap().iter().all(|k| k["revoked_at"].is_null()), "{keys}");
 }

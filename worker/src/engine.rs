@@ -155,6 +155,11 @@ impl Engine {
         while Instant::now() < deadline && self.total_inflight() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        match delivery::release_all_leases_of(&self.ctx, &self.worker_id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(n, "handed back deliveries still in flight at shutdown"),
+            Err(err) => tracing::warn!(error = %err, "could not hand back leases; they will expire"),
+        }
     }
 
     fn total_inflight(&self) -> usize {
@@ -169,6 +174,9 @@ impl Engine {
     async fn fan_out_loop(self: Arc<Self>) {
         while !self.is_stopping() {
             let woken = self.ctx.signals.fanout.notified();
+            if let Err(err) = hookline_core::services::broadcasts::expand_queued(&self.ctx, 20).await {
+                tracing::error!(error = %err, "expanding broadcasts failed; retrying");
+            }
             match delivery::fan_out(
                 &self.ctx,
                 &self.worker_id,

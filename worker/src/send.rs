@@ -37,6 +37,8 @@ pub struct Sent {
     pub error_detail: Option<String>,
     /// Seconds from a `Retry-After` header, when the endpoint sent one.
     pub retry_after: Option<u64>,
+    /// The OAuth2 bearer token the request carried, to invalidate exactly it on a 401.
+    pub bearer: Option<String>,
 }
 
 impl Sent {
@@ -45,10 +47,13 @@ impl Sent {
     }
 }
 
-/// Cached OAuth2 access tokens, per endpoint.
+/// Cached OAuth2 access tokens, per endpoint. Fetches are single-flight per endpoint: concurrent
+/// deliveries wait for one token request instead of each asking the provider (whose newest token
+/// may revoke the previous one).
 #[derive(Default)]
 pub struct TokenCache {
     tokens: Mutex<HashMap<String, (String, Instant)>>,
+    fetching: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenCache {
@@ -62,8 +67,17 @@ impl TokenCache {
         tokens.insert(endpoint_id.to_owned(), (token, Instant::now() + ttl));
     }
 
-    fn forget(&self, endpoint_id: &str) {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(endpoint_id);
+    /// Drops the cached token if it is still `used` (another delivery may have refreshed it).
+    fn forget_if(&self, endpoint_id: &str, used: &str) {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.get(endpoint_id).is_some_and(|(token, _)| token == used) {
+            tokens.remove(endpoint_id);
+        }
+    }
+
+    fn fetch_lock(&self, endpoint_id: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        fetching.entry(endpoint_id.to_owned()).or_default().clone()
     }
 }
 
@@ -106,8 +120,9 @@ impl Sender<'_> {
             error_class: Some(class),
             error_detail: Some(detail),
             retry_after: None,
+            bearer: None,
         };
-        let request = match self.build(claimed, target, payload, false).await {
+        let request = match self.build(claimed, target, payload).await {
             Ok(request) => request,
             Err((class, detail)) => return fail(class, detail, Value::Object(Map::new())),
         };
@@ -116,8 +131,9 @@ impl Sender<'_> {
         if matches!(target.auth, Some(EndpointAuthIn::OAuth2ClientCredentials { .. }))
             && sent.status == Some(StatusCode::UNAUTHORIZED)
         {
-            self.tokens.forget(&target.id);
-            match self.build(claimed, target, payload, true).await {
+            let used = sent.bearer.clone().unwrap_or_default();
+            self.tokens.forget_if(&target.id, &used);
+            match self.build(claimed, target, payload).await {
                 Ok(request) => sent = self.execute(request, target, started).await,
                 Err((class, detail)) => return fail(class, detail, sent.request_headers),
             }
@@ -130,7 +146,6 @@ impl Sender<'_> {
         claimed: &Claimed,
         target: &EndpointTarget,
         payload: &str,
-        fresh_token: bool,
     ) -> Result<reqwest::Request, (&'static str, String)> {
         let url: reqwest::Url = target.url.parse().map_err(|err| ("config", format!("bad URL: {err}")))?;
         check_literal_host(&url, self.policy).map_err(|err| ("ssrf", err.to_string()))?;
@@ -183,11 +198,24 @@ impl Sender<'_> {
             }
             Some(EndpointAuthIn::Header { name, value }) => insert(headers, name, value)?,
             Some(EndpointAuthIn::OAuth2ClientCredentials { token_url, client_id, client_secret, scope }) => {
-                let token = match self.tokens.get(&target.id).filter(|_| !fresh_token) {
+                let token = match self.tokens.get(&target.id) {
                     Some(token) => token,
                     None => {
-                        self.fetch_token(&target.id, token_url, client_id, client_secret, scope.as_deref())
-                            .await?
+                        let lock = self.tokens.fetch_lock(&target.id);
+                        let _single_flight = lock.lock().await;
+                        match self.tokens.get(&target.id) {
+                            Some(token) => token,
+                            None => {
+                                self.fetch_token(
+                                    &target.id,
+                                    token_url,
+                                    client_id,
+                                    client_secret,
+                                    scope.as_deref(),
+                                )
+                                .await?
+                            }
+                        }
                     }
                 };
                 insert(request.headers_mut(), "authorization", &format!("Bearer {token}"))?;
@@ -246,6 +274,12 @@ impl Sender<'_> {
 
     async fn execute(&self, request: reqwest::Request, target: &EndpointTarget, started: Instant) -> Sent {
         let url = request.url().to_string();
+        let bearer = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
         let request_headers = headers_json(request.headers(), |name| is_secret_header(name, target));
         let response = match self.client.execute(request).await {
             Ok(response) => response,
@@ -260,6 +294,7 @@ impl Sender<'_> {
                     error_class: Some(classify(&err)),
                     error_detail: Some(describe(&err)),
                     retry_after: None,
+                    bearer,
                 };
             }
         };
@@ -286,6 +321,7 @@ impl Sender<'_> {
             error_detail: body_error
                 .or_else(|| (!status.is_success()).then(|| format!("the endpoint answered {status}"))),
             retry_after,
+            bearer,
         }
     }
 }

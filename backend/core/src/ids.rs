@@ -30,7 +30,8 @@ new_id!(
     DeliveryId,
     AttemptId,
     JobId,
-    SourceId
+    SourceId,
+    BroadcastId
 );
 
 fn next_ulid() -> ulid::Ulid {

@@ -51,3 +51,15 @@ where
     let iterator = if done { None } else { rows.last().map(&id_of) };
     Ok(ListResponse { data: rows.into_iter().map(to_out).collect(), iterator, done })
 }
+
+/// Maps a page's rows with a fallible conversion (entity → wire type), keeping its cursor.
+pub fn try_map<T, U, E>(
+    list: ListResponse<T>,
+    convert: impl Fn(T) -> Result<U, E>,
+) -> Result<ListResponse<U>, E> {
+    Ok(ListResponse {
+        data: list.data.into_iter().map(convert).collect::<Result<_, _>>()?,
+        iterator: list.iterator,
+        done: list.done,
+    })
+}

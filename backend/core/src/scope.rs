@@ -45,6 +45,7 @@ tenant_scoped!(
     deliveries,
     attempts,
     fanout_queue,
+    broadcasts,
     endpoint_health,
     usage_counters,
     idempotency_keys

@@ -144,6 +144,10 @@ id_type!(
     JobId, "job"
 );
 id_type!(
+    /// A broadcast: one request, a message in every subscribed application.
+    BroadcastId, "bcast"
+);
+id_type!(
     /// An inbound source.
     SourceId, "src"
 );

@@ -503,3 +503,18 @@ pub struct DeliveryOut {
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub last_response_status_code: Option<u16>,
 }
+
+/// An accepted broadcast. Its messages (one per subscribed application) are created by the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BroadcastOut {
+    pub id: crate::BroadcastId,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Vec<String>,
+    /// `queued`, then `expanded` once every subscribed application has its message.
+    pub state: String,
+    /// How many messages it became (0 while queued).
+    pub message_count: u32,
+    pub created_at: DateTime<Utc>,
+}

@@ -72,6 +72,8 @@ impl Modify for BearerAuth {
         v1::attempts::deliveries_by_message,
         v1::attempts::list,
         v1::attempts::get,
+        v1::messages::broadcast,
+        v1::messages::get_broadcast,
     )
 )]
 pub struct ApiDoc;

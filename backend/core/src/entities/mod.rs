@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod applications;
 pub mod attempts;
+pub mod broadcasts;
 pub mod deliveries;
 pub mod endpoint_health;
 pub mod endpoints;

@@ -16,7 +16,7 @@ use crate::{
     entities::api_keys,
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
-    pagination::{PageRequest, paginate},
+    pagination::{PageRequest, paginate, try_map},
     principal::{Principal, PrincipalKind},
     scope::TenantScoped,
     services::{from_json, to_json},
@@ -110,11 +110,7 @@ pub async fn list(
         |model| model.id.clone(),
     )
     .await?;
-    Ok(ListResponse {
-        data: list.data.into_iter().map(to_out).collect::<CoreResult<_>>()?,
-        iterator: list.iterator,
-        done: list.done,
-    })
+    try_map(list, to_out)
 }
 
 /// Revokes a key; it stops working at once. Revoking twice is not an error.

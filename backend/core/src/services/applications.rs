@@ -12,7 +12,7 @@ use crate::{
     entities::{applications, attempts, deliveries, endpoints, message_payloads, messages},
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
-    pagination::{PageRequest, paginate},
+    pagination::{PageRequest, paginate, try_map},
     principal::Principal,
     scope::TenantScoped,
     services::{from_json, is_unique_violation, to_json},
@@ -134,11 +134,7 @@ pub async fn list(
         |model| model.id.clone(),
     )
     .await?;
-    Ok(ListResponse {
-        data: list.data.into_iter().map(to_out).collect::<CoreResult<_>>()?,
-        iterator: list.iterator,
-        done: list.done,
-    })
+    try_map(list, to_out)
 }
 
 pub async fn get(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) -> CoreResult<ApplicationOut> {

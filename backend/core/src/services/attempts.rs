@@ -10,7 +10,7 @@ use crate::{
     Context,
     entities::{attempts, deliveries, messages},
     error::{CoreError, CoreResult},
-    pagination::{PageRequest, paginate},
+    pagination::{PageRequest, paginate, try_map},
     principal::Principal,
     scope::TenantScoped,
     services::{applications, endpoints},
@@ -89,11 +89,7 @@ pub async fn list_for_message(
     let list =
         paginate(&ctx.db.conn, select, attempts::Column::Id, Order::Desc, page, |m| m, |m| m.id.clone())
             .await?;
-    Ok(ListResponse {
-        data: list.data.into_iter().map(to_out).collect::<CoreResult<_>>()?,
-        iterator: list.iterator,
-        done: list.done,
-    })
+    try_map(list, to_out)
 }
 
 pub async fn list_for_app(
@@ -119,11 +115,7 @@ pub async fn list_for_app(
     let list =
         paginate(&ctx.db.conn, select, attempts::Column::Id, Order::Desc, page, |m| m, |m| m.id.clone())
             .await?;
-    Ok(ListResponse {
-        data: list.data.into_iter().map(to_out).collect::<CoreResult<_>>()?,
-        iterator: list.iterator,
-        done: list.done,
-    })
+    try_map(list, to_out)
 }
 
 pub async fn get(

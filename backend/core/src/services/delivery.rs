@@ -124,7 +124,11 @@ fn lease_until(now: DateTime<Utc>, limits: &EngineLimits) -> DateTime<Utc> {
     now + limits.lease
 }
 
-fn matches_filters(endpoint: &endpoints::Model, event_type: &str, channels: &[String]) -> CoreResult<bool> {
+pub(crate) fn matches_filters(
+    endpoint: &endpoints::Model,
+    event_type: &str,
+    channels: &[String],
+) -> CoreResult<bool> {
     if let Some(filter) = &endpoint.filter_types {
         let filters: Vec<String> = from_json(filter.clone(), "filter_types")?;
         let matched =
@@ -831,6 +835,22 @@ pub async fn renew_leases(ctx: &Context, worker: &str, limits: &EngineLimits) ->
     let now = Utc::now();
     let result = deliveries::Entity::update_many()
         .col_expr(deliveries::Column::LeaseUntil, Expr::value(lease_until(now, limits)))
+        .filter(deliveries::Column::Status.eq(SENDING))
+        .filter(deliveries::Column::LeaseOwner.eq(worker))
+        .exec(&ctx.db.writer)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Returns every lease this worker still holds to `pending`, due now (end of a graceful
+/// shutdown), so another worker need not wait for them to expire.
+pub async fn release_all_leases_of(ctx: &Context, worker: &str) -> CoreResult<u64> {
+    let now = Utc::now();
+    let result = deliveries::Entity::update_many()
+        .col_expr(deliveries::Column::Status, Expr::value(PENDING))
+        .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
         .filter(deliveries::Column::Status.eq(SENDING))
         .filter(deliveries::Column::LeaseOwner.eq(worker))
         .exec(&ctx.db.writer)

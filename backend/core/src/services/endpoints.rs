@@ -20,7 +20,7 @@ use crate::{
     entities::{deliveries, endpoints},
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
-    pagination::{PageRequest, paginate},
+    pagination::{PageRequest, paginate, try_map},
     principal::Principal,
     scope::TenantScoped,
     services::{
@@ -329,11 +329,7 @@ pub async fn list(
         |model| model.id.clone(),
     )
     .await?;
-    Ok(ListResponse {
-        data: list.data.into_iter().map(to_out).collect::<CoreResult<_>>()?,
-        iterator: list.iterator,
-        done: list.done,
-    })
+    try_map(list, to_out)
 }
 
 pub async fn get(

@@ -14,7 +14,7 @@ use crate::{
     entities::event_types,
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
-    pagination::{PageRequest, paginate},
+    pagination::{PageRequest, paginate, try_map},
     principal::Principal,
     scope::TenantScoped,
     services::is_unique_violation,
@@ -101,11 +101,7 @@ pub async fn list(
         |model| model.id.clone(),
     )
     .await?;
-    Ok(ListResponse {
-        data: list.data.into_iter().map(to_out).collect::<CoreResult<_>>()?,
-        iterator: list.iterator,
-        done: list.done,
-    })
+    try_map(list, to_out)
 }
 
 pub(crate) async fn find<C: ConnectionTrait>(

@@ -106,6 +106,19 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
 
 async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
     let txn = db.begin_write().await?;
+    insert_messages(&txn, batch).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Inserts the messages, their payloads, usage and fan-out queue rows in the caller's transaction.
+pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    batch: &[&NewMessage],
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
     let rows = batch.iter().map(|m| messages::ActiveModel {
         id: Set(m.id.clone()),
         tenant_id: Set(m.tenant_id.to_string()),
@@ -116,7 +129,7 @@ async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
         payload_size: Set(m.payload_text.len() as i64),
         created_at: Set(m.created_at),
     });
-    if let Err(err) = messages::Entity::insert_many(rows).exec(&txn).await {
+    if let Err(err) = messages::Entity::insert_many(rows).exec(txn).await {
         return Err(if is_unique_violation(&err) { StoreError::DuplicateEventId } else { err.into() });
     }
     let payloads = batch.iter().map(|m| message_payloads::ActiveModel {
@@ -125,7 +138,7 @@ async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
         payload: Set(m.payload_text.clone()),
         created_at: Set(m.created_at),
     });
-    message_payloads::Entity::insert_many(payloads).exec(&txn).await?;
+    message_payloads::Entity::insert_many(payloads).exec(txn).await?;
     // Usage, summed per tenant, application and hour: a couple of upserts per batch.
     let mut sums: HashMap<(&TenantId, &AppId, DateTime<Utc>), (i64, i64)> = HashMap::new();
     for m in batch {
@@ -134,8 +147,8 @@ async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
         entry.1 += m.payload_text.len() as i64;
     }
     for ((tenant, app, hour), (count, bytes)) in sums {
-        usage::add(&txn, tenant, Some(app), usage::Metric::MessagesAccepted, count, hour).await?;
-        usage::add(&txn, tenant, Some(app), usage::Metric::PayloadBytes, bytes, hour).await?;
+        usage::add(txn, tenant, Some(app), usage::Metric::MessagesAccepted, count, hour).await?;
+        usage::add(txn, tenant, Some(app), usage::Metric::PayloadBytes, bytes, hour).await?;
     }
     let queue = batch.iter().map(|m| fanout_queue::ActiveModel {
         message_id: Set(m.id.clone()),
@@ -144,7 +157,6 @@ async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
         endpoint_id: Set(m.only_endpoint.clone()),
         created_at: Set(m.created_at),
     });
-    fanout_queue::Entity::insert_many(queue).exec(&txn).await?;
-    txn.commit().await?;
+    fanout_queue::Entity::insert_many(queue).exec(txn).await?;
     Ok(())
 }

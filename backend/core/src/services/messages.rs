@@ -97,8 +97,51 @@ async fn find_by_event_id<C: ConnectionTrait>(
     Ok(Some(to_out(model, payload)?))
 }
 
+/// A message body that passed validation.
+pub(crate) struct Validated {
+    pub event_type: EventTypeName,
+    pub channels: Vec<String>,
+    pub payload_text: String,
+}
+
+/// Checks a message body (event type, payload, channels, event id, size) and reports every bad
+/// field at once.
+pub(crate) fn validate(ctx: &Context, input: &MessageIn) -> CoreResult<Validated> {
+    let mut errors = Errors::default();
+    let event_type = errors.check(&["body", "event_type"], EventTypeName::parse(&input.event_type));
+    if !input.payload.is_object() {
+        errors.push(&["body", "payload"], "must be a JSON object");
+    }
+    let channels = input.channels.clone().unwrap_or_default();
+    if channels.len() > MAX_CHANNELS {
+        errors.push(&["body", "channels"], format!("at most {MAX_CHANNELS} channels"));
+    }
+    for (idx, channel) in channels.iter().enumerate() {
+        errors.check(&["body", "channels", &idx.to_string()], parse_channel(channel));
+    }
+    if let Some(event_id) = &input.event_id
+        && (event_id.is_empty() || event_id.len() > MAX_EVENT_ID_LEN)
+    {
+        errors.push(&["body", "event_id"], format!("must be 1 to {MAX_EVENT_ID_LEN} characters long"));
+    }
+    errors.into_result()?;
+    let payload_text = serde_json::to_string(&input.payload).expect("a Value always serializes");
+    if payload_text.len() > ctx.config.max_payload_bytes {
+        return Err(CoreError::PayloadTooLarge {
+            size: payload_text.len(),
+            limit: ctx.config.max_payload_bytes,
+        });
+    }
+    Ok(Validated { event_type: event_type.expect("checked"), channels, payload_text })
+}
+
 /// Validates the payload against the event type's JSON Schema, when the type exists and has one.
-async fn check_schema(ctx: &Context, tenant: &TenantId, event_type: &str, payload: &Value) -> CoreResult<()> {
+pub(crate) async fn check_schema(
+    ctx: &Context,
+    tenant: &TenantId,
+    event_type: &str,
+    payload: &Value,
+) -> CoreResult<()> {
     let key = (tenant.clone(), event_type.to_owned());
     let validator = match ctx.caches.schemas.get(&key) {
         Some(cached) => cached,
@@ -177,33 +220,7 @@ async fn create_for(
 ) -> CoreResult<Created> {
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
-    let mut errors = Errors::default();
-    let event_type = errors.check(&["body", "event_type"], EventTypeName::parse(&input.event_type));
-    if !input.payload.is_object() {
-        errors.push(&["body", "payload"], "must be a JSON object");
-    }
-    let channels = input.channels.unwrap_or_default();
-    if channels.len() > MAX_CHANNELS {
-        errors.push(&["body", "channels"], format!("at most {MAX_CHANNELS} channels"));
-    }
-    for (idx, channel) in channels.iter().enumerate() {
-        errors.check(&["body", "channels", &idx.to_string()], parse_channel(channel));
-    }
-    if let Some(event_id) = &input.event_id
-        && (event_id.is_empty() || event_id.len() > MAX_EVENT_ID_LEN)
-    {
-        errors.push(&["body", "event_id"], format!("must be 1 to {MAX_EVENT_ID_LEN} characters long"));
-    }
-    errors.into_result()?;
-    let event_type = event_type.expect("checked");
-    let payload_text = serde_json::to_string(&input.payload).expect("a Value always serializes");
-    if payload_text.len() > ctx.config.max_payload_bytes {
-        return Err(CoreError::PayloadTooLarge {
-            size: payload_text.len(),
-            limit: ctx.config.max_payload_bytes,
-        });
-    }
-
+    let Validated { event_type, channels, payload_text } = validate(ctx, &input)?;
     let app = applications::find_cached(ctx, tenant, app).await?;
     if let Some(event_id) = &input.event_id
         && let Some(original) = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id).await?

@@ -2,9 +2,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hookline_core::{
     Context,
     domain::{EventTypeName, parse_channel},
-    services::messages::{self, MessageFilter},
+    services::{
+        broadcasts,
+        messages::{self, MessageFilter},
+    },
 };
-use hookline_types::{ErrorBody, ListResponse, MessageId, MessageIn, MessageOut};
+use hookline_types::{BroadcastId, BroadcastOut, ErrorBody, ListResponse, MessageId, MessageIn, MessageOut};
 
 use super::app_ref;
 use crate::{
@@ -96,4 +99,38 @@ pub async fn get(
     let (app, msg) = path.into_inner();
     let id = MessageId::parse(&msg).map_err(|_| ApiError::not_found("message"))?;
     Ok(HttpResponse::Ok().json(messages::get(&ctx, &principal, &app_ref(&app), &id).await?))
+}
+
+/// Broadcast a message to every application with an endpoint subscribed to its event type. The
+/// messages are created in the background; poll the broadcast to see how many.
+#[utoipa::path(post, path = "/api/v1/msg/broadcast", operation_id = "v1.message.broadcast", tag = "Message",
+    request_body = MessageIn,
+    responses(
+        (status = 202, description = "Accepted", body = BroadcastOut),
+        (status = 200, description = "A broadcast with this event_id exists: the original", body = BroadcastOut),
+        (status = 413, description = "Payload over the limit", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn broadcast(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    Json(input): Json<MessageIn>,
+) -> ApiResult<HttpResponse> {
+    let (out, is_new) = broadcasts::create(&ctx, &principal, input).await?;
+    Ok(if is_new { HttpResponse::Accepted().json(out) } else { HttpResponse::Ok().json(out) })
+}
+
+/// A broadcast and how many messages it became.
+#[utoipa::path(get, path = "/api/v1/msg/broadcast/{id}", operation_id = "v1.message.get_broadcast", tag = "Message",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The broadcast", body = BroadcastOut), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_broadcast(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = BroadcastId::parse(&path).map_err(|_| ApiError::not_found("broadcast"))?;
+    Ok(HttpResponse::Ok().json(broadcasts::get(&ctx, &principal, &id).await?))
 }

@@ -49,7 +49,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/msg/{msg}/attempt", web::get().to(attempts::list_by_message))
             .route("/app/{app}/msg/{msg}/delivery", web::get().to(attempts::deliveries_by_message))
             .route("/app/{app}/attempt", web::get().to(attempts::list))
-            .route("/app/{app}/attempt/{attempt}", web::get().to(attempts::get)),
+            .route("/app/{app}/attempt/{attempt}", web::get().to(attempts::get))
+            .route("/msg/broadcast", web::post().to(messages::broadcast))
+            .route("/msg/broadcast/{id}", web::get().to(messages::get_broadcast)),
     );
 }
 

@@ -1,0 +1,26 @@
+//! The `broadcasts` table.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "broadcasts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub channels: Json,
+    #[sea_orm(column_type = "Text")]
+    pub payload: String,
+    /// `queued` until the worker expanded it, then `expanded`.
+    pub state: String,
+    pub message_count: i32,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
