@@ -155,7 +155,7 @@ impl Engine {
         while Instant::now() < deadline && self.total_inflight() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        match delivery::release_all_leases_of(&self.ctx, &self.worker_id).await {
+        match delivery::release_leases_of(&self.ctx, &self.worker_id, None).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(n, "handed back deliveries still in flight at shutdown"),
             Err(err) => tracing::warn!(error = %err, "could not hand back leases; they will expire"),
@@ -381,7 +381,7 @@ impl Engine {
             return;
         }
         let ids: Vec<String> = claimed.iter().map(|c| c.delivery_id.clone()).collect();
-        if let Err(err) = delivery::release_leases_of(&self.ctx, &self.worker_id, &ids).await {
+        if let Err(err) = delivery::release_leases_of(&self.ctx, &self.worker_id, Some(&ids)).await {
             tracing::warn!(error = %err, "could not release leases; they will expire");
         }
         self.done(claimed.iter().map(|c| c.endpoint_id.as_str()));

@@ -812,20 +812,23 @@ async fn update_health<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Returns deliveries whose lease ran out (their worker died or hung) to `failed`, due now, so
-/// any worker can take them. Returns how many.
-pub async fn release_expired_leases(ctx: &Context) -> CoreResult<u64> {
-    let now = Utc::now();
-    let result = deliveries::Entity::update_many()
-        .col_expr(deliveries::Column::Status, Expr::value(FAILED))
+/// An update that ends leases: the delivery becomes `status` again, due now, held by nobody.
+fn unlease(status: &'static str, now: DateTime<Utc>) -> sea_orm::UpdateMany<deliveries::Entity> {
+    deliveries::Entity::update_many()
+        .col_expr(deliveries::Column::Status, Expr::value(status))
         .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
         .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
         .filter(deliveries::Column::Status.eq(SENDING))
-        .filter(deliveries::Column::LeaseUntil.lt(now))
-        .exec(&ctx.db.writer)
-        .await?;
+}
+
+/// Returns deliveries whose lease ran out (their worker died or hung) to `failed`, due now, so
+/// any worker can take them. Returns how many.
+pub async fn release_expired_leases(ctx: &Context) -> CoreResult<u64> {
+    let now = Utc::now();
+    let result =
+        unlease(FAILED, now).filter(deliveries::Column::LeaseUntil.lt(now)).exec(&ctx.db.writer).await?;
     Ok(result.rows_affected)
 }
 
@@ -842,39 +845,21 @@ pub async fn renew_leases(ctx: &Context, worker: &str, limits: &EngineLimits) ->
     Ok(result.rows_affected)
 }
 
-/// Returns every lease this worker still holds to `pending`, due now (end of a graceful
-/// shutdown), so another worker need not wait for them to expire.
-pub async fn release_all_leases_of(ctx: &Context, worker: &str) -> CoreResult<u64> {
-    let now = Utc::now();
-    let result = deliveries::Entity::update_many()
-        .col_expr(deliveries::Column::Status, Expr::value(PENDING))
-        .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
-        .filter(deliveries::Column::Status.eq(SENDING))
-        .filter(deliveries::Column::LeaseOwner.eq(worker))
-        .exec(&ctx.db.writer)
-        .await?;
-    Ok(result.rows_affected)
-}
-
-/// Returns this worker's own leases to `pending`, due now (graceful shutdown).
-pub async fn release_leases_of(ctx: &Context, worker: &str, delivery_ids: &[String]) -> CoreResult<u64> {
-    if delivery_ids.is_empty() {
-        return Ok(0);
+/// Hands leases of this worker back untouched (`pending`, due now): those of `delivery_ids`, or
+/// all it still holds (end of a graceful shutdown), so no other worker waits for them to expire.
+pub async fn release_leases_of(
+    ctx: &Context,
+    worker: &str,
+    delivery_ids: Option<&[String]>,
+) -> CoreResult<u64> {
+    let mut update = unlease(PENDING, Utc::now()).filter(deliveries::Column::LeaseOwner.eq(worker));
+    if let Some(ids) = delivery_ids {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        update = update.filter(deliveries::Column::Id.is_in(ids.to_vec()));
     }
-    let now = Utc::now();
-    let result = deliveries::Entity::update_many()
-        .col_expr(deliveries::Column::Status, Expr::value(PENDING))
-        .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
-        .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
-        .filter(deliveries::Column::Id.is_in(delivery_ids.to_vec()))
-        .filter(deliveries::Column::Status.eq(SENDING))
-        .filter(deliveries::Column::LeaseOwner.eq(worker))
-        .exec(&ctx.db.writer)
-        .await?;
-    Ok(result.rows_affected)
+    Ok(update.exec(&ctx.db.writer).await?.rows_affected)
 }
 
 /// How many messages wait for fan-out and deliveries wait to be sent (for metrics and tests).
