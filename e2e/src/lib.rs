@@ -372,6 +372,32 @@ impl Client {
         Response { status, headers, body, text }
     }
 
+    /// The API key of a bearer client.
+    pub fn api_key(&self) -> &str {
+        match &self.auth {
+            Auth::Bearer(key) => key,
+            other => panic!("not an API-key client: {other:?}"),
+        }
+    }
+
+    /// A POST with a raw body and content type, for malformed input.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Response {
+        let headers = [("content-type", content_type)];
+        let mut request = self.http.post(format!("{}{}", self.base_url, path)).body(body.to_owned());
+        if let Auth::Bearer(key) = &self.auth {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body read");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response { status, headers, body, text }
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.request(Method::GET, path, None, &[]).await
     }

@@ -591,34 +591,10 @@ async fn bad_input_gets_clear_errors(db: Backend) {
         response.expect_error(422, "validation_error");
     }
     // Not JSON: 400. Wrong content type: 415. Over the size limit: 413.
-    let response = api
-        .http
-        .post(format!("{}/api/v1/app/a/msg", server.base_url))
-        .bearer_auth(match &api.auth {
-            Auth::Bearer(k) => k.clone(),
-            _ => unreachable!(),
-        })
-        .header("content-type", "application/json")
-        .body("{\"event_type\": ")
-        .send()
+    api.post_raw("/api/v1/app/a/msg", "application/json", "{\"event_type\": ")
         .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "invalid_json");
-    let response = api
-        .http
-        .post(format!("{}/api/v1/app/a/msg", server.base_url))
-        .bearer_auth(match &api.auth {
-            Auth::Bearer(k) => k.clone(),
-            _ => unreachable!(),
-        })
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 415);
+        .expect_error(400, "invalid_json");
+    api.post_raw("/api/v1/app/a/msg", "text/plain", "{}").await.expect_error(415, "unsupported_media_type");
     let big = "x".repeat(4000);
     api.post("/api/v1/app/a/msg", json!({"event_type": "a.b", "payload": {"big": big}}))
         .await

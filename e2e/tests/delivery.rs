@@ -520,10 +520,7 @@ async fn a_worker_killed_mid_burst_loses_nothing(db: Backend) {
         accepted.push(id(&api.send_message("a", "a.b", json!({"n": n})).await));
     }
     receiver.wait_for(20, WAIT).await;
-    let key = match &api.auth {
-        hookline_e2e::Auth::Bearer(key) => key.clone(),
-        _ => unreachable!(),
-    };
+    let key = api.api_key().to_owned();
     let (data_dir, database_url) = server.stop(); // SIGKILL
     let got_before = receiver.count();
     assert!(got_before < 300, "the burst finished before the kill ({got_before}); the test proves nothing");

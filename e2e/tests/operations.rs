@@ -95,19 +95,13 @@ async fn secrets_are_encrypted_under_the_configured_master_key() {
 
     // The same key after a restart reads the secret back.
     let restarted = TestServer::spawn(Backend::Sqlite, data_dir, database_url, with_key(key));
-    let api = restarted.client_with_key(match &key_line.auth {
-        hookline_e2e::Auth::Bearer(k) => k,
-        _ => unreachable!(),
-    });
+    let api = restarted.client_with_key(key_line.api_key());
     assert_eq!(api.get("/api/v1/app/a/endpoint/e/secret").await.expect(200), secret);
     let (data_dir, database_url) = restarted.stop();
 
     // Another key cannot decrypt it: the API fails closed with a generic 500, leaking nothing.
     let wrong = TestServer::spawn(Backend::Sqlite, data_dir, database_url, with_key(other_key));
-    let api = wrong.client_with_key(match &key_line.auth {
-        hookline_e2e::Auth::Bearer(k) => k,
-        _ => unreachable!(),
-    });
+    let api = wrong.client_with_key(key_line.api_key());
     let response = api.get("/api/v1/app/a/endpoint/e/secret").await;
     assert!(!response.text.contains("whsec_"), "{}", response.text);
     response.expect_error(500, "internal_error");
@@ -119,10 +113,7 @@ async fn a_restart_on_the_same_database_keeps_every_component_running(db: Backen
     let server = TestServer::start(db).await;
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
-    let key = match &api.auth {
-        hookline_e2e::Auth::Bearer(key) => key.clone(),
-        _ => unreachable!(),
-    };
+    let key = api.api_key().to_owned();
     // SIGKILL: no clean shutdown, so the first process's worker registrations are still live.
     let (data_dir, database_url) = server.stop();
     let mut restarted = TestServer::spawn(db, data_dir, database_url, ServerOptions::default());
