@@ -228,3 +228,31 @@ pub fn verify_signature(secret: &str, received: &Received) -> bool {
     let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
     signatures.split(' ').any(|s| s == expected)
 }
+
+/// Verifies a `v1a` (Ed25519) signature of the request with the public key `whpk_…`, as a
+/// consumer would.
+pub fn verify_ed25519_signature(public_key: &str, received: &Received) -> bool {
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let key: [u8; 32] = STANDARD
+        .decode(public_key.strip_prefix("whpk_").expect("a whpk_ public key"))
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes");
+    let key = VerifyingKey::from_bytes(&key).expect("a valid public key");
+    let (Some(id), Some(timestamp), Some(signatures)) = (
+        received.header("webhook-id"),
+        received.header("webhook-timestamp"),
+        received.header("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let mut signed = format!("{id}.{timestamp}.").into_bytes();
+    signed.extend_from_slice(&received.body);
+    signatures.split(' ').filter_map(|s| s.strip_prefix("v1a,")).any(|encoded| {
+        STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| Signature::from_slice(&bytes).ok())
+            .is_some_and(|signature| key.verify(&signed, &signature).is_ok())
+    })
+}

@@ -9,7 +9,7 @@ use std::{
 
 use hookline_e2e::{
     Backend, Client, ServerOptions, TestServer, both_databases, id,
-    receiver::{Receiver, Reply, verify_signature},
+    receiver::{Receiver, Reply, verify_ed25519_signature, verify_signature},
 };
 use serde_json::{Value, json};
 
@@ -21,6 +21,7 @@ both_databases!(
     a_410_disables_the_endpoint,
     loopback_endpoints_are_refused_without_the_allow_list,
     rotated_secrets_sign_alongside_the_new_one,
+    ed25519_endpoints_sign_v1a_and_can_rotate_to_v1,
     endpoint_auth_and_custom_headers_are_sent_and_redacted_in_the_log,
     oauth2_client_credentials_tokens_are_fetched_cached_and_refreshed_on_401,
     the_rate_limit_holds,
@@ -306,6 +307,53 @@ async fn rotated_secrets_sign_alongside_the_new_one(db: Backend) {
     assert_eq!(header.split(' ').count(), 2, "{header}");
     assert!(verify_signature(&new, &received[0]));
     assert!(verify_signature(&old, &received[0]));
+}
+
+async fn ed25519_endpoints_sign_v1a_and_can_rotate_to_v1(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let ep = id(&endpoint(&api, "a", json!({"url": receiver.url("/"), "signature_scheme": "v1a"})).await);
+    let shown = api.get(&format!("/api/v1/app/a/endpoint/{ep}/secret")).await.expect(200);
+    assert_eq!(shown["signature_scheme"], "v1a");
+    assert!(shown["key"].as_str().unwrap().starts_with("whsk_"), "{shown}");
+    let public = shown["public_key"].as_str().unwrap().to_owned();
+    api.send_message("a", "a.b", json!({"n": 1})).await;
+    let received = receiver.wait_for(1, WAIT).await;
+    let header = received[0].header("webhook-signature").unwrap();
+    assert!(header.starts_with("v1a,") && !header.contains(' '), "{header}");
+    assert!(verify_ed25519_signature(&public, &received[0]));
+    let mut tampered = received[0].clone();
+    tampered.body.push(b' ');
+    assert!(!verify_ed25519_signature(&public, &tampered));
+
+    // A secret of the other kind than the scheme named is refused.
+    let refused = api
+        .post(
+            "/api/v1/app/a/endpoint",
+            json!({"url": receiver.url("/"), "signature_scheme": "v1a", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(refused["errors"][0]["loc"], json!(["body", "signature_scheme"]), "{refused}");
+
+    // Rotating to v1: both signatures for the overlap, each verifying with its own key.
+    api.post(&format!("/api/v1/app/a/endpoint/{ep}/secret/rotate"), json!({"signature_scheme": "v1"}))
+        .await
+        .expect(204);
+    let now = api.get(&format!("/api/v1/app/a/endpoint/{ep}/secret")).await.expect(200);
+    assert_eq!(now["signature_scheme"], "v1");
+    assert_eq!(now["public_key"], Value::Null);
+    let whsec = now["key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    api.send_message("a", "a.b", json!({"n": 2})).await;
+    let received = receiver.wait_for(2, WAIT).await;
+    let second = &received[1];
+    let header = second.header("webhook-signature").unwrap();
+    assert_eq!(header.split(' ').count(), 2, "{header}");
+    assert!(verify_signature(&whsec, second), "{header}");
+    assert!(verify_ed25519_signature(&public, second), "{header}");
 }
 
 async fn endpoint_auth_and_custom_headers_are_sent_and_redacted_in_the_log(db: Backend) {

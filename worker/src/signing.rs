@@ -1,20 +1,34 @@
-//! Standard Webhooks signatures: `v1,<base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}"))>`,
-//! one per active secret, space-separated, so consumers keep verifying while a rotated secret
-//! overlaps with the new one.
+//! Standard Webhooks signatures over `"{id}.{timestamp}.{body}"`, one per active secret,
+//! space-separated, so consumers keep verifying while a rotated secret overlaps with the new one:
+//! `v1,<base64 HMAC-SHA256>` for `whsec_` secrets and `v1a,<base64 Ed25519>` for `whsk_` ones.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+use ed25519_dalek::Signer;
 use hmac::{Hmac, Mac};
 use hookline_core::domain::SigningSecret;
 use sha2::Sha256;
 
 pub fn sign(secret: &SigningSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.bytes()).expect("HMAC takes any key length");
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    match secret {
+        SigningSecret::Hmac(key) => {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+            mac.update(msg_id.as_bytes());
+            mac.update(b".");
+            mac.update(timestamp.to_string().as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        }
+        SigningSecret::Ed25519(key) => {
+            let mut signed = Vec::with_capacity(msg_id.len() + body.len() + 24);
+            signed.extend_from_slice(msg_id.as_bytes());
+            signed.push(b'.');
+            signed.extend_from_slice(timestamp.to_string().as_bytes());
+            signed.push(b'.');
+            signed.extend_from_slice(body);
+            format!("v1a,{}", STANDARD.encode(key.sign(&signed).to_bytes()))
+        }
+    }
 }
 
 /// The `webhook-signature` header value for every secret.
@@ -32,6 +46,23 @@ mod tests {
         let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let signature = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn ed25519_signatures_verify_with_the_public_key() {
+        use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+        let secret = SigningSecret::generate_for(hookline_core::domain::SignatureScheme::V1a);
+        let header = sign(&secret, "msg_x", 1614265330, b"{}");
+        let encoded = header.strip_prefix("v1a,").expect("a v1a signature");
+        let signature = Signature::from_slice(&STANDARD.decode(encoded).unwrap()).unwrap();
+        let public = secret.public_key().unwrap();
+        let public: [u8; 32] =
+            STANDARD.decode(public.strip_prefix("whpk_").unwrap()).unwrap().try_into().unwrap();
+        let key = VerifyingKey::from_bytes(&public).unwrap();
+        key.verify(b"msg_x.1614265330.{}", &signature).unwrap();
+        assert!(key.verify(b"msg_x.1614265331.{}", &signature).is_err());
+        // The stored form parses back to the same key.
+        assert_eq!(SigningSecret::parse(&secret.expose()).unwrap(), secret);
     }
 
     #[test]

@@ -195,9 +195,23 @@ pub fn parse_channel(s: &str) -> Result<String, ParseError> {
     Ok(s.to_owned())
 }
 
-/// A Standard Webhooks signing secret: `whsec_` followed by base64 of 24 to 64 random bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SigningSecret(Vec<u8>);
+/// A Standard Webhooks signing secret. Symmetric: `whsec_` + base64 of 24 to 64 random bytes,
+/// signing `v1,<base64 HMAC-SHA256>`. Asymmetric: `whsk_` + base64 of an Ed25519 secret key
+/// (the 32-byte seed, or the 64-byte seed ‖ public key of libsodium), signing `v1a,<base64
+/// Ed25519>`; consumers verify with the public key `whpk_…`.
+#[derive(Clone)]
+pub enum SigningSecret {
+    Hmac(Vec<u8>),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+impl PartialEq for SigningSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for SigningSecret {}
 
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -205,19 +219,56 @@ impl fmt::Debug for SigningSecret {
     }
 }
 
+/// Which signature an endpoint's secret makes: `v1` (HMAC-SHA256) or `v1a` (Ed25519).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureScheme {
+    V1,
+    V1a,
+}
+
 impl SigningSecret {
     pub const PREFIX: &'static str = "whsec_";
+    pub const ED25519_PREFIX: &'static str = "whsk_";
+    pub const PUBLIC_PREFIX: &'static str = "whpk_";
 
+    /// A new HMAC secret.
     pub fn generate() -> SigningSecret {
+        SigningSecret::generate_for(SignatureScheme::V1)
+    }
+
+    pub fn generate_for(scheme: SignatureScheme) -> SigningSecret {
         use rand::RngCore;
-        let mut bytes = vec![0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        SigningSecret(bytes)
+        match scheme {
+            SignatureScheme::V1 => {
+                let mut bytes = vec![0u8; 24];
+                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                SigningSecret::Hmac(bytes)
+            }
+            SignatureScheme::V1a => {
+                let mut seed = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut seed);
+                SigningSecret::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
+            }
+        }
     }
 
     pub fn parse(s: &str) -> Result<SigningSecret, ParseError> {
+        if let Some(encoded) = s.strip_prefix(Self::ED25519_PREFIX) {
+            let bytes = STANDARD
+                .decode(encoded)
+                .map_err(|_| ParseError("the part after whsk_ must be base64".to_owned()))?;
+            let seed: [u8; 32] = match bytes.len() {
+                32 | 64 => bytes[..32].try_into().expect("32 bytes"),
+                _ => return fail("an Ed25519 secret key must encode 32 or 64 bytes"),
+            };
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            if bytes.len() == 64 && bytes[32..] != key.verifying_key().to_bytes() {
+                return fail("the last 32 bytes must be the public key of the first 32");
+            }
+            return Ok(SigningSecret::Ed25519(Box::new(key)));
+        }
         let Some(encoded) = s.strip_prefix(Self::PREFIX) else {
-            return fail("must start with whsec_");
+            return fail("must start with whsec_ (HMAC) or whsk_ (Ed25519)");
         };
         let bytes = STANDARD
             .decode(encoded)
@@ -225,15 +276,34 @@ impl SigningSecret {
         if !(24..=64).contains(&bytes.len()) {
             return fail("must encode 24 to 64 bytes");
         }
-        Ok(SigningSecret(bytes))
+        Ok(SigningSecret::Hmac(bytes))
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
+    pub fn scheme(&self) -> SignatureScheme {
+        match self {
+            SigningSecret::Hmac(_) => SignatureScheme::V1,
+            SigningSecret::Ed25519(_) => SignatureScheme::V1a,
+        }
     }
 
-    pub fn to_whsec(&self) -> String {
-        format!("{}{}", Self::PREFIX, STANDARD.encode(&self.0))
+    /// The secret as stored and shown: `whsec_…` or `whsk_…` (64-byte libsodium form).
+    pub fn expose(&self) -> String {
+        match self {
+            SigningSecret::Hmac(bytes) => format!("{}{}", Self::PREFIX, STANDARD.encode(bytes)),
+            SigningSecret::Ed25519(key) => {
+                format!("{}{}", Self::ED25519_PREFIX, STANDARD.encode(key.to_keypair_bytes()))
+            }
+        }
+    }
+
+    /// The public key `whpk_…` consumers verify `v1a` signatures with; none for HMAC.
+    pub fn public_key(&self) -> Option<String> {
+        match self {
+            SigningSecret::Hmac(_) => None,
+            SigningSecret::Ed25519(key) => {
+                Some(format!("{}{}", Self::PUBLIC_PREFIX, STANDARD.encode(key.verifying_key().to_bytes())))
+            }
+        }
     }
 }
 
@@ -302,13 +372,26 @@ mod tests {
     #[test]
     fn signing_secrets_round_trip_and_reject_bad_input() {
         let secret = SigningSecret::generate();
-        assert_eq!(SigningSecret::parse(&secret.to_whsec()).unwrap(), secret);
+        assert_eq!(SigningSecret::parse(&secret.expose()).unwrap(), secret);
         // The Standard Webhooks test vector secret.
         assert!(SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
         assert!(SigningSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
         assert!(SigningSecret::parse("whsec_!!!").is_err());
         assert!(SigningSecret::parse("whsec_AAAA").is_err());
-        assert!(!format!("{secret:?}").contains(&secret.to_whsec()));
+        assert!(!format!("{secret:?}").contains(&secret.expose()));
+
+        let ed = SigningSecret::generate_for(SignatureScheme::V1a);
+        assert!(ed.expose().starts_with("whsk_") && ed.public_key().unwrap().starts_with("whpk_"));
+        assert_eq!(SigningSecret::parse(&ed.expose()).unwrap(), ed);
+        // The 32-byte seed alone is accepted too; a 64-byte key whose public half is wrong is not.
+        let SigningSecret::Ed25519(key) = &ed else { unreachable!() };
+        let seed = format!("whsk_{}", STANDARD.encode(key.to_bytes()));
+        assert_eq!(SigningSecret::parse(&seed).unwrap(), ed);
+        let mut bytes = key.to_keypair_bytes();
+        bytes[40] ^= 1;
+        assert!(SigningSecret::parse(&format!("whsk_{}", STANDARD.encode(bytes))).is_err());
+        assert!(SigningSecret::parse("whsk_AAAA").is_err());
+        assert!(!format!("{ed:?}").contains(&ed.expose()));
     }
 
     #[test]

@@ -256,6 +256,19 @@ pub enum EndpointOrdering {
     Fifo,
 }
 
+/// Which Standard Webhooks signature the endpoint's secret makes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureScheme {
+    /// `v1,<base64 HMAC-SHA256>` with a shared secret `whsec_…`.
+    #[default]
+    V1,
+    /// `v1a,<base64 Ed25519>`: Hookline keeps the secret key `whsk_…`, consumers verify with the
+    /// public key `whpk_…`.
+    V1a,
+}
+
 /// How Hookline authenticates to the endpoint. Secrets are write-only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -336,9 +349,13 @@ pub struct EndpointIn {
     pub retry_schedule: Option<Vec<u32>>,
     #[serde(default)]
     pub auth: Option<EndpointAuthIn>,
-    /// A signing secret `whsec_<base64>`; generated when absent.
+    /// A signing secret: `whsec_<base64>` (HMAC, `v1`) or `whsk_<base64>` (Ed25519, `v1a`);
+    /// generated for `signature_scheme` when absent.
     #[serde(default)]
     pub secret: Option<String>,
+    /// The scheme of the generated secret (default `v1`); must match `secret` when both are given.
+    #[serde(default)]
+    pub signature_scheme: Option<SignatureScheme>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -410,8 +427,11 @@ pub struct EndpointOut {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct EndpointSecretOut {
-    /// `whsec_<base64>`.
+    /// `whsec_<base64>` or, for `v1a`, the Ed25519 secret key `whsk_<base64>`.
     pub key: String,
+    pub signature_scheme: SignatureScheme,
+    /// For `v1a`: the public key `whpk_<base64>` consumers verify signatures with.
+    pub public_key: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -421,6 +441,10 @@ pub struct EndpointSecretRotateIn {
     /// The new secret; generated when absent. The old one keeps signing for 24 hours.
     #[serde(default)]
     pub key: Option<String>,
+    /// The scheme of the generated secret; the current one's when absent. Rotating to another
+    /// scheme sends both signatures for 24 hours.
+    #[serde(default)]
+    pub signature_scheme: Option<SignatureScheme>,
 }
 
 // ----- messages -------------------------------------------------------------------------------

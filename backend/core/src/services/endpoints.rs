@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use hookline_types::{
     ApiKeyScope, AppId, EndpointAuthIn, EndpointAuthOut, EndpointFormat, EndpointId, EndpointIn,
     EndpointOrdering, EndpointOut, EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, IdOrUid,
-    ListResponse, Patch, TenantId, validate_uid,
+    ListResponse, Patch, SignatureScheme, TenantId, validate_uid,
 };
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Context,
     crypto::Keys,
-    domain::{EndpointUrl, EventTypeFilter, RetrySchedule, SigningSecret, parse_channel},
+    domain::{self, EndpointUrl, EventTypeFilter, RetrySchedule, SigningSecret, parse_channel},
     entities::{deliveries, endpoints},
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
@@ -271,8 +271,16 @@ pub async fn create(
     let auth_summary = input.auth.as_ref().map(|auth| check_auth(&mut errors, auth));
     let secret = match &input.secret {
         Some(secret) => errors.check(&["body", "secret"], SigningSecret::parse(secret)),
-        None => Some(SigningSecret::generate()),
+        None => Some(SigningSecret::generate_for(scheme(input.signature_scheme.unwrap_or_default()))),
     };
+    if let (Some(secret), Some(wanted)) = (&secret, input.signature_scheme)
+        && secret.scheme() != scheme(wanted)
+    {
+        errors.push(
+            &["body", "signature_scheme"],
+            "does not match the kind of `secret` (whsec_ is v1, whsk_ is v1a)",
+        );
+    }
     errors.into_result()?;
     let (url, secret) = (url.expect("checked"), secret.expect("checked"));
 
@@ -299,7 +307,7 @@ pub async fn create(
         retry_schedule: Set(input.retry_schedule.as_ref().map(to_json)),
         auth_ciphertext: Set(input.auth.as_ref().map(|auth| seal_json(keys, auth))),
         auth_summary: Set(auth_summary.as_ref().map(to_json)),
-        secret_ciphertext: Set(keys.encrypt(secret.to_whsec().as_bytes())),
+        secret_ciphertext: Set(keys.encrypt(secret.expose().as_bytes())),
         previous_secrets: Set(serde_json::json!([])),
         created_at: Set(now),
         updated_at: Set(now),
@@ -477,7 +485,22 @@ pub async fn get_secret(
     // Reading a signing secret is as sensitive as changing the endpoint.
     principal.require(ApiKeyScope::Write)?;
     let model = find_in_app(ctx, &principal.tenant_id, app, endpoint).await?;
-    Ok(EndpointSecretOut { key: ctx.keys.decrypt_string(&model.secret_ciphertext)? })
+    let secret = decrypt_secret(&ctx.keys, &model.secret_ciphertext)?;
+    Ok(EndpointSecretOut {
+        key: secret.expose(),
+        signature_scheme: match secret.scheme() {
+            domain::SignatureScheme::V1 => SignatureScheme::V1,
+            domain::SignatureScheme::V1a => SignatureScheme::V1a,
+        },
+        public_key: secret.public_key(),
+    })
+}
+
+fn scheme(wire: SignatureScheme) -> domain::SignatureScheme {
+    match wire {
+        SignatureScheme::V1 => domain::SignatureScheme::V1,
+        SignatureScheme::V1a => domain::SignatureScheme::V1a,
+    }
 }
 
 /// Replaces the signing secret. The old one keeps signing alongside the new one for
@@ -490,15 +513,30 @@ pub async fn rotate_secret(
     input: EndpointSecretRotateIn,
 ) -> CoreResult<()> {
     principal.require(ApiKeyScope::Write)?;
-    let secret = match &input.key {
-        Some(key) => {
-            SigningSecret::parse(key).map_err(|err| CoreError::invalid(&["body", "key"], err.to_string()))?
-        }
-        None => SigningSecret::generate(),
+    let given = match &input.key {
+        Some(key) => Some(
+            SigningSecret::parse(key).map_err(|err| CoreError::invalid(&["body", "key"], err.to_string()))?,
+        ),
+        None => None,
     };
+    if let (Some(given), Some(wanted)) = (&given, input.signature_scheme)
+        && given.scheme() != scheme(wanted)
+    {
+        return Err(CoreError::invalid(
+            &["body", "signature_scheme"],
+            "does not match the kind of `key` (whsec_ is v1, whsk_ is v1a)",
+        ));
+    }
     let txn = ctx.db.begin_write().await?;
     let app = applications::find(&txn, &principal.tenant_id, app).await?;
     let model = find(&txn, &principal.tenant_id, &app.id, endpoint).await?;
+    let secret = match given {
+        Some(secret) => secret,
+        None => SigningSecret::generate_for(match input.signature_scheme {
+            Some(wanted) => scheme(wanted),
+            None => decrypt_secret(&ctx.keys, &model.secret_ciphertext)?.scheme(),
+        }),
+    };
     let now = Utc::now();
     let mut previous: Vec<PreviousSecret> = from_json(model.previous_secrets.clone(), "previous_secrets")?;
     previous.retain(|p| p.expires_at > now);
@@ -507,7 +545,7 @@ pub async fn rotate_secret(
         expires_at: now + SECRET_OVERLAP,
     });
     let mut active: endpoints::ActiveModel = model.into();
-    active.secret_ciphertext = Set(ctx.keys.encrypt(secret.to_whsec().as_bytes()));
+    active.secret_ciphertext = Set(ctx.keys.encrypt(secret.expose().as_bytes()));
     active.previous_secrets = Set(to_json(&previous));
     active.updated_at = Set(now);
     active.update(&txn).await?;
