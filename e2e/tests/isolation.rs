@@ -9,7 +9,7 @@ use hookline_e2e::{Backend, Client, TestServer, both_databases, id};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-both_databases!(every_route_hides_other_tenants_objects);
+both_databases!(every_route_hides_other_tenants_objects, portal_tokens_reach_only_their_application);
 
 /// How a route is checked.
 enum Case {
@@ -65,6 +65,20 @@ fn cases() -> BTreeMap<&'static str, Case> {
             Collection(Some(json!({"event_type": "a.secret", "payload": {"b": 1}}))),
         ),
         ("GET /api/v1/msg/broadcast/{id}", Scoped(None)),
+        ("POST /api/v1/app/{app}/msg/{msg}/endpoint/{ep}/resend", Scoped(None)),
+        ("DELETE /api/v1/app/{app}/msg/{msg}/content", Scoped(None)),
+        (
+            "POST /api/v1/app/{app}/endpoint/{ep}/recover",
+            Scoped(Some(json!({"since": "2020-01-01T00:00:00Z"}))),
+        ),
+        (
+            "POST /api/v1/app/{app}/endpoint/{ep}/replay-missing",
+            Scoped(Some(json!({"since": "2020-01-01T00:00:00Z"}))),
+        ),
+        ("GET /api/v1/app/{app}/endpoint/{ep}/stats", Scoped(None)),
+        ("POST /api/v1/app/{app}/portal-token", Scoped(Some(json!({})))),
+        ("GET /api/v1/job/{id}", Scoped(None)),
+        ("POST /api/v1/job/{id}/cancel", Scoped(None)),
     ])
 }
 
@@ -94,13 +108,25 @@ async fn seed_victim(a: &Client) -> Victim {
     let secret = a.get("/api/v1/app/a-customer/endpoint/a-endpoint/secret").await.expect(200);
     // An attempt of A's: the endpoint is unreachable (no SSRF allow-list), so it fails fast.
     let attempt = wait_for_attempt(a, &id(&message)).await;
+    // A running job of A's: replay-missing over a window with A's message in it.
+    let other = a
+        .post("/api/v1/app/a-customer/endpoint", json!({"url": "http://127.0.0.1:9/a-other"}))
+        .await
+        .expect(201);
+    let job = a
+        .post(
+            &format!("/api/v1/app/a-customer/endpoint/{}/replay-missing", id(&other)),
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await
+        .expect(202);
     Victim {
         params: BTreeMap::from([
             ("app", vec![id(&app), "a-customer".to_owned()]),
             ("ep", vec![id(&endpoint), "a-endpoint".to_owned()]),
             ("msg", vec![id(&message)]),
             ("name", vec!["a.private".to_owned()]),
-            ("id", vec![id(&key["api_key"]), id(&broadcast)]),
+            ("id", vec![id(&key["api_key"]), id(&broadcast), id(&job)]),
             ("attempt", vec![id(&attempt)]),
         ]),
         secrets: vec![
@@ -110,6 +136,7 @@ async fn seed_victim(a: &Client) -> Victim {
             id(&key["api_key"]),
             id(&attempt),
             id(&broadcast),
+            id(&job),
             "a-customer".to_owned(),
             "a-payload-marker".to_owned(),
             "a.private".to_owned(),
@@ -239,6 +266,102 @@ async fn every_route_hides_other_tenants_objects(db: Backend) {
     }
     let keys = a.get("/api/v1/api-key").await.expect(200);
     assert!(keys["data"].as_array().unwrap().iter().all(|k| k["revoked_at"].is_null()), "{keys}");
+    assert_victim_untouched(&a, &victim).await;
+}
+
+/// What every pass must leave as it was: A's payload, A's endpoint list, A's job.
+async fn assert_victim_untouched(a: &Client, victim: &Victim) {
+    let message = a.get(&format!("/api/v1/app/a-customer/msg/{}", victim.params["msg"][0])).await.expect(200);
+    assert_eq!(message["payload"]["a_payload"], "a-payload-marker", "the payload was expunged: {message}");
+    let endpoints = a.get("/api/v1/app/a-customer/endpoint").await.expect(200);
+    assert_eq!(endpoints["data"].as_array().unwrap().len(), 2, "{endpoints}");
+    let job = a.get(&format!("/api/v1/job/{}", victim.params["id"][2])).await.expect(200);
+    assert_ne!(job["state"], "cancelled", "{job}");
+}
+
+/// A portal token sees its own application and nothing else: not another application of the same
+/// tenant, not another tenant, and no tenant-wide route (except reading the event-type catalog,
+/// which the portal needs to pick filters).
+async fn portal_tokens_reach_only_their_application(db: Backend) {
+    let server = TestServer::start(db).await;
+    let a = server.tenant("alpha");
+    let b = server.tenant("beta");
+    let victim = seed_victim(&a).await;
+    // The portal's own application, in tenant A, with an endpoint and a message of its own.
+    a.create_app("A's other customer", Some("a-other")).await;
+    a.create_endpoint("a-other", "https://other.example/hook").await;
+    a.send_message("a-other", "other.event", json!({"mine": true})).await;
+    let b_app = id(&b.create_app("B's customer", Some("b-customer")).await);
+    let document = server.anonymous().get("/api/openapi.json").await.expect(200);
+    let cases = cases();
+
+    for (owner, app) in [(&a, "a-other"), (&b, "b-customer")] {
+        let minted = owner.post(&format!("/api/v1/app/{app}/portal-token"), json!({})).await.expect(201);
+        let token = minted["token"].as_str().unwrap().to_owned();
+        assert!(minted["url"].as_str().unwrap().ends_with(&token), "{minted}");
+        let portal = server.client_with_key(&token);
+        // Its own application answers.
+        portal.get(&format!("/api/v1/app/{app}")).await.expect(200);
+        portal.get(&format!("/api/v1/app/{app}/endpoint")).await.expect(200);
+        portal.get(&format!("/api/v1/app/{app}/msg")).await.expect(200);
+        let mut checked = 0;
+        for (path, operations) in document["paths"].as_object().unwrap() {
+            for method in operations.as_object().unwrap().keys() {
+                let route = format!("{} {path}", method.to_uppercase());
+                let case = cases
+                    .get(route.as_str())
+                    .unwrap_or_else(|| panic!("route {route} has no isolation case"));
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let catalog_read = method == Method::GET && path.starts_with("/api/v1/event-type");
+                let concrete_paths = match case {
+                    Case::Public => continue,
+                    Case::Scoped(_) => fillings(path, &victim, &b_app),
+                    Case::Collection(_) => vec![path.clone()],
+                };
+                let body = match case {
+                    Case::Scoped(body) | Case::Collection(body) => body.clone(),
+                    Case::Public => None,
+                };
+                for concrete in concrete_paths {
+                    let response = portal.request(method.clone(), &concrete, body.as_ref(), &[]).await;
+                    let same_tenant = std::ptr::eq(owner, &a);
+                    if catalog_read && (same_tenant || matches!(case, Case::Collection(_))) {
+                        // The token's own tenant's event-type catalog is readable, and that is all.
+                        assert!(
+                            response.status.is_success(),
+                            "{method} {concrete} with a portal token: {}",
+                            response.text
+                        );
+                        if !same_tenant {
+                            assert_no_leak(&victim, &format!("{method} {concrete}"), &response.text);
+                        }
+                    } else {
+                        assert_eq!(
+                            response.status, 404,
+                            "{method} {concrete} with a portal token of {app}: {}",
+                            response.text
+                        );
+                        assert_no_leak(&victim, &format!("{method} {concrete}"), &response.text);
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} requests checked");
+    }
+    // A read-only token reads but does not write.
+    let minted = a.post("/api/v1/app/a-other/portal-token", json!({"read_only": true})).await.expect(201);
+    let read_only = server.client_with_key(minted["token"].as_str().unwrap());
+    read_only.get("/api/v1/app/a-other/endpoint").await.expect(200);
+    read_only
+        .post("/api/v1/app/a-other/endpoint", json!({"url": "https://x.example/h"}))
+        .await
+        .expect_error(403, "insufficient_scope");
+    // A tampered or expired token is refused.
+    let forged = format!("{}x", minted["token"].as_str().unwrap());
+    server.client_with_key(&forged).get("/api/v1/app/a-other").await.expect_error(401, "unauthorized");
+    a.post("/api/v1/app/a-other/portal-token", json!({"expires_in": 5})).await.expect(422);
+    assert_victim_untouched(&a, &victim).await;
 }
 
 fn checked_routes(document: &Value) -> usize {

@@ -137,6 +137,7 @@ impl Engine {
             tokio::spawn(engine.clone().claim_loop()),
             tokio::spawn(engine.clone().record_loop(outcomes_rx)),
             tokio::spawn(engine.clone().lease_loop()),
+            tokio::spawn(engine.clone().jobs_loop()),
         ];
         (engine, tasks)
     }
@@ -208,15 +209,31 @@ impl Engine {
         }
     }
 
+    /// Feeds bulk jobs (recover, replay-missing) to the claim loop and keeps their progress.
+    async fn jobs_loop(self: Arc<Self>) {
+        while !self.is_stopping() {
+            let woken = self.ctx.signals.jobs.notified();
+            if let Err(err) = hookline_core::services::replay::run_jobs(&self.ctx).await {
+                tracing::error!(error = %err, "running bulk jobs failed; retrying");
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), woken).await;
+        }
+    }
+
     async fn claim_loop(self: Arc<Self>) {
         while !self.is_stopping() {
             let woken = self.wake_claim.notified();
+            let elsewhere = self.ctx.signals.claim.notified();
             match self.claim(None).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(err) => tracing::error!(error = %err, "claiming due deliveries failed; retrying"),
             }
-            let _ = tokio::time::timeout(self.config.claim_interval, woken).await;
+            tokio::select! {
+                _ = woken => {}
+                _ = elsewhere => {}
+                _ = tokio::time::sleep(self.config.claim_interval) => {}
+            }
         }
     }
 
@@ -336,7 +353,7 @@ impl Engine {
                 duration_ms: 0,
                 error_class: Some("config"),
                 error_detail: Some("the message's payload is no longer stored".to_owned()),
-                trigger: "scheduled",
+                trigger: trigger(&claimed),
                 next_attempt_at: None,
                 disable_endpoint: false,
                 succeeded: false,
@@ -348,7 +365,7 @@ impl Engine {
         let succeeded = sent.succeeded();
         let gone = sent.status == Some(reqwest::StatusCode::GONE);
         let schedule = target.retry_schedule.as_ref().unwrap_or(&self.schedule);
-        let next_attempt_at = if succeeded || gone {
+        let next_attempt_at = if succeeded || gone || claimed.one_shot {
             None
         } else {
             retry::next_attempt(
@@ -368,7 +385,7 @@ impl Engine {
             duration_ms: i32::try_from(sent.duration.as_millis()).unwrap_or(i32::MAX),
             error_class: sent.error_class,
             error_detail: sent.error_detail,
-            trigger: "scheduled",
+            trigger: trigger(&claimed),
             next_attempt_at,
             disable_endpoint: gone,
             succeeded,
@@ -500,4 +517,9 @@ async fn emit_operational(
             tracing::warn!(error = %err, event_type, "could not emit an operational webhook");
         }
     }
+}
+
+/// How the attempt log names what caused an attempt.
+fn trigger(claimed: &Claimed) -> &'static str {
+    if claimed.one_shot { "manual" } else { "scheduled" }
 }

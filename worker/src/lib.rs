@@ -24,8 +24,9 @@ use tokio::sync::{mpsc, watch};
 pub use engine::{Engine, EngineConfig};
 
 /// How often the scheduler enqueues each maintenance job.
-pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 const PURGE_BATCH: u64 = 1_000;
+/// Rows per retention transaction: small, so the single SQLite writer is never held for long.
+const RETENTION_BATCH: u64 = 500;
 /// The longest the engine waits for in-flight attempts at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -33,6 +34,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub enum MaintenanceJob {
     /// Delete `Idempotency-Key` records past their 24 hours, in small batches.
     PurgeIdempotencyKeys,
+    /// Delete payloads and clear attempt bodies past each tenant's retention, in small batches.
+    PurgeRetention,
 }
 
 /// Wakes the engine for deliveries whose retry is due; scheduled with apalis' `run_after`.
@@ -56,6 +59,10 @@ pub async fn run_maintenance(ctx: &Context, job: &MaintenanceJob) -> anyhow::Res
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(total)
+        }
+        MaintenanceJob::PurgeRetention => {
+            let purged = hookline_core::services::retention::purge(ctx, RETENTION_BATCH).await?;
+            Ok(purged.payloads + purged.attempt_bodies)
         }
     }
 }
@@ -104,7 +111,11 @@ pub async fn run(
         ($maintenance:expr, $retries:expr) => {{
             let maintenance = $maintenance;
             let retries = $retries;
-            let scheduler = schedule_maintenance(maintenance.clone(), stop_rx.clone());
+            let scheduler = schedule_maintenance(
+                maintenance.clone(),
+                Duration::from_secs(ctx.config.maintenance_interval_seconds),
+                stop_rx.clone(),
+            );
             let pusher = push_retries(retries.clone(), retry_rx, stop_rx.clone());
             let maintenance_worker = WorkerBuilder::new(format!("hookline-maintenance-{instance}"))
                 .backend(maintenance)
@@ -146,18 +157,20 @@ async fn until_stopped(mut stop: watch::Receiver<bool>) -> Result<(), std::io::E
     Ok(())
 }
 
-/// Enqueues every maintenance job now and then every [`MAINTENANCE_INTERVAL`], until stopped.
-async fn schedule_maintenance<S, Kind>(mut storage: S, mut stop: watch::Receiver<bool>)
+/// Enqueues every maintenance job now and then every `HOOKLINE_MAINTENANCE_INTERVAL_SECONDS`, until stopped.
+async fn schedule_maintenance<S, Kind>(mut storage: S, interval: Duration, mut stop: watch::Receiver<bool>)
 where
     S: TaskSink<MaintenanceJob, Kind> + Send,
     S::Error: std::fmt::Display,
 {
-    let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
+    let mut ticker = tokio::time::interval(interval);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(err) = storage.push(MaintenanceJob::PurgeIdempotencyKeys).await {
-                    tracing::warn!(error = %err, "could not enqueue a maintenance job");
+                for job in [MaintenanceJob::PurgeIdempotencyKeys, MaintenanceJob::PurgeRetention] {
+                    if let Err(err) = storage.push(job).await {
+                        tracing::warn!(error = %err, "could not enqueue a maintenance job");
+                    }
                 }
             }
             _ = stopped(&mut stop) => return,

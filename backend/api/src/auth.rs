@@ -38,6 +38,22 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// The routes a consumer-portal token may use: its application's sub-resources, the event-type
+/// catalog (read), and jobs. The services check that the application is the token's own; this
+/// gate keeps every tenant-wide route (API keys, applications list, billing, …) at 404 even if a
+/// service forgot to.
+fn portal_may_use(method: &Method, path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", "v1", "app", _app] => *method == Method::GET,
+        ["api", "v1", "app", _app, "portal-token"] => false,
+        ["api", "v1", "app", _app, _, ..] => true,
+        ["api", "v1", "event-type", ..] => is_safe(method),
+        ["api", "v1", "job", ..] => true,
+        _ => false,
+    }
+}
+
 /// Resolves (or returns the cached) caller of this request.
 pub async fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
     if let Some(cached) = req.extensions().get::<Authenticated>() {
@@ -45,7 +61,17 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> 
     }
     let ctx = req.app_data::<web::Data<Context>>().expect("the app is built with a Context").clone();
     let authenticated = if let Some(token) = bearer(req) {
-        Authenticated { principal: services::api_keys::authenticate(&ctx, &token?).await?, csrf_token: None }
+        let token = token?;
+        let principal = if services::portal::looks_like_token(&token) {
+            let principal = services::portal::verify(&ctx, &token)?;
+            if !portal_may_use(req.method(), req.path()) {
+                return Err(ApiError::not_found("route"));
+            }
+            principal
+        } else {
+            services::api_keys::authenticate(&ctx, &token).await?
+        };
+        Authenticated { principal, csrf_token: None }
     } else if let Some(cookie) = req.cookie(SESSION_COOKIE) {
         let session = services::auth::verify(&ctx, cookie.value()).await?;
         if !is_safe(req.method()) {

@@ -62,6 +62,17 @@ impl QueryParams {
         Ok(PageRequest { limit, iterator })
     }
 
+    /// `after` and `before` (RFC 3339); `before` must be later than `after`.
+    pub fn time_range(&self) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+        let (after, before) = (self.time("after")?, self.time("before")?);
+        if let (Some(after), Some(before)) = (after, before)
+            && after >= before
+        {
+            return Err(ApiError::invalid(&["query", "before"], "must be later than after"));
+        }
+        Ok((after, before))
+    }
+
     /// An RFC 3339 time such as `2026-11-29T10:00:00Z`.
     pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.one(name)?

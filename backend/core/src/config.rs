@@ -71,6 +71,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "432000",
         "an endpoint whose every attempt failed for this long (5 days) is disabled",
     ),
+    (
+        "HOOKLINE_MAINTENANCE_INTERVAL_SECONDS",
+        "600",
+        "how often maintenance runs (retention purge, idempotency-key expiry)",
+    ),
     ("HOOKLINE_MAX_PAYLOAD_BYTES", "1048576", "largest accepted message payload"),
     (
         "HOOKLINE_SQLITE_SYNCHRONOUS",
@@ -102,6 +107,7 @@ pub struct Config {
     pub circuit_threshold: u32,
     pub circuit_cooldown_seconds: u32,
     pub disable_after_seconds: u64,
+    pub maintenance_interval_seconds: u64,
     pub sqlite_synchronous_full: bool,
     pub session_ttl_hours: u32,
     pub stripe_api_base: String,
@@ -127,6 +133,7 @@ struct FileLayer {
     circuit_threshold: Option<String>,
     circuit_cooldown_seconds: Option<String>,
     disable_after_seconds: Option<String>,
+    maintenance_interval_seconds: Option<String>,
     sqlite_synchronous: Option<String>,
     session_ttl_hours: Option<String>,
     stripe_api_base: Option<String>,
@@ -253,6 +260,14 @@ impl Config {
             pick("HOOKLINE_DISABLE_AFTER_SECONDS", file.disable_after_seconds),
             5 * 24 * 3600,
         )?;
+        let maintenance_interval_seconds: u64 = number(
+            "HOOKLINE_MAINTENANCE_INTERVAL_SECONDS",
+            pick("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", file.maintenance_interval_seconds),
+            600,
+        )?;
+        if maintenance_interval_seconds == 0 {
+            return Err(invalid("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", "must be at least 1".to_owned()));
+        }
         let sqlite_synchronous_full =
             match pick("HOOKLINE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous).as_deref() {
                 None | Some("normal") => false,
@@ -282,6 +297,7 @@ impl Config {
             circuit_threshold,
             circuit_cooldown_seconds,
             disable_after_seconds,
+            maintenance_interval_seconds,
             sqlite_synchronous_full,
             session_ttl_hours,
             stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)

@@ -48,6 +48,7 @@ pub struct Keys {
     current: MasterKey,
     previous: Vec<MasterKey>,
     session_key: [u8; 32],
+    portal_key: [u8; 32],
 }
 
 impl Keys {
@@ -72,7 +73,11 @@ impl Keys {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&current.bytes).expect("any key length");
         mac.update(b"hookline session jwt v1");
         let session_key = mac.finalize().into_bytes().into();
-        Keys { current, previous, session_key }
+        // A separate key for portal tokens: a session token is never a valid portal token.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&current.bytes).expect("any key length");
+        mac.update(b"hookline portal jwt v1");
+        let portal_key = mac.finalize().into_bytes().into();
+        Keys { current, previous, session_key, portal_key }
     }
 
     /// Keys for tests: a fixed master key.
@@ -119,6 +124,10 @@ impl Keys {
 
     pub fn session_key(&self) -> &[u8] {
         &self.session_key
+    }
+
+    pub fn portal_key(&self) -> &[u8] {
+        &self.portal_key
     }
 }
 

@@ -56,4 +56,8 @@ impl Context {
 pub struct Signals {
     /// A message was accepted: the fan-out loop has work.
     pub fanout: tokio::sync::Notify,
+    /// Deliveries became due outside the engine (a resend, a bulk job): the claim loop has work.
+    pub claim: tokio::sync::Notify,
+    /// A bulk job was created: the job loop has work.
+    pub jobs: tokio::sync::Notify,
 }

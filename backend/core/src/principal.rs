@@ -1,7 +1,7 @@
 //! Who is calling. Built by `hookline-api`'s auth extractor from an API key or a session; services
 //! take the tenant from here and nowhere else.
 
-use hookline_types::{ApiKeyId, ApiKeyScope, Role, TenantId, UserId};
+use hookline_types::{ApiKeyId, ApiKeyScope, AppId, Role, TenantId, UserId};
 
 use crate::error::CoreError;
 
@@ -13,8 +13,20 @@ pub struct Principal {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PrincipalKind {
-    ApiKey { id: ApiKeyId, scopes: Vec<ApiKeyScope> },
-    Session { user_id: UserId, role: Role },
+    ApiKey {
+        id: ApiKeyId,
+        scopes: Vec<ApiKeyScope>,
+    },
+    Session {
+        user_id: UserId,
+        role: Role,
+    },
+    /// A consumer-portal token: one application of the tenant, read-only or read-write (never
+    /// admin). Everything outside that application answers 404.
+    Portal {
+        app_id: AppId,
+        read_only: bool,
+    },
 }
 
 impl Principal {
@@ -28,6 +40,30 @@ impl Principal {
                 Role::Developer => ApiKeyScope::Write,
                 Role::Admin | Role::Owner => ApiKeyScope::Admin,
             },
+            PrincipalKind::Portal { read_only, .. } => {
+                if *read_only {
+                    ApiKeyScope::Read
+                } else {
+                    ApiKeyScope::Write
+                }
+            }
+        }
+    }
+
+    /// The one application a portal token is limited to; `None` for tenant-wide principals.
+    pub fn only_app(&self) -> Option<&AppId> {
+        match &self.kind {
+            PrincipalKind::Portal { app_id, .. } => Some(app_id),
+            _ => None,
+        }
+    }
+
+    /// `Ok` for tenant-wide principals; a portal token gets 404 for anything outside its
+    /// application (`what` names the resource).
+    pub fn require_tenant_wide(&self, what: &'static str) -> Result<(), CoreError> {
+        match self.only_app() {
+            None => Ok(()),
+            Some(_) => Err(CoreError::NotFound(what)),
         }
     }
 

@@ -31,6 +31,26 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Operator overrides of a tenant's plan.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Put a tenant on a plan (free, pro, enterprise), optionally overriding its limits.
+    Set {
+        /// The tenant's id or name.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        plan: String,
+        /// Keep payloads and attempt bodies this many days instead of the plan's retention.
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +102,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             ctx.db.migrate(&ctx.config).await?;
             tracing::info!("database is up to date");
+            Ok(())
+        }
+        Command::Plan { command: PlanCommand::Set { tenant, plan, retention_days } } => {
+            ctx.db.migrate(&ctx.config).await?;
+            let out = services::tenants::set_plan(&ctx, &tenant, &plan, retention_days)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("tenant {} ({}) is on the {} plan", out.id, out.name, out.plan);
+            }
             Ok(())
         }
         Command::Tenant { command: TenantCommand::Create { name, email } } => {

@@ -542,3 +542,95 @@ pub struct BroadcastOut {
     pub message_count: u32,
     pub created_at: DateTime<Utc>,
 }
+
+// ----- self-service: replay, jobs, stats, portal ------------------------------------------------
+
+/// `POST …/endpoint/{ep}/recover`: resend every failed or dead delivery of the endpoint whose
+/// message was created in `[since, until)`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoverIn {
+    pub since: DateTime<Utc>,
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// `POST …/endpoint/{ep}/replay-missing`: deliver the messages since `since` that match the
+/// endpoint's filters and that it never got.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReplayMissingIn {
+    pub since: DateTime<Utc>,
+}
+
+/// A background job and its progress. `done` and `failed` count deliveries whose manual attempt
+/// succeeded or failed; the job is `completed` when `done + failed == total`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobOut {
+    pub id: crate::JobId,
+    pub app_id: AppId,
+    pub endpoint_id: EndpointId,
+    /// `recover` or `replay_missing`.
+    pub kind: String,
+    /// `running`, `completed`, `cancelled` or `failed`.
+    pub state: String,
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One window of endpoint statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EndpointStatsWindow {
+    /// `1h`, `24h` or `7d`.
+    pub window: String,
+    pub attempts: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Share of attempts that succeeded, 0 to 1; absent without attempts.
+    pub success_rate: Option<f64>,
+    /// Attempt duration percentiles in milliseconds; absent without attempts.
+    pub p50_ms: Option<u32>,
+    pub p95_ms: Option<u32>,
+    /// Deliveries created in the window, by current status.
+    pub deliveries: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EndpointStatsOut {
+    pub endpoint_id: EndpointId,
+    pub windows: Vec<EndpointStatsWindow>,
+}
+
+/// `POST /api/v1/app/{app}/portal-token`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PortalTokenIn {
+    /// The portal may look but not change anything (no endpoint edits, no replays).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Lifetime in seconds: 60 to 86400, default 3600.
+    #[serde(default)]
+    pub expires_in: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PortalTokenOut {
+    /// Send as `Authorization: Bearer <token>`; the API then answers for this application only.
+    pub token: String,
+    /// The dashboard's portal view with the token (in the fragment, so it is not sent in logs).
+    pub url: String,
+    pub app_id: AppId,
+    pub read_only: bool,
+    pub expires_at: DateTime<Utc>,
+}

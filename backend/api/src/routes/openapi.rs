@@ -74,6 +74,14 @@ impl Modify for BearerAuth {
         v1::attempts::get,
         v1::messages::broadcast,
         v1::messages::get_broadcast,
+        v1::replay::resend,
+        v1::replay::expunge_content,
+        v1::replay::recover,
+        v1::replay::replay_missing,
+        v1::replay::stats,
+        v1::replay::portal_token,
+        v1::replay::get_job,
+        v1::replay::cancel_job,
     )
 )]
 pub struct ApiDoc;

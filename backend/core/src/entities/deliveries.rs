@@ -22,6 +22,10 @@ pub struct Model {
     pub lease_until: Option<DateTimeUtc>,
     pub last_response_status: Option<i32>,
     pub last_error: Option<String>,
+    /// The bulk job (recover, replay-missing) that last fed this delivery.
+    pub job_id: Option<String>,
+    /// The next attempt is a manual one (resend or a job): no automatic retries after it.
+    pub one_shot: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

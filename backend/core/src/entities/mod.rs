@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod fanout_queue;
 pub mod idempotency_keys;
+pub mod jobs;
 pub mod message_payloads;
 pub mod messages;
 pub mod tenants;

@@ -81,6 +81,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
 }
 
 pub async fn create(ctx: &Context, principal: &Principal, input: ApiKeyIn) -> CoreResult<ApiKeyCreatedOut> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Admin)?;
     // A key cannot mint a key stronger than itself.
     if let Some(scopes) = &input.scopes
@@ -99,6 +100,7 @@ pub async fn list(
     principal: &Principal,
     page: &PageRequest,
 ) -> CoreResult<ListResponse<ApiKeyOut>> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Admin)?;
     let list = paginate(
         &ctx.db.conn,
@@ -115,6 +117,7 @@ pub async fn list(
 
 /// Revokes a key; it stops working at once. Revoking twice is not an error.
 pub async fn revoke(ctx: &Context, principal: &Principal, id: &ApiKeyId) -> CoreResult<ApiKeyOut> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Admin)?;
     let model = api_keys::Entity::scoped(&principal.tenant_id)
         .filter(api_keys::Column::Id.eq(id.as_str()))

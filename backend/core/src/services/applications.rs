@@ -71,6 +71,33 @@ pub async fn find<C: ConnectionTrait>(
     select.one(conn).await?.ok_or(CoreError::NotFound("application"))
 }
 
+/// The application `app` as `principal` may see it: within its tenant, and for a portal token
+/// only the token's own application (any other answers 404, like another tenant's).
+pub async fn find_for<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+) -> CoreResult<applications::Model> {
+    let model = find(conn, &principal.tenant_id, app).await?;
+    check_visible(principal, model)
+}
+
+fn check_visible(principal: &Principal, model: applications::Model) -> CoreResult<applications::Model> {
+    match principal.only_app() {
+        Some(only) if only.as_str() != model.id => Err(CoreError::NotFound("application")),
+        _ => Ok(model),
+    }
+}
+
+/// [`find_for`] through the short-lived cache, for the message hot path.
+pub async fn find_cached_for(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+) -> CoreResult<applications::Model> {
+    check_visible(principal, find_cached(ctx, &principal.tenant_id, app).await?)
+}
+
 /// [`find`] through the short-lived cache, for the message hot path.
 pub async fn find_cached(
     ctx: &Context,
@@ -91,6 +118,7 @@ pub async fn create(
     principal: &Principal,
     input: ApplicationIn,
 ) -> CoreResult<ApplicationOut> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Write)?;
     let mut errors = Errors::default();
     check_name(&mut errors, &input.name);
@@ -123,6 +151,7 @@ pub async fn list(
     principal: &Principal,
     page: &PageRequest,
 ) -> CoreResult<ListResponse<ApplicationOut>> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Read)?;
     let list = paginate(
         &ctx.db.conn,
@@ -139,7 +168,7 @@ pub async fn list(
 
 pub async fn get(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) -> CoreResult<ApplicationOut> {
     principal.require(ApiKeyScope::Read)?;
-    to_out(find(&ctx.db.conn, &principal.tenant_id, app).await?)
+    to_out(find_for(&ctx.db.conn, principal, app).await?)
 }
 
 pub async fn patch(
@@ -148,6 +177,7 @@ pub async fn patch(
     app: &IdOrUid<AppId>,
     patch: ApplicationPatch,
 ) -> CoreResult<ApplicationOut> {
+    principal.require_tenant_wide("application")?;
     principal.require(ApiKeyScope::Write)?;
     let model = find(&ctx.db.conn, &principal.tenant_id, app).await?;
     let mut errors = Errors::default();
@@ -191,6 +221,7 @@ pub async fn patch(
 
 /// Deletes the application with its endpoints, messages, deliveries and attempts.
 pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) -> CoreResult<()> {
+    principal.require_tenant_wide("application")?;
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
     let txn = ctx.db.begin_write().await?;

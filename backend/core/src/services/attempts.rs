@@ -10,6 +10,7 @@ use crate::{
     Context,
     entities::{attempts, deliveries, messages},
     error::{CoreError, CoreResult},
+    ids::time_boundary,
     pagination::{PageRequest, paginate, try_map},
     principal::Principal,
     scope::TenantScoped,
@@ -39,7 +40,7 @@ fn to_out(model: attempts::Model) -> CoreResult<AttemptOut> {
     })
 }
 
-fn delivery_out(model: deliveries::Model) -> CoreResult<DeliveryOut> {
+pub(crate) fn delivery_out(model: deliveries::Model) -> CoreResult<DeliveryOut> {
     Ok(DeliveryOut {
         id: parse(&model.id, DeliveryId::parse)?,
         message_id: parse(&model.message_id, MessageId::parse)?,
@@ -58,6 +59,11 @@ pub struct AttemptFilter {
     pub endpoint: Option<IdOrUid<EndpointId>>,
     /// `succeeded` or `failed`.
     pub status: Option<String>,
+    /// 1 to 5: only responses with a status code in that class (`2xx` is 2).
+    pub status_code_class: Option<u16>,
+    pub message: Option<MessageId>,
+    pub after: Option<chrono::DateTime<chrono::Utc>>,
+    pub before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 async fn message_in_app(
@@ -66,7 +72,7 @@ async fn message_in_app(
     app: &IdOrUid<AppId>,
     message: &MessageId,
 ) -> CoreResult<messages::Model> {
-    let app = applications::find(&ctx.db.conn, &principal.tenant_id, app).await?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
     messages::Entity::scoped(&principal.tenant_id)
         .filter(messages::Column::AppId.eq(app.id.as_str()))
         .filter(messages::Column::Id.eq(message.as_str()))
@@ -101,7 +107,7 @@ pub async fn list_for_app(
 ) -> CoreResult<ListResponse<AttemptOut>> {
     principal.require(ApiKeyScope::Read)?;
     let tenant = &principal.tenant_id;
-    let app = applications::find(&ctx.db.conn, tenant, app).await?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
     let mut select = attempts::Entity::scoped(tenant).filter(attempts::Column::AppId.eq(app.id.as_str()));
     if let Some(endpoint) = &filter.endpoint {
         let endpoint = endpoints::find(&ctx.db.conn, tenant, &app.id, endpoint).await?;
@@ -111,6 +117,22 @@ pub async fn list_for_app(
         Some("succeeded") => select = select.filter(attempts::Column::ErrorClass.is_null()),
         Some("failed") => select = select.filter(attempts::Column::ErrorClass.is_not_null()),
         _ => {}
+    }
+    if let Some(class) = filter.status_code_class {
+        let low = i32::from(class) * 100;
+        select = select
+            .filter(attempts::Column::ResponseStatus.gte(low))
+            .filter(attempts::Column::ResponseStatus.lt(low + 100));
+    }
+    if let Some(message) = &filter.message {
+        select = select.filter(attempts::Column::MessageId.eq(message.as_str()));
+    }
+    // Attempt ids start with their creation time: time bounds are id bounds.
+    if let Some(after) = filter.after {
+        select = select.filter(attempts::Column::Id.gte(time_boundary(AttemptId::PREFIX, after)));
+    }
+    if let Some(before) = filter.before {
+        select = select.filter(attempts::Column::Id.lt(time_boundary(AttemptId::PREFIX, before)));
     }
     let list =
         paginate(&ctx.db.conn, select, attempts::Column::Id, Order::Desc, page, |m| m, |m| m.id.clone())
@@ -125,7 +147,7 @@ pub async fn get(
     id: &AttemptId,
 ) -> CoreResult<AttemptOut> {
     principal.require(ApiKeyScope::Read)?;
-    let app = applications::find(&ctx.db.conn, &principal.tenant_id, app).await?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
     let model = attempts::Entity::scoped(&principal.tenant_id)
         .filter(attempts::Column::AppId.eq(app.id.as_str()))
         .filter(attempts::Column::Id.eq(id.as_str()))

@@ -60,6 +60,7 @@ pub async fn create(
     principal: &Principal,
     input: MessageIn,
 ) -> CoreResult<(BroadcastOut, bool)> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
     let Validated { event_type, channels, payload_text } = validate(ctx, &input)?;
@@ -96,6 +97,7 @@ pub async fn create(
 }
 
 pub async fn get(ctx: &Context, principal: &Principal, id: &BroadcastId) -> CoreResult<BroadcastOut> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Read)?;
     let model = broadcasts::Entity::scoped(&principal.tenant_id)
         .filter(broadcasts::Column::Id.eq(id.as_str()))

@@ -47,6 +47,9 @@ pub struct Claimed {
     /// 1 for the first attempt.
     pub attempt_number: i32,
     pub message_created_at: DateTime<Utc>,
+    /// A manual attempt (resend, recover, replay-missing): logged as `manual`, and no automatic
+    /// retry follows a failure (the delivery is `dead` until resent again).
+    pub one_shot: bool,
 }
 
 /// Everything needed to send to an endpoint, decrypted.
@@ -249,6 +252,7 @@ pub async fn fan_out(
                     event_type: message.event_type.clone(),
                     attempt_number: 1,
                     message_created_at: message.created_at,
+                    one_shot: false,
                 });
             }
             rows.push(deliveries::ActiveModel {
@@ -267,6 +271,8 @@ pub async fn fan_out(
                 lease_until: Set(lease_now.then_some(lease)),
                 last_response_status: Set(None),
                 last_error: Set(None),
+                job_id: Set(None),
+                one_shot: Set(false),
             });
         }
     }
@@ -426,6 +432,7 @@ pub async fn claim_due(
                 event_type: message.event_type.clone(),
                 attempt_number: d.attempt_count + 1,
                 message_created_at: message.created_at,
+                one_shot: d.one_shot,
             })
         })
         .collect())
@@ -629,7 +636,7 @@ pub async fn record(
     for outcome in outcomes {
         if outcome.succeeded {
             successes.entry(outcome.response_status).or_default().push(outcome.claimed.delivery_id.clone());
-            if outcome.claimed.attempt_number > FAILING_AFTER_ATTEMPTS {
+            if outcome.claimed.attempt_number > FAILING_AFTER_ATTEMPTS && !outcome.claimed.one_shot {
                 recorded.events.push(DeliveryEvent {
                     event_type: "message.attempt.recovered",
                     claimed: outcome.claimed.clone(),
@@ -654,13 +661,14 @@ pub async fn record(
                 Expr::value(outcome.response_status.map(i32::from)),
             )
             .col_expr(deliveries::Column::LastError, Expr::value(outcome.error_detail.clone()))
+            .col_expr(deliveries::Column::OneShot, Expr::value(false))
             .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
             .filter(deliveries::Column::Id.eq(outcome.claimed.delivery_id.as_str()))
             .filter(deliveries::Column::Status.eq(SENDING))
             .filter(deliveries::Column::LeaseOwner.eq(worker))
             .exec(&txn)
             .await?;
-        if result.rows_affected == 1 {
+        if result.rows_affected == 1 && !outcome.claimed.one_shot {
             match next {
                 Some(at) => recorded.retries.push((outcome.claimed.delivery_id.clone(), at)),
                 None => recorded.events.push(DeliveryEvent {
@@ -689,6 +697,7 @@ pub async fn record(
                 .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
                 .col_expr(deliveries::Column::LastResponseStatus, Expr::value(status_code.map(i32::from)))
                 .col_expr(deliveries::Column::LastError, Expr::value(Option::<String>::None))
+                .col_expr(deliveries::Column::OneShot, Expr::value(false))
                 .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
                 .filter(deliveries::Column::Id.is_in(chunk.to_vec()))
                 .filter(deliveries::Column::Status.eq(SENDING))

@@ -227,14 +227,16 @@ pub async fn find<C: ConnectionTrait>(
     select.one(conn).await?.ok_or(CoreError::NotFound("endpoint"))
 }
 
-async fn find_in_app(
+/// The endpoint as `principal` may see it (within its tenant, and its application for a portal
+/// token).
+pub async fn find_in_app(
     ctx: &Context,
-    tenant: &TenantId,
+    principal: &Principal,
     app: &IdOrUid<AppId>,
     endpoint: &IdOrUid<EndpointId>,
 ) -> CoreResult<endpoints::Model> {
-    let app = applications::find(&ctx.db.conn, tenant, app).await?;
-    find(&ctx.db.conn, tenant, &app.id, endpoint).await
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
+    find(&ctx.db.conn, &principal.tenant_id, &app.id, endpoint).await
 }
 
 // ----- operations -----------------------------------------------------------------------------
@@ -246,7 +248,7 @@ pub async fn create(
     input: EndpointIn,
 ) -> CoreResult<EndpointOut> {
     principal.require(ApiKeyScope::Write)?;
-    let app = applications::find(&ctx.db.conn, &principal.tenant_id, app).await?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
     let mut errors = Errors::default();
     let url = errors.check(&["body", "url"], EndpointUrl::parse(&input.url));
     if let Some(uid) = &input.uid {
@@ -326,7 +328,7 @@ pub async fn list(
     page: &PageRequest,
 ) -> CoreResult<ListResponse<EndpointOut>> {
     principal.require(ApiKeyScope::Read)?;
-    let app = applications::find(&ctx.db.conn, &principal.tenant_id, app).await?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
     let list = paginate(
         &ctx.db.conn,
         endpoints::Entity::scoped(&principal.tenant_id).filter(endpoints::Column::AppId.eq(app.id.as_str())),
@@ -347,7 +349,7 @@ pub async fn get(
     endpoint: &IdOrUid<EndpointId>,
 ) -> CoreResult<EndpointOut> {
     principal.require(ApiKeyScope::Read)?;
-    to_out(find_in_app(ctx, &principal.tenant_id, app, endpoint).await?)
+    to_out(find_in_app(ctx, principal, app, endpoint).await?)
 }
 
 pub async fn patch(
@@ -358,7 +360,7 @@ pub async fn patch(
     patch: EndpointPatch,
 ) -> CoreResult<EndpointOut> {
     principal.require(ApiKeyScope::Write)?;
-    let model = find_in_app(ctx, &principal.tenant_id, app, endpoint).await?;
+    let model = find_in_app(ctx, principal, app, endpoint).await?;
     let mut errors = Errors::default();
     let url = patch.url.as_ref().and_then(|url| errors.check(&["body", "url"], EndpointUrl::parse(url)));
     if let Patch::Value(uid) = &patch.uid {
@@ -462,7 +464,7 @@ pub async fn delete(
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
     let txn = ctx.db.begin_write().await?;
-    let app = applications::find(&txn, tenant, app).await?;
+    let app = applications::find_for(&txn, principal, app).await?;
     let model = find(&txn, tenant, &app.id, endpoint).await?;
     deliveries::Entity::scoped_delete(tenant)
         .filter(deliveries::Column::EndpointId.eq(model.id.as_str()))
@@ -484,7 +486,7 @@ pub async fn get_secret(
 ) -> CoreResult<EndpointSecretOut> {
     // Reading a signing secret is as sensitive as changing the endpoint.
     principal.require(ApiKeyScope::Write)?;
-    let model = find_in_app(ctx, &principal.tenant_id, app, endpoint).await?;
+    let model = find_in_app(ctx, principal, app, endpoint).await?;
     let secret = decrypt_secret(&ctx.keys, &model.secret_ciphertext)?;
     Ok(EndpointSecretOut {
         key: secret.expose(),
@@ -528,7 +530,7 @@ pub async fn rotate_secret(
         ));
     }
     let txn = ctx.db.begin_write().await?;
-    let app = applications::find(&txn, &principal.tenant_id, app).await?;
+    let app = applications::find_for(&txn, principal, app).await?;
     let model = find(&txn, &principal.tenant_id, &app.id, endpoint).await?;
     let secret = match given {
         Some(secret) => secret,

@@ -55,6 +55,7 @@ fn check_description(errors: &mut Errors, description: &str) {
 }
 
 pub async fn create(ctx: &Context, principal: &Principal, input: EventTypeIn) -> CoreResult<EventTypeOut> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Write)?;
     let mut errors = Errors::default();
     let name = errors.check(&["body", "name"], EventTypeName::parse(&input.name));
@@ -127,6 +128,7 @@ pub async fn patch(
     name: &str,
     patch: EventTypePatch,
 ) -> CoreResult<EventTypeOut> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Write)?;
     let model = find_existing(ctx, &principal.tenant_id, name).await?;
     let schema = match patch.schema.into_update() {
@@ -160,6 +162,7 @@ pub async fn patch(
 
 /// Deletes the event type from the catalog. Messages already sent with that type keep it.
 pub async fn delete(ctx: &Context, principal: &Principal, name: &str) -> CoreResult<()> {
+    principal.require_tenant_wide("route")?;
     principal.require(ApiKeyScope::Write)?;
     let model = find_existing(ctx, &principal.tenant_id, name).await?;
     model.delete(&ctx.db.writer).await?;

@@ -5,21 +5,28 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use hookline_types::{ApiKeyScope, AppId, IdOrUid, ListResponse, MessageId, MessageIn, MessageOut, TenantId};
-use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter};
+use hookline_types::{
+    ApiKeyScope, AppId, EndpointId, IdOrUid, ListResponse, MessageId, MessageIn, MessageOut, TenantId,
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, Order, QueryFilter,
+    sea_query::{Alias, Expr, ExprTrait, Query},
+};
 use serde_json::Value;
 
 use crate::{
     Context,
     domain::{EventTypeName, parse_channel},
-    entities::{message_payloads, messages},
+    entities::{deliveries, message_payloads, messages},
     error::{CoreError, CoreResult, Errors},
     ids::{NewId, time_boundary},
     pagination::{PageRequest, paginate},
     principal::Principal,
     scope::TenantScoped,
     services::{
-        applications, event_types, from_json,
+        applications,
+        delivery::{PENDING, SENDING},
+        endpoints, event_types, from_json,
         ingest::{NewMessage, StoreError},
         to_json,
     },
@@ -42,6 +49,25 @@ pub struct MessageFilter {
     pub channel: Option<String>,
     pub after: Option<DateTime<Utc>>,
     pub before: Option<DateTime<Utc>>,
+    /// Messages with a delivery in one of these states (`pending` includes `sending`), to
+    /// `endpoint` when given.
+    pub statuses: Vec<String>,
+    /// Messages with a delivery to this endpoint.
+    pub endpoint: Option<IdOrUid<EndpointId>>,
+    /// Words that must all appear in the payload (full-text search).
+    pub q: Option<String>,
+    pub event_id: Option<String>,
+}
+
+/// A payload search without `after` looks this far back, so it stays fast on a large table.
+pub const SEARCH_DEFAULT_WINDOW_DAYS: i64 = 30;
+
+/// The FTS5 query for `q`: each word a quoted phrase, all required (as `plainto_tsquery`).
+fn fts5_query(q: &str) -> String {
+    q.split_whitespace()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn to_out(model: messages::Model, payload: Option<Value>) -> CoreResult<MessageOut> {
@@ -199,7 +225,7 @@ pub async fn send_test(
     endpoint: &IdOrUid<hookline_types::EndpointId>,
 ) -> CoreResult<MessageOut> {
     principal.require(ApiKeyScope::Write)?;
-    let app_model = applications::find(&ctx.db.conn, &principal.tenant_id, app).await?;
+    let app_model = applications::find_for(&ctx.db.conn, principal, app).await?;
     let endpoint =
         crate::services::endpoints::find(&ctx.db.conn, &principal.tenant_id, &app_model.id, endpoint).await?;
     let input = MessageIn {
@@ -221,7 +247,7 @@ async fn create_for(
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
     let Validated { event_type, channels, payload_text } = validate(ctx, &input)?;
-    let app = applications::find_cached(ctx, tenant, app).await?;
+    let app = applications::find_cached_for(ctx, principal, app).await?;
     if let Some(event_id) = &input.event_id
         && let Some(original) = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id).await?
     {
@@ -280,14 +306,80 @@ pub async fn list(
 ) -> CoreResult<ListResponse<MessageOut>> {
     principal.require(ApiKeyScope::Read)?;
     let tenant = &principal.tenant_id;
-    let app = applications::find(&ctx.db.conn, tenant, app).await?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
     let mut select = messages::Entity::scoped(tenant).filter(messages::Column::AppId.eq(app.id.as_str()));
     if !filter.event_types.is_empty() {
         select = select.filter(messages::Column::EventType.is_in(filter.event_types.clone()));
     }
+    if let Some(event_id) = &filter.event_id {
+        select = select.filter(messages::Column::EventId.eq(event_id.as_str()));
+    }
+    let sqlite = ctx.db.is_sqlite();
+    if let Some(channel) = &filter.channel {
+        select = select.filter(if sqlite {
+            Expr::cust_with_values(
+                "EXISTS (SELECT 1 FROM json_each(messages.channels) WHERE json_each.value = $1)",
+                [channel.clone()],
+            )
+        } else {
+            Expr::cust_with_values("messages.channels @> $1::jsonb", [to_json(&[channel]).to_string()])
+        });
+    }
+    let endpoint_id = match &filter.endpoint {
+        Some(endpoint) => Some(endpoints::find(&ctx.db.conn, tenant, &app.id, endpoint).await?.id),
+        None => None,
+    };
+    if !filter.statuses.is_empty() || endpoint_id.is_some() {
+        // A message "is" in a state when one of its deliveries (to the endpoint, if given) is.
+        let mut statuses: Vec<String> = filter.statuses.clone();
+        if statuses.iter().any(|s| s == PENDING) {
+            statuses.push(SENDING.to_owned());
+        }
+        let mut condition = Query::select()
+            .expr(Expr::val(1))
+            .from_as(deliveries::Entity, Alias::new("d"))
+            .and_where(
+                Expr::col((Alias::new("d"), deliveries::Column::MessageId))
+                    .equals((messages::Entity, messages::Column::Id)),
+            )
+            .to_owned();
+        if !statuses.is_empty() {
+            condition.and_where(Expr::col((Alias::new("d"), deliveries::Column::Status)).is_in(statuses));
+        }
+        if let Some(endpoint_id) = &endpoint_id {
+            condition.and_where(
+                Expr::col((Alias::new("d"), deliveries::Column::EndpointId)).eq(endpoint_id.as_str()),
+            );
+        }
+        select = select.filter(Expr::exists(condition));
+    }
+    let after = match (filter.after, &filter.q) {
+        (None, Some(_)) => Some(Utc::now() - chrono::Duration::days(SEARCH_DEFAULT_WINDOW_DAYS)),
+        (after, _) => after,
+    };
+    if let Some(q) = &filter.q {
+        // The full-text index answers the words; the id bound keeps the candidate set to the
+        // window searched.
+        let lower = time_boundary(MessageId::PREFIX, after.expect("set for searches"));
+        select = select.filter(if sqlite {
+            Expr::cust_with_values(
+                "messages.id IN (SELECT p.message_id FROM message_search s \
+                 JOIN message_payloads p ON p.rowid = s.rowid \
+                 WHERE message_search MATCH $1 AND p.tenant_id = $2 AND p.message_id >= $3)",
+                [fts5_query(q), tenant.to_string(), lower],
+            )
+        } else {
+            Expr::cust_with_values(
+                "messages.id IN (SELECT p.message_id FROM message_payloads p \
+                 WHERE to_tsvector('simple', p.payload) @@ plainto_tsquery('simple', $1) \
+                 AND p.tenant_id = $2 AND p.message_id >= $3)",
+                [q.clone(), tenant.to_string(), lower],
+            )
+        });
+    }
     // Time bounds become id bounds: ids start with their creation time, so the primary index
     // answers them.
-    if let Some(after) = filter.after {
+    if let Some(after) = after {
         select = select.filter(messages::Column::Id.gte(time_boundary(MessageId::PREFIX, after)));
     }
     if let Some(before) = filter.before {
@@ -303,20 +395,7 @@ pub async fn list(
         |model| model.id.clone(),
     )
     .await?;
-    // Channel filtering happens on the page rather than in SQL: channels are a JSON array, and
-    // SQLite and PostgreSQL query those differently. The search issue moves this into the index.
-    let rows: Vec<_> = list
-        .data
-        .into_iter()
-        .filter(|model| {
-            filter.channel.as_ref().is_none_or(|channel| {
-                model
-                    .channels
-                    .as_array()
-                    .is_some_and(|channels| channels.iter().any(|c| c.as_str() == Some(channel.as_str())))
-            })
-        })
-        .collect();
+    let rows = list.data;
     let mut payloads =
         load_payloads(&ctx.db.conn, tenant, rows.iter().map(|m| m.id.clone()).collect()).await?;
     Ok(ListResponse {
@@ -340,7 +419,7 @@ pub async fn get(
 ) -> CoreResult<MessageOut> {
     principal.require(ApiKeyScope::Read)?;
     let tenant = &principal.tenant_id;
-    let app = applications::find(&ctx.db.conn, tenant, app).await?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
     let model = messages::Entity::scoped(tenant)
         .filter(messages::Column::AppId.eq(app.id.as_str()))
         .filter(messages::Column::Id.eq(id.as_str()))

@@ -14,6 +14,9 @@ pub mod idempotency;
 pub mod ingest;
 pub mod messages;
 pub mod operational;
+pub mod portal;
+pub mod replay;
+pub mod retention;
 pub mod tenants;
 pub mod usage;
 

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use hookline_types::{ApiKeyCreatedOut, ApiKeyIn, ApiKeyMode, ApiKeyScope, TenantId, TenantOut};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use crate::{
     Context,
@@ -85,5 +85,50 @@ pub async fn get(ctx: &Context, tenant: &TenantId) -> CoreResult<TenantOut> {
         .one(&ctx.db.conn)
         .await?
         .ok_or(CoreError::NotFound("tenant"))?;
+    to_out(model)
+}
+
+pub const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
+
+/// The operator's `hookline plan set`: puts the tenant (by id or name) on `plan`, with an optional
+/// retention override (`settings.overrides.retention_days`, read by the retention purge).
+pub async fn set_plan(
+    ctx: &Context,
+    tenant: &str,
+    plan: &str,
+    retention_days: Option<u32>,
+) -> CoreResult<TenantOut> {
+    if !PLANS.contains(&plan) {
+        return Err(CoreError::invalid(&["plan"], format!("must be one of {}", PLANS.join(", "))));
+    }
+    let txn = ctx.db.begin_write().await?;
+    let found = match TenantId::parse(tenant) {
+        Ok(id) => tenants::Entity::find_by_id(id.as_str()).one(&txn).await?,
+        Err(_) => {
+            let mut named =
+                tenants::Entity::find().filter(tenants::Column::Name.eq(tenant)).all(&txn).await?;
+            if named.len() > 1 {
+                return Err(CoreError::conflict(
+                    "tenant_name_ambiguous",
+                    "several tenants have this name: use the id",
+                ));
+            }
+            named.pop()
+        }
+    };
+    let model = found.ok_or(CoreError::NotFound("tenant"))?;
+    let mut settings = model.settings.clone();
+    if !settings.is_object() {
+        settings = serde_json::json!({});
+    }
+    if let Some(days) = retention_days {
+        settings["overrides"]["retention_days"] = serde_json::json!(days);
+    }
+    let mut active: tenants::ActiveModel = model.into();
+    active.plan = Set(plan.to_owned());
+    active.settings = Set(settings);
+    active.updated_at = Set(Utc::now());
+    let model = active.update(&txn).await?;
+    txn.commit().await?;
     to_out(model)
 }

@@ -55,6 +55,10 @@ pub async fn deliveries_by_message(
         ("app" = String, Path, description = "Application id or uid"),
         ("endpoint" = Option<String>, Query, description = "Endpoint id or uid"),
         ("status" = Option<String>, Query, description = "succeeded or failed"),
+        ("status_code_class" = Option<String>, Query, description = "1xx, 2xx, 3xx, 4xx or 5xx: the response's status code class"),
+        ("message" = Option<String>, Query, description = "Only attempts of this message id"),
+        ("after" = Option<String>, Query, description = "RFC 3339 time: made at or after"),
+        ("before" = Option<String>, Query, description = "RFC 3339 time: made before"),
         ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query),
     ),
     responses((status = 200, description = "One page", body = ListResponse<AttemptOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -65,7 +69,10 @@ pub async fn list(
     Auth(principal): Auth,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let query = QueryParams::parse(req.query_string(), &["limit", "iterator", "endpoint", "status"])?;
+    let query = QueryParams::parse(
+        req.query_string(),
+        &["limit", "iterator", "endpoint", "status", "status_code_class", "message", "after", "before"],
+    )?;
     let page = query.page(AttemptId::PREFIX)?;
     let status = query.one("status")?;
     if let Some(status) = &status
@@ -73,7 +80,31 @@ pub async fn list(
     {
         return Err(ApiError::invalid(&["query", "status"], "must be succeeded or failed"));
     }
-    let filter = AttemptFilter { endpoint: query.one("endpoint")?.map(|e| endpoint_ref(&e)), status };
+    let status_code_class = match query.one("status_code_class")?.as_deref() {
+        None => None,
+        Some(class @ ("1xx" | "2xx" | "3xx" | "4xx" | "5xx")) => Some(u16::from(class.as_bytes()[0] - b'0')),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["query", "status_code_class"],
+                "must be 1xx, 2xx, 3xx, 4xx or 5xx",
+            ));
+        }
+    };
+    let message = query
+        .one("message")?
+        .map(|m| {
+            MessageId::parse(&m).map_err(|_| ApiError::invalid(&["query", "message"], "not a message id"))
+        })
+        .transpose()?;
+    let (after, before) = query.time_range()?;
+    let filter = AttemptFilter {
+        endpoint: query.one("endpoint")?.map(|e| endpoint_ref(&e)),
+        status,
+        status_code_class,
+        message,
+        after,
+        before,
+    };
     Ok(HttpResponse::Ok()
         .json(attempts::list_for_app(&ctx, &principal, &app_ref(&path), &filter, &page).await?))
 }

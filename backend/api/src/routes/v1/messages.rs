@@ -53,6 +53,10 @@ pub async fn create(
         ("channel" = Option<String>, Query),
         ("after" = Option<String>, Query, description = "RFC 3339 time: created at or after"),
         ("before" = Option<String>, Query, description = "RFC 3339 time: created before"),
+        ("status" = Option<Vec<String>>, Query, description = "Only messages with a delivery in this state: pending, succeeded, failed (will retry) or dead (repeat the parameter)"),
+        ("endpoint" = Option<String>, Query, description = "Only messages with a delivery to this endpoint (id or uid); with status, that delivery's state"),
+        ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text). Without after, the last 30 days are searched"),
+        ("event_id" = Option<String>, Query, description = "The message with this event_id (idempotency key)"),
     ),
     responses((status = 200, description = "One page", body = ListResponse<MessageOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -64,7 +68,18 @@ pub async fn list(
 ) -> ApiResult<HttpResponse> {
     let query = QueryParams::parse(
         req.query_string(),
-        &["limit", "iterator", "event_type", "channel", "after", "before"],
+        &[
+            "limit",
+            "iterator",
+            "event_type",
+            "channel",
+            "after",
+            "before",
+            "status",
+            "endpoint",
+            "q",
+            "event_id",
+        ],
     )?;
     let page = query.page(MessageId::PREFIX)?;
     let event_types = query.all("event_type");
@@ -76,13 +91,38 @@ pub async fn list(
         .one("channel")?
         .map(|c| parse_channel(&c).map_err(|err| ApiError::invalid(&["query", "channel"], err.to_string())))
         .transpose()?;
-    let filter =
-        MessageFilter { event_types, channel, after: query.time("after")?, before: query.time("before")? };
-    if let (Some(after), Some(before)) = (filter.after, filter.before)
-        && after >= before
-    {
-        return Err(ApiError::invalid(&["query", "before"], "must be later than after"));
+    let statuses = query.all("status");
+    for (idx, status) in statuses.iter().enumerate() {
+        if !matches!(status.as_str(), "pending" | "succeeded" | "failed" | "dead") {
+            return Err(ApiError::invalid(
+                &["query", "status", &idx.to_string()],
+                "must be pending, succeeded, failed or dead",
+            ));
+        }
     }
+    let q = query.one("q")?;
+    if let Some(q) = &q
+        && (q.trim().is_empty() || q.len() > 256)
+    {
+        return Err(ApiError::invalid(&["query", "q"], "must be 1 to 256 characters of words to look for"));
+    }
+    let event_id = query.one("event_id")?;
+    if let Some(event_id) = &event_id
+        && (event_id.is_empty() || event_id.len() > 256)
+    {
+        return Err(ApiError::invalid(&["query", "event_id"], "must be 1 to 256 characters"));
+    }
+    let (after, before) = query.time_range()?;
+    let filter = MessageFilter {
+        event_types,
+        channel,
+        after,
+        before,
+        statuses,
+        endpoint: query.one("endpoint")?.map(|e| super::endpoint_ref(&e)),
+        q,
+        event_id,
+    };
     Ok(HttpResponse::Ok().json(messages::list(&ctx, &principal, &app_ref(&path), &filter, &page).await?))
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod endpoints;
 pub mod event_types;
 pub mod messages;
+pub mod replay;
 
 use actix_web::web;
 use hookline_types::{AppId, EndpointId, IdOrUid};
@@ -51,7 +52,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/attempt", web::get().to(attempts::list))
             .route("/app/{app}/attempt/{attempt}", web::get().to(attempts::get))
             .route("/msg/broadcast", web::post().to(messages::broadcast))
-            .route("/msg/broadcast/{id}", web::get().to(messages::get_broadcast)),
+            .route("/msg/broadcast/{id}", web::get().to(messages::get_broadcast))
+            .route("/app/{app}/msg/{msg}/endpoint/{ep}/resend", web::post().to(replay::resend))
+            .route("/app/{app}/msg/{msg}/content", web::delete().to(replay::expunge_content))
+            .route("/app/{app}/endpoint/{ep}/recover", web::post().to(replay::recover))
+            .route("/app/{app}/endpoint/{ep}/replay-missing", web::post().to(replay::replay_missing))
+            .route("/app/{app}/endpoint/{ep}/stats", web::get().to(replay::stats))
+            .route("/app/{app}/portal-token", web::post().to(replay::portal_token))
+            .route("/job/{id}", web::get().to(replay::get_job))
+            .route("/job/{id}/cancel", web::post().to(replay::cancel_job)),
     );
 }
 

@@ -1,0 +1,166 @@
+//! Replay and recovery (resend, recover, replay-missing), bulk job progress, endpoint
+//! statistics, expunging a payload, and consumer-portal tokens.
+
+use actix_web::{HttpResponse, web};
+use hookline_core::{
+    Context,
+    services::{portal, replay, retention},
+};
+use hookline_types::{
+    DeliveryOut, EndpointStatsOut, ErrorBody, JobId, JobOut, MessageId, PortalTokenIn, PortalTokenOut,
+    RecoverIn, ReplayMissingIn,
+};
+
+use super::{app_ref, endpoint_ref};
+use crate::{
+    auth::Auth,
+    error::{ApiError, ApiResult},
+    json::Json,
+};
+
+fn message_id(segment: &str) -> Result<MessageId, ApiError> {
+    MessageId::parse(segment).map_err(|_| ApiError::not_found("message"))
+}
+
+fn job_id(segment: &str) -> Result<JobId, ApiError> {
+    JobId::parse(segment).map_err(|_| ApiError::not_found("job"))
+}
+
+/// Resend one message to one endpoint: one manual attempt (logged with trigger `manual`; no
+/// automatic retries follow if it fails). The endpoint need not have had a delivery of it.
+#[utoipa::path(post, path = "/api/v1/app/{app}/msg/{msg}/endpoint/{ep}/resend", operation_id = "v1.message.resend", tag = "Replay",
+    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path), ("ep" = String, Path, description = "Endpoint id or uid")),
+    responses(
+        (status = 202, description = "The delivery, due now", body = DeliveryOut),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "An attempt of this delivery is in flight", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn resend(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, msg, ep) = path.into_inner();
+    let out =
+        replay::resend(&ctx, &principal, &app_ref(&app), &message_id(&msg)?, &endpoint_ref(&ep)).await?;
+    Ok(HttpResponse::Accepted().json(out))
+}
+
+/// Resend every failed or dead delivery of the endpoint whose message was created in
+/// `[since, until)`, as a background job.
+#[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/recover", operation_id = "v1.endpoint.recover", tag = "Replay",
+    params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
+    request_body = RecoverIn,
+    responses((status = 202, description = "The job; poll GET /api/v1/job/{id}", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn recover(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+    Json(input): Json<RecoverIn>,
+) -> ApiResult<HttpResponse> {
+    let (app, ep) = path.into_inner();
+    Ok(HttpResponse::Accepted()
+        .json(replay::recover(&ctx, &principal, &app_ref(&app), &endpoint_ref(&ep), input).await?))
+}
+
+/// Deliver to the endpoint every message since `since` that matches its filters and that it never
+/// got, as a background job.
+#[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/replay-missing", operation_id = "v1.endpoint.replay_missing", tag = "Replay",
+    params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
+    request_body = ReplayMissingIn,
+    responses((status = 202, description = "The job; poll GET /api/v1/job/{id}", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replay_missing(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+    Json(input): Json<ReplayMissingIn>,
+) -> ApiResult<HttpResponse> {
+    let (app, ep) = path.into_inner();
+    Ok(HttpResponse::Accepted()
+        .json(replay::replay_missing(&ctx, &principal, &app_ref(&app), &endpoint_ref(&ep), input).await?))
+}
+
+/// A background job's progress.
+#[utoipa::path(get, path = "/api/v1/job/{id}", operation_id = "v1.job.get", tag = "Replay",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "The job", body = JobOut), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_job(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(replay::get_job(&ctx, &principal, &job_id(&path)?).await?))
+}
+
+/// Cancel a running job: nothing more is sent; deliveries still waiting go back to where they were.
+#[utoipa::path(post, path = "/api/v1/job/{id}/cancel", operation_id = "v1.job.cancel", tag = "Replay",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The cancelled job", body = JobOut),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The job already finished", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn cancel_job(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(replay::cancel_job(&ctx, &principal, &job_id(&path)?).await?))
+}
+
+/// Attempt outcomes and latency percentiles over the last hour, day and week.
+#[utoipa::path(get, path = "/api/v1/app/{app}/endpoint/{ep}/stats", operation_id = "v1.endpoint.stats", tag = "Endpoint",
+    params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
+    responses((status = 200, description = "Statistics", body = EndpointStatsOut), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn stats(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, ep) = path.into_inner();
+    Ok(HttpResponse::Ok()
+        .json(replay::endpoint_stats(&ctx, &principal, &app_ref(&app), &endpoint_ref(&ep)).await?))
+}
+
+/// Delete the message's payload now. Its metadata, deliveries and attempts stay.
+#[utoipa::path(delete, path = "/api/v1/app/{app}/msg/{msg}/content", operation_id = "v1.message.expunge_content", tag = "Message",
+    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path)),
+    responses((status = 204, description = "Expunged"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn expunge_content(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, msg) = path.into_inner();
+    retention::expunge_content(&ctx, &principal, &app_ref(&app), &message_id(&msg)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Mint a consumer-portal token: a short-lived bearer token with which the API answers for this
+/// application only (its endpoints, messages, attempts, replays); everything else is 404.
+#[utoipa::path(post, path = "/api/v1/app/{app}/portal-token", operation_id = "v1.application.portal_token", tag = "Application",
+    params(("app" = String, Path, description = "Application id or uid")),
+    request_body = PortalTokenIn,
+    responses((status = 201, description = "The token", body = PortalTokenOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn portal_token(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    // The body is optional: none means a read-write token for an hour.
+    let input: PortalTokenIn = if body.iter().all(u8::is_ascii_whitespace) {
+        PortalTokenIn::default()
+    } else {
+        crate::json::parse_body(&body)?
+    };
+    Ok(HttpResponse::Created().json(portal::mint(&ctx, &principal, &app_ref(&path), input).await?))
+}

@@ -1,0 +1,601 @@
+//! Replay and recovery, and endpoint statistics.
+//!
+//! A manual attempt is a `one_shot` delivery: `pending`, due now, logged with trigger `manual`;
+//! a failure does not restart the automatic schedule (the delivery is `dead` until resent). The
+//! engine's claim loop sends it like any other due delivery, so open circuits, FIFO order and the
+//! endpoint's rate limit hold for manual attempts too.
+//!
+//! Bulk jobs (recover, replay-missing) are rows in `jobs`. The worker's job loop feeds each running
+//! job's deliveries to the engine in small chunks (at most [`WINDOW`] of them waiting at a time,
+//! and no more per tick than the endpoint's rate limit), moving a cursor forward under an
+//! optimistic lock, so two workers never feed the same chunk and a job never resends a delivery
+//! twice. Progress is counted from the deliveries the job fed (`deliveries.job_id`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use hookline_types::{
+    ApiKeyScope, AppId, DeliveryOut, EndpointId, EndpointStatsOut, EndpointStatsWindow, IdOrUid, JobId,
+    JobOut, MessageId, RecoverIn, ReplayMissingIn,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, sea_query::Expr,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Context,
+    entities::{attempts, deliveries, endpoints, jobs, messages},
+    error::{CoreError, CoreResult},
+    ids::{NewId, time_boundary},
+    principal::Principal,
+    scope::TenantScoped,
+    services::{
+        applications,
+        attempts::delivery_out,
+        delivery::{DEAD, FAILED, PENDING, SENDING, SUCCEEDED, matches_filters},
+        endpoints as endpoint_service, from_json, to_json,
+    },
+};
+
+/// At most this many deliveries of one job wait for their attempt at a time.
+pub const WINDOW: u64 = 100;
+const RUNNING: &str = "running";
+const COMPLETED: &str = "completed";
+const CANCELLED: &str = "cancelled";
+const RECOVER: &str = "recover";
+const REPLAY_MISSING: &str = "replay_missing";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct JobParams {
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    /// Every candidate has been fed.
+    #[serde(default)]
+    fed_all: bool,
+}
+
+fn internal(err: impl Into<anyhow::Error>) -> CoreError {
+    CoreError::Internal(err.into())
+}
+
+// ----- resend ------------------------------------------------------------------------------------
+
+/// Resends one message to one endpoint: one manual attempt. Works for any delivery state except
+/// `sending`, and for an endpoint that never had a delivery of the message.
+pub async fn resend(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    message: &MessageId,
+    endpoint: &IdOrUid<EndpointId>,
+) -> CoreResult<DeliveryOut> {
+    principal.require(ApiKeyScope::Write)?;
+    let tenant = &principal.tenant_id;
+    let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
+    let message = messages::Entity::scoped(tenant)
+        .filter(messages::Column::AppId.eq(endpoint.app_id.as_str()))
+        .filter(messages::Column::Id.eq(message.as_str()))
+        .one(&ctx.db.conn)
+        .await?
+        .ok_or(CoreError::NotFound("message"))?;
+    let now = Utc::now();
+    let txn = ctx.db.begin_write().await?;
+    let existing = deliveries::Entity::scoped(tenant)
+        .filter(deliveries::Column::MessageId.eq(message.id.as_str()))
+        .filter(deliveries::Column::EndpointId.eq(endpoint.id.as_str()))
+        .one(&txn)
+        .await?;
+    let model = match existing {
+        Some(existing) if existing.status == SENDING => {
+            return Err(CoreError::conflict(
+                "delivery_in_flight",
+                "an attempt of this delivery is in flight; wait for its outcome",
+            ));
+        }
+        Some(existing) => {
+            let mut active: deliveries::ActiveModel = existing.into();
+            active.status = Set(PENDING.to_owned());
+            active.one_shot = Set(true);
+            active.next_attempt_at = Set(Some(now));
+            active.updated_at = Set(now);
+            active.update(&txn).await?
+        }
+        None => new_delivery(&message, &endpoint.id, None, now).insert(&txn).await?,
+    };
+    txn.commit().await?;
+    ctx.signals.claim.notify_waiters();
+    delivery_out(model)
+}
+
+fn new_delivery(
+    message: &messages::Model,
+    endpoint_id: &str,
+    job_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> deliveries::ActiveModel {
+    deliveries::ActiveModel {
+        id: Set(hookline_types::DeliveryId::new_id().into_string()),
+        tenant_id: Set(message.tenant_id.clone()),
+        app_id: Set(message.app_id.clone()),
+        message_id: Set(message.id.clone()),
+        endpoint_id: Set(endpoint_id.to_owned()),
+        status: Set(PENDING.to_owned()),
+        attempt_count: Set(0),
+        next_attempt_at: Set(Some(now)),
+        last_attempt_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        last_response_status: Set(None),
+        last_error: Set(None),
+        job_id: Set(job_id.map(str::to_owned)),
+        one_shot: Set(true),
+    }
+}
+
+// ----- bulk jobs -----------------------------------------------------------------------------------
+
+fn check_window(since: DateTime<Utc>, until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> CoreResult<()> {
+    if since > now {
+        return Err(CoreError::invalid(&["body", "since"], "must not be in the future"));
+    }
+    if let Some(until) = until
+        && until <= since
+    {
+        return Err(CoreError::invalid(&["body", "until"], "must be later than since"));
+    }
+    Ok(())
+}
+
+/// Starts a job resending every failed or dead delivery of the endpoint whose message was created
+/// in `[since, until)`.
+pub async fn recover(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    endpoint: &IdOrUid<EndpointId>,
+    input: RecoverIn,
+) -> CoreResult<JobOut> {
+    principal.require(ApiKeyScope::Write)?;
+    let now = Utc::now();
+    check_window(input.since, input.until, now)?;
+    let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
+    let params = JobParams { since: input.since, until: input.until, fed_all: false };
+    let total = recover_candidates(&endpoint, &params, None).count(&ctx.db.conn).await?;
+    create_job(ctx, &endpoint, RECOVER, params, total, now).await
+}
+
+fn recover_candidates(
+    endpoint: &endpoints::Model,
+    params: &JobParams,
+    after: Option<&str>,
+) -> sea_orm::Select<deliveries::Entity> {
+    let tenant = hookline_types::TenantId::parse(&endpoint.tenant_id).expect("stored tenant ids parse");
+    let mut select = deliveries::Entity::scoped(&tenant)
+        .filter(deliveries::Column::EndpointId.eq(endpoint.id.as_str()))
+        .filter(deliveries::Column::Status.is_in([FAILED, DEAD]))
+        .filter(deliveries::Column::MessageId.gte(time_boundary(MessageId::PREFIX, params.since)));
+    if let Some(until) = params.until {
+        select = select.filter(deliveries::Column::MessageId.lt(time_boundary(MessageId::PREFIX, until)));
+    }
+    if let Some(after) = after {
+        select = select.filter(deliveries::Column::Id.gt(after));
+    }
+    select
+}
+
+/// Starts a job delivering to the endpoint every message since `since` that matches its filters
+/// and that it never got (created later, disabled at the time, filters changed since).
+pub async fn replay_missing(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    endpoint: &IdOrUid<EndpointId>,
+    input: ReplayMissingIn,
+) -> CoreResult<JobOut> {
+    principal.require(ApiKeyScope::Write)?;
+    let now = Utc::now();
+    check_window(input.since, None, now)?;
+    let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
+    let params = JobParams { since: input.since, until: Some(now), fed_all: false };
+    // Count exactly, a page at a time: the filters (wildcards, channels) are applied in Rust.
+    let mut total = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = missing_candidates(&ctx.db.conn, &endpoint, &params, cursor.as_deref(), 1000).await?;
+        total += page.matching.len() as u64;
+        match page.last_seen {
+            Some(last) => cursor = Some(last),
+            None => break,
+        }
+    }
+    create_job(ctx, &endpoint, REPLAY_MISSING, params, total, now).await
+}
+
+struct MissingPage {
+    /// Messages that match the endpoint and have no delivery to it.
+    matching: Vec<messages::Model>,
+    /// The last message id looked at; `None` when the window is exhausted.
+    last_seen: Option<String>,
+}
+
+async fn missing_candidates<C: ConnectionTrait>(
+    conn: &C,
+    endpoint: &endpoints::Model,
+    params: &JobParams,
+    after: Option<&str>,
+    limit: u64,
+) -> CoreResult<MissingPage> {
+    let tenant = hookline_types::TenantId::parse(&endpoint.tenant_id).map_err(internal)?;
+    let mut select = messages::Entity::scoped(&tenant)
+        .filter(messages::Column::AppId.eq(endpoint.app_id.as_str()))
+        .filter(messages::Column::Id.gte(time_boundary(MessageId::PREFIX, params.since)))
+        // Test events are for the endpoint they were sent to.
+        .filter(messages::Column::EventType.ne("hookline.test"))
+        .filter(Expr::cust_with_values(
+            "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.endpoint_id = $1)",
+            [endpoint.id.clone()],
+        ));
+    if let Some(until) = params.until {
+        select = select.filter(messages::Column::Id.lt(time_boundary(MessageId::PREFIX, until)));
+    }
+    if let Some(after) = after {
+        select = select.filter(messages::Column::Id.gt(after));
+    }
+    let rows = select.order_by(messages::Column::Id, Order::Asc).limit(limit).all(conn).await?;
+    let last_seen = if (rows.len() as u64) < limit { None } else { rows.last().map(|m| m.id.clone()) };
+    let mut matching = Vec::new();
+    for message in rows {
+        let channels: Vec<String> = from_json(message.channels.clone(), "channels")?;
+        if matches_filters(endpoint, &message.event_type, &channels)? {
+            matching.push(message);
+        }
+    }
+    Ok(MissingPage { matching, last_seen })
+}
+
+async fn create_job(
+    ctx: &Context,
+    endpoint: &endpoints::Model,
+    kind: &str,
+    params: JobParams,
+    total: u64,
+    now: DateTime<Utc>,
+) -> CoreResult<JobOut> {
+    let done = total == 0;
+    let model = jobs::ActiveModel {
+        id: Set(JobId::new_id().into_string()),
+        tenant_id: Set(endpoint.tenant_id.clone()),
+        app_id: Set(endpoint.app_id.clone()),
+        endpoint_id: Set(endpoint.id.clone()),
+        kind: Set(kind.to_owned()),
+        params: Set(to_json(&JobParams { fed_all: done, ..params })),
+        state: Set(if done { COMPLETED } else { RUNNING }.to_owned()),
+        total: Set(total as i64),
+        done: Set(0),
+        failed: Set(0),
+        fed: Set(0),
+        cursor: Set(None),
+        error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(done.then_some(now)),
+    }
+    .insert(&ctx.db.writer)
+    .await?;
+    ctx.signals.jobs.notify_waiters();
+    job_out(model)
+}
+
+fn job_out(model: jobs::Model) -> CoreResult<JobOut> {
+    Ok(JobOut {
+        id: JobId::parse(&model.id).map_err(internal)?,
+        app_id: AppId::parse(&model.app_id).map_err(internal)?,
+        endpoint_id: EndpointId::parse(&model.endpoint_id).map_err(internal)?,
+        kind: model.kind,
+        state: model.state,
+        total: model.total.max(0) as u64,
+        done: model.done.max(0) as u64,
+        failed: model.failed.max(0) as u64,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+        finished_at: model.finished_at,
+    })
+}
+
+async fn find_job<C: ConnectionTrait>(
+    conn: &C,
+    principal: &Principal,
+    id: &JobId,
+) -> CoreResult<jobs::Model> {
+    let mut select = jobs::Entity::find()
+        .filter(jobs::Column::TenantId.eq(principal.tenant_id.as_str()))
+        .filter(jobs::Column::Id.eq(id.as_str()));
+    if let Some(only) = principal.only_app() {
+        select = select.filter(jobs::Column::AppId.eq(only.as_str()));
+    }
+    select.one(conn).await?.ok_or(CoreError::NotFound("job"))
+}
+
+pub async fn get_job(ctx: &Context, principal: &Principal, id: &JobId) -> CoreResult<JobOut> {
+    principal.require(ApiKeyScope::Read)?;
+    job_out(find_job(&ctx.db.conn, principal, id).await?)
+}
+
+/// Cancels a running job: nothing more is fed, and its deliveries still waiting for their attempt
+/// go back to where they were (recover: `dead`; replay-missing: never created). Attempts already in
+/// flight finish and count.
+pub async fn cancel_job(ctx: &Context, principal: &Principal, id: &JobId) -> CoreResult<JobOut> {
+    principal.require(ApiKeyScope::Write)?;
+    let txn = ctx.db.begin_write().await?;
+    let job = find_job(&txn, principal, id).await?;
+    if job.state != RUNNING {
+        return Err(CoreError::conflict("job_finished", format!("the job is already {}", job.state)));
+    }
+    let waiting = deliveries::Entity::update_many()
+        .filter(deliveries::Column::JobId.eq(job.id.as_str()))
+        .filter(deliveries::Column::Status.eq(PENDING))
+        .filter(deliveries::Column::OneShot.eq(true));
+    if job.kind == REPLAY_MISSING {
+        deliveries::Entity::delete_many()
+            .filter(deliveries::Column::JobId.eq(job.id.as_str()))
+            .filter(deliveries::Column::Status.eq(PENDING))
+            .filter(deliveries::Column::OneShot.eq(true))
+            .filter(deliveries::Column::AttemptCount.eq(0))
+            .exec(&txn)
+            .await?;
+    } else {
+        waiting
+            .col_expr(deliveries::Column::Status, Expr::value(DEAD))
+            .col_expr(deliveries::Column::OneShot, Expr::value(false))
+            .col_expr(deliveries::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(deliveries::Column::JobId, Expr::value(Option::<String>::None))
+            .exec(&txn)
+            .await?;
+    }
+    let now = Utc::now();
+    let (done, failed, _) = job_counts(&txn, &job.id).await?;
+    let mut active: jobs::ActiveModel = job.into();
+    active.state = Set(CANCELLED.to_owned());
+    active.done = Set(done);
+    active.failed = Set(failed);
+    active.updated_at = Set(now);
+    active.finished_at = Set(Some(now));
+    let model = active.update(&txn).await?;
+    txn.commit().await?;
+    job_out(model)
+}
+
+/// (succeeded, failed, waiting) among the deliveries the job fed.
+async fn job_counts<C: ConnectionTrait>(conn: &C, job_id: &str) -> CoreResult<(i64, i64, i64)> {
+    let rows: Vec<(String, bool, i64)> = deliveries::Entity::find()
+        .select_only()
+        .column(deliveries::Column::Status)
+        .column(deliveries::Column::OneShot)
+        .column_as(deliveries::Column::Id.count(), "n")
+        .filter(deliveries::Column::JobId.eq(job_id))
+        .group_by(deliveries::Column::Status)
+        .group_by(deliveries::Column::OneShot)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let (mut done, mut failed, mut waiting) = (0, 0, 0);
+    for (status, one_shot, n) in rows {
+        if one_shot || status == SENDING {
+            waiting += n;
+        } else if status == SUCCEEDED {
+            done += n;
+        } else {
+            failed += n;
+        }
+    }
+    Ok((done, failed, waiting))
+}
+
+/// One pass over the running jobs: refreshes their progress, feeds the next chunk of each, and
+/// completes those with nothing left. Returns how many deliveries were fed.
+pub async fn run_jobs(ctx: &Context) -> CoreResult<u64> {
+    let running = jobs::Entity::find()
+        .filter(jobs::Column::State.eq(RUNNING))
+        .order_by_asc(jobs::Column::Id)
+        .limit(50)
+        .all(&ctx.db.conn)
+        .await?;
+    let mut fed = 0;
+    for job in running {
+        match step(ctx, job).await {
+            Ok(n) => fed += n,
+            Err(err) => tracing::warn!(error = %err, "a bulk job step failed; it is retried"),
+        }
+    }
+    if fed > 0 {
+        ctx.signals.claim.notify_waiters();
+    }
+    Ok(fed)
+}
+
+async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
+    let mut params: JobParams = from_json(job.params.clone(), "job params")?;
+    let now = Utc::now();
+    let txn = ctx.db.begin_write().await?;
+    let (done, failed, waiting) = job_counts(&txn, &job.id).await?;
+    let endpoint = endpoints::Entity::find_by_id(job.endpoint_id.as_str()).one(&txn).await?;
+    let Some(endpoint) = endpoint else {
+        // The endpoint was deleted, and its deliveries with it.
+        jobs::Entity::update_many()
+            .col_expr(jobs::Column::State, Expr::value("failed"))
+            .col_expr(jobs::Column::Error, Expr::value("the endpoint was deleted"))
+            .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+            .col_expr(jobs::Column::FinishedAt, Expr::value(Some(now)))
+            .filter(jobs::Column::Id.eq(job.id.as_str()))
+            .filter(jobs::Column::State.eq(RUNNING))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        return Ok(0);
+    };
+    // Room: the window, and per tick no more than the endpoint's rate limit allows.
+    let room = WINDOW
+        .saturating_sub(waiting.max(0) as u64)
+        .min(endpoint.rate_limit.map_or(WINDOW, |r| r.max(1) as u64));
+    let mut fed_now = 0;
+    let mut cursor = job.cursor.clone();
+    if !params.fed_all && room > 0 {
+        if job.kind == RECOVER {
+            let chosen = recover_candidates(&endpoint, &params, cursor.as_deref())
+                .order_by_asc(deliveries::Column::Id)
+                .limit(room)
+                .all(&txn)
+                .await?;
+            if (chosen.len() as u64) < room {
+                params.fed_all = true;
+            }
+            if let Some(last) = chosen.last() {
+                cursor = Some(last.id.clone());
+                let ids: Vec<String> = chosen.iter().map(|d| d.id.clone()).collect();
+                fed_now = deliveries::Entity::update_many()
+                    .col_expr(deliveries::Column::Status, Expr::value(PENDING))
+                    .col_expr(deliveries::Column::OneShot, Expr::value(true))
+                    .col_expr(deliveries::Column::JobId, Expr::value(job.id.as_str()))
+                    .col_expr(deliveries::Column::NextAttemptAt, Expr::value(Some(now)))
+                    .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
+                    .filter(deliveries::Column::Id.is_in(ids))
+                    .filter(deliveries::Column::Status.is_in([FAILED, DEAD]))
+                    .exec(&txn)
+                    .await?
+                    .rows_affected;
+            }
+        } else {
+            let page = missing_candidates(&txn, &endpoint, &params, cursor.as_deref(), room).await?;
+            match page.last_seen {
+                Some(last) => cursor = Some(last),
+                None => params.fed_all = true,
+            }
+            if params.fed_all
+                && let Some(last) = page.matching.last()
+            {
+                cursor = Some(last.id.clone());
+            }
+            if !page.matching.is_empty() {
+                let rows: Vec<deliveries::ActiveModel> =
+                    page.matching.iter().map(|m| new_delivery(m, &endpoint.id, Some(&job.id), now)).collect();
+                fed_now = rows.len() as u64;
+                deliveries::Entity::insert_many(rows)
+                    .on_conflict_do_nothing_on([
+                        deliveries::Column::MessageId,
+                        deliveries::Column::EndpointId,
+                    ])
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+    }
+    let waiting = waiting + fed_now as i64;
+    let finished = params.fed_all && waiting == 0;
+    // The cursor guards the update: if another worker moved it first, this step is rolled back.
+    let mut update = jobs::Entity::update_many()
+        .col_expr(jobs::Column::Cursor, Expr::value(cursor.clone()))
+        .col_expr(jobs::Column::Params, Expr::value(to_json(&params)))
+        .col_expr(
+            jobs::Column::Fed,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(jobs::Column::Fed), fed_now as i64),
+        )
+        .col_expr(jobs::Column::Done, Expr::value(done))
+        .col_expr(jobs::Column::Failed, Expr::value(failed))
+        .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
+        .filter(jobs::Column::Id.eq(job.id.as_str()))
+        .filter(jobs::Column::State.eq(RUNNING));
+    update = match &job.cursor {
+        Some(old) => update.filter(jobs::Column::Cursor.eq(old.as_str())),
+        None => update.filter(jobs::Column::Cursor.is_null()),
+    };
+    if finished {
+        // Replay-missing counts at creation; what was really sent is the truth at the end.
+        update = update
+            .col_expr(jobs::Column::State, Expr::value(COMPLETED))
+            .col_expr(jobs::Column::Total, Expr::value(done + failed))
+            .col_expr(jobs::Column::FinishedAt, Expr::value(Some(now)));
+    }
+    if update.exec(&txn).await?.rows_affected == 0 {
+        txn.rollback().await?;
+        return Ok(0);
+    }
+    txn.commit().await?;
+    Ok(fed_now)
+}
+
+// ----- endpoint statistics ----------------------------------------------------------------------
+
+/// The most attempts a window's percentiles are computed over (the newest).
+const STATS_SAMPLE: u64 = 100_000;
+
+pub async fn endpoint_stats(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    endpoint: &IdOrUid<EndpointId>,
+) -> CoreResult<EndpointStatsOut> {
+    principal.require(ApiKeyScope::Read)?;
+    let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
+    let tenant = &principal.tenant_id;
+    let now = Utc::now();
+    let mut windows = Vec::new();
+    for (name, length) in
+        [("1h", Duration::hours(1)), ("24h", Duration::hours(24)), ("7d", Duration::days(7))]
+    {
+        let since = now - length;
+        let rows: Vec<(i32, Option<String>)> = attempts::Entity::scoped(tenant)
+            .select_only()
+            .column(attempts::Column::DurationMs)
+            .column(attempts::Column::ErrorClass)
+            .filter(attempts::Column::AppId.eq(endpoint.app_id.as_str()))
+            .filter(attempts::Column::EndpointId.eq(endpoint.id.as_str()))
+            .filter(attempts::Column::Id.gte(time_boundary(hookline_types::AttemptId::PREFIX, since)))
+            .order_by_desc(attempts::Column::Id)
+            .limit(STATS_SAMPLE)
+            .into_tuple()
+            .all(&ctx.db.conn)
+            .await?;
+        let succeeded = rows.iter().filter(|(_, class)| class.is_none()).count() as u64;
+        let mut durations: Vec<u32> = rows.iter().map(|(ms, _)| (*ms).max(0) as u32).collect();
+        durations.sort_unstable();
+        let percentile = |p: f64| -> Option<u32> {
+            (!durations.is_empty()).then(|| durations[((durations.len() - 1) as f64 * p).round() as usize])
+        };
+        let by_status: Vec<(String, i64)> = deliveries::Entity::scoped(tenant)
+            .select_only()
+            .column(deliveries::Column::Status)
+            .column_as(deliveries::Column::Id.count(), "n")
+            .filter(deliveries::Column::EndpointId.eq(endpoint.id.as_str()))
+            .filter(deliveries::Column::Id.gte(time_boundary(hookline_types::DeliveryId::PREFIX, since)))
+            .group_by(deliveries::Column::Status)
+            .into_tuple()
+            .all(&ctx.db.conn)
+            .await?;
+        let mut deliveries_by_status: BTreeMap<String, u64> =
+            [PENDING, SENDING, FAILED, SUCCEEDED, DEAD].iter().map(|s| ((*s).to_owned(), 0)).collect();
+        for (status, n) in by_status {
+            deliveries_by_status.insert(status, n.max(0) as u64);
+        }
+        let attempts = rows.len() as u64;
+        windows.push(EndpointStatsWindow {
+            window: name.to_owned(),
+            attempts,
+            succeeded,
+            failed: attempts - succeeded,
+            success_rate: (attempts > 0).then(|| succeeded as f64 / attempts as f64),
+            p50_ms: percentile(0.50),
+            p95_ms: percentile(0.95),
+            deliveries: deliveries_by_status,
+        });
+    }
+    Ok(EndpointStatsOut { endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?, windows })
+}
+
+/// Whether the application is visible to the principal (used by job routes of the portal).
+pub async fn check_app(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) -> CoreResult<()> {
+    applications::find_for(&ctx.db.conn, principal, app).await.map(|_| ())
+}
