@@ -9,6 +9,9 @@ use crate::error::ApiError;
 
 pub struct QueryParams(Vec<(String, String)>);
 
+/// `(after, before)`, either open.
+pub type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 impl QueryParams {
     /// Parses the query string and refuses keys outside `allowed`.
     pub fn parse(query: &str, allowed: &[&str]) -> Result<QueryParams, ApiError> {
@@ -63,7 +66,7 @@ impl QueryParams {
     }
 
     /// `after` and `before` (RFC 3339); `before` must be later than `after`.
-    pub fn time_range(&self) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+    pub fn time_range(&self) -> Result<TimeRange, ApiError> {
         let (after, before) = (self.time("after")?, self.time("before")?);
         if let (Some(after), Some(before)) = (after, before)
             && after >= before

@@ -24,7 +24,7 @@ use crate::{
     principal::Principal,
     scope::TenantScoped,
     services::{
-        applications,
+        applications, custom_sql,
         delivery::{PENDING, SENDING},
         endpoints, event_types, from_json,
         ingest::{NewMessage, StoreError},
@@ -317,12 +317,13 @@ pub async fn list(
     let sqlite = ctx.db.is_sqlite();
     if let Some(channel) = &filter.channel {
         select = select.filter(if sqlite {
-            Expr::cust_with_values(
-                "EXISTS (SELECT 1 FROM json_each(messages.channels) WHERE json_each.value = $1)",
+            custom_sql(
+                true,
+                "EXISTS (SELECT 1 FROM json_each(messages.channels) WHERE json_each.value = ?)",
                 [channel.clone()],
             )
         } else {
-            Expr::cust_with_values("messages.channels @> $1::jsonb", [to_json(&[channel]).to_string()])
+            custom_sql(false, "messages.channels @> CAST(? AS jsonb)", [to_json(&[channel]).to_string()])
         });
     }
     let endpoint_id = match &filter.endpoint {
@@ -362,17 +363,19 @@ pub async fn list(
         // window searched.
         let lower = time_boundary(MessageId::PREFIX, after.expect("set for searches"));
         select = select.filter(if sqlite {
-            Expr::cust_with_values(
+            custom_sql(
+                true,
                 "messages.id IN (SELECT p.message_id FROM message_search s \
                  JOIN message_payloads p ON p.rowid = s.rowid \
-                 WHERE message_search MATCH $1 AND p.tenant_id = $2 AND p.message_id >= $3)",
+                 WHERE message_search MATCH ? AND p.tenant_id = ? AND p.message_id >= ?)",
                 [fts5_query(q), tenant.to_string(), lower],
             )
         } else {
-            Expr::cust_with_values(
+            custom_sql(
+                false,
                 "messages.id IN (SELECT p.message_id FROM message_payloads p \
-                 WHERE to_tsvector('simple', p.payload) @@ plainto_tsquery('simple', $1) \
-                 AND p.tenant_id = $2 AND p.message_id >= $3)",
+                 WHERE to_tsvector('simple', p.payload) @@ plainto_tsquery('simple', ?) \
+                 AND p.tenant_id = ? AND p.message_id >= ?)",
                 [q.clone(), tenant.to_string(), lower],
             )
         });

@@ -40,3 +40,28 @@ pub(crate) fn from_json<T: DeserializeOwned>(value: Value, what: &str) -> Result
     serde_json::from_value(value)
         .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored {what} is unreadable: {err}")))
 }
+
+/// A custom SQL condition written with `?` placeholders, for either backend: sea-query takes
+/// `?` on SQLite and `$1, $2, …` on PostgreSQL.
+pub(crate) fn custom_sql<V: Into<sea_orm::Value>>(
+    sqlite: bool,
+    sql: &str,
+    values: impl IntoIterator<Item = V>,
+) -> sea_orm::sea_query::Expr {
+    let sql = if sqlite {
+        sql.to_owned()
+    } else {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push_str(&format!("${n}"));
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    };
+    sea_orm::sea_query::Expr::cust_with_values(sql, values)
+}

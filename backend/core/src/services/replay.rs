@@ -34,6 +34,7 @@ use crate::{
     services::{
         applications,
         attempts::delivery_out,
+        custom_sql,
         delivery::{DEAD, FAILED, PENDING, SENDING, SUCCEEDED, matches_filters},
         endpoints as endpoint_service, from_json, to_json,
     },
@@ -205,7 +206,9 @@ pub async fn replay_missing(
     let mut total = 0;
     let mut cursor: Option<String> = None;
     loop {
-        let page = missing_candidates(&ctx.db.conn, &endpoint, &params, cursor.as_deref(), 1000).await?;
+        let page =
+            missing_candidates(&ctx.db.conn, ctx.db.is_sqlite(), &endpoint, &params, cursor.as_deref(), 1000)
+                .await?;
         total += page.matching.len() as u64;
         match page.last_seen {
             Some(last) => cursor = Some(last),
@@ -224,6 +227,7 @@ struct MissingPage {
 
 async fn missing_candidates<C: ConnectionTrait>(
     conn: &C,
+    sqlite: bool,
     endpoint: &endpoints::Model,
     params: &JobParams,
     after: Option<&str>,
@@ -235,8 +239,9 @@ async fn missing_candidates<C: ConnectionTrait>(
         .filter(messages::Column::Id.gte(time_boundary(MessageId::PREFIX, params.since)))
         // Test events are for the endpoint they were sent to.
         .filter(messages::Column::EventType.ne("hookline.test"))
-        .filter(Expr::cust_with_values(
-            "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.endpoint_id = $1)",
+        .filter(custom_sql(
+            sqlite,
+            "NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.endpoint_id = ?)",
             [endpoint.id.clone()],
         ));
     if let Some(until) = params.until {
@@ -469,7 +474,9 @@ async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
                     .rows_affected;
             }
         } else {
-            let page = missing_candidates(&txn, &endpoint, &params, cursor.as_deref(), room).await?;
+            let page =
+                missing_candidates(&txn, ctx.db.is_sqlite(), &endpoint, &params, cursor.as_deref(), room)
+                    .await?;
             match page.last_seen {
                 Some(last) => cursor = Some(last),
                 None => params.fed_all = true,
