@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 both_databases!(
     message_search_filters_each_narrow_the_list,
+    payload_search_answers_the_same_for_common_words,
     attempt_search_filters_by_outcome_class_message_and_time,
     bad_search_input_is_422_with_the_parameter_named,
     resend_makes_one_manual_attempt,
@@ -77,7 +78,17 @@ async fn finished_job(api: &Client, job: &str) -> Value {
 }
 
 async fn message_search_filters_each_narrow_the_list(db: Backend) {
-    let server = TestServer::start_with(db, options()).await;
+    search_scenario(db, options()).await;
+}
+
+/// The same searches when every word counts as common (SQLite then walks the messages and checks
+/// each against the index, instead of walking the matches).
+async fn payload_search_answers_the_same_for_common_words(db: Backend) {
+    search_scenario(db, options().env("HOOKLINE_SEARCH_COMMON_WORD_MATCHES", "1")).await;
+}
+
+async fn search_scenario(db: Backend, options: ServerOptions) {
+    let server = TestServer::start_with(db, options).await;
     // Endpoint "good" answers 200; "bad" always 500, so its deliveries die after one retry.
     let receiver = Receiver::start_with(
         Arc::new(|r, _| if r.path == "/bad" { Reply::status(500) } else { Reply::ok() }),

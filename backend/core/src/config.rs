@@ -72,6 +72,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "an endpoint whose every attempt failed for this long (5 days) is disabled",
     ),
     (
+        "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
+        "2000",
+        "SQLite payload search: words with at least this many matches walk the messages newest first instead of the matches",
+    ),
+    (
         "HOOKLINE_MAINTENANCE_INTERVAL_SECONDS",
         "600",
         "how often maintenance runs (retention purge, idempotency-key expiry)",
@@ -108,6 +113,7 @@ pub struct Config {
     pub circuit_cooldown_seconds: u32,
     pub disable_after_seconds: u64,
     pub maintenance_interval_seconds: u64,
+    pub search_common_word_matches: i64,
     pub sqlite_synchronous_full: bool,
     pub session_ttl_hours: u32,
     pub stripe_api_base: String,
@@ -134,6 +140,7 @@ struct FileLayer {
     circuit_cooldown_seconds: Option<String>,
     disable_after_seconds: Option<String>,
     maintenance_interval_seconds: Option<String>,
+    search_common_word_matches: Option<String>,
     sqlite_synchronous: Option<String>,
     session_ttl_hours: Option<String>,
     stripe_api_base: Option<String>,
@@ -268,6 +275,11 @@ impl Config {
         if maintenance_interval_seconds == 0 {
             return Err(invalid("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", "must be at least 1".to_owned()));
         }
+        let search_common_word_matches: i64 = number(
+            "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
+            pick("HOOKLINE_SEARCH_COMMON_WORD_MATCHES", file.search_common_word_matches),
+            2000,
+        )?;
         let sqlite_synchronous_full =
             match pick("HOOKLINE_SQLITE_SYNCHRONOUS", file.sqlite_synchronous).as_deref() {
                 None | Some("normal") => false,
@@ -298,6 +310,7 @@ impl Config {
             circuit_cooldown_seconds,
             disable_after_seconds,
             maintenance_interval_seconds,
+            search_common_word_matches,
             sqlite_synchronous_full,
             session_ttl_hours,
             stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)

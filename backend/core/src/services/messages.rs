@@ -62,6 +62,23 @@ pub struct MessageFilter {
 /// A payload search without `after` looks this far back, so it stays fast on a large table.
 pub const SEARCH_DEFAULT_WINDOW_DAYS: i64 = 30;
 
+/// Whether the FTS5 query matches at least `HOOKLINE_SEARCH_COMMON_WORD_MATCHES` payloads in the
+/// whole index (a cheap, bounded probe: FTS5 stops counting there). Beyond that, a payload search
+/// walks the messages instead of the matches.
+async fn fts5_is_common(ctx: &Context, words: &str) -> CoreResult<bool> {
+    let threshold = std::cmp::max(ctx.config.search_common_word_matches, 1);
+    let probe = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Sqlite,
+        "SELECT count(*) AS n FROM (SELECT rowid FROM message_search WHERE message_search MATCH ? LIMIT ?)",
+        [words.into(), threshold.into()],
+    );
+    let n: i64 = match ctx.db.conn.query_one_raw(probe).await? {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(n >= threshold)
+}
+
 /// The FTS5 query for `q`: each word a quoted phrase, all required (as `plainto_tsquery`).
 fn fts5_query(q: &str) -> String {
     q.split_whitespace()
@@ -363,13 +380,28 @@ pub async fn list(
         // window searched.
         let lower = time_boundary(MessageId::PREFIX, after.expect("set for searches"));
         select = select.filter(if sqlite {
-            custom_sql(
-                true,
-                "messages.id IN (SELECT p.message_id FROM message_search s \
-                 JOIN message_payloads p ON p.rowid = s.rowid \
-                 WHERE message_search MATCH ? AND p.tenant_id = ? AND p.message_id >= ?)",
-                [fts5_query(q), tenant.to_string(), lower],
-            )
+            let words = fts5_query(q);
+            if fts5_is_common(ctx, &words).await? {
+                // A common word: walk the application's messages newest first and check each
+                // against the index, which stops as soon as the page is full.
+                custom_sql(
+                    true,
+                    "EXISTS (SELECT 1 FROM message_payloads p JOIN message_search s ON s.rowid = p.rowid \
+                     WHERE p.message_id = messages.id AND message_search MATCH ?)",
+                    [words],
+                )
+            } else {
+                // A rare word: the full-text index drives, and its rowids find the payloads by
+                // primary key (the unary `+` keeps SQLite from scanning the tenant's payload
+                // index instead).
+                custom_sql(
+                    true,
+                    "messages.id IN (SELECT p.message_id FROM message_payloads p \
+                     WHERE p.rowid IN (SELECT rowid FROM message_search WHERE message_search MATCH ?) \
+                     AND +p.tenant_id = ? AND +p.message_id >= ?)",
+                    [words, tenant.to_string(), lower],
+                )
+            }
         } else {
             custom_sql(
                 false,
