@@ -199,6 +199,9 @@ async fn seed(db: &DatabaseConnection, tenant: &str, app: &str, endpoints: &[Str
     println!("# seeded {n} messages, payloads and deliveries in {:.0} s", started.elapsed().as_secs_f64());
 }
 
+/// Makes one search's query string.
+type QueryMaker<'a> = Box<dyn Fn(&mut StdRng) -> String + 'a>;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -256,7 +259,7 @@ async fn main() {
         (Utc::now() - chrono::Duration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let day_ago = (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut rng = StdRng::seed_from_u64(7);
-    let kinds: Vec<(&str, Box<dyn Fn(&mut StdRng) -> String>)> = vec![
+    let kinds: Vec<(&str, QueryMaker)> = vec![
         ("newest page (no filter)", Box::new(|_| String::new())),
         ("event_type", Box::new(|r| format!("event_type={}", EVENT_TYPES[r.gen_range(0..10)]))),
         ("channel", Box::new(|r| format!("channel={}", CHANNELS[r.gen_range(0..3)]))),
