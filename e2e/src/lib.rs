@@ -233,8 +233,24 @@ impl TestServer {
     }
 
     /// Creates a tenant through the operator CLI and returns a client with its API key.
+    /// A tenant on the enterprise plan (limits out of the way of tests that are not about
+    /// limits), with a client holding its API key.
     pub fn tenant(&self, name: &str) -> Client {
-        let output = self.cli(&["tenant", "create", "--name", name, "--email", &format!("ops@{name}.test")]);
+        self.tenant_on(name, "enterprise")
+    }
+
+    /// A tenant on `plan` (free, pro, enterprise) through the operator CLI.
+    pub fn tenant_on(&self, name: &str, plan: &str) -> Client {
+        let output = self.cli(&[
+            "tenant",
+            "create",
+            "--name",
+            name,
+            "--email",
+            &format!("ops@{name}.test"),
+            "--plan",
+            plan,
+        ]);
         let key = output.lines().last().expect("the key is on the last line").trim().to_owned();
         assert!(key.starts_with("hl_live_"), "unexpected key line: {key}");
         self.client_with_key(&key)
@@ -434,4 +450,23 @@ impl Client {
 /// The id in a response body.
 pub fn id(value: &Value) -> String {
     value["id"].as_str().unwrap_or_else(|| panic!("no id in {value}")).to_owned()
+}
+
+/// Counts every item of a list route by following its cursor (250 a page).
+pub async fn count_all(client: &Client, path: &str) -> usize {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let mut count = 0;
+    let mut iterator: Option<String> = None;
+    loop {
+        let url = match &iterator {
+            Some(it) => format!("{path}{separator}limit=250&iterator={it}"),
+            None => format!("{path}{separator}limit=250"),
+        };
+        let page = client.get(&url).await.expect(200);
+        count += page["data"].as_array().map_or(0, Vec::len);
+        match page["iterator"].as_str() {
+            Some(next) if page["done"] == false => iterator = Some(next.to_owned()),
+            _ => return count,
+        }
+    }
 }

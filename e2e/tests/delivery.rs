@@ -585,7 +585,31 @@ async fn a_worker_killed_mid_burst_loses_nothing(db: Backend) {
         *counts.entry(r.msg_id()).or_default() += 1;
     }
     assert_eq!(counts.len(), 300);
-    let _ = restarted.client_with_key(&key);
+
+    // Usage is exact across the crash: every accepted message once, and one delivery attempt per
+    // attempt in the log (a request the dead process made but never recorded is in neither).
+    let api = restarted.client_with_key(&key);
+    let deadline = Instant::now() + WAIT;
+    while !api.get("/api/v1/app/a/msg?status=pending&status=failed&limit=1").await.expect(200)["data"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "deliveries still pending");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempts = hookline_e2e::count_all(&api, "/api/v1/app/a/attempt").await;
+    assert!(attempts >= 300, "{attempts} attempts for 300 messages");
+    let usage = api.get("/api/v1/usage?granularity=hour").await.expect(200);
+    assert_eq!(usage["totals"]["messages_accepted"], 300, "{usage}");
+    assert_eq!(usage["totals"]["delivery_attempts"], attempts as u64, "{usage}");
+    let app_usage = api.get("/api/v1/app/a/usage?granularity=hour").await.expect(200);
+    for metric in ["messages_accepted", "delivery_attempts", "payload_bytes"] {
+        assert_eq!(
+            app_usage["totals"][metric], usage["totals"][metric],
+            "one application: the same {metric}"
+        );
+    }
 }
 
 async fn an_open_circuit_pauses_a_failing_endpoint_and_probes_it(db: Backend) {

@@ -79,6 +79,8 @@ fn cases() -> BTreeMap<&'static str, Case> {
         ("POST /api/v1/app/{app}/portal-token", Scoped(Some(json!({})))),
         ("GET /api/v1/job/{id}", Scoped(None)),
         ("POST /api/v1/job/{id}/cancel", Scoped(None)),
+        ("GET /api/v1/usage", Collection(None)),
+        ("GET /api/v1/app/{app}/usage", Scoped(None)),
     ])
 }
 

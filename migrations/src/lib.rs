@@ -7,6 +7,7 @@ mod m20261129_000001_foundation;
 mod m20261129_000002_delivery;
 mod m20261129_000003_broadcast;
 mod m20261129_000004_self_service;
+mod m20261129_000005_plans;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_delivery::Migration),
             Box::new(m20261129_000003_broadcast::Migration),
             Box::new(m20261129_000004_self_service::Migration),
+            Box::new(m20261129_000005_plans::Migration),
         ]
     }
 }

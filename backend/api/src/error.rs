@@ -59,6 +59,9 @@ impl ApiError {
                 CoreError::Forbidden { code, detail } => {
                     (StatusCode::FORBIDDEN, code, detail.clone(), Vec::new())
                 }
+                CoreError::TooManyRequests { code, detail, .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, code, detail.clone(), Vec::new())
+                }
                 CoreError::PayloadTooLarge { .. } => {
                     (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", err.to_string(), Vec::new())
                 }
@@ -106,6 +109,14 @@ impl ResponseError for ApiError {
             tracing::error!(error = %cause, "request failed");
         }
         let mut response = HttpResponse::build(status);
+        if let ApiError::Core(CoreError::TooManyRequests { retry_after_seconds, quota_limit, .. }) = self {
+            response.insert_header(("Retry-After", retry_after_seconds.to_string()));
+            if let Some(limit) = quota_limit {
+                response.insert_header((crate::rate_limit::LIMIT, limit.to_string()));
+                response.insert_header((crate::rate_limit::REMAINING, "0"));
+                response.insert_header((crate::rate_limit::RESET, retry_after_seconds.to_string()));
+            }
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod idempotency;
 pub mod json;
 pub mod query;
+pub mod rate_limit;
 pub mod routes;
 
 use std::{net::TcpListener, path::PathBuf};
@@ -38,6 +39,7 @@ pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std
         let dashboard_dir = dashboard_dir.clone();
         App::new()
             .wrap(middleware::from_fn(idempotency::middleware))
+            .wrap(middleware::from_fn(rate_limit::middleware))
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("hookline::http"))
             .configure(|cfg| configure(cfg, ctx, dashboard_dir))
     })

@@ -62,6 +62,10 @@ pub struct Caches {
     pub applications: TtlCache<(TenantId, AppRef), applications::Model>,
     /// The compiled JSON Schema of an event type, or `None` when it has none (or does not exist).
     pub schemas: TtlCache<(TenantId, String), Option<Arc<jsonschema::Validator>>>,
+    /// A tenant's plan limits (overrides applied).
+    pub limits: TtlCache<TenantId, Arc<crate::services::plans::Limits>>,
+    /// API rate-limit buckets per credential.
+    pub rate_limits: TokenBuckets,
 }
 
 /// `IdOrUid<AppId>` as a hashable key.
@@ -86,6 +90,8 @@ impl Default for Caches {
             api_keys: TtlCache::new(Duration::from_secs(5), 10_000),
             applications: TtlCache::new(Duration::from_secs(2), 10_000),
             schemas: TtlCache::new(Duration::from_secs(2), 10_000),
+            limits: TtlCache::new(Duration::from_secs(2), 10_000),
+            rate_limits: TokenBuckets::default(),
         }
     }
 }
@@ -115,5 +121,54 @@ mod tests {
         cache.insert(3, 3);
         assert_eq!(cache.get(&1), None);
         assert_eq!(cache.get(&3), Some(3));
+    }
+}
+
+/// In-process token buckets (API rate limits per credential): `rate` tokens a second up to
+/// `burst`. Per process: with several API processes each holds its own buckets.
+#[derive(Default)]
+pub struct TokenBuckets {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// The outcome of taking a token.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Taken {
+    pub allowed: bool,
+    /// The bucket's size.
+    pub limit: u32,
+    /// Whole tokens left after this request.
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_seconds: u64,
+    /// Seconds until the next token, when refused.
+    pub retry_after_seconds: u64,
+}
+
+impl TokenBuckets {
+    const MAX_KEYS: usize = 100_000;
+
+    pub fn take(&self, key: &str, rate: u32, burst: u32) -> Taken {
+        let (rate, burst) = (f64::from(rate.max(1)), f64::from(burst.max(1)));
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= Self::MAX_KEYS {
+            // Full buckets carry no state worth keeping.
+            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+        }
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        let allowed = *tokens >= 1.0;
+        if allowed {
+            *tokens -= 1.0;
+        }
+        Taken {
+            allowed,
+            limit: burst as u32,
+            remaining: tokens.floor().max(0.0) as u32,
+            reset_seconds: ((burst - *tokens) / rate).ceil() as u64,
+            retry_after_seconds: if allowed { 0 } else { ((1.0 - *tokens) / rate).ceil().max(1.0) as u64 },
+        }
     }
 }

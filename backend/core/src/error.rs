@@ -25,6 +25,15 @@ pub enum CoreError {
     /// A body larger than allowed.
     #[error("payload of {size} bytes is over the limit of {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },
+    /// Too many requests: a rate limit (`rate_limited`) or the monthly quota (`quota_exceeded`).
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after_seconds: u64,
+        /// For a quota: its size (the `X-RateLimit-Limit` header).
+        quota_limit: Option<u64>,
+    },
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0:#}")]

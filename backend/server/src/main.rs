@@ -47,20 +47,44 @@ enum PlanCommand {
         tenant: String,
         #[arg(long)]
         plan: String,
+        /// Messages a month included (the free plan stops there).
+        #[arg(long)]
+        monthly_messages: Option<i64>,
+        /// Whether the tenant goes into (billed) overage past its monthly messages.
+        #[arg(long)]
+        overage: Option<bool>,
+        #[arg(long)]
+        max_applications: Option<i64>,
+        /// Endpoints across all the tenant's applications.
+        #[arg(long)]
+        max_endpoints: Option<i64>,
+        /// Deliveries per second per endpoint (0: no plan limit).
+        #[arg(long)]
+        endpoint_rate_limit: Option<i64>,
+        /// API requests per second per credential, and the burst above it.
+        #[arg(long)]
+        api_rate: Option<i64>,
+        #[arg(long)]
+        api_burst: Option<i64>,
         /// Keep payloads and attempt bodies this many days instead of the plan's retention.
         #[arg(long)]
-        retention_days: Option<u32>,
+        retention_days: Option<i64>,
+        #[arg(long)]
+        max_payload_bytes: Option<i64>,
     },
 }
 
 #[derive(Subcommand)]
 enum TenantCommand {
-    /// Create a tenant on the free plan and print its first API key, alone on the last line.
+    /// Create a tenant and print its first API key, alone on the last line.
     Create {
         #[arg(long)]
         name: String,
         #[arg(long)]
         email: String,
+        /// free, pro or enterprise.
+        #[arg(long, default_value = "free")]
+        plan: String,
     },
 }
 
@@ -104,9 +128,35 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("database is up to date");
             Ok(())
         }
-        Command::Plan { command: PlanCommand::Set { tenant, plan, retention_days } } => {
+        Command::Plan {
+            command:
+                PlanCommand::Set {
+                    tenant,
+                    plan,
+                    monthly_messages,
+                    overage,
+                    max_applications,
+                    max_endpoints,
+                    endpoint_rate_limit,
+                    api_rate,
+                    api_burst,
+                    retention_days,
+                    max_payload_bytes,
+                },
+        } => {
             ctx.db.migrate(&ctx.config).await?;
-            let out = services::tenants::set_plan(&ctx, &tenant, &plan, retention_days)
+            let overrides = services::tenants::PlanOverrides {
+                monthly_messages,
+                overage_allowed: overage,
+                max_applications,
+                max_endpoints,
+                endpoint_rate_limit,
+                api_rate_per_second: api_rate,
+                api_burst,
+                retention_days,
+                max_payload_bytes,
+            };
+            let out = services::tenants::set_plan(&ctx, &tenant, &plan, &overrides)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             #[allow(clippy::print_stdout)]
@@ -115,9 +165,9 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::Create { name, email } } => {
+        Command::Tenant { command: TenantCommand::Create { name, email, plan } } => {
             ctx.db.migrate(&ctx.config).await?;
-            let (tenant, key) = services::tenants::create_with_key(&ctx, &name, &email)
+            let (tenant, key) = services::tenants::create_with_key(&ctx, &name, &email, &plan)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}: {err:?}"))?;
             #[allow(clippy::print_stdout)]

@@ -634,3 +634,64 @@ pub struct PortalTokenOut {
     pub read_only: bool,
     pub expires_at: DateTime<Utc>,
 }
+
+// ----- metering ---------------------------------------------------------------------------------
+
+/// Usage in one hour or day (or, as `totals`, over the whole range).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageBucket {
+    pub start: DateTime<Utc>,
+    pub messages_accepted: u64,
+    pub delivery_attempts: u64,
+    pub inbound_requests: u64,
+    pub payload_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UsageOut {
+    /// `hour` or `day`.
+    pub granularity: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Every bucket of the range, oldest first, zeros included.
+    pub data: Vec<UsageBucket>,
+    pub totals: UsageBucket,
+    /// The tenant's message quota this month (tenant-wide usage only).
+    pub quota: Option<QuotaOut>,
+}
+
+/// A plan's limits as they apply to the tenant (its overrides included).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PlanLimitsOut {
+    pub plan: String,
+    pub monthly_messages: u64,
+    pub overage_allowed: bool,
+    pub max_applications: u64,
+    pub max_endpoints: u64,
+    /// Deliveries per second per endpoint; absent for no plan limit.
+    pub endpoint_rate_limit: Option<u32>,
+    pub api_rate_per_second: u32,
+    pub api_burst: u32,
+    pub retention_days: u32,
+    pub max_payload_bytes: u64,
+    pub features: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct QuotaOut {
+    pub plan: String,
+    /// The calendar month (UTC) the quota counts.
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub monthly_messages: u64,
+    pub used: u64,
+    pub remaining: u64,
+    /// Messages past the included ones (billed on paid plans).
+    pub overage: u64,
+    pub overage_allowed: bool,
+    pub limits: PlanLimitsOut,
+}

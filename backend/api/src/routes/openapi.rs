@@ -82,6 +82,8 @@ impl Modify for BearerAuth {
         v1::replay::portal_token,
         v1::replay::get_job,
         v1::replay::cancel_job,
+        v1::usage::tenant,
+        v1::usage::application,
     )
 )]
 pub struct ApiDoc;

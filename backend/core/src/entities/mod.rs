@@ -14,6 +14,7 @@ pub mod idempotency_keys;
 pub mod jobs;
 pub mod message_payloads;
 pub mod messages;
+pub mod plans;
 pub mod tenants;
 pub mod usage_counters;
 pub mod users;

@@ -128,6 +128,7 @@ pub async fn create(
     check_metadata(&mut errors, &input.metadata);
     check_rate_limit(&mut errors, input.rate_limit);
     errors.into_result()?;
+    crate::services::plans::require_room_for_application(ctx, &principal.tenant_id).await?;
     let now = Utc::now();
     let model = applications::ActiveModel {
         id: Set(AppId::new_id().into_string()),

@@ -104,7 +104,8 @@ pub async fn signup(ctx: &Context, input: SignupIn) -> CoreResult<Session> {
 
     let password_hash = crypto::hash_password(&input.password)?;
     let txn = ctx.db.begin_write().await?;
-    let tenant = tenant_service::insert(&txn, &input.organization_name, &email).await?;
+    let tenant =
+        tenant_service::insert(&txn, &input.organization_name, &email, tenant_service::DEFAULT_PLAN).await?;
     let user = users::ActiveModel {
         id: Set(UserId::new_id().into_string()),
         tenant_id: Set(tenant.id.clone()),

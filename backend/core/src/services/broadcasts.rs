@@ -165,6 +165,9 @@ pub async fn expand_queued(ctx: &Context, limit: u64) -> CoreResult<usize> {
                     payload_text: broadcast.payload.clone(),
                     only_endpoint: None,
                     created_at: now,
+                    // Counted, but not refused: the broadcast was accepted already.
+                    quota: None,
+                    counts_as_usage: true,
                 })
             })
             .collect::<CoreResult<_>>()?;

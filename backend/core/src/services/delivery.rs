@@ -26,7 +26,7 @@ use crate::{
     entities::{attempts, deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages},
     error::{CoreError, CoreResult},
     ids::NewId,
-    services::{endpoints as endpoint_service, from_json, usage},
+    services::{endpoints as endpoint_service, from_json, plans, usage},
 };
 
 pub const PENDING: &str = "pending";
@@ -216,6 +216,8 @@ pub async fn fan_out(
         .filter(endpoints::Column::Disabled.eq(false))
         .all(&txn)
         .await?;
+    let plan_rates =
+        plans::endpoint_rates(ctx, endpoints.iter().map(|e| e.tenant_id.clone()).collect()).await?;
     let mut by_app: HashMap<&str, Vec<&endpoints::Model>> = HashMap::new();
     for endpoint in &endpoints {
         by_app.entry(endpoint.app_id.as_str()).or_default().push(endpoint);
@@ -238,7 +240,11 @@ pub async fn fan_out(
             }
             let id = DeliveryId::new_id().into_string();
             // FIFO and rate-limited endpoints go through the claim loop, which enforces them.
-            let special = endpoint.ordering == "fifo" || endpoint.rate_limit.is_some();
+            let rate = plans::effective_rate(
+                endpoint.rate_limit,
+                plan_rates.get(&endpoint.tenant_id).copied().flatten(),
+            );
+            let special = endpoint.ordering == "fifo" || rate.is_some();
             let leased_here = leased_per_endpoint.entry(endpoint.id.as_str()).or_default();
             let lease_now = !special && *leased_here < capacity.available(&endpoint.id);
             if lease_now {
@@ -332,6 +338,8 @@ pub async fn claim_due(
         .map(|h| (h.endpoint_id.clone(), h))
         .collect();
 
+    let plan_rates =
+        plans::endpoint_rates(ctx, endpoint_rows.values().map(|e| e.tenant_id.clone()).collect()).await?;
     let txn = ctx.db.begin_write().await?;
     let mut chosen: Vec<&deliveries::Model> = Vec::new();
     let mut taken: HashMap<&str, usize> = HashMap::new();
@@ -361,19 +369,21 @@ pub async fn claim_due(
         if endpoint.ordering == "fifo" && !is_fifo_head(&txn, candidate).await? {
             continue;
         }
-        if let Some(rate) = endpoint.rate_limit {
+        if let Some(rate) =
+            plans::effective_rate(endpoint.rate_limit, plan_rates.get(&endpoint.tenant_id).copied().flatten())
+        {
             let (tokens, _) = match buckets.get(endpoint_id) {
                 Some(bucket) => *bucket,
                 None => {
-                    let tokens = take_tokens(&txn, endpoint, rate as u32, now).await?;
-                    buckets.insert(endpoint_id.to_owned(), (tokens, rate as u32));
-                    (tokens, rate as u32)
+                    let tokens = take_tokens(&txn, endpoint, rate, now).await?;
+                    buckets.insert(endpoint_id.to_owned(), (tokens, rate));
+                    (tokens, rate)
                 }
             };
             if tokens < 1.0 {
                 continue;
             }
-            buckets.insert(endpoint_id.to_owned(), (tokens - 1.0, rate as u32));
+            buckets.insert(endpoint_id.to_owned(), (tokens - 1.0, rate));
         }
         *used += 1;
         chosen.push(candidate);

@@ -284,6 +284,7 @@ pub async fn create(
         );
     }
     errors.into_result()?;
+    crate::services::plans::require_room_for_endpoint(ctx, &principal.tenant_id).await?;
     let (url, secret) = (url.expect("checked"), secret.expect("checked"));
 
     let keys = &ctx.keys;

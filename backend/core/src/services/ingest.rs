@@ -34,6 +34,38 @@ pub struct NewMessage {
     pub payload_text: String,
     pub only_endpoint: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The tenant's monthly message quota, when this message counts against one.
+    pub quota: Option<Quota>,
+    /// Counted as accepted usage (false for Hookline's own operational events).
+    pub counts_as_usage: bool,
+}
+
+/// A monthly message quota: `hard` stops at `monthly` (free plan); otherwise it is only watched
+/// (paid plans go into overage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub monthly: i64,
+    pub hard: bool,
+}
+
+/// A quota threshold this message crossed: the caller emits the operational event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaCrossing {
+    /// `usage.quota.warning` (80 %) or `usage.quota.reached` (100 %).
+    pub event_type: &'static str,
+    pub percent: u32,
+    pub used: i64,
+    pub monthly: i64,
+}
+
+/// How long a process trusts its running count of a tenant's month before re-reading the
+/// counters (other API processes accept messages too).
+const COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+struct MonthCount {
+    month: DateTime<Utc>,
+    used: i64,
+    loaded: std::time::Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +77,13 @@ pub enum StoreError {
     Database(#[from] DbErr),
     #[error("the ingest writer stopped")]
     Stopped,
+    /// The tenant's hard monthly quota is used up until `resets_at`.
+    #[error("the monthly message quota of {limit} is used up")]
+    QuotaExceeded { limit: i64, resets_at: DateTime<Utc> },
 }
 
-type Request = (NewMessage, oneshot::Sender<Result<(), StoreError>>);
+type Reply = Result<Option<QuotaCrossing>, StoreError>;
+type Request = (NewMessage, oneshot::Sender<Reply>);
 
 pub struct IngestQueue {
     requests: mpsc::Sender<Request>,
@@ -61,8 +97,8 @@ impl IngestQueue {
         IngestQueue { requests }
     }
 
-    /// Stores the message; returns once it is committed.
-    pub async fn store(&self, message: NewMessage) -> Result<(), StoreError> {
+    /// Stores the message; returns once it is committed, with the quota threshold it crossed.
+    pub async fn store(&self, message: NewMessage) -> Reply {
         let (reply, answer) = oneshot::channel();
         self.requests.send((message, reply)).await.map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
@@ -71,30 +107,66 @@ impl IngestQueue {
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc<crate::Signals>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    let mut counts: HashMap<TenantId, MonthCount> = HashMap::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let messages: Vec<&NewMessage> = batch.iter().map(|(m, _)| m).collect();
+        // Quotas first: what would go over a hard cap is refused, the rest is stored.
+        let mut admitted: Vec<Request> = Vec::with_capacity(batch.len());
+        let mut pending: HashMap<TenantId, i64> = HashMap::new();
+        for (message, reply) in batch.drain(..) {
+            let Some(quota) = message.quota.filter(|q| q.hard) else {
+                admitted.push((message, reply));
+                continue;
+            };
+            let used = match month_count(&db, &mut counts, &message.tenant_id, message.created_at).await {
+                Ok(used) => used,
+                Err(err) => {
+                    let _ = reply.send(Err(StoreError::Database(err)));
+                    continue;
+                }
+            };
+            let waiting = pending.entry(message.tenant_id.clone()).or_default();
+            if used + *waiting >= quota.monthly {
+                let resets_at = crate::services::usage::next_month_start(message.created_at);
+                let _ = reply.send(Err(StoreError::QuotaExceeded { limit: quota.monthly, resets_at }));
+                continue;
+            }
+            *waiting += 1;
+            admitted.push((message, reply));
+        }
+        if admitted.is_empty() {
+            continue;
+        }
+        let messages: Vec<&NewMessage> = admitted.iter().map(|(m, _)| m).collect();
         tracing::debug!(target: "hookline::batch", kind = "ingest", n = messages.len());
         match store_batch(&db, &messages).await {
             Ok(()) => {
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Ok(()));
+                for (message, reply) in admitted.drain(..) {
+                    let crossing = count(&db, &mut counts, &message).await;
+                    let _ = reply.send(Ok(crossing));
                 }
             }
-            Err(_) if batch.len() > 1 => {
+            Err(_) if admitted.len() > 1 => {
                 // One bad message (a duplicate event_id) must not fail the others: store each
                 // on its own.
-                for (message, reply) in batch.drain(..) {
-                    let _ = reply.send(store_batch(&db, &[&message]).await);
+                for (message, reply) in admitted.drain(..) {
+                    let result = store_batch(&db, &[&message]).await;
+                    let _ = reply.send(match result {
+                        Ok(()) => Ok(count(&db, &mut counts, &message).await),
+                        Err(err) => Err(err),
+                    });
                 }
             }
             Err(err) => {
-                for (_, reply) in batch.drain(..) {
+                for (_, reply) in admitted.drain(..) {
                     let _ = reply.send(Err(match &err {
                         StoreError::DuplicateEventId => StoreError::DuplicateEventId,
                         StoreError::Database(db_err) => {
                             StoreError::Database(DbErr::Custom(db_err.to_string()))
                         }
                         StoreError::Stopped => StoreError::Stopped,
+                        StoreError::QuotaExceeded { limit, resets_at } => {
+                            StoreError::QuotaExceeded { limit: *limit, resets_at: *resets_at }
+                        }
                     }));
                 }
             }
@@ -102,6 +174,61 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
         // The fan-out loop has work.
         signals.fanout.notify_one();
     }
+}
+
+/// Messages the tenant has had accepted this month, from the running count (re-read from the
+/// counters when the month changed or the count is older than [`COUNT_TTL`]).
+async fn month_count(
+    db: &Db,
+    counts: &mut HashMap<TenantId, MonthCount>,
+    tenant: &TenantId,
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    let month = crate::services::usage::month_start(now);
+    if let Some(count) = counts.get(tenant)
+        && count.month == month
+        && count.loaded.elapsed() < COUNT_TTL
+    {
+        return Ok(count.used);
+    }
+    let used = crate::services::usage::messages_this_month(&db.writer, tenant, now).await?;
+    counts.insert(tenant.clone(), MonthCount { month, used, loaded: std::time::Instant::now() });
+    Ok(used)
+}
+
+/// Counts one stored message against its tenant's month; returns the threshold it crossed.
+async fn count(
+    db: &Db,
+    counts: &mut HashMap<TenantId, MonthCount>,
+    message: &NewMessage,
+) -> Option<QuotaCrossing> {
+    let quota = message.quota?;
+    if !message.counts_as_usage {
+        return None;
+    }
+    // Loads the count (including this message, already committed) when it is not cached.
+    let cached = counts.get(&message.tenant_id).is_some_and(|c| {
+        c.month == crate::services::usage::month_start(message.created_at) && c.loaded.elapsed() < COUNT_TTL
+    });
+    let after = if cached {
+        let count = counts.get_mut(&message.tenant_id).expect("checked");
+        count.used += 1;
+        count.used
+    } else {
+        month_count(db, counts, &message.tenant_id, message.created_at).await.ok()?
+    };
+    let before = after - 1;
+    [(100, "usage.quota.reached"), (80, "usage.quota.warning")].into_iter().find_map(
+        |(percent, event_type)| {
+            let threshold = (quota.monthly * percent as i64 + 99) / 100;
+            (before < threshold && after >= threshold).then_some(QuotaCrossing {
+                event_type,
+                percent,
+                used: after,
+                monthly: quota.monthly,
+            })
+        },
+    )
 }
 
 async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
@@ -141,7 +268,7 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
     message_payloads::Entity::insert_many(payloads).exec(txn).await?;
     // Usage, summed per tenant, application and hour: a couple of upserts per batch.
     let mut sums: HashMap<(&TenantId, &AppId, DateTime<Utc>), (i64, i64)> = HashMap::new();
-    for m in batch {
+    for m in batch.iter().filter(|m| m.counts_as_usage) {
         let entry = sums.entry((&m.tenant_id, &m.app_id, usage::hour_start(m.created_at))).or_default();
         entry.0 += 1;
         entry.1 += m.payload_text.len() as i64;

@@ -27,8 +27,8 @@ use crate::{
         applications, custom_sql,
         delivery::{PENDING, SENDING},
         endpoints, event_types, from_json,
-        ingest::{NewMessage, StoreError},
-        to_json,
+        ingest::{NewMessage, Quota, StoreError},
+        operational, plans, to_json,
     },
 };
 
@@ -264,6 +264,10 @@ async fn create_for(
     principal.require(ApiKeyScope::Write)?;
     let tenant = &principal.tenant_id;
     let Validated { event_type, channels, payload_text } = validate(ctx, &input)?;
+    let limits = plans::limits(ctx, tenant).await?;
+    if payload_text.len() > limits.max_payload_bytes {
+        return Err(CoreError::PayloadTooLarge { size: payload_text.len(), limit: limits.max_payload_bytes });
+    }
     let app = applications::find_cached_for(ctx, principal, app).await?;
     if let Some(event_id) = &input.event_id
         && let Some(original) = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id).await?
@@ -285,9 +289,39 @@ async fn create_for(
         payload_text,
         only_endpoint: only_endpoint.map(str::to_owned),
         created_at: now,
+        quota: Some(Quota { monthly: limits.monthly_messages, hard: !limits.overage_allowed }),
+        counts_as_usage: true,
     };
     match ctx.ingest.store(new.clone()).await {
-        Ok(()) => {}
+        Ok(None) => {}
+        Ok(Some(crossing)) => {
+            // Told through the tenant's operational application, off the request's path.
+            let (ctx, tenant, plan) = (ctx.clone(), tenant.clone(), limits.plan.clone());
+            tokio::spawn(async move {
+                let payload = serde_json::json!({
+                    "type": crossing.event_type,
+                    "plan": plan,
+                    "percent": crossing.percent,
+                    "used": crossing.used,
+                    "monthly_messages": crossing.monthly,
+                });
+                if let Err(err) = operational::emit(&ctx, &tenant, "", crossing.event_type, payload).await {
+                    tracing::warn!(error = %err, "could not emit a quota event");
+                }
+            });
+        }
+        Err(StoreError::QuotaExceeded { limit, resets_at }) => {
+            return Err(CoreError::TooManyRequests {
+                code: "quota_exceeded",
+                detail: format!(
+                    "the {} plan's {limit} messages this month are used up; it resets at {} (upgrade to continue)",
+                    limits.plan,
+                    resets_at.to_rfc3339()
+                ),
+                retry_after_seconds: std::cmp::max((resets_at - Utc::now()).num_seconds(), 1) as u64,
+                quota_limit: Some(std::cmp::max(limit, 0) as u64),
+            });
+        }
         Err(StoreError::DuplicateEventId) => {
             // A concurrent request with the same event_id won the race: answer with its message.
             let event_id = input.event_id.as_deref().unwrap_or_default();

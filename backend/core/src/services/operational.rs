@@ -47,6 +47,9 @@ pub async fn emit(
         payload_text: payload.to_string(),
         only_endpoint: None,
         created_at: Utc::now(),
+        // Hookline's own notices: not the tenant's usage, never refused by its quota.
+        quota: None,
+        counts_as_usage: false,
     };
     ctx.ingest.store(message).await.map_err(|err| CoreError::Internal(anyhow::anyhow!("{err}")))?;
     Ok(true)

@@ -9,7 +9,6 @@ use sea_orm::{
     ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, Query},
 };
-use serde_json::Value;
 
 use crate::{
     Context,
@@ -18,27 +17,8 @@ use crate::{
     ids::time_boundary,
     principal::Principal,
     scope::TenantScoped,
-    services::applications,
+    services::{applications, plans},
 };
-
-/// Retention of a plan, in days (SPEC §5).
-pub fn plan_retention_days(plan: &str) -> i64 {
-    match plan {
-        "pro" => 30,
-        "enterprise" => 90,
-        _ => 7,
-    }
-}
-
-/// The tenant's retention: its override (`settings.overrides.retention_days`) or its plan's.
-pub fn retention_days(tenant: &tenants::Model) -> i64 {
-    tenant
-        .settings
-        .get("overrides")
-        .and_then(|o| o.get("retention_days"))
-        .and_then(Value::as_i64)
-        .unwrap_or_else(|| plan_retention_days(&tenant.plan))
-}
 
 /// What one purge run removed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -60,7 +40,9 @@ pub async fn purge(ctx: &Context, batch: u64) -> CoreResult<Purged> {
         let Some(last) = page.last() else { break };
         after = Some(last.id.clone());
         for tenant in &page {
-            let cutoff = Utc::now() - Duration::days(retention_days(tenant));
+            // The plan's retention, or the tenant's override (`hookline plan set --retention-days`).
+            let days = plans::limits_of(ctx, tenant).await?.retention_days;
+            let cutoff = Utc::now() - Duration::days(days);
             let tenant_id = TenantId::parse(&tenant.id).map_err(|err| CoreError::Internal(err.into()))?;
             loop {
                 let n =

@@ -34,13 +34,14 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     conn: &C,
     name: &str,
     email: &str,
+    plan: &str,
 ) -> CoreResult<tenants::Model> {
     let now = Utc::now();
     let model = tenants::ActiveModel {
         id: Set(TenantId::new_id().into_string()),
         name: Set(name.trim().to_owned()),
         email: Set(Some(email.trim().to_owned())),
-        plan: Set(DEFAULT_PLAN.to_owned()),
+        plan: Set(plan.to_owned()),
         billing_state: Set("none".to_owned()),
         settings: Set(serde_json::json!({})),
         created_at: Set(now),
@@ -55,7 +56,11 @@ pub async fn create_with_key(
     ctx: &Context,
     name: &str,
     email: &str,
+    plan: &str,
 ) -> CoreResult<(TenantOut, ApiKeyCreatedOut)> {
+    if !PLANS.contains(&plan) {
+        return Err(CoreError::invalid(&["plan"], format!("must be one of {}", PLANS.join(", "))));
+    }
     let mut errors = Errors::default();
     validate_name(&mut errors, &["name"], name);
     if !email.contains('@') {
@@ -63,7 +68,7 @@ pub async fn create_with_key(
     }
     errors.into_result()?;
     let txn = ctx.db.begin_write().await?;
-    let tenant = insert(&txn, name, email).await?;
+    let tenant = insert(&txn, name, email, plan).await?;
     let tenant_id = TenantId::parse(&tenant.id).map_err(|err| CoreError::Internal(err.into()))?;
     let key = api_keys::insert(
         &txn,
@@ -90,13 +95,38 @@ pub async fn get(ctx: &Context, tenant: &TenantId) -> CoreResult<TenantOut> {
 
 pub const PLANS: [&str; 3] = ["free", "pro", "enterprise"];
 
-/// The operator's `hookline plan set`: puts the tenant (by id or name) on `plan`, with an optional
-/// retention override (`settings.overrides.retention_days`, read by the retention purge).
+/// Operator overrides of single plan limits (`hookline plan set`); absent ones are left as they
+/// are.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PlanOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_messages: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overage_allowed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_applications: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_endpoints: Option<i64>,
+    /// 0 lifts the plan's per-endpoint delivery rate limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_rate_limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_rate_per_second: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_burst: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_payload_bytes: Option<i64>,
+}
+
+/// The operator's `hookline plan set`: puts the tenant (by id or name) on `plan` and merges the
+/// given overrides into `settings.overrides` (read by `services::plans`).
 pub async fn set_plan(
     ctx: &Context,
     tenant: &str,
     plan: &str,
-    retention_days: Option<u32>,
+    overrides: &PlanOverrides,
 ) -> CoreResult<TenantOut> {
     if !PLANS.contains(&plan) {
         return Err(CoreError::invalid(&["plan"], format!("must be one of {}", PLANS.join(", "))));
@@ -121,14 +151,18 @@ pub async fn set_plan(
     if !settings.is_object() {
         settings = serde_json::json!({});
     }
-    if let Some(days) = retention_days {
-        settings["overrides"]["retention_days"] = serde_json::json!(days);
+    if let serde_json::Value::Object(given) = serde_json::to_value(overrides).expect("overrides serialize") {
+        for (key, value) in given {
+            settings["overrides"][key] = value;
+        }
     }
+    let id = TenantId::parse(&model.id).map_err(|err| CoreError::Internal(err.into()))?;
     let mut active: tenants::ActiveModel = model.into();
     active.plan = Set(plan.to_owned());
     active.settings = Set(settings);
     active.updated_at = Set(Utc::now());
     let model = active.update(&txn).await?;
     txn.commit().await?;
+    ctx.caches.limits.retain(|cached, _| *cached != id);
     to_out(model)
 }

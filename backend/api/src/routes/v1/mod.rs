@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod messages;
 pub mod replay;
+pub mod usage;
 
 use actix_web::web;
 use hookline_types::{AppId, EndpointId, IdOrUid};
@@ -60,7 +61,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/endpoint/{ep}/stats", web::get().to(replay::stats))
             .route("/app/{app}/portal-token", web::post().to(replay::portal_token))
             .route("/job/{id}", web::get().to(replay::get_job))
-            .route("/job/{id}/cancel", web::post().to(replay::cancel_job)),
+            .route("/job/{id}/cancel", web::post().to(replay::cancel_job))
+            .route("/usage", web::get().to(usage::tenant))
+            .route("/app/{app}/usage", web::get().to(usage::application)),
     );
 }
 
