@@ -5,6 +5,7 @@
 //! Every database-facing test is written once as `async fn scenario(db: Backend)` and run on both
 //! backends with [`both_databases!`].
 
+pub mod fake_stripe;
 pub mod postgres;
 pub mod receiver;
 

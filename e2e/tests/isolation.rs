@@ -20,6 +20,9 @@ enum Case {
     Collection(Option<Value>),
     /// Not tenant data (health, docs, sign-up): nothing to hide.
     Public,
+    /// The caller's own tenant-wide action, refused with this status here: no other tenant's
+    /// data in the answer.
+    Refused(u16),
 }
 
 fn cases() -> BTreeMap<&'static str, Case> {
@@ -81,6 +84,12 @@ fn cases() -> BTreeMap<&'static str, Case> {
         ("POST /api/v1/job/{id}/cancel", Scoped(None)),
         ("GET /api/v1/usage", Collection(None)),
         ("GET /api/v1/app/{app}/usage", Scoped(None)),
+        ("GET /api/v1/billing", Collection(None)),
+        // Billing is off in this test's server: the answer names that, and nothing else.
+        ("POST /api/v1/billing/checkout", Refused(409)),
+        ("POST /api/v1/billing/portal", Refused(409)),
+        // Signed by Stripe, not by a tenant's credential (forgery: e2e/tests/billing.rs).
+        ("POST /stripe/webhook", Public),
     ])
 }
 
@@ -231,6 +240,12 @@ async fn every_route_hides_other_tenants_objects(db: Backend) {
                     assert_no_leak(&victim, &format!("{method} {path}"), &response.text);
                     checked += 1;
                 }
+                Case::Refused(status) => {
+                    let response = b.request(method.clone(), path, Some(&json!({})), &[]).await;
+                    assert_eq!(response.status, *status, "{method} {path} as tenant B: {}", response.text);
+                    assert_no_leak(&victim, &format!("{method} {path}"), &response.text);
+                    checked += 1;
+                }
             }
         }
     }
@@ -318,11 +333,11 @@ async fn portal_tokens_reach_only_their_application(db: Backend) {
                 let concrete_paths = match case {
                     Case::Public => continue,
                     Case::Scoped(_) => fillings(path, &victim, &b_app),
-                    Case::Collection(_) => vec![path.clone()],
+                    Case::Collection(_) | Case::Refused(_) => vec![path.clone()],
                 };
                 let body = match case {
                     Case::Scoped(body) | Case::Collection(body) => body.clone(),
-                    Case::Public => None,
+                    Case::Public | Case::Refused(_) => None,
                 };
                 for concrete in concrete_paths {
                     let response = portal.request(method.clone(), &concrete, body.as_ref(), &[]).await;

@@ -8,6 +8,7 @@ mod m20261129_000002_delivery;
 mod m20261129_000003_broadcast;
 mod m20261129_000004_self_service;
 mod m20261129_000005_plans;
+mod m20261129_000006_billing;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_broadcast::Migration),
             Box::new(m20261129_000004_self_service::Migration),
             Box::new(m20261129_000005_plans::Migration),
+            Box::new(m20261129_000006_billing::Migration),
         ]
     }
 }

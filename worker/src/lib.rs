@@ -36,6 +36,8 @@ pub enum MaintenanceJob {
     PurgeIdempotencyKeys,
     /// Delete payloads and clear attempt bodies past each tenant's retention, in small batches.
     PurgeRetention,
+    /// Report finished hours of overage to Stripe; downgrade tenants whose grace period ran out.
+    Billing,
 }
 
 /// Wakes the engine for deliveries whose retry is due; scheduled with apalis' `run_after`.
@@ -59,6 +61,11 @@ pub async fn run_maintenance(ctx: &Context, job: &MaintenanceJob) -> anyhow::Res
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(total)
+        }
+        MaintenanceJob::Billing => {
+            let reported = hookline_core::services::billing::report_usage(ctx).await?;
+            let downgraded = hookline_core::services::billing::downgrade_expired(ctx).await?;
+            Ok(reported + downgraded)
         }
         MaintenanceJob::PurgeRetention => {
             let purged = hookline_core::services::retention::purge(ctx, RETENTION_BATCH).await?;
@@ -167,7 +174,7 @@ where
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                for job in [MaintenanceJob::PurgeIdempotencyKeys, MaintenanceJob::PurgeRetention] {
+                for job in [MaintenanceJob::PurgeIdempotencyKeys, MaintenanceJob::PurgeRetention, MaintenanceJob::Billing] {
                     if let Err(err) = storage.push(job).await {
                         tracing::warn!(error = %err, "could not enqueue a maintenance job");
                     }

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
         .route("/readyz", web::get().to(routes::health::readyz))
         .route("/api/openapi.json", web::get().to(routes::openapi::openapi_json))
         .route("/api/docs", web::get().to(routes::openapi::docs))
+        .route("/stripe/webhook", web::post().to(routes::v1::billing::stripe_webhook))
         .configure(routes::v1::configure)
         .default_service(web::to(routes::dashboard::serve));
 }

@@ -91,6 +91,22 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("HOOKLINE_STRIPE_API_BASE", "https://api.stripe.com", "Stripe API base URL (tests point it at a fake)"),
     ("HOOKLINE_STRIPE_SECRET_KEY", "(none: billing off)", "Stripe secret key"),
     ("HOOKLINE_STRIPE_WEBHOOK_SECRET", "(none)", "Stripe webhook signing secret"),
+    ("HOOKLINE_STRIPE_PRO_PRICE", "(none)", "the Stripe price id of the Pro subscription (Checkout)"),
+    (
+        "HOOKLINE_STRIPE_METER_EVENT",
+        "hookline_messages",
+        "the Stripe billing meter's event name that overage messages are reported to",
+    ),
+    (
+        "HOOKLINE_BILLING_GRACE_SECONDS",
+        "604800",
+        "after a failed payment, how long a paid tenant keeps its plan before going back to free",
+    ),
+    (
+        "HOOKLINE_PUBLIC_URL",
+        "http://<HOOKLINE_LISTEN>",
+        "where users reach this server (Checkout and billing-portal return links)",
+    ),
     ("HOOKLINE_DASHBOARD_DIR", "./frontend/dist", "the built dashboard served at /"),
     ("HOOKLINE_LOG", "info", "tracing filter, e.g. hookline=debug,info"),
     ("HOOKLINE_LOG_FORMAT", "text", "text or json"),
@@ -119,6 +135,10 @@ pub struct Config {
     pub stripe_api_base: String,
     pub stripe_secret_key: Option<Secret>,
     pub stripe_webhook_secret: Option<Secret>,
+    pub stripe_pro_price: Option<String>,
+    pub stripe_meter_event: String,
+    pub billing_grace_seconds: u64,
+    pub public_url: String,
     pub dashboard_dir: PathBuf,
 }
 
@@ -146,6 +166,10 @@ struct FileLayer {
     stripe_api_base: Option<String>,
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
+    stripe_pro_price: Option<String>,
+    stripe_meter_event: Option<String>,
+    billing_grace_seconds: Option<String>,
+    public_url: Option<String>,
     dashboard_dir: Option<String>,
 }
 
@@ -275,6 +299,15 @@ impl Config {
         if maintenance_interval_seconds == 0 {
             return Err(invalid("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", "must be at least 1".to_owned()));
         }
+        let billing_grace_seconds: u64 = number(
+            "HOOKLINE_BILLING_GRACE_SECONDS",
+            pick("HOOKLINE_BILLING_GRACE_SECONDS", file.billing_grace_seconds),
+            7 * 24 * 3600,
+        )?;
+        let public_url = pick("HOOKLINE_PUBLIC_URL", file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
         let search_common_word_matches: i64 = number(
             "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
             pick("HOOKLINE_SEARCH_COMMON_WORD_MATCHES", file.search_common_word_matches),
@@ -318,6 +351,11 @@ impl Config {
             stripe_secret_key: pick("HOOKLINE_STRIPE_SECRET_KEY", file.stripe_secret_key).map(Secret::new),
             stripe_webhook_secret: pick("HOOKLINE_STRIPE_WEBHOOK_SECRET", file.stripe_webhook_secret)
                 .map(Secret::new),
+            stripe_pro_price: pick("HOOKLINE_STRIPE_PRO_PRICE", file.stripe_pro_price),
+            stripe_meter_event: pick("HOOKLINE_STRIPE_METER_EVENT", file.stripe_meter_event)
+                .unwrap_or_else(|| "hookline_messages".to_owned()),
+            billing_grace_seconds,
+            public_url,
             dashboard_dir: PathBuf::from(
                 pick("HOOKLINE_DASHBOARD_DIR", file.dashboard_dir)
                     .unwrap_or_else(|| "./frontend/dist".to_owned()),

@@ -695,3 +695,39 @@ pub struct QuotaOut {
     pub overage_allowed: bool,
     pub limits: PlanLimitsOut,
 }
+
+// ----- billing ------------------------------------------------------------------------------------
+
+/// The tenant's plan and billing state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BillingOut {
+    /// False when this server has no Stripe key: checkout and portal answer `billing_disabled`.
+    pub enabled: bool,
+    pub plan: String,
+    /// `none`, `active`, `past_due` (in its grace period) or `canceled`.
+    pub billing_state: String,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    /// After a failed payment: when the tenant goes back to the free plan unless it pays.
+    pub grace_until: Option<DateTime<Utc>>,
+    pub quota: QuotaOut,
+}
+
+/// `POST /api/v1/billing/checkout` and `/portal`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BillingSessionIn {
+    /// Where Stripe sends the user back (default: the dashboard's billing page).
+    #[serde(default)]
+    pub return_url: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BillingSessionOut {
+    pub id: String,
+    /// Send the user here.
+    pub url: String,
+}

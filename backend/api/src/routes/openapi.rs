@@ -84,6 +84,10 @@ impl Modify for BearerAuth {
         v1::replay::cancel_job,
         v1::usage::tenant,
         v1::usage::application,
+        v1::billing::get,
+        v1::billing::checkout,
+        v1::billing::portal,
+        v1::billing::stripe_webhook,
     )
 )]
 pub struct ApiDoc;

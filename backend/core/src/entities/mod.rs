@@ -15,6 +15,8 @@ pub mod jobs;
 pub mod message_payloads;
 pub mod messages;
 pub mod plans;
+pub mod stripe_events;
 pub mod tenants;
 pub mod usage_counters;
+pub mod usage_reports;
 pub mod users;

@@ -13,6 +13,10 @@ pub struct Model {
     pub billing_state: String,
     #[sea_orm(column_type = "JsonBinary")]
     pub settings: Json,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    /// After a failed payment: when the tenant goes back to the free plan unless paid.
+    pub grace_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod applications;
 pub mod attempts;
 pub mod auth;
+pub mod billing;
 pub mod broadcasts;
 pub mod delivery;
 pub mod endpoints;

@@ -44,6 +44,9 @@ pub(crate) async fn insert<C: ConnectionTrait>(
         plan: Set(plan.to_owned()),
         billing_state: Set("none".to_owned()),
         settings: Set(serde_json::json!({})),
+        stripe_customer_id: Set(None),
+        stripe_subscription_id: Set(None),
+        grace_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     };

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod applications;
 pub mod attempts;
 pub mod auth;
+pub mod billing;
 pub mod endpoints;
 pub mod event_types;
 pub mod messages;
@@ -62,6 +63,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/portal-token", web::post().to(replay::portal_token))
             .route("/job/{id}", web::get().to(replay::get_job))
             .route("/job/{id}/cancel", web::post().to(replay::cancel_job))
+            .route("/billing", web::get().to(billing::get))
+            .route("/billing/checkout", web::post().to(billing::checkout))
+            .route("/billing/portal", web::post().to(billing::portal))
             .route("/usage", web::get().to(usage::tenant))
             .route("/app/{app}/usage", web::get().to(usage::application)),
     );

@@ -1,0 +1,443 @@
+//! Billing through Stripe (`async-stripe`): a Stripe customer per tenant, Checkout for the Pro
+//! subscription, the customer portal, hourly overage reports to a billing meter, and Stripe's
+//! webhooks. Without `HOOKLINE_STRIPE_SECRET_KEY` billing is off and the API says so.
+//!
+//! Requests are built with async-stripe's typed builders and their responses read as plain JSON
+//! (only `id` and `url` are used), so a field Stripe adds or drops cannot break an upgrade.
+//! Webhooks are verified here (HMAC-SHA256 of `"{t}.{body}"` with the endpoint secret, timestamp
+//! within 5 minutes, as Stripe documents) and applied once each (`stripe_events`).
+//!
+//! Overage reports carry a deterministic identifier (`hl-{tenant}-{hour}`): a report retried
+//! after a network error is deduplicated by Stripe, so it is never billed twice.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
+use hmac::{Hmac, Mac};
+use hookline_types::{ApiKeyScope, BillingOut, BillingSessionIn, BillingSessionOut, TenantId};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::OnConflict};
+use serde_json::Value;
+use sha2::Sha256;
+use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
+
+use crate::{
+    Context,
+    entities::{stripe_events, tenants, usage_counters, usage_reports},
+    error::{CoreError, CoreResult},
+    principal::Principal,
+    services::{metering, plans, tenants as tenant_service, usage},
+};
+
+/// How far a webhook's timestamp may be from now.
+const TOLERANCE_SECONDS: i64 = 300;
+
+fn disabled() -> CoreError {
+    CoreError::conflict(
+        "billing_disabled",
+        "billing is not configured on this server (HOOKLINE_STRIPE_SECRET_KEY is unset)",
+    )
+}
+
+fn stripe_failed(err: impl std::fmt::Display) -> CoreError {
+    CoreError::Internal(anyhow::anyhow!("Stripe request failed: {err}"))
+}
+
+/// The Stripe client, or `billing_disabled` without a secret key.
+pub fn client(ctx: &Context) -> CoreResult<stripe::Client> {
+    let key = ctx.config.stripe_secret_key.as_ref().ok_or_else(disabled)?;
+    stripe::ClientBuilder::new(key.expose())
+        .url(ctx.config.stripe_api_base.trim_end_matches('/').to_owned() + "/")
+        .build()
+        .map_err(stripe_failed)
+}
+
+/// Sends a typed request and reads the response as JSON.
+async fn send(
+    client: &stripe::Client,
+    request: &impl StripeRequest,
+    idempotency_key: Option<&str>,
+) -> Result<Value, stripe::StripeError> {
+    let mut request = request.build().customize::<miniserde::json::Value>();
+    if let Some(key) = idempotency_key {
+        let key =
+            IdempotencyKey::new(key).map_err(|err| stripe::StripeError::ClientError(err.to_string()))?;
+        request = request.request_strategy(RequestStrategy::Idempotent(key));
+    }
+    let value = request.send(client).await?;
+    serde_json::from_str(&miniserde::json::to_string(&value))
+        .map_err(|err| stripe::StripeError::ClientError(format!("unreadable Stripe response: {err}")))
+}
+
+fn field(value: &Value, name: &str) -> CoreResult<String> {
+    value
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("Stripe's answer has no {name}: {value}")))
+}
+
+async fn tenant_row(ctx: &Context, tenant: &TenantId) -> CoreResult<tenants::Model> {
+    tenants::Entity::find_by_id(tenant.as_str()).one(&ctx.db.conn).await?.ok_or(CoreError::NotFound("tenant"))
+}
+
+/// The tenant's Stripe customer, created the first time (idempotently: a retried creation
+/// returns the same customer).
+async fn ensure_customer(
+    ctx: &Context,
+    client: &stripe::Client,
+    tenant: &tenants::Model,
+) -> CoreResult<String> {
+    if let Some(id) = &tenant.stripe_customer_id {
+        return Ok(id.clone());
+    }
+    let mut request = stripe_core::customer::CreateCustomer::new()
+        .name(tenant.name.clone())
+        .metadata(HashMap::from([("hookline_tenant_id".to_owned(), tenant.id.clone())]));
+    if let Some(email) = &tenant.email {
+        request = request.email(email.clone());
+    }
+    let customer = send(client, &request, Some(&format!("hookline-customer-{}", tenant.id)))
+        .await
+        .map_err(stripe_failed)?;
+    let id = field(&customer, "id")?;
+    let mut active: tenants::ActiveModel = tenant.clone().into();
+    active.stripe_customer_id = Set(Some(id.clone()));
+    active.updated_at = Set(Utc::now());
+    active.update(&ctx.db.writer).await?;
+    Ok(id)
+}
+
+pub async fn get(ctx: &Context, principal: &Principal) -> CoreResult<BillingOut> {
+    principal.require_tenant_wide("route")?;
+    principal.require(ApiKeyScope::Read)?;
+    let tenant = tenant_row(ctx, &principal.tenant_id).await?;
+    Ok(BillingOut {
+        enabled: ctx.config.stripe_secret_key.is_some(),
+        plan: tenant.plan.clone(),
+        billing_state: tenant.billing_state.clone(),
+        stripe_customer_id: tenant.stripe_customer_id.clone(),
+        stripe_subscription_id: tenant.stripe_subscription_id.clone(),
+        grace_until: tenant.grace_until,
+        quota: metering::quota(ctx, &principal.tenant_id).await?,
+    })
+}
+
+/// A Stripe Checkout Session for the Pro subscription.
+pub async fn checkout(
+    ctx: &Context,
+    principal: &Principal,
+    input: BillingSessionIn,
+) -> CoreResult<BillingSessionOut> {
+    principal.require_tenant_wide("route")?;
+    principal.require(ApiKeyScope::Admin)?;
+    let client = client(ctx)?;
+    let price = ctx.config.stripe_pro_price.clone().ok_or_else(|| {
+        CoreError::conflict("billing_disabled", "no Pro price is configured (HOOKLINE_STRIPE_PRO_PRICE)")
+    })?;
+    let tenant = tenant_row(ctx, &principal.tenant_id).await?;
+    let customer = ensure_customer(ctx, &client, &tenant).await?;
+    let back = input.return_url.unwrap_or_else(|| format!("{}/billing", ctx.config.public_url));
+    let mut item = stripe_checkout::checkout_session::CreateCheckoutSessionLineItems::new();
+    item.price = Some(price);
+    item.quantity = Some(1);
+    let request = stripe_checkout::checkout_session::CreateCheckoutSession::new()
+        .mode(stripe_checkout::CheckoutSessionMode::Subscription)
+        .customer(customer)
+        .client_reference_id(tenant.id.clone())
+        .line_items(vec![item])
+        .success_url(format!("{back}?checkout=success"))
+        .cancel_url(format!("{back}?checkout=cancelled"));
+    let session = send(&client, &request, None).await.map_err(stripe_failed)?;
+    Ok(BillingSessionOut { id: field(&session, "id")?, url: field(&session, "url")? })
+}
+
+/// A Stripe customer-portal session (invoices, payment method, cancellation).
+pub async fn portal(
+    ctx: &Context,
+    principal: &Principal,
+    input: BillingSessionIn,
+) -> CoreResult<BillingSessionOut> {
+    principal.require_tenant_wide("route")?;
+    principal.require(ApiKeyScope::Admin)?;
+    let client = client(ctx)?;
+    let tenant = tenant_row(ctx, &principal.tenant_id).await?;
+    let customer = ensure_customer(ctx, &client, &tenant).await?;
+    let back = input.return_url.unwrap_or_else(|| format!("{}/billing", ctx.config.public_url));
+    let request = stripe_billing::billing_portal_session::CreateBillingPortalSession::new()
+        .customer(customer)
+        .return_url(back);
+    let session = send(&client, &request, None).await.map_err(stripe_failed)?;
+    Ok(BillingSessionOut { id: field(&session, "id")?, url: field(&session, "url")? })
+}
+
+// ----- webhooks -----------------------------------------------------------------------------------
+
+/// Checks a `Stripe-Signature` header (`t=…,v1=…[,v1=…]`) against the body.
+pub fn verify_signature(
+    secret: &str,
+    header: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), &'static str> {
+    let mut timestamp: Option<i64> = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse().ok(),
+            Some(("v1", v1)) => signatures.push(v1),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or("the Stripe-Signature header has no timestamp")?;
+    if (now.timestamp() - timestamp).abs() > TOLERANCE_SECONDS {
+        return Err("the signature's timestamp is outside the 5-minute tolerance");
+    }
+    let valid = signatures.iter().any(|v1| {
+        let Ok(expected) = hex::decode(v1) else { return false };
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&expected).is_ok()
+    });
+    if valid { Ok(()) } else { Err("no signature matches") }
+}
+
+/// `POST /stripe/webhook`: verifies, then applies the event once.
+pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> CoreResult<()> {
+    let secret = ctx.config.stripe_webhook_secret.as_ref().ok_or_else(disabled)?;
+    let signature = signature.ok_or(CoreError::Unauthenticated("the Stripe-Signature header is missing"))?;
+    verify_signature(secret.expose(), signature, body, Utc::now()).map_err(CoreError::Unauthenticated)?;
+    let event: Value = serde_json::from_slice(body)
+        .map_err(|err| CoreError::invalid(&["body"], format!("not a Stripe event: {err}")))?;
+    let id = field(&event, "id").map_err(|_| CoreError::invalid(&["body", "id"], "missing"))?;
+    let kind = field(&event, "type").map_err(|_| CoreError::invalid(&["body", "type"], "missing"))?;
+    let object = event.pointer("/data/object").cloned().unwrap_or(Value::Null);
+
+    let txn = ctx.db.begin_write().await?;
+    let inserted = stripe_events::Entity::insert(stripe_events::ActiveModel {
+        id: Set(id.clone()),
+        event_type: Set(kind.clone()),
+        received_at: Set(Utc::now()),
+    })
+    .on_conflict(OnConflict::column(stripe_events::Column::Id).do_nothing().to_owned())
+    .exec_without_returning(&txn)
+    .await?;
+    if inserted == 0 {
+        // Stripe delivers at least once: this event was applied already.
+        txn.rollback().await?;
+        return Ok(());
+    }
+    let str_of = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
+    let tenant = match kind.as_str() {
+        "checkout.session.completed" => match str_of("client_reference_id") {
+            Some(tenant_id) => tenants::Entity::find_by_id(tenant_id.as_str()).one(&txn).await?,
+            None => None,
+        },
+        _ => match str_of("customer") {
+            Some(customer) => {
+                tenants::Entity::find()
+                    .filter(tenants::Column::StripeCustomerId.eq(customer))
+                    .one(&txn)
+                    .await?
+            }
+            None => None,
+        },
+    };
+    let Some(tenant) = tenant else {
+        tracing::info!(event = %id, kind = %kind, "Stripe event for no known tenant; recorded and ignored");
+        txn.commit().await?;
+        return Ok(());
+    };
+    let now = Utc::now();
+    let tenant_id = tenant.id.clone();
+    let mut active: tenants::ActiveModel = tenant.clone().into();
+    let paid = |active: &mut tenants::ActiveModel| {
+        active.plan = Set("pro".to_owned());
+        active.billing_state = Set("active".to_owned());
+        active.grace_until = Set(None);
+    };
+    let downgrade = |active: &mut tenants::ActiveModel| {
+        active.plan = Set(tenant_service::DEFAULT_PLAN.to_owned());
+        active.billing_state = Set("canceled".to_owned());
+        active.grace_until = Set(None);
+        active.stripe_subscription_id = Set(None);
+    };
+    match kind.as_str() {
+        "checkout.session.completed" => {
+            paid(&mut active);
+            if let Some(customer) = str_of("customer") {
+                active.stripe_customer_id = Set(Some(customer));
+            }
+            active.stripe_subscription_id = Set(str_of("subscription"));
+        }
+        "customer.subscription.created" | "customer.subscription.updated" => {
+            active.stripe_subscription_id = Set(str_of("id"));
+            match str_of("status").as_deref() {
+                Some("active" | "trialing") => paid(&mut active),
+                Some("past_due" | "unpaid") => {
+                    active.billing_state = Set("past_due".to_owned());
+                    if tenant.grace_until.is_none() {
+                        active.grace_until = Set(Some(now + grace(ctx)));
+                    }
+                }
+                Some("canceled" | "incomplete_expired") => downgrade(&mut active),
+                _ => {}
+            }
+        }
+        "customer.subscription.deleted" => downgrade(&mut active),
+        "invoice.paid" => {
+            if tenant.stripe_subscription_id.is_some() || tenant.plan != tenant_service::DEFAULT_PLAN {
+                paid(&mut active);
+            }
+        }
+        "invoice.payment_failed" => {
+            active.billing_state = Set("past_due".to_owned());
+            if tenant.grace_until.is_none() {
+                active.grace_until = Set(Some(now + grace(ctx)));
+            }
+        }
+        _ => {
+            txn.commit().await?;
+            return Ok(());
+        }
+    }
+    active.updated_at = Set(now);
+    active.update(&txn).await?;
+    txn.commit().await?;
+    forget_limits(ctx, &tenant_id);
+    Ok(())
+}
+
+fn grace(ctx: &Context) -> Duration {
+    Duration::seconds(ctx.config.billing_grace_seconds as i64)
+}
+
+fn forget_limits(ctx: &Context, tenant: &str) {
+    ctx.caches.limits.retain(|cached, _| cached.as_str() != tenant);
+}
+
+/// Tenants whose grace period after a failed payment has run out go back to the free plan.
+pub async fn downgrade_expired(ctx: &Context) -> CoreResult<u64> {
+    let now = Utc::now();
+    let expired = tenants::Entity::find()
+        .filter(tenants::Column::BillingState.eq("past_due"))
+        .filter(tenants::Column::GraceUntil.lt(now))
+        .all(&ctx.db.conn)
+        .await?;
+    let mut n = 0;
+    for tenant in expired {
+        let id = tenant.id.clone();
+        let mut active: tenants::ActiveModel = tenant.into();
+        active.plan = Set(tenant_service::DEFAULT_PLAN.to_owned());
+        active.billing_state = Set("canceled".to_owned());
+        active.grace_until = Set(None);
+        active.updated_at = Set(now);
+        active.update(&ctx.db.writer).await?;
+        forget_limits(ctx, &id);
+        tracing::info!(tenant = %id, "grace period over: back on the free plan");
+        n += 1;
+    }
+    Ok(n)
+}
+
+// ----- overage reports ------------------------------------------------------------------------------
+
+/// The identifier an hour of a tenant's overage is reported under: the same on every retry.
+pub fn report_identifier(tenant: &str, hour: DateTime<Utc>) -> String {
+    format!("hl-{tenant}-{}", hour.timestamp())
+}
+
+/// Reports every finished hour of this month not yet reported, for each paid tenant with a Stripe
+/// customer: the messages of that hour past the plan's monthly inclusion. Returns how many hours
+/// were reported. A failed report stops that tenant's run; the next run sends the same
+/// identifier again.
+pub async fn report_usage(ctx: &Context) -> CoreResult<u64> {
+    if ctx.config.stripe_secret_key.is_none() {
+        return Ok(0);
+    }
+    let client = client(ctx)?;
+    let now = Utc::now();
+    let current_hour = now.duration_trunc(TimeDelta::hours(1)).expect("an hour divides UTC time");
+    let month = usage::month_start(now);
+    let customers = tenants::Entity::find()
+        .filter(tenants::Column::StripeCustomerId.is_not_null())
+        .all(&ctx.db.conn)
+        .await?;
+    let mut reported = 0;
+    for tenant in customers {
+        let tenant_id = TenantId::parse(&tenant.id).map_err(|err| CoreError::Internal(err.into()))?;
+        let limits = plans::limits(ctx, &tenant_id).await?;
+        if !limits.overage_allowed {
+            continue;
+        }
+        let customer = tenant.stripe_customer_id.clone().expect("filtered");
+        let done: Vec<DateTime<Utc>> = usage_reports::Entity::find()
+            .filter(usage_reports::Column::TenantId.eq(tenant.id.as_str()))
+            .filter(usage_reports::Column::HourStart.gte(month))
+            .all(&ctx.db.conn)
+            .await?
+            .into_iter()
+            .map(|r| r.hour_start)
+            .collect();
+        let counters = usage_counters::Entity::find()
+            .filter(usage_counters::Column::TenantId.eq(tenant.id.as_str()))
+            .filter(usage_counters::Column::AppId.eq(""))
+            .filter(usage_counters::Column::Metric.eq(usage::Metric::MessagesAccepted.as_str()))
+            .filter(usage_counters::Column::HourStart.gte(month))
+            .filter(usage_counters::Column::HourStart.lt(current_hour))
+            .all(&ctx.db.conn)
+            .await?;
+        let mut by_hour: Vec<(DateTime<Utc>, i64)> =
+            counters.into_iter().map(|c| (c.hour_start, c.value)).collect();
+        by_hour.sort();
+        let included = limits.monthly_messages;
+        let mut used_before = 0i64;
+        for (hour, messages) in by_hour {
+            let over_before = (used_before - included).max(0);
+            used_before += messages;
+            let overage = (used_before - included).max(0) - over_before;
+            if done.contains(&hour) {
+                continue;
+            }
+            let identifier = report_identifier(&tenant.id, hour);
+            if overage > 0 {
+                let request = stripe_billing::billing_meter_event::CreateBillingMeterEvent::new(
+                    ctx.config.stripe_meter_event.clone(),
+                    HashMap::from([
+                        ("stripe_customer_id".to_owned(), customer.clone()),
+                        ("value".to_owned(), overage.to_string()),
+                    ]),
+                )
+                .identifier(identifier.clone())
+                .timestamp(hour.timestamp());
+                match send(&client, &request, None).await {
+                    Ok(_) => {}
+                    // Stripe keeps identifiers for 24 hours: a repeat means it has this report.
+                    Err(stripe::StripeError::Stripe(err, _))
+                        if err.message.as_deref().is_some_and(|m| m.contains("identifier")) => {}
+                    Err(err) => {
+                        tracing::warn!(tenant = %tenant.id, %identifier, error = %err, "overage report failed; retried next run");
+                        break;
+                    }
+                }
+            }
+            usage_reports::Entity::insert(usage_reports::ActiveModel {
+                tenant_id: Set(tenant.id.clone()),
+                hour_start: Set(hour),
+                identifier: Set(identifier),
+                quantity: Set(overage),
+                reported_at: Set(Utc::now()),
+            })
+            .on_conflict(
+                OnConflict::columns([usage_reports::Column::TenantId, usage_reports::Column::HourStart])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&ctx.db.writer)
+            .await?;
+            reported += 1;
+        }
+    }
+    Ok(reported)
+}
