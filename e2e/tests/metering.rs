@@ -19,6 +19,7 @@ both_databases!(
     api_rate_limits_hold_under_concurrent_requests,
     plan_limits_hold_at_the_edge,
     bad_usage_queries_are_422,
+    a_dedicated_queue_keeps_enterprise_deliveries_moving_past_a_shared_backlog,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -258,4 +259,57 @@ async fn bad_usage_queries_are_422(db: Backend) {
         assert!(response.error_locs().contains(&loc.to_owned()), "{path}: {}", response.text);
     }
     api.get("/api/v1/app/nope/usage").await.expect(404);
+}
+
+async fn a_dedicated_queue_keeps_enterprise_deliveries_moving_past_a_shared_backlog(db: Backend) {
+    // Four slots per lane; a slow endpoint (5 s a request) fills the shared lane.
+    let server = TestServer::start_with(
+        db,
+        options().env("HOOKLINE_MAX_IN_FLIGHT", "4").env("HOOKLINE_DEDICATED_IN_FLIGHT", "4"),
+    )
+    .await;
+    let receiver = Receiver::start_with(
+        Arc::new(
+            |r, _| if r.path == "/slow" { Reply::ok().after(Duration::from_secs(5)) } else { Reply::ok() },
+        ),
+        16,
+    );
+    let crowd = server.tenant_on("crowd", "pro");
+    let neighbour = server.tenant_on("neighbour", "pro");
+    let vip = server.tenant("vip"); // enterprise: a dedicated queue
+    let vip_created = Instant::now();
+    crowd.create_app("A", Some("a")).await;
+    crowd.create_endpoint("a", &receiver.url("/slow")).await;
+    for api in [&neighbour, &vip] {
+        api.create_app("A", Some("a")).await;
+    }
+    neighbour.create_endpoint("a", &receiver.url("/neighbour")).await;
+    vip.create_endpoint("a", &receiver.url("/vip")).await;
+    for n in 0..20 {
+        crowd.send_message("a", "a.b", json!({"n": n})).await;
+    }
+    // The shared lane is full: four slow requests in flight, sixteen waiting.
+    receiver
+        .wait_until(WAIT, "four slow requests", |r| r.iter().filter(|r| r.path == "/slow").count() >= 4)
+        .await;
+    // The engine re-reads its dedicated tenants every 2 s.
+    tokio::time::sleep(Duration::from_millis(2200).saturating_sub(vip_created.elapsed())).await;
+    let sent = Instant::now();
+    neighbour.send_message("a", "a.b", json!({"who": "neighbour"})).await;
+    vip.send_message("a", "a.b", json!({"who": "vip"})).await;
+    let got =
+        receiver.wait_until(WAIT, "the enterprise message", |r| r.iter().any(|r| r.path == "/vip")).await;
+    let vip_at = got.iter().find(|r| r.path == "/vip").unwrap().at;
+    assert!(
+        vip_at.duration_since(sent) < Duration::from_millis(2500),
+        "the enterprise delivery waited {:?}",
+        vip_at.duration_since(sent)
+    );
+    // Meanwhile the shared tenant's message waits behind the backlog (the slow requests hold
+    // every shared slot for 5 s): the backlog is real, and only the dedicated lane got past it.
+    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(sent.elapsed())).await;
+    assert!(
+        !receiver.received().iter().any(|r| r.path == "/neighbour"),
+        "the shared lane was not full: the test shows nothing"
+    );
 }

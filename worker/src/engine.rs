@@ -23,7 +23,9 @@ use chrono::Utc;
 use hookline_core::{
     Context, CoreResult,
     domain::RetrySchedule,
-    services::delivery::{self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits},
+    services::delivery::{
+        self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits, TenantFilter,
+    },
 };
 use tokio::sync::{Notify, Semaphore, mpsc};
 
@@ -36,8 +38,11 @@ use crate::{
 /// Tunables; the defaults suit the embedded single process.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Deliveries in flight at once, all endpoints together.
+    /// Deliveries in flight at once in the shared lane, all endpoints together.
     pub max_in_flight: usize,
+    /// Deliveries in flight at once in the dedicated lane (tenants whose plan has a dedicated
+    /// queue): its own slots, so a backlog in the shared lane never delays them.
+    pub dedicated_in_flight: usize,
     /// Deliveries in flight at once to one endpoint: a slow endpoint holds at most this many
     /// slots and cannot delay anyone else's deliveries.
     pub per_endpoint: usize,
@@ -52,6 +57,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_in_flight: 1024,
+            dedicated_in_flight: 256,
             per_endpoint: 64,
             fanout_batch: 500,
             claim_interval: Duration::from_millis(250),
@@ -63,7 +69,11 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// The defaults, with the operator's settings applied.
     pub fn from_config(config: &hookline_core::Config) -> EngineConfig {
-        let mut engine = EngineConfig::default();
+        let mut engine = EngineConfig {
+            max_in_flight: config.max_in_flight.max(1),
+            dedicated_in_flight: config.dedicated_in_flight.max(1),
+            ..EngineConfig::default()
+        };
         engine.limits.lease = chrono::Duration::seconds(i64::from(config.delivery_lease_seconds));
         engine.limits.circuit_threshold = i32::try_from(config.circuit_threshold).unwrap_or(i32::MAX).max(1);
         engine.limits.circuit_cooldown =
@@ -85,6 +95,9 @@ pub struct Engine {
     /// Leased and not yet recorded, per endpoint.
     inflight: Mutex<HashMap<String, usize>>,
     slots: Arc<Semaphore>,
+    dedicated_slots: Arc<Semaphore>,
+    /// The tenants of the dedicated lane, and when the list was read.
+    dedicated: Mutex<(Option<Instant>, Arc<Vec<String>>)>,
     outcomes: mpsc::UnboundedSender<AttemptOutcome>,
     targets: Mutex<HashMap<String, (Instant, Arc<EndpointTarget>)>>,
     wake_claim: Notify,
@@ -99,11 +112,33 @@ pub type RetrySink = mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>
 /// Endpoint settings are cached this long; a change takes effect within it.
 const TARGET_TTL: Duration = Duration::from_secs(1);
 
-impl Capacity for Engine {
+/// The engine runs two lanes, each with its own slots and claim loop: one for tenants whose plan
+/// has a dedicated queue, one shared by everyone else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Shared,
+    Dedicated,
+}
+
+/// How often the dedicated lane's tenant list is re-read (as long as plan limits are cached: a
+/// tenant moves lanes within 2 s of a plan change).
+const DEDICATED_TTL: Duration = Duration::from_secs(2);
+
+/// Room in one lane: per endpoint, and the lane's free slots.
+struct LaneCapacity<'a> {
+    engine: &'a Engine,
+    lane: Lane,
+}
+
+impl Capacity for LaneCapacity<'_> {
     fn available(&self, endpoint_id: &str) -> usize {
-        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let inflight = self.engine.inflight.lock().unwrap_or_else(|p| p.into_inner());
         let used = inflight.get(endpoint_id).copied().unwrap_or(0);
-        self.config.per_endpoint.saturating_sub(used).min(self.slots.available_permits())
+        self.engine
+            .config
+            .per_endpoint
+            .saturating_sub(used)
+            .min(self.engine.slots(self.lane).available_permits())
     }
 }
 
@@ -122,6 +157,8 @@ impl Engine {
             policy,
             tokens: TokenCache::default(),
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            dedicated_slots: Arc::new(Semaphore::new(config.dedicated_in_flight)),
+            dedicated: Mutex::new((None, Arc::new(Vec::new()))),
             inflight: Mutex::new(HashMap::new()),
             outcomes,
             targets: Mutex::new(HashMap::new()),
@@ -134,12 +171,48 @@ impl Engine {
         });
         let tasks = vec![
             tokio::spawn(engine.clone().fan_out_loop()),
-            tokio::spawn(engine.clone().claim_loop()),
+            tokio::spawn(engine.clone().claim_loop(Lane::Shared)),
+            tokio::spawn(engine.clone().claim_loop(Lane::Dedicated)),
             tokio::spawn(engine.clone().record_loop(outcomes_rx)),
             tokio::spawn(engine.clone().lease_loop()),
             tokio::spawn(engine.clone().jobs_loop()),
         ];
         (engine, tasks)
+    }
+
+    fn slots(&self, lane: Lane) -> &Arc<Semaphore> {
+        match lane {
+            Lane::Shared => &self.slots,
+            Lane::Dedicated => &self.dedicated_slots,
+        }
+    }
+
+    /// Which tenants a lane serves; `None` when the dedicated lane has no tenants.
+    async fn tenant_filter(&self, lane: Lane) -> Option<TenantFilter> {
+        let fresh = {
+            let cached = self.dedicated.lock().unwrap_or_else(|p| p.into_inner());
+            cached.0.filter(|at| at.elapsed() < DEDICATED_TTL).map(|_| cached.1.clone())
+        };
+        let dedicated = match fresh {
+            Some(list) => list,
+            None => match hookline_core::services::plans::dedicated_tenants(&self.ctx).await {
+                Ok(list) => {
+                    let list = Arc::new(list);
+                    *self.dedicated.lock().unwrap_or_else(|p| p.into_inner()) =
+                        (Some(Instant::now()), list.clone());
+                    list
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not read the dedicated tenants; using the last list");
+                    self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+                }
+            },
+        };
+        match lane {
+            Lane::Dedicated if dedicated.is_empty() => None,
+            Lane::Dedicated => Some(TenantFilter { only: Some(dedicated.to_vec()), except: Vec::new() }),
+            Lane::Shared => Some(TenantFilter { only: None, except: dedicated.to_vec() }),
+        }
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -178,31 +251,37 @@ impl Engine {
             if let Err(err) = hookline_core::services::broadcasts::expand_queued(&self.ctx, 20).await {
                 tracing::error!(error = %err, "expanding broadcasts failed; retrying");
             }
-            match delivery::fan_out(
-                &self.ctx,
-                &self.worker_id,
-                self.config.fanout_batch,
-                &*self,
-                &self.config.limits,
-            )
-            .await
-            {
-                Ok(fan_out) => {
-                    tracing::debug!(target: "hookline::batch", kind = "fanout", n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
-                    let left_for_claim = fan_out.leased.len() < fan_out.deliveries;
-                    let full = fan_out.messages as u64 == self.config.fanout_batch;
-                    self.dispatch(fan_out.leased).await;
-                    if left_for_claim {
-                        self.wake_claim.notify_one();
+            let mut more = false;
+            for lane in [Lane::Dedicated, Lane::Shared] {
+                let Some(tenants) = self.tenant_filter(lane).await else { continue };
+                let capacity = LaneCapacity { engine: &self, lane };
+                match delivery::fan_out(
+                    &self.ctx,
+                    &self.worker_id,
+                    self.config.fanout_batch,
+                    &capacity,
+                    &tenants,
+                    &self.config.limits,
+                )
+                .await
+                {
+                    Ok(fan_out) => {
+                        tracing::debug!(target: "hookline::batch", kind = "fanout", ?lane, n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
+                        let left_for_claim = fan_out.leased.len() < fan_out.deliveries;
+                        more |= fan_out.messages as u64 == self.config.fanout_batch;
+                        self.dispatch(fan_out.leased, lane).await;
+                        if left_for_claim {
+                            self.wake_claim.notify_waiters();
+                        }
                     }
-                    if full {
-                        continue; // More is queued: no waiting.
+                    Err(err) => {
+                        tracing::error!(error = %err, "fan-out failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
-                Err(err) => {
-                    tracing::error!(error = %err, "fan-out failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+            }
+            if more {
+                continue; // More is queued: no waiting.
             }
             // Another process may have accepted messages: poll too.
             let _ = tokio::time::timeout(Duration::from_millis(100), woken).await;
@@ -220,11 +299,11 @@ impl Engine {
         }
     }
 
-    async fn claim_loop(self: Arc<Self>) {
+    async fn claim_loop(self: Arc<Self>, lane: Lane) {
         while !self.is_stopping() {
             let woken = self.wake_claim.notified();
             let elsewhere = self.ctx.signals.claim.notified();
-            match self.claim(None).await {
+            match self.claim(lane, None).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(err) => tracing::error!(error = %err, "claiming due deliveries failed; retrying"),
@@ -237,25 +316,25 @@ impl Engine {
         }
     }
 
-    /// Claims due deliveries (all, or only `ids`) and sends them. Returns how many.
-    pub async fn claim(self: &Arc<Self>, ids: Option<&[String]>) -> CoreResult<usize> {
-        let room = self.slots.available_permits().min(500);
+    /// Claims the lane's due deliveries (all, or only `ids`) and sends them. Returns how many.
+    pub async fn claim(self: &Arc<Self>, lane: Lane, ids: Option<&[String]>) -> CoreResult<usize> {
+        let room = self.slots(lane).available_permits().min(500);
         if room == 0 || self.is_stopping() {
             return Ok(0);
         }
+        let Some(tenants) = self.tenant_filter(lane).await else { return Ok(0) };
         let saturated = self.saturated();
-        let claimed = delivery::claim_due(
-            &self.ctx,
-            &self.worker_id,
-            room as u64,
-            &**self,
-            &saturated,
-            ids,
-            &self.config.limits,
-        )
-        .await?;
+        let capacity = LaneCapacity { engine: self, lane };
+        let scope = delivery::ClaimScope {
+            limit: room as u64,
+            capacity: &capacity,
+            saturated: &saturated,
+            only: ids,
+            tenants: &tenants,
+        };
+        let claimed = delivery::claim_due(&self.ctx, &self.worker_id, scope, &self.config.limits).await?;
         let n = claimed.len();
-        self.dispatch(claimed).await;
+        self.dispatch(claimed, lane).await;
         Ok(n)
     }
 
@@ -291,7 +370,7 @@ impl Engine {
     }
 
     /// Sends the claimed deliveries, each in its own task; outcomes go to the recorder.
-    async fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>) {
+    async fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>, lane: Lane) {
         if claimed.is_empty() {
             return;
         }
@@ -324,7 +403,7 @@ impl Engine {
             let payload = payloads.get(&c.message_id).cloned();
             let engine = self.clone();
             tokio::spawn(async move {
-                let permit = engine.slots.clone().acquire_owned().await;
+                let permit = engine.slots(lane).clone().acquire_owned().await;
                 let outcome = engine.attempt(c, &target, payload.as_deref()).await;
                 drop(permit);
                 let _ = engine.outcomes.send(outcome);
@@ -437,7 +516,7 @@ impl Engine {
             }
             self.done(batch.iter().map(|o| o.claimed.endpoint_id.as_str()));
             batch.clear();
-            self.wake_claim.notify_one();
+            self.wake_claim.notify_waiters();
         }
     }
 
@@ -471,7 +550,7 @@ impl Engine {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(n, "took back deliveries whose lease expired");
-                    self.wake_claim.notify_one();
+                    self.wake_claim.notify_waiters();
                 }
                 Err(err) => tracing::error!(error = %err, "sweeping expired leases failed"),
             }

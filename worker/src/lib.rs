@@ -83,7 +83,9 @@ async fn handle_maintenance(job: MaintenanceJob, ctx: Data<Context>) -> Result<(
 async fn handle_retry(job: RetryWakeup, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
     // Claims only those still due; the rest (sent meanwhile, not yet due) are the claim loop's.
     for chunk in job.delivery_ids.chunks(500) {
-        engine.claim(Some(chunk)).await.map_err(|err| -> BoxDynError { Box::new(err) })?;
+        for lane in [engine::Lane::Dedicated, engine::Lane::Shared] {
+            engine.claim(lane, Some(chunk)).await.map_err(|err| -> BoxDynError { Box::new(err) })?;
+        }
     }
     Ok(())
 }

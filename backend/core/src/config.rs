@@ -71,6 +71,12 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "432000",
         "an endpoint whose every attempt failed for this long (5 days) is disabled",
     ),
+    ("HOOKLINE_MAX_IN_FLIGHT", "1024", "deliveries in flight at once per worker process (shared lane)"),
+    (
+        "HOOKLINE_DEDICATED_IN_FLIGHT",
+        "256",
+        "deliveries in flight at once per worker process for tenants with a dedicated queue",
+    ),
     (
         "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
         "2000",
@@ -130,6 +136,8 @@ pub struct Config {
     pub disable_after_seconds: u64,
     pub maintenance_interval_seconds: u64,
     pub search_common_word_matches: i64,
+    pub max_in_flight: usize,
+    pub dedicated_in_flight: usize,
     pub sqlite_synchronous_full: bool,
     pub session_ttl_hours: u32,
     pub stripe_api_base: String,
@@ -161,6 +169,8 @@ struct FileLayer {
     disable_after_seconds: Option<String>,
     maintenance_interval_seconds: Option<String>,
     search_common_word_matches: Option<String>,
+    max_in_flight: Option<String>,
+    dedicated_in_flight: Option<String>,
     sqlite_synchronous: Option<String>,
     session_ttl_hours: Option<String>,
     stripe_api_base: Option<String>,
@@ -308,6 +318,13 @@ impl Config {
             .unwrap_or_else(|| format!("http://{listen}"))
             .trim_end_matches('/')
             .to_owned();
+        let max_in_flight: usize =
+            number("HOOKLINE_MAX_IN_FLIGHT", pick("HOOKLINE_MAX_IN_FLIGHT", file.max_in_flight), 1024)?;
+        let dedicated_in_flight: usize = number(
+            "HOOKLINE_DEDICATED_IN_FLIGHT",
+            pick("HOOKLINE_DEDICATED_IN_FLIGHT", file.dedicated_in_flight),
+            256,
+        )?;
         let search_common_word_matches: i64 = number(
             "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
             pick("HOOKLINE_SEARCH_COMMON_WORD_MATCHES", file.search_common_word_matches),
@@ -344,6 +361,8 @@ impl Config {
             disable_after_seconds,
             maintenance_interval_seconds,
             search_common_word_matches,
+            max_in_flight,
+            dedicated_in_flight,
             sqlite_synchronous_full,
             session_ttl_hours,
             stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)

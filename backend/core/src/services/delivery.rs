@@ -155,6 +155,30 @@ pub trait Capacity {
     fn available(&self, endpoint_id: &str) -> usize;
 }
 
+/// Which tenants' work a loop takes: the engine runs one lane for tenants with a dedicated queue
+/// (`only` them) and one for everyone else (`except` them), each with its own slots, so a backlog
+/// in one lane never delays the other.
+#[derive(Clone, Debug, Default)]
+pub struct TenantFilter {
+    pub only: Option<Vec<String>>,
+    pub except: Vec<String>,
+}
+
+impl TenantFilter {
+    fn apply_to_query(
+        &self,
+        column: impl sea_orm::sea_query::IntoColumnRef + Copy,
+        query: &mut sea_orm::sea_query::SelectStatement,
+    ) {
+        if let Some(only) = &self.only {
+            query.and_where(sea_orm::sea_query::ExprTrait::is_in(Expr::col(column), only.clone()));
+        }
+        if !self.except.is_empty() {
+            query.and_where(sea_orm::sea_query::ExprTrait::is_not_in(Expr::col(column), self.except.clone()));
+        }
+    }
+}
+
 /// What one fan-out transaction did.
 #[derive(Debug, Default)]
 pub struct FanOut {
@@ -174,17 +198,19 @@ pub async fn fan_out(
     worker: &str,
     limit: u64,
     capacity: &(dyn Capacity + Sync),
+    tenants: &TenantFilter,
     limits: &EngineLimits,
 ) -> CoreResult<FanOut> {
     let txn = ctx.db.begin_write().await?;
     // Deleting first takes the rows (and, on SQLite, the write lock) before anything is read, so
     // two workers never fan out the same message.
-    let oldest = Query::select()
+    let mut oldest = Query::select()
         .column(fanout_queue::Column::MessageId)
         .from(fanout_queue::Entity)
         .order_by(fanout_queue::Column::MessageId, sea_orm::Order::Asc)
         .limit(limit)
         .to_owned();
+    tenants.apply_to_query((fanout_queue::Entity, fanout_queue::Column::TenantId), &mut oldest);
     let delete = Query::delete()
         .from_table(fanout_queue::Entity)
         .and_where(sea_orm::sea_query::ExprTrait::in_subquery(
@@ -297,15 +323,25 @@ pub async fn fan_out(
 /// Claims due deliveries (`pending` or `failed` with `next_attempt_at <= now`) up to `limit`,
 /// honouring each endpoint's capacity, FIFO order, open circuits and rate limit. Returns what this
 /// worker now holds.
+/// What a claim may take.
+pub struct ClaimScope<'a> {
+    /// At most this many deliveries.
+    pub limit: u64,
+    pub capacity: &'a (dyn Capacity + Sync),
+    /// Endpoints already at their cap in this worker.
+    pub saturated: &'a [String],
+    /// Only these deliveries (a retry wake-up), or any due one.
+    pub only: Option<&'a [String]>,
+    pub tenants: &'a TenantFilter,
+}
+
 pub async fn claim_due(
     ctx: &Context,
     worker: &str,
-    limit: u64,
-    capacity: &(dyn Capacity + Sync),
-    saturated: &[String],
-    only: Option<&[String]>,
+    scope: ClaimScope<'_>,
     limits: &EngineLimits,
 ) -> CoreResult<Vec<Claimed>> {
+    let ClaimScope { limit, capacity, saturated, only, tenants } = scope;
     let now = Utc::now();
     let mut select = deliveries::Entity::find()
         .filter(deliveries::Column::Status.is_in([PENDING, FAILED]))
@@ -317,6 +353,12 @@ pub async fn claim_due(
     }
     if let Some(ids) = only {
         select = select.filter(deliveries::Column::Id.is_in(ids.to_vec()));
+    }
+    if let Some(only) = &tenants.only {
+        select = select.filter(deliveries::Column::TenantId.is_in(only.clone()));
+    }
+    if !tenants.except.is_empty() {
+        select = select.filter(deliveries::Column::TenantId.is_not_in(tenants.except.clone()));
     }
     let candidates = select.all(&ctx.db.conn).await?;
     if candidates.is_empty() {

@@ -216,6 +216,27 @@ pub async fn endpoint_rates(
     Ok(rates)
 }
 
+/// The tenants whose plan (or overrides) include the dedicated queue. Reads every tenant: the
+/// engine calls it every few seconds, not per delivery.
+pub async fn dedicated_tenants(ctx: &Context) -> CoreResult<Vec<String>> {
+    let plans: std::collections::HashMap<String, plans::Model> =
+        plans::Entity::find().all(&ctx.db.conn).await?.into_iter().map(|p| (p.name.clone(), p)).collect();
+    let mut dedicated = Vec::new();
+    for tenant in tenants::Entity::find().all(&ctx.db.conn).await? {
+        let Some(plan) = plans.get(&tenant.plan) else { continue };
+        let limits = from_row(plan.clone(), ctx.config.max_payload_bytes)?;
+        let limits = match tenant.settings.get("overrides") {
+            Some(overrides) => apply_overrides(limits, overrides)?,
+            None => limits,
+        };
+        if limits.has_feature(FEATURE_DEDICATED_QUEUE) {
+            dedicated.push(tenant.id);
+        }
+    }
+    dedicated.sort();
+    Ok(dedicated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
