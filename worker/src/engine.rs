@@ -124,21 +124,29 @@ pub enum Lane {
 /// tenant moves lanes within 2 s of a plan change).
 const DEDICATED_TTL: Duration = Duration::from_secs(2);
 
-/// Room in one lane: per endpoint, and the lane's free slots.
+/// Room for a delivery: per endpoint, and the free slots of its tenant's lane.
 struct LaneCapacity<'a> {
     engine: &'a Engine,
-    lane: Lane,
+    /// The tenants of the dedicated lane, sorted.
+    dedicated: &'a [String],
+}
+
+impl LaneCapacity<'_> {
+    fn lane_of(&self, tenant_id: &str) -> Lane {
+        if self.dedicated.binary_search_by(|t| t.as_str().cmp(tenant_id)).is_ok() {
+            Lane::Dedicated
+        } else {
+            Lane::Shared
+        }
+    }
 }
 
 impl Capacity for LaneCapacity<'_> {
-    fn available(&self, endpoint_id: &str) -> usize {
+    fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize {
         let inflight = self.engine.inflight.lock().unwrap_or_else(|p| p.into_inner());
         let used = inflight.get(endpoint_id).copied().unwrap_or(0);
-        self.engine
-            .config
-            .per_endpoint
-            .saturating_sub(used)
-            .min(self.engine.slots(self.lane).available_permits())
+        let slots = self.engine.slots(self.lane_of(tenant_id)).available_permits();
+        self.engine.config.per_endpoint.saturating_sub(used).min(slots)
     }
 }
 
@@ -187,27 +195,31 @@ impl Engine {
         }
     }
 
-    /// Which tenants a lane serves; `None` when the dedicated lane has no tenants.
-    async fn tenant_filter(&self, lane: Lane) -> Option<TenantFilter> {
+    /// The dedicated lane's tenants, sorted (re-read every [`DEDICATED_TTL`]).
+    async fn dedicated_tenants(&self) -> Arc<Vec<String>> {
         let fresh = {
             let cached = self.dedicated.lock().unwrap_or_else(|p| p.into_inner());
             cached.0.filter(|at| at.elapsed() < DEDICATED_TTL).map(|_| cached.1.clone())
         };
-        let dedicated = match fresh {
-            Some(list) => list,
-            None => match hookline_core::services::plans::dedicated_tenants(&self.ctx).await {
-                Ok(list) => {
-                    let list = Arc::new(list);
-                    *self.dedicated.lock().unwrap_or_else(|p| p.into_inner()) =
-                        (Some(Instant::now()), list.clone());
-                    list
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not read the dedicated tenants; using the last list");
-                    self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
-                }
-            },
-        };
+        if let Some(list) = fresh {
+            return list;
+        }
+        match hookline_core::services::plans::dedicated_tenants(&self.ctx).await {
+            Ok(list) => {
+                let list = Arc::new(list);
+                *self.dedicated.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (Some(Instant::now()), list.clone());
+                list
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the dedicated tenants; using the last list");
+                self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+            }
+        }
+    }
+
+    /// Which tenants a lane's claims take; `None` when the dedicated lane has no tenants.
+    fn tenant_filter(lane: Lane, dedicated: &[String]) -> Option<TenantFilter> {
         match lane {
             Lane::Dedicated if dedicated.is_empty() => None,
             Lane::Dedicated => Some(TenantFilter { only: Some(dedicated.to_vec()), except: Vec::new() }),
@@ -251,37 +263,41 @@ impl Engine {
             if let Err(err) = hookline_core::services::broadcasts::expand_queued(&self.ctx, 20).await {
                 tracing::error!(error = %err, "expanding broadcasts failed; retrying");
             }
-            let mut more = false;
-            for lane in [Lane::Dedicated, Lane::Shared] {
-                let Some(tenants) = self.tenant_filter(lane).await else { continue };
-                let capacity = LaneCapacity { engine: &self, lane };
-                match delivery::fan_out(
-                    &self.ctx,
-                    &self.worker_id,
-                    self.config.fanout_batch,
-                    &capacity,
-                    &tenants,
-                    &self.config.limits,
-                )
-                .await
-                {
-                    Ok(fan_out) => {
-                        tracing::debug!(target: "hookline::batch", kind = "fanout", ?lane, n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
-                        let left_for_claim = fan_out.leased.len() < fan_out.deliveries;
-                        more |= fan_out.messages as u64 == self.config.fanout_batch;
-                        self.dispatch(fan_out.leased, lane).await;
-                        if left_for_claim {
-                            self.wake_claim.notify_waiters();
-                        }
+            // One pass for both lanes: fan-out does no network I/O and drains thousands of
+            // messages a second; what the lanes keep apart is the sending (slots and claims).
+            let dedicated = self.dedicated_tenants().await;
+            let capacity = LaneCapacity { engine: &self, dedicated: &dedicated };
+            match delivery::fan_out(
+                &self.ctx,
+                &self.worker_id,
+                self.config.fanout_batch,
+                &capacity,
+                &TenantFilter::default(),
+                &self.config.limits,
+            )
+            .await
+            {
+                Ok(fan_out) => {
+                    tracing::debug!(target: "hookline::batch", kind = "fanout", n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
+                    let left_for_claim = fan_out.leased.len() < fan_out.deliveries;
+                    let full = fan_out.messages as u64 == self.config.fanout_batch;
+                    let (dedicated_leased, shared_leased): (Vec<Claimed>, Vec<Claimed>) = fan_out
+                        .leased
+                        .into_iter()
+                        .partition(|c| capacity.lane_of(&c.tenant_id) == Lane::Dedicated);
+                    self.dispatch(dedicated_leased, Lane::Dedicated).await;
+                    self.dispatch(shared_leased, Lane::Shared).await;
+                    if left_for_claim {
+                        self.wake_claim.notify_waiters();
                     }
-                    Err(err) => {
-                        tracing::error!(error = %err, "fan-out failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    if full {
+                        continue; // More is queued: no waiting.
                     }
                 }
-            }
-            if more {
-                continue; // More is queued: no waiting.
+                Err(err) => {
+                    tracing::error!(error = %err, "fan-out failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
             // Another process may have accepted messages: poll too.
             let _ = tokio::time::timeout(Duration::from_millis(100), woken).await;
@@ -322,9 +338,10 @@ impl Engine {
         if room == 0 || self.is_stopping() {
             return Ok(0);
         }
-        let Some(tenants) = self.tenant_filter(lane).await else { return Ok(0) };
+        let dedicated = self.dedicated_tenants().await;
+        let Some(tenants) = Self::tenant_filter(lane, &dedicated) else { return Ok(0) };
         let saturated = self.saturated();
-        let capacity = LaneCapacity { engine: self, lane };
+        let capacity = LaneCapacity { engine: self, dedicated: &dedicated };
         let scope = delivery::ClaimScope {
             limit: room as u64,
             capacity: &capacity,

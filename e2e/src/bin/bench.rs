@@ -49,6 +49,35 @@ fn args() -> Args {
     Args { db, only }
 }
 
+/// The bench tenant's plan: enterprise (the dedicated delivery lane) unless `BENCH_PLAN` says
+/// otherwise (`pro` runs in the shared lane).
+fn plan() -> String {
+    std::env::var("BENCH_PLAN").unwrap_or_else(|_| "enterprise".to_owned())
+}
+
+/// The bench tenant, on [`plan`], with the plan's API rate limit and quota out of the way.
+fn bench_tenant(server: &TestServer) -> Client {
+    let plan = plan();
+    let api = server.tenant_on("bench", &plan);
+    server.cli(&[
+        "plan",
+        "set",
+        "--tenant",
+        "bench",
+        "--plan",
+        &plan,
+        "--api-rate",
+        "1000000",
+        "--api-burst",
+        "1000000",
+        "--monthly-messages",
+        "1000000000",
+        "--endpoint-rate-limit",
+        "0",
+    ]);
+    api
+}
+
 /// Send times by message id, shared by the load generator.
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
@@ -229,7 +258,7 @@ async fn main() {
     if args.only.iter().any(|s| s == "a") {
         let server = start(args.db, "5").await;
         let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
-        let api = server.tenant("bench");
+        let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
         api.create_endpoint("bench", &receiver.url("/a")).await;
         let sent: Sent = Arc::default();
@@ -252,7 +281,7 @@ async fn main() {
     if args.only.iter().any(|s| s == "b") {
         let server = start(args.db, "5").await;
         let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
-        let api = server.tenant("bench");
+        let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
         api.create_endpoint("bench", &receiver.url("/b")).await;
         for label in ["(b) 500 msg/s × 30 s, cold start", "(b) 500 msg/s × 30 s, warm"] {
@@ -268,7 +297,7 @@ async fn main() {
     if args.only.iter().any(|s| s == "c") {
         let server = start(args.db, "5").await;
         let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
-        let api = server.tenant("bench");
+        let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
         for n in 0..10 {
             api.create_endpoint("bench", &receiver.url(&format!("/c{n}"))).await;
@@ -305,7 +334,7 @@ async fn main() {
             }),
             2,
         );
-        let api = server.tenant("bench");
+        let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
         api.create_endpoint("bench", &receiver.url("/d")).await;
         let sent: Sent = Arc::default();

@@ -151,8 +151,8 @@ pub(crate) fn matches_filters(
 
 /// The capacity each endpoint has for new leases right now, given what this worker holds.
 pub trait Capacity {
-    /// How many more deliveries of this endpoint may be leased now.
-    fn available(&self, endpoint_id: &str) -> usize;
+    /// How many more deliveries of this endpoint (of this tenant) may be leased now.
+    fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize;
 }
 
 /// Which tenants' work a loop takes: the engine runs one lane for tenants with a dedicated queue
@@ -272,7 +272,7 @@ pub async fn fan_out(
             );
             let special = endpoint.ordering == "fifo" || rate.is_some();
             let leased_here = leased_per_endpoint.entry(endpoint.id.as_str()).or_default();
-            let lease_now = !special && *leased_here < capacity.available(&endpoint.id);
+            let lease_now = !special && *leased_here < capacity.available(&endpoint.id, &endpoint.tenant_id);
             if lease_now {
                 *leased_here += 1;
                 claimed.push(Claimed {
@@ -394,7 +394,7 @@ pub async fn claim_due(
         if endpoint.disabled {
             continue;
         }
-        let mut room = capacity.available(endpoint_id);
+        let mut room = capacity.available(endpoint_id, &candidate.tenant_id);
         if let Some(h) = health.get(endpoint_id)
             && h.consecutive_failures >= limits.circuit_threshold
         {
