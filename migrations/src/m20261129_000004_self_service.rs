@@ -98,18 +98,13 @@ impl MigrationTrait for Migration {
                 .alter_table(Table::alter().table(Deliveries::Table).add_column(&mut column).take())
                 .await?;
         }
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_deliveries_job")
-                    .table(Deliveries::Table)
-                    .col(Deliveries::JobId)
-                    .col(Alias::new("status"))
-                    .take(),
-            )
-            .await?;
-
         let db = manager.get_connection();
+        // Partial: most deliveries never belong to a job, and a full index would be updated on
+        // every state change of every delivery (the engine's hottest write).
+        db.execute_unprepared(
+            "CREATE INDEX idx_deliveries_job ON deliveries (job_id, status) WHERE job_id IS NOT NULL",
+        )
+        .await?;
         // Retention purges per tenant, oldest first; attempt bodies are cleared, not deleted, so
         // the partial index holds only what is left to purge.
         db.execute_unprepared(
