@@ -113,10 +113,12 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
         let mut admitted: Vec<Request> = Vec::with_capacity(batch.len());
         let mut pending: HashMap<TenantId, i64> = HashMap::new();
         for (message, reply) in batch.drain(..) {
-            let Some(quota) = message.quota.filter(|q| q.hard) else {
+            let Some(quota) = message.quota else {
                 admitted.push((message, reply));
                 continue;
             };
+            // Loaded before the batch commits, so the count after it is exact and each message
+            // knows which threshold it crossed.
             let used = match month_count(&db, &mut counts, &message.tenant_id, message.created_at).await {
                 Ok(used) => used,
                 Err(err) => {
@@ -124,6 +126,10 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
                     continue;
                 }
             };
+            if !quota.hard {
+                admitted.push((message, reply));
+                continue;
+            }
             let waiting = pending.entry(message.tenant_id.clone()).or_default();
             if used + *waiting >= quota.monthly {
                 let resets_at = crate::services::usage::next_month_start(message.created_at);
