@@ -272,7 +272,6 @@ impl Engine {
                 &self.worker_id,
                 self.config.fanout_batch,
                 &capacity,
-                &TenantFilter::default(),
                 &self.config.limits,
             )
             .await

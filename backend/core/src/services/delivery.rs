@@ -155,28 +155,13 @@ pub trait Capacity {
     fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize;
 }
 
-/// Which tenants' work a loop takes: the engine runs one lane for tenants with a dedicated queue
-/// (`only` them) and one for everyone else (`except` them), each with its own slots, so a backlog
-/// in one lane never delays the other.
+/// Which tenants' deliveries a claim takes: the engine runs one lane for tenants with a dedicated
+/// queue (`only` them) and one for everyone else (`except` them), each with its own slots, so a
+/// backlog in one lane never delays the other.
 #[derive(Clone, Debug, Default)]
 pub struct TenantFilter {
     pub only: Option<Vec<String>>,
     pub except: Vec<String>,
-}
-
-impl TenantFilter {
-    fn apply_to_query(
-        &self,
-        column: impl sea_orm::sea_query::IntoColumnRef + Copy,
-        query: &mut sea_orm::sea_query::SelectStatement,
-    ) {
-        if let Some(only) = &self.only {
-            query.and_where(sea_orm::sea_query::ExprTrait::is_in(Expr::col(column), only.clone()));
-        }
-        if !self.except.is_empty() {
-            query.and_where(sea_orm::sea_query::ExprTrait::is_not_in(Expr::col(column), self.except.clone()));
-        }
-    }
 }
 
 /// What one fan-out transaction did.
@@ -198,19 +183,17 @@ pub async fn fan_out(
     worker: &str,
     limit: u64,
     capacity: &(dyn Capacity + Sync),
-    tenants: &TenantFilter,
     limits: &EngineLimits,
 ) -> CoreResult<FanOut> {
     let txn = ctx.db.begin_write().await?;
     // Deleting first takes the rows (and, on SQLite, the write lock) before anything is read, so
     // two workers never fan out the same message.
-    let mut oldest = Query::select()
+    let oldest = Query::select()
         .column(fanout_queue::Column::MessageId)
         .from(fanout_queue::Entity)
         .order_by(fanout_queue::Column::MessageId, sea_orm::Order::Asc)
         .limit(limit)
         .to_owned();
-    tenants.apply_to_query((fanout_queue::Entity, fanout_queue::Column::TenantId), &mut oldest);
     let delete = Query::delete()
         .from_table(fanout_queue::Entity)
         .and_where(sea_orm::sea_query::ExprTrait::in_subquery(

@@ -32,7 +32,6 @@ use crate::{
     principal::Principal,
     scope::TenantScoped,
     services::{
-        applications,
         attempts::delivery_out,
         custom_sql,
         delivery::{DEAD, FAILED, PENDING, SENDING, SUCCEEDED, matches_filters},
@@ -600,9 +599,4 @@ pub async fn endpoint_stats(
         });
     }
     Ok(EndpointStatsOut { endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?, windows })
-}
-
-/// Whether the application is visible to the principal (used by job routes of the portal).
-pub async fn check_app(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) -> CoreResult<()> {
-    applications::find_for(&ctx.db.conn, principal, app).await.map(|_| ())
 }
