@@ -22,7 +22,7 @@ use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 
 use crate::{
     Context,
-    entities::{stripe_events, tenants, usage_counters, usage_reports},
+    entities::{stripe_events, tenants, usage_reports},
     error::{CoreError, CoreResult},
     principal::Principal,
     services::{metering, plans, tenants as tenant_service, usage},
@@ -305,16 +305,12 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
     active.updated_at = Set(now);
     active.update(&txn).await?;
     txn.commit().await?;
-    forget_limits(ctx, &tenant_id);
+    plans::forget(ctx, &tenant_id);
     Ok(())
 }
 
 fn grace(ctx: &Context) -> Duration {
     Duration::seconds(ctx.config.billing_grace_seconds as i64)
-}
-
-fn forget_limits(ctx: &Context, tenant: &str) {
-    ctx.caches.limits.retain(|cached, _| cached.as_str() != tenant);
 }
 
 /// Tenants whose grace period after a failed payment has run out go back to the free plan.
@@ -334,7 +330,7 @@ pub async fn downgrade_expired(ctx: &Context) -> CoreResult<u64> {
         active.grace_until = Set(None);
         active.updated_at = Set(now);
         active.update(&ctx.db.writer).await?;
-        forget_limits(ctx, &id);
+        plans::forget(ctx, &id);
         tracing::info!(tenant = %id, "grace period over: back on the free plan");
         n += 1;
     }
@@ -380,17 +376,14 @@ pub async fn report_usage(ctx: &Context) -> CoreResult<u64> {
             .into_iter()
             .map(|r| r.hour_start)
             .collect();
-        let counters = usage_counters::Entity::find()
-            .filter(usage_counters::Column::TenantId.eq(tenant.id.as_str()))
-            .filter(usage_counters::Column::AppId.eq(""))
-            .filter(usage_counters::Column::Metric.eq(usage::Metric::MessagesAccepted.as_str()))
-            .filter(usage_counters::Column::HourStart.gte(month))
-            .filter(usage_counters::Column::HourStart.lt(current_hour))
-            .all(&ctx.db.conn)
-            .await?;
-        let mut by_hour: Vec<(DateTime<Utc>, i64)> =
-            counters.into_iter().map(|c| (c.hour_start, c.value)).collect();
-        by_hour.sort();
+        // The finished hours of this month with messages, oldest first.
+        let by_hour: Vec<(DateTime<Utc>, i64)> =
+            usage::buckets(&ctx.db.conn, &tenant_id, None, month, current_hour, usage::Granularity::Hour)
+                .await?
+                .into_iter()
+                .filter(|b| b.messages_accepted > 0)
+                .map(|b| (b.start, b.messages_accepted as i64))
+                .collect();
         let included = limits.monthly_messages;
         let mut used_before = 0i64;
         for (hour, messages) in by_hour {

@@ -139,6 +139,11 @@ pub async fn limits(ctx: &Context, tenant: &TenantId) -> CoreResult<Arc<Limits>>
     Ok(limits)
 }
 
+/// Drops the tenant's cached limits after its plan or overrides changed in this process.
+pub fn forget(ctx: &Context, tenant: &str) {
+    ctx.caches.limits.retain(|cached, _| cached.as_str() != tenant);
+}
+
 /// The limits of a tenant row (uncached).
 pub async fn limits_of(ctx: &Context, tenant: &tenants::Model) -> CoreResult<Limits> {
     let plan = plans::Entity::find_by_id(tenant.plan.as_str()).one(&ctx.db.conn).await?.ok_or_else(|| {

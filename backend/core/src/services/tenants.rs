@@ -159,13 +159,13 @@ pub async fn set_plan(
             settings["overrides"][key] = value;
         }
     }
-    let id = TenantId::parse(&model.id).map_err(|err| CoreError::Internal(err.into()))?;
+    let id = model.id.clone();
     let mut active: tenants::ActiveModel = model.into();
     active.plan = Set(plan.to_owned());
     active.settings = Set(settings);
     active.updated_at = Set(Utc::now());
     let model = active.update(&txn).await?;
     txn.commit().await?;
-    ctx.caches.limits.retain(|cached, _| *cached != id);
+    crate::services::plans::forget(ctx, &id);
     to_out(model)
 }
