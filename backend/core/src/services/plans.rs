@@ -12,6 +12,7 @@ use crate::{
     Context,
     entities::{plans, tenants},
     error::{CoreError, CoreResult},
+    scope::TenantScoped,
     services::from_json,
 };
 
@@ -159,25 +160,26 @@ pub async fn limits_of(ctx: &Context, tenant: &tenants::Model) -> CoreResult<Lim
 /// `Forbidden` (`plan_limit_reached`) when the tenant already has as many applications as its
 /// plan allows. Concurrent creations on PostgreSQL may overshoot by the requests in flight.
 pub async fn require_room_for_application(ctx: &Context, tenant: &TenantId) -> CoreResult<()> {
-    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
     let limits = limits(ctx, tenant).await?;
-    let have = crate::entities::applications::Entity::find()
-        .filter(crate::entities::applications::Column::TenantId.eq(tenant.as_str()))
-        .count(&ctx.db.writer)
-        .await? as i64;
+    let have = count(ctx, crate::entities::applications::Entity::scoped(tenant)).await?;
     room(&limits, have, limits.max_applications, "applications")
 }
 
 /// `Forbidden` (`plan_limit_reached`) when the tenant already has as many endpoints (across its
 /// applications) as its plan allows.
 pub async fn require_room_for_endpoint(ctx: &Context, tenant: &TenantId) -> CoreResult<()> {
-    use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter};
     let limits = limits(ctx, tenant).await?;
-    let have = crate::entities::endpoints::Entity::find()
-        .filter(crate::entities::endpoints::Column::TenantId.eq(tenant.as_str()))
-        .count(&ctx.db.writer)
-        .await? as i64;
+    let have = count(ctx, crate::entities::endpoints::Entity::scoped(tenant)).await?;
     room(&limits, have, limits.max_endpoints, "endpoints")
+}
+
+/// Counts on the writer, so a count right after this process's own insert sees it.
+async fn count<E: EntityTrait>(ctx: &Context, select: sea_orm::Select<E>) -> CoreResult<i64>
+where
+    E::Model: Sync,
+{
+    use sea_orm::PaginatorTrait;
+    Ok(select.count(&ctx.db.writer).await? as i64)
 }
 
 fn room(limits: &Limits, have: i64, max: i64, what: &str) -> CoreResult<()> {
