@@ -79,6 +79,8 @@ fn cases() -> BTreeMap<&'static str, Case> {
             Scoped(Some(json!({"since": "2020-01-01T00:00:00Z"}))),
         ),
         ("GET /api/v1/app/{app}/endpoint/{ep}/stats", Scoped(None)),
+        // The caller's own tenant-wide numbers: none of A's endpoints (A's are failing) in B's.
+        ("GET /api/v1/stats", Collection(None)),
         ("POST /api/v1/app/{app}/portal-token", Scoped(Some(json!({})))),
         ("GET /api/v1/job/{id}", Scoped(None)),
         ("POST /api/v1/job/{id}/cancel", Scoped(None)),

@@ -1,6 +1,6 @@
 //! Self-service, black-box: log search with every filter (payload text included) on both
 //! databases, resend, bulk recover and replay-missing with progress to completion, cancellation,
-//! endpoint statistics, retention purge and expunge.
+//! endpoint and tenant statistics, retention purge and expunge.
 
 use std::{
     collections::HashMap,
@@ -24,6 +24,7 @@ both_databases!(
     replay_missing_delivers_what_an_endpoint_never_got,
     a_cancelled_job_stops_and_hands_back_what_waited,
     endpoint_stats_count_outcomes_and_latency,
+    tenant_stats_sum_every_endpoint_and_list_the_failing_and_disabled,
     retention_purges_payloads_and_bodies_and_expunge_removes_one,
 );
 
@@ -470,6 +471,104 @@ async fn endpoint_stats_count_outcomes_and_latency(db: Backend) {
         assert_eq!(w["deliveries"]["succeeded"], 5, "{w}");
         assert_eq!(w["deliveries"]["dead"], 1, "{w}");
     }
+}
+
+fn alert_ids(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|a| a["endpoint_id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn tenant_stats_sum_every_endpoint_and_list_the_failing_and_disabled(db: Backend) {
+    let server = TestServer::start_with(db, options()).await;
+    let receiver = Receiver::start_with(
+        Arc::new(|r, _| {
+            if r.path == "/fail" { Reply::status(500) } else { Reply::ok().after(Duration::from_millis(10)) }
+        }),
+        4,
+    );
+    let api = server.tenant("acme");
+    let app = id(&api.create_app("A", Some("a")).await);
+    let ok = id(&api.create_endpoint("a", &receiver.url("/ok")).await);
+    let failing = id(&api.create_endpoint("a", &receiver.url("/fail")).await);
+    let mut sent = Vec::new();
+    for n in 0..4 {
+        sent.push(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    for msg in &sent {
+        settled(&api, "a", msg, 2).await;
+    }
+    // Created afterwards, so it has no deliveries; then disabled by hand.
+    let disabled = id(&api.create_endpoint("a", &receiver.url("/off")).await);
+    api.patch(&format!("/api/v1/app/a/endpoint/{disabled}"), json!({"disabled": true})).await.expect(200);
+
+    let stats = api.get("/api/v1/stats").await.expect(200);
+    let windows = stats["windows"].as_array().unwrap();
+    assert_eq!(
+        windows.iter().map(|w| w["window"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["1h", "24h", "7d"]
+    );
+    for w in windows {
+        // Four successes; four failing messages tried twice each.
+        assert_eq!(
+            (w["attempts"].as_u64(), w["succeeded"].as_u64(), w["failed"].as_u64()),
+            (Some(12), Some(4), Some(8)),
+            "{w}"
+        );
+        assert!((w["success_rate"].as_f64().unwrap() - 4.0 / 12.0).abs() < 1e-9, "{w}");
+        assert!(w["p50_ms"].is_u64(), "{w}");
+        assert!(w["p95_ms"].as_u64().unwrap() >= w["p50_ms"].as_u64().unwrap(), "{w}");
+        assert_eq!(
+            (w["deliveries"]["succeeded"].as_u64(), w["deliveries"]["dead"].as_u64()),
+            (Some(4), Some(4)),
+            "{w}"
+        );
+    }
+    let hourly = stats["hourly"].as_array().unwrap();
+    assert_eq!(hourly.len(), 24, "{stats}");
+    let starts: Vec<chrono::DateTime<chrono::Utc>> =
+        hourly.iter().map(|b| b["start"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[1] - w[0] == chrono::Duration::hours(1)), "{starts:?}");
+    let now = chrono::Utc::now();
+    assert!(starts[23] <= now && now - starts[23] < chrono::Duration::hours(1), "the current hour is last");
+    let sum = |field: &str| hourly.iter().map(|b| b[field].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("succeeded"), sum("failed")), (4, 8), "the hours add up to the 24h window");
+
+    let failing_list = &stats["failing_endpoints"];
+    assert_eq!(alert_ids(failing_list), std::slice::from_ref(&failing), "{stats}");
+    let alert = &failing_list[0];
+    assert_eq!(alert["app_id"], app.as_str());
+    assert_eq!(alert["url"], receiver.url("/fail"));
+    assert_eq!(alert["consecutive_failures"], 8, "{alert}");
+    assert!(alert["failing_since"].is_string(), "{alert}");
+    assert!(alert["disabled_reason"].is_null(), "{alert}");
+    assert_eq!(alert_ids(&stats["disabled_endpoints"]), std::slice::from_ref(&disabled), "{stats}");
+    assert_eq!(stats["disabled_endpoints"][0]["consecutive_failures"], 0, "{stats}");
+    assert!(!alert_ids(failing_list).contains(&ok));
+
+    // Another tenant sees its own (empty) numbers; a portal token sees nothing.
+    let other = server.tenant("other");
+    let theirs = other.get("/api/v1/stats").await.expect(200);
+    for w in theirs["windows"].as_array().unwrap() {
+        assert_eq!(w["attempts"], 0, "{theirs}");
+        assert!(w["success_rate"].is_null() && w["p50_ms"].is_null(), "{theirs}");
+        assert!(w["deliveries"].as_object().unwrap().values().all(|n| n == 0), "{theirs}");
+    }
+    let hours = theirs["hourly"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    assert!(hours.iter().all(|b| b["succeeded"] == 0 && b["failed"] == 0), "{theirs}");
+    assert_eq!(
+        (
+            theirs["failing_endpoints"].as_array().unwrap().len(),
+            theirs["disabled_endpoints"].as_array().unwrap().len()
+        ),
+        (0, 0),
+        "{theirs}"
+    );
+    let minted = api.post("/api/v1/app/a/portal-token", json!({})).await.expect(201);
+    server
+        .client_with_key(minted["token"].as_str().unwrap())
+        .get("/api/v1/stats")
+        .await
+        .expect_error(404, "not_found");
 }
 
 async fn retention_purges_payloads_and_bodies_and_expunge_removes_one(db: Backend) {

@@ -610,6 +610,57 @@ pub struct EndpointStatsOut {
     pub windows: Vec<EndpointStatsWindow>,
 }
 
+/// `GET /api/v1/stats`: the whole tenant at a glance, for the dashboard's overview.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TenantStatsOut {
+    /// Attempt outcomes, latency and deliveries of every endpoint together, over `1h`, `24h` and
+    /// `7d` (as an endpoint's statistics).
+    pub windows: Vec<EndpointStatsWindow>,
+    /// Attempts by hour: 24 buckets, oldest first, the current (partial) hour last; hours without
+    /// attempts are there with zeros.
+    pub hourly: Vec<AttemptBucket>,
+    /// Enabled endpoints whose latest attempts failed, most consecutive failures first (at most
+    /// 50).
+    pub failing_endpoints: Vec<EndpointAlertOut>,
+    /// Disabled endpoints, by hand or automatically, most recently changed first (at most 50).
+    pub disabled_endpoints: Vec<EndpointAlertOut>,
+}
+
+/// The attempts of one hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AttemptBucket {
+    /// The start of the hour.
+    pub start: DateTime<Utc>,
+    /// Attempts that got a 2xx.
+    pub succeeded: u64,
+    /// Attempts that failed (any error class: status, timeout, connect, …).
+    pub failed: u64,
+}
+
+/// An endpoint that needs attention: failing or disabled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EndpointAlertOut {
+    /// The endpoint.
+    pub endpoint_id: EndpointId,
+    /// Its application.
+    pub app_id: AppId,
+    /// The endpoint's URL.
+    pub url: String,
+    /// The endpoint's description.
+    pub description: String,
+    /// Attempts that failed in a row since the last success (0 without attempts).
+    pub consecutive_failures: u32,
+    /// When the current run of failures began; absent when the last attempt succeeded.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// The circuit breaker holds attempts back until then; absent when it is closed.
+    pub circuit_open_until: Option<DateTime<Utc>>,
+    /// Why the endpoint is disabled; absent when it is enabled or no reason was given.
+    pub disabled_reason: Option<String>,
+}
+
 /// `POST /api/v1/app/{app}/portal-token`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -79,6 +79,7 @@ impl Modify for BearerAuth {
         v1::replay::recover,
         v1::replay::replay_missing,
         v1::replay::stats,
+        v1::replay::tenant_stats,
         v1::replay::portal_token,
         v1::replay::get_job,
         v1::replay::cancel_job,

@@ -1,4 +1,4 @@
-//! Replay and recovery, and endpoint statistics.
+//! Replay and recovery, and endpoint and tenant statistics.
 //!
 //! A manual attempt is a `one_shot` delivery: `pending`, due now, logged with trigger `manual`;
 //! a failure does not restart the automatic schedule (the delivery is `dead` until resent). The
@@ -13,20 +13,21 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use hookline_types::{
-    ApiKeyScope, AppId, DeliveryOut, EndpointId, EndpointStatsOut, EndpointStatsWindow, IdOrUid, JobId,
-    JobOut, MessageId, RecoverIn, ReplayMissingIn,
+    ApiKeyScope, AppId, AttemptBucket, DeliveryOut, EndpointAlertOut, EndpointId, EndpointStatsOut,
+    EndpointStatsWindow, IdOrUid, JobId, JobOut, MessageId, RecoverIn, ReplayMissingIn, TenantId,
+    TenantStatsOut,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, sea_query::Expr,
+    QueryOrder, QuerySelect, QueryTrait, Select, Set, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     Context,
-    entities::{attempts, deliveries, endpoints, jobs, messages},
+    entities::{attempts, deliveries, endpoint_health, endpoints, jobs, messages},
     error::{CoreError, CoreResult},
     ids::{NewId, time_boundary},
     principal::Principal,
@@ -533,10 +534,13 @@ async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
     Ok(fed_now)
 }
 
-// ----- endpoint statistics ----------------------------------------------------------------------
+// ----- endpoint and tenant statistics ------------------------------------------------------------
 
-/// The most attempts a window's percentiles are computed over (the newest).
+/// The most attempts a window's counts and percentiles are computed over (the newest), and the
+/// most the hourly buckets count: past it, the older attempts of the window are not counted.
 const STATS_SAMPLE: u64 = 100_000;
+/// The most endpoints each of the tenant statistics' alert lists holds.
+const ALERTS: u64 = 50;
 
 pub async fn endpoint_stats(
     ctx: &Context,
@@ -546,57 +550,206 @@ pub async fn endpoint_stats(
 ) -> CoreResult<EndpointStatsOut> {
     principal.require(ApiKeyScope::Read)?;
     let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
+    let windows = stats_windows(ctx, &principal.tenant_id, Some(&endpoint), Utc::now()).await?;
+    Ok(EndpointStatsOut { endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?, windows })
+}
+
+/// The whole tenant: every endpoint's attempts and deliveries together, attempts by hour over the
+/// last day, and the endpoints that are failing or disabled. Not for portal tokens (404).
+pub async fn tenant_stats(ctx: &Context, principal: &Principal) -> CoreResult<TenantStatsOut> {
+    principal.require(ApiKeyScope::Read)?;
+    principal.require_tenant_wide("stats")?;
     let tenant = &principal.tenant_id;
     let now = Utc::now();
+    let windows = stats_windows(ctx, tenant, None, now).await?;
+    let hourly = hourly_attempts(ctx, tenant, now).await?;
+
+    // Failing: enabled endpoints with failures since their last success, the worst first.
+    let enabled = endpoints::Entity::scoped(tenant)
+        .select_only()
+        .column(endpoints::Column::Id)
+        .filter(endpoints::Column::Disabled.eq(false))
+        .into_query();
+    let failing_health = endpoint_health::Entity::scoped(tenant)
+        .filter(endpoint_health::Column::ConsecutiveFailures.gt(0))
+        .filter(endpoint_health::Column::EndpointId.in_subquery(enabled))
+        .order_by_desc(endpoint_health::Column::ConsecutiveFailures)
+        .order_by_asc(endpoint_health::Column::EndpointId)
+        .limit(ALERTS)
+        .all(&ctx.db.conn)
+        .await?;
+    let failing_ids: Vec<&str> = failing_health.iter().map(|h| h.endpoint_id.as_str()).collect();
+    let failing_endpoints: BTreeMap<String, endpoints::Model> = endpoints::Entity::scoped(tenant)
+        .filter(endpoints::Column::Id.is_in(failing_ids))
+        .all(&ctx.db.conn)
+        .await?
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
+    let failing = failing_health
+        .iter()
+        .filter_map(|h| failing_endpoints.get(&h.endpoint_id).map(|e| alert_out(e, Some(h), now)))
+        .collect::<CoreResult<Vec<_>>>()?;
+
+    // Disabled: by hand or automatically, the most recently changed first.
+    let disabled_endpoints = endpoints::Entity::scoped(tenant)
+        .filter(endpoints::Column::Disabled.eq(true))
+        .order_by_desc(endpoints::Column::UpdatedAt)
+        .order_by_desc(endpoints::Column::Id)
+        .limit(ALERTS)
+        .all(&ctx.db.conn)
+        .await?;
+    let disabled_ids: Vec<&str> = disabled_endpoints.iter().map(|e| e.id.as_str()).collect();
+    let disabled_health: BTreeMap<String, endpoint_health::Model> = endpoint_health::Entity::scoped(tenant)
+        .filter(endpoint_health::Column::EndpointId.is_in(disabled_ids))
+        .all(&ctx.db.conn)
+        .await?
+        .into_iter()
+        .map(|h| (h.endpoint_id.clone(), h))
+        .collect();
+    let disabled = disabled_endpoints
+        .iter()
+        .map(|e| alert_out(e, disabled_health.get(&e.id), now))
+        .collect::<CoreResult<Vec<_>>>()?;
+
+    Ok(TenantStatsOut { windows, hourly, failing_endpoints: failing, disabled_endpoints: disabled })
+}
+
+fn alert_out(
+    endpoint: &endpoints::Model,
+    health: Option<&endpoint_health::Model>,
+    now: DateTime<Utc>,
+) -> CoreResult<EndpointAlertOut> {
+    Ok(EndpointAlertOut {
+        endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?,
+        app_id: AppId::parse(&endpoint.app_id).map_err(internal)?,
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        consecutive_failures: health.map_or(0, |h| h.consecutive_failures.max(0) as u32),
+        failing_since: health.and_then(|h| h.failing_since),
+        // A cool-down that has ended is a closed (or half-open) circuit.
+        circuit_open_until: health.and_then(|h| h.circuit_open_until).filter(|until| *until > now),
+        disabled_reason: endpoint.disabled_reason.clone(),
+    })
+}
+
+/// The 1 h, 24 h and 7 d windows of one endpoint (`Some`) or of the whole tenant (`None`).
+async fn stats_windows(
+    ctx: &Context,
+    tenant: &TenantId,
+    endpoint: Option<&endpoints::Model>,
+    now: DateTime<Utc>,
+) -> CoreResult<Vec<EndpointStatsWindow>> {
     let mut windows = Vec::new();
     for (name, length) in
         [("1h", Duration::hours(1)), ("24h", Duration::hours(24)), ("7d", Duration::days(7))]
     {
-        let since = now - length;
-        let rows: Vec<(i32, Option<String>)> = attempts::Entity::scoped(tenant)
-            .select_only()
-            .column(attempts::Column::DurationMs)
-            .column(attempts::Column::ErrorClass)
-            .filter(attempts::Column::AppId.eq(endpoint.app_id.as_str()))
-            .filter(attempts::Column::EndpointId.eq(endpoint.id.as_str()))
-            .filter(attempts::Column::Id.gte(time_boundary(hookline_types::AttemptId::PREFIX, since)))
-            .order_by_desc(attempts::Column::Id)
-            .limit(STATS_SAMPLE)
-            .into_tuple()
-            .all(&ctx.db.conn)
-            .await?;
-        let succeeded = rows.iter().filter(|(_, class)| class.is_none()).count() as u64;
-        let mut durations: Vec<u32> = rows.iter().map(|(ms, _)| (*ms).max(0) as u32).collect();
-        durations.sort_unstable();
-        let percentile = |p: f64| -> Option<u32> {
-            (!durations.is_empty()).then(|| durations[((durations.len() - 1) as f64 * p).round() as usize])
-        };
-        let by_status: Vec<(String, i64)> = deliveries::Entity::scoped(tenant)
-            .select_only()
-            .column(deliveries::Column::Status)
-            .column_as(deliveries::Column::Id.count(), "n")
-            .filter(deliveries::Column::EndpointId.eq(endpoint.id.as_str()))
-            .filter(deliveries::Column::Id.gte(time_boundary(hookline_types::DeliveryId::PREFIX, since)))
-            .group_by(deliveries::Column::Status)
-            .into_tuple()
-            .all(&ctx.db.conn)
-            .await?;
-        let mut deliveries_by_status: BTreeMap<String, u64> =
-            [PENDING, SENDING, FAILED, SUCCEEDED, DEAD].iter().map(|s| ((*s).to_owned(), 0)).collect();
-        for (status, n) in by_status {
-            deliveries_by_status.insert(status, n.max(0) as u64);
-        }
-        let attempts = rows.len() as u64;
-        windows.push(EndpointStatsWindow {
-            window: name.to_owned(),
-            attempts,
-            succeeded,
-            failed: attempts - succeeded,
-            success_rate: (attempts > 0).then(|| succeeded as f64 / attempts as f64),
-            p50_ms: percentile(0.50),
-            p95_ms: percentile(0.95),
-            deliveries: deliveries_by_status,
-        });
+        windows.push(stats_window(ctx, tenant, endpoint, name, now - length).await?);
     }
-    Ok(EndpointStatsOut { endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?, windows })
+    Ok(windows)
+}
+
+/// The newest attempts (at most [`STATS_SAMPLE`]) since `since`, of one endpoint or of the whole
+/// tenant; the caller picks the columns.
+fn recent_attempts(
+    tenant: &TenantId,
+    endpoint: Option<&endpoints::Model>,
+    since: DateTime<Utc>,
+) -> Select<attempts::Entity> {
+    attempts::Entity::scoped(tenant)
+        .select_only()
+        .apply_if(endpoint, |query, endpoint| {
+            // The application narrows the search to the (tenant, app, endpoint, id) index.
+            query
+                .filter(attempts::Column::AppId.eq(endpoint.app_id.as_str()))
+                .filter(attempts::Column::EndpointId.eq(endpoint.id.as_str()))
+        })
+        .filter(attempts::Column::Id.gte(time_boundary(hookline_types::AttemptId::PREFIX, since)))
+        .order_by_desc(attempts::Column::Id)
+        .limit(STATS_SAMPLE)
+}
+
+/// One statistics window: attempts since `since` (outcomes and duration percentiles, over the
+/// newest [`STATS_SAMPLE`]) and the deliveries created since then by current status.
+async fn stats_window(
+    ctx: &Context,
+    tenant: &TenantId,
+    endpoint: Option<&endpoints::Model>,
+    name: &str,
+    since: DateTime<Utc>,
+) -> CoreResult<EndpointStatsWindow> {
+    let rows: Vec<(i32, Option<String>)> = recent_attempts(tenant, endpoint, since)
+        .column(attempts::Column::DurationMs)
+        .column(attempts::Column::ErrorClass)
+        .into_tuple()
+        .all(&ctx.db.conn)
+        .await?;
+    let succeeded = rows.iter().filter(|(_, class)| class.is_none()).count() as u64;
+    let mut durations: Vec<u32> = rows.iter().map(|(ms, _)| (*ms).max(0) as u32).collect();
+    durations.sort_unstable();
+    let percentile = |p: f64| -> Option<u32> {
+        (!durations.is_empty()).then(|| durations[((durations.len() - 1) as f64 * p).round() as usize])
+    };
+    let by_status: Vec<(String, i64)> = deliveries::Entity::scoped(tenant)
+        .select_only()
+        .column(deliveries::Column::Status)
+        .column_as(deliveries::Column::Id.count(), "n")
+        .apply_if(endpoint, |query, endpoint| {
+            query.filter(deliveries::Column::EndpointId.eq(endpoint.id.as_str()))
+        })
+        .filter(deliveries::Column::Id.gte(time_boundary(hookline_types::DeliveryId::PREFIX, since)))
+        .group_by(deliveries::Column::Status)
+        .into_tuple()
+        .all(&ctx.db.conn)
+        .await?;
+    let mut deliveries_by_status: BTreeMap<String, u64> =
+        [PENDING, SENDING, FAILED, SUCCEEDED, DEAD].iter().map(|s| ((*s).to_owned(), 0)).collect();
+    for (status, n) in by_status {
+        deliveries_by_status.insert(status, n.max(0) as u64);
+    }
+    let attempts = rows.len() as u64;
+    Ok(EndpointStatsWindow {
+        window: name.to_owned(),
+        attempts,
+        succeeded,
+        failed: attempts - succeeded,
+        success_rate: (attempts > 0).then(|| succeeded as f64 / attempts as f64),
+        p50_ms: percentile(0.50),
+        p95_ms: percentile(0.95),
+        deliveries: deliveries_by_status,
+    })
+}
+
+/// The tenant's attempts by hour: 24 buckets, oldest first, the current (partial) hour last.
+/// Counted over the newest [`STATS_SAMPLE`] attempts since the first bucket's start, so a tenant
+/// past that many attempts a day sees its older hours undercounted.
+async fn hourly_attempts(
+    ctx: &Context,
+    tenant: &TenantId,
+    now: DateTime<Utc>,
+) -> CoreResult<Vec<AttemptBucket>> {
+    let hour = Duration::hours(1);
+    let current = now.duration_trunc(hour).map_err(internal)?;
+    let first = current - hour * 23;
+    let mut buckets: Vec<AttemptBucket> =
+        (0..24).map(|n| AttemptBucket { start: first + hour * n, succeeded: 0, failed: 0 }).collect();
+    let rows: Vec<(DateTime<Utc>, Option<String>)> = recent_attempts(tenant, None, first)
+        .column(attempts::Column::CreatedAt)
+        .column(attempts::Column::ErrorClass)
+        .into_tuple()
+        .all(&ctx.db.conn)
+        .await?;
+    for (created_at, error_class) in rows {
+        // The hour is the creation time's (the id bound selected by the id's millisecond).
+        if created_at < first {
+            continue;
+        }
+        let Some(bucket) = buckets.get_mut((created_at - first).num_hours() as usize) else { continue };
+        if error_class.is_none() {
+            bucket.succeeded += 1;
+        } else {
+            bucket.failed += 1;
+        }
+    }
+    Ok(buckets)
 }

@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/endpoint/{ep}/recover", web::post().to(replay::recover))
             .route("/app/{app}/endpoint/{ep}/replay-missing", web::post().to(replay::replay_missing))
             .route("/app/{app}/endpoint/{ep}/stats", web::get().to(replay::stats))
+            .route("/stats", web::get().to(replay::tenant_stats))
             .route("/app/{app}/portal-token", web::post().to(replay::portal_token))
             .route("/job/{id}", web::get().to(replay::get_job))
             .route("/job/{id}/cancel", web::post().to(replay::cancel_job))

@@ -1,4 +1,4 @@
-//! Replay and recovery (resend, recover, replay-missing), bulk job progress, endpoint
+//! Replay and recovery (resend, recover, replay-missing), bulk job progress, endpoint and tenant
 //! statistics, expunging a payload, and consumer-portal tokens.
 
 use actix_web::{HttpResponse, web};
@@ -8,7 +8,7 @@ use hookline_core::{
 };
 use hookline_types::{
     DeliveryOut, EndpointStatsOut, ErrorBody, JobId, JobOut, MessageId, PortalTokenIn, PortalTokenOut,
-    RecoverIn, ReplayMissingIn,
+    RecoverIn, ReplayMissingIn, TenantStatsOut,
 };
 
 use super::{app_ref, endpoint_ref};
@@ -126,6 +126,15 @@ pub async fn stats(
     let (app, ep) = path.into_inner();
     Ok(HttpResponse::Ok()
         .json(replay::endpoint_stats(&ctx, &principal, &app_ref(&app), &endpoint_ref(&ep)).await?))
+}
+
+/// The whole tenant: attempt outcomes, latency and deliveries over the last hour, day and week,
+/// attempts by hour over the last day, and the endpoints that are failing or disabled.
+#[utoipa::path(get, path = "/api/v1/stats", operation_id = "v1.stats", tag = "Stats",
+    responses((status = 200, description = "Statistics", body = TenantStatsOut), (status = 404, description = "Not for portal tokens", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn tenant_stats(ctx: web::Data<Context>, Auth(principal): Auth) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(replay::tenant_stats(&ctx, &principal).await?))
 }
 
 /// Delete the message's payload now. Its metadata, deliveries and attempts stay.
