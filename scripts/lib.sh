@@ -52,6 +52,11 @@ ensure_postgres() {
   if is_root; then ensure_debian_packages "command -v runuser" util-linux; fi
 }
 
+# Headless Chromium and its ChromeDriver, for the dashboard's browser tests (e2e/tests/dashboard.rs).
+ensure_chromium() {
+  ensure_debian_packages "[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]" chromium chromium-driver
+}
+
 ensure_wasm_target() {
   if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then return 0; fi
   command -v rustup >/dev/null 2>&1 || die "the wasm32-unknown-unknown target is missing and rustup is not installed: install rustup, then 'rustup target add wasm32-unknown-unknown'"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints (host and wasm), unit tests, and the black-box e2e suite on
-# SQLite and on a throw-away PostgreSQL cluster. Installs what a fresh Debian machine lacks first.
+# Runs every test: formatting, lints (host and wasm), unit tests, the black-box e2e suite on SQLite
+# and on a throw-away PostgreSQL cluster, and the dashboard in headless Chromium. Installs what a
+# fresh Debian machine lacks first.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_cargo
 ensure_postgres
+ensure_chromium
 ensure_wasm_target
 
 say "cargo fmt --check"
@@ -18,6 +20,8 @@ cargo clippy --quiet -p hookline-dashboard -p hookline-types --target wasm32-unk
 
 say "building the binary under test"
 cargo build --quiet -p hookline
+
+build_dashboard
 
 say "tests (unit, then e2e on SQLite and PostgreSQL)"
 cargo test --no-fail-fast -- --color never

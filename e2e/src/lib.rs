@@ -5,6 +5,7 @@
 //! Every database-facing test is written once as `async fn scenario(db: Backend)` and run on both
 //! backends with [`both_databases!`].
 
+pub mod browser;
 pub mod fake_stripe;
 pub mod postgres;
 pub mod receiver;
@@ -143,6 +144,7 @@ impl TestServer {
             .env("HOOKLINE_LISTEN", "127.0.0.1:0")
             .env("HOOKLINE_DATA_DIR", data_dir.path())
             .env("HOOKLINE_DATABASE_URL", &database_url)
+            .env("HOOKLINE_DASHBOARD_DIR", workspace_root().join("frontend/dist"))
             .env("HOOKLINE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -37,8 +37,8 @@ const NOT_BUILT: &str = r#"<!doctype html>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#1f2937}
 code{background:#f3f4f6;padding:.1rem .3rem;border-radius:.25rem}</style></head>
 <body><h1>Hookline is running</h1>
-<p>The API is up. The dashboard has not been built in this checkout: run <code>./hookline.sh run</code>
-(it builds the dashboard), or build it with <code>scripts/build-dashboard.sh</code>.</p>
+<p>The API is up. The dashboard has not been built in this checkout: run <code>./scripts/run.sh</code>
+(it builds the dashboard), or build it alone with <code>bash -c 'source scripts/lib.sh; build_dashboard'</code>.</p>
 <p>API reference: <a href="/api/docs">/api/docs</a> · document: <a href="/api/openapi.json">/api/openapi.json</a></p>
 </body></html>
 "#;

@@ -1,0 +1,363 @@
+//! The dashboard in a real browser: headless Chromium driven through ChromeDriver against the real
+//! binary and a recording receiver on 127.0.0.1. Needs the built dashboard (frontend/dist) and the
+//! chromium and chromium-driver packages; ./scripts/test.sh provides both.
+//!
+//! Every main page is saved as a screenshot under `<target>/screenshots/` for people to look at.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use hookline_e2e::{
+    Backend, Client, ServerOptions, TestServer,
+    browser::{Browser, require_dashboard},
+    receiver::{Receiver, Reply},
+};
+use serde_json::{Value, json};
+
+/// A server that may deliver to the test receiver on 127.0.0.1.
+async fn server() -> TestServer {
+    TestServer::start_with(
+        Backend::Sqlite,
+        ServerOptions::default().env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32"),
+    )
+    .await
+}
+
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    let input = browser.find(css).await;
+    input.clear().await;
+    input.type_text(text).await;
+}
+
+/// Picks an option of a `<select>` the way a user does (the change event included).
+async fn choose(browser: &Browser, css: &str, value: &str) {
+    let select = browser.find(css).await;
+    browser
+        .execute(
+            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![select.as_arg(), json!(value)],
+        )
+        .await;
+}
+
+async fn click(browser: &Browser, css: &str) {
+    browser.find(css).await.click().await;
+}
+
+async fn click_text(browser: &Browser, css: &str, text: &str) {
+    browser.wait_for_text(css, text).await.click().await;
+}
+
+/// Answers the next `confirm()` dialogs with OK (WebDriver cannot click a native dialog that
+/// blocks its own script calls).
+async fn accept_confirms(browser: &Browser) {
+    browser.execute("window.confirm = () => true;", vec![]).await;
+}
+
+async fn path_is(browser: &Browser, prefix: &str) {
+    browser
+        .wait_until(&format!("location.pathname.startsWith({prefix:?})"), &format!("the page {prefix}"))
+        .await;
+}
+
+/// The page fits the window: nothing forces a horizontal scroll bar.
+async fn fits_width(browser: &Browser, what: &str) {
+    browser.settle().await;
+    let widths =
+        browser.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await;
+    let (content, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    assert!(content <= window, "{what}: the page is {content} px wide in a {window} px window");
+}
+
+async fn sign_up(browser: &Browser, server: &TestServer, organization: &str, email: &str) {
+    browser.goto(&server.url("/signup")).await;
+    fill(browser, "input[name=organization]", organization).await;
+    fill(browser, "input[name=email]", email).await;
+    fill(browser, "input[name=password]", "correct horse battery").await;
+    browser.screenshot("signup").await;
+    click(browser, "button[type=submit]").await;
+    path_is(browser, "/apps").await;
+    browser.wait_for_text(".org-name", organization).await;
+}
+
+/// Creates an API key on the API keys page and returns it as shown (once).
+async fn create_api_key(browser: &Browser, server: &TestServer, name: &str) -> String {
+    browser.goto(&server.url("/api-keys")).await;
+    fill(browser, "input[name=key-name]", name).await;
+    click(browser, "#new-api-key button[type=submit]").await;
+    let key = browser.find("#new-key .copy-value").await.text().await;
+    assert!(key.starts_with("hl_live_"), "the new key is shown once: {key}");
+    browser.wait_for_text("#api-keys-table", name).await;
+    key
+}
+
+/// The journey of the issue: sign up → application and endpoint pointing at the receiver → a
+/// message sent through the API shows as delivered in the log → the receiver fails → the failure
+/// shows → resend → success; plus API key create and revoke, and every main page's screenshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_journey_from_sign_up_to_resend() {
+    require_dashboard();
+    let server = server().await;
+    let failing = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let failing = failing.clone();
+        Receiver::start_with(
+            Arc::new(
+                move |_, _| if failing.load(Ordering::SeqCst) { Reply::status(503) } else { Reply::ok() },
+            ),
+            2,
+        )
+    };
+    let browser = Browser::start().await;
+
+    // Signed out, the dashboard sends visitors to the log-in page.
+    browser.goto(&server.url("/")).await;
+    path_is(&browser, "/login").await;
+    browser.find("input[name=email]").await;
+    browser.screenshot("login").await;
+
+    sign_up(&browser, &server, "Acme Payments", "owner@acme.test").await;
+    browser.find("#apps-table, .empty").await;
+    browser.wait_for_text(".empty", "No applications yet").await;
+    browser.screenshot("applications-empty").await;
+
+    // Application, then an endpoint pointing at the receiver.
+    fill(&browser, "input[name=app-name]", "Globex").await;
+    fill(&browser, "input[name=app-uid]", "globex").await;
+    click(&browser, "form button[type=submit]").await;
+    path_is(&browser, "/apps/app_").await;
+    browser.wait_for_text("h1", "Globex").await;
+    browser.wait_for_text(".empty", "No endpoints yet").await;
+    click(&browser, "#add-endpoint").await;
+    fill(&browser, "input[name=endpoint-url]", &receiver.url("/hooks")).await;
+    fill(&browser, "input[name=endpoint-description]", "Globex production").await;
+    click(&browser, "#new-endpoint button[type=submit]").await;
+    browser.wait_for_text("#endpoints-table", &receiver.url("/hooks")).await;
+    browser.find("#endpoints-table .badge-ok").await;
+    browser.screenshot("application").await;
+
+    // The endpoint page: a test event and its attempt.
+    click_text(&browser, "#endpoints-table a", &receiver.url("/hooks")).await;
+    path_is(&browser, "/apps/app_").await;
+    browser.wait_for_text("h1", &receiver.url("/hooks")).await;
+    browser.wait_for_text(".empty", "No attempts yet").await;
+    click(&browser, "#send-test").await;
+    browser.wait_for_text(".alert-info", "Test event").await;
+    browser.wait_for_text(".attempts-table .attempt-succeeded", "200").await;
+    assert_eq!(receiver.count(), 1, "the test event reached the receiver");
+    // No automatic retries during the test: a failed attempt stays failed until resent.
+    fill(&browser, "input[name=retry-schedule]", "3600").await;
+    click(&browser, "#save-endpoint").await;
+    browser.wait_for_text(".saved", "Saved").await;
+    click(&browser, "#reveal-secret").await;
+    let secret = browser.find("#secret .copy-value").await.text().await;
+    assert!(secret.starts_with("whsec_"), "the secret is revealed: {secret}");
+    browser.execute("window.scrollTo(0, 0);", vec![]).await;
+    browser.screenshot("endpoint").await;
+
+    // An API key made in the dashboard sends a message through the API.
+    let key = create_api_key(&browser, &server, "backend").await;
+    browser.screenshot("api-keys").await;
+    let api = server.client_with_key(&key);
+    let apps = api.get("/api/v1/app").await.expect(200);
+    let app = apps["data"][0]["id"].as_str().expect("the application").to_owned();
+    let first = api
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            json!({"event_type": "invoice.paid", "payload": {"invoice": "inv_001", "amount": 4200}}),
+        )
+        .await
+        .expect(202);
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+
+    // The log shows it, delivered.
+    browser.goto(&server.url(&format!("/apps/{app}/logs"))).await;
+    browser.wait_for_text("#messages-table", "invoice.paid").await;
+    choose(&browser, "select[name=status]", "succeeded").await;
+    fill(&browser, "input[name=q]", "inv_001").await;
+    click(&browser, "#search").await;
+    browser.wait_for_text("#messages-table", first["id"].as_str().unwrap()).await;
+    browser.screenshot("logs").await;
+    click_text(&browser, "#messages-table a", first["id"].as_str().unwrap()).await;
+    browser.wait_for_text("#payload", "inv_001").await;
+    browser.find("#deliveries-table .delivery-succeeded").await;
+    browser.wait_for_text("#attempt-timeline .attempt-succeeded", "200").await;
+
+    // The receiver fails: the next message's failure shows, then a resend succeeds.
+    failing.store(true, Ordering::SeqCst);
+    let second = api
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            json!({"event_type": "invoice.failed", "payload": {"invoice": "inv_002"}}),
+        )
+        .await
+        .expect(202);
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    browser.goto(&server.url(&format!("/apps/{app}/msg/{second_id}"))).await;
+    browser.find("#deliveries-table .delivery-failed").await;
+    browser.wait_for_text("#attempt-timeline .attempt-failed", "503").await;
+    failing.store(false, Ordering::SeqCst);
+    click(&browser, "#deliveries-table .resend").await;
+    browser.find("#deliveries-table .delivery-succeeded").await;
+    browser.wait_for_text("#attempt-timeline .attempt-succeeded", "manual").await;
+    browser.screenshot("message").await;
+    let retried = receiver.received().into_iter().filter(|r| r.msg_id() == second_id).count();
+    assert_eq!(retried, 2, "the failed attempt and the manual resend");
+
+    // The log filters failures by status.
+    browser.goto(&server.url(&format!("/apps/{app}/logs"))).await;
+    click(&browser, "#attempts-tab").await;
+    choose(&browser, "select[name=attempt-status]", "failed").await;
+    click(&browser, "#attempt-filters button[type=submit]").await;
+    browser.wait_for_text(".attempts-table", "503").await;
+    browser.absent(".attempts-table .attempt-succeeded").await;
+
+    // Event types with a schema and an example.
+    browser.goto(&server.url("/event-types")).await;
+    browser.wait_for_text(".empty", "No event types yet").await;
+    fill(&browser, "input[name=event-type-name]", "invoice.paid").await;
+    fill(&browser, "input[name=event-type-description]", "An invoice was paid in full.").await;
+    fill(&browser, "textarea[name=event-type-schema]", r#"{"type": "object", "required": ["invoice"]}"#)
+        .await;
+    fill(&browser, "textarea[name=event-type-example]", r#"{"invoice": "inv_001", "amount": 4200}"#).await;
+    click(&browser, "#new-event-type button[type=submit]").await;
+    browser.wait_for_text("#event-types", "An invoice was paid in full.").await;
+    browser.screenshot("event-types").await;
+
+    // Overview and usage: the numbers are this tenant's.
+    browser.goto(&server.url("/")).await;
+    browser.wait_for_text(".stat", "Delivery attempts").await;
+    browser.wait_for_text(".chart", "Delivery attempts per hour").await;
+    browser.wait_for_text(".meter-caption", "Messages on your plan").await;
+    let attempts = browser.find(".stat .stat-value").await.text().await;
+    assert_eq!(attempts, "4", "the test event, the first message, the failure and the resend: {attempts}");
+    browser.screenshot("overview").await;
+    browser.goto(&server.url("/billing")).await;
+    browser
+        .wait_until("document.querySelector('#plan .plan-name').textContent === 'free'", "the free plan")
+        .await;
+    browser.wait_for_text("#quota", "of 10,000").await;
+    browser.wait_for_text(".chart", "Messages per day").await;
+    browser.screenshot("billing").await;
+
+    // A 1024 px laptop: every page still fits.
+    browser.set_window_size(1024, 768).await;
+    for path in ["/", "/apps", &format!("/apps/{app}/logs"), "/api-keys", "/billing"] {
+        browser.goto(&server.url(path)).await;
+        browser.find(".content h1").await;
+        fits_width(&browser, path).await;
+    }
+    browser.screenshot("overview-1024").await;
+    browser.set_window_size(1280, 900).await;
+
+    // Revoking the key: the dashboard shows it revoked and the API refuses it.
+    browser.goto(&server.url("/api-keys")).await;
+    accept_confirms(&browser).await;
+    click(&browser, "tr[data-name=backend] .revoke").await;
+    browser.find("tr[data-name=backend] .badge-bad").await;
+    browser.absent("tr[data-name=backend] .revoke").await;
+    api.get("/api/v1/app").await.expect_error(401, "unauthorized");
+
+    // Log out: the session is gone.
+    click(&browser, ".sidebar-footer button").await;
+    path_is(&browser, "/login").await;
+    browser.goto(&server.url("/apps")).await;
+    path_is(&browser, "/login").await;
+}
+
+/// A wrong password shows the API's error detail, and the right one logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_shows_errors_and_logs_in() {
+    require_dashboard();
+    let server = server().await;
+    server
+        .anonymous()
+        .post(
+            "/api/v1/auth/signup",
+            json!({"email": "ann@initech.test", "password": "correct horse battery", "organization_name": "Initech"}),
+        )
+        .await
+        .expect(201);
+    let browser = Browser::start().await;
+    browser.goto(&server.url("/login")).await;
+    fill(&browser, "input[name=email]", "ann@initech.test").await;
+    fill(&browser, "input[name=password]", "wrong password!").await;
+    click(&browser, "button[type=submit]").await;
+    browser.wait_for_text(".alert-error", "email or password").await;
+    fill(&browser, "input[name=password]", "correct horse battery").await;
+    click(&browser, "button[type=submit]").await;
+    path_is(&browser, "/").await;
+    browser.wait_for_text(".org-name", "Initech").await;
+    browser.wait_for_text("#failing-endpoints", "Nothing is failing").await;
+}
+
+/// The consumer portal, opened from the dashboard's link in a browser without a session, shows
+/// its application's endpoints and logs, and nothing of the tenant's other applications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_token_view_shows_only_its_application() {
+    require_dashboard();
+    let server = server().await;
+    let receiver = Receiver::start();
+    let api: Client = server.tenant("umbrella");
+    let mine = api.create_app("Mine", Some("mine")).await;
+    let other = api.create_app("Other", Some("other")).await;
+    let mine_id = mine["id"].as_str().unwrap().to_owned();
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    api.create_endpoint(&mine_id, &receiver.url("/mine")).await;
+    let other_endpoint = api.create_endpoint(&other_id, &receiver.url("/other")).await;
+    api.send_message(&mine_id, "order.created", json!({"order": "ord_mine"})).await;
+    api.send_message(&other_id, "order.created", json!({"order": "ord_other"})).await;
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    let token: Value = api
+        .post(&format!("/api/v1/app/{mine_id}/portal-token"), json!({"read_only": false}))
+        .await
+        .expect(201);
+    let url = token["url"].as_str().unwrap();
+    assert!(url.starts_with("/portal#"), "the portal link carries the token in the fragment: {url}");
+
+    let browser = Browser::start().await;
+    browser.goto(&server.url(url)).await;
+    browser.wait_for_text(".portal-app", "Mine").await;
+    browser.wait_for_text("#endpoints-table", &receiver.url("/mine")).await;
+    browser.absent("nav.sidebar").await;
+    let page = browser.execute("return document.body.innerText;", vec![]).await;
+    assert!(!page.as_str().unwrap().contains("/other"), "the other application's endpoint is not shown");
+    assert!(!page.as_str().unwrap().contains("Other"), "nor its name");
+    // The token left the address bar.
+    browser.wait_until("location.hash === ''", "the fragment to be cleared").await;
+    browser.screenshot("portal").await;
+
+    // Its logs: this application's message only; the detail view works under /portal.
+    click_text(&browser, ".portal-tabs a", "Logs").await;
+    path_is(&browser, "/portal/logs").await;
+    let row = browser.wait_for_text("#messages-table", "order.created").await;
+    assert_eq!(
+        browser.find_all("#messages-table .message-row").await.len(),
+        1,
+        "one message: {}",
+        row.text().await
+    );
+    click(&browser, "#messages-table a").await;
+    path_is(&browser, "/portal/msg/").await;
+    browser.wait_for_text("#payload", "ord_mine").await;
+    browser.screenshot("portal-message").await;
+
+    // The tenant's own pages are not reachable with the portal token: no session, so log-in.
+    browser.goto(&server.url("/apps")).await;
+    path_is(&browser, "/login").await;
+
+    // The other application's endpoint cannot be reached through this portal: the API answers 404.
+    browser.goto(&server.url(&format!("/portal/endpoints/{}", other_endpoint["id"].as_str().unwrap()))).await;
+    browser.wait_for_text(".alert-error", "Not found").await;
+
+    // An expired or garbled link says so.
+    browser.execute("sessionStorage.clear();", vec![]).await;
+    browser.goto(&server.url("/portal#not-a-token")).await;
+    browser.wait_for_text("#portal-invalid", "not valid").await;
+}
