@@ -15,6 +15,7 @@ use std::{
 use hookline_e2e::{
     Backend, Client, ServerOptions, TestServer,
     browser::{Browser, require_dashboard},
+    fake_stripe::{FakeStripe, PRO_PRICE, SECRET_KEY, WEBHOOK_SECRET},
     receiver::{Receiver, Reply},
 };
 use serde_json::{Value, json};
@@ -360,4 +361,154 @@ async fn portal_token_view_shows_only_its_application() {
     browser.execute("sessionStorage.clear();", vec![]).await;
     browser.goto(&server.url("/portal#not-a-token")).await;
     browser.wait_for_text("#portal-invalid", "not valid").await;
+}
+
+/// Endpoint management from its page (edit, FIFO, auth, disable/enable, secret rotation) and the
+/// bulk jobs: recover and replay-missing each run to completion under a live progress bar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_settings_and_bulk_jobs_with_progress() {
+    require_dashboard();
+    let server = server().await;
+    let failing = Arc::new(AtomicBool::new(true));
+    let receiver = {
+        let failing = failing.clone();
+        Receiver::start_with(
+            Arc::new(
+                move |_, _| if failing.load(Ordering::SeqCst) { Reply::status(500) } else { Reply::ok() },
+            ),
+            2,
+        )
+    };
+    let browser = Browser::start().await;
+    sign_up(&browser, &server, "Hooli", "gavin@hooli.test").await;
+    let api = server.client_with_key(&create_api_key(&browser, &server, "setup").await);
+    let app = api.create_app("Pied Piper", Some("piper")).await["id"].as_str().unwrap().to_owned();
+    let first = api
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            json!({"url": receiver.url("/first"), "retry_schedule": [3600]}),
+        )
+        .await
+        .expect(201);
+    let first = first["id"].as_str().unwrap().to_owned();
+    let mut sent = Vec::new();
+    for (i, event_type) in
+        ["order.created", "order.paid", "user.created", "order.shipped", "user.deleted"].iter().enumerate()
+    {
+        let msg = api.send_message(&app, event_type, json!({"n": i})).await;
+        sent.push(msg["id"].as_str().unwrap().to_owned());
+    }
+    receiver.wait_for(5, Duration::from_secs(10)).await;
+    failing.store(false, Ordering::SeqCst);
+
+    // Recover: the five failed deliveries go out again, with the bar filling to 5 of 5.
+    browser.goto(&server.url(&format!("/apps/{app}/endpoints/{first}"))).await;
+    browser.wait_for_text(".attempts-table", "500").await;
+    choose(&browser, "select[name=replay-since]", "1").await;
+    click(&browser, "#recover").await;
+    browser.find("#job-progress").await;
+    browser
+        .wait_until(
+            "document.querySelector('#job-progress')?.dataset.state === 'completed'",
+            "the recovery to complete",
+        )
+        .await;
+    browser.wait_for_text("#job-progress .job-counts", "5 of 5 sent").await;
+    browser.wait_for_text(".attempts-table", "manual").await;
+    browser.execute("document.querySelector('#replay').scrollIntoView();", vec![]).await;
+    browser.screenshot("endpoint-recovered").await;
+    for id in &sent {
+        let n = receiver.received().iter().filter(|r| r.msg_id() == id).count();
+        assert_eq!(n, 2, "{id}: the failed attempt and the recovery");
+    }
+
+    // A second endpoint for order.* made in the form, then replay-missing sends it the three orders.
+    browser.goto(&server.url(&format!("/apps/{app}"))).await;
+    click(&browser, "#add-endpoint").await;
+    fill(&browser, "input[name=endpoint-url]", &receiver.url("/orders")).await;
+    fill(&browser, "input[name=endpoint-filter]", "order.*").await;
+    click(&browser, "#new-endpoint button[type=submit]").await;
+    click_text(&browser, "#endpoints-table a", &receiver.url("/orders")).await;
+    browser.wait_for_text("h1", &receiver.url("/orders")).await;
+    choose(&browser, "select[name=replay-since]", "1").await;
+    click(&browser, "#replay-missing").await;
+    browser
+        .wait_until(
+            "document.querySelector('#job-progress')?.dataset.state === 'completed'",
+            "the replay to complete",
+        )
+        .await;
+    browser.wait_for_text("#job-progress .job-counts", "3 of 3 sent").await;
+    let orders: Vec<String> =
+        receiver.received().iter().filter(|r| r.path == "/orders").map(|r| r.msg_id().to_owned()).collect();
+    assert_eq!(orders.len(), 3, "only the order.* messages: {orders:?}");
+    assert!(orders.iter().all(|id| [&sent[0], &sent[1], &sent[3]].contains(&id)), "{orders:?}");
+
+    // Settings: filter, FIFO and header auth saved through the form, as the API shows them.
+    let endpoint_url = browser.current_url().await;
+    let second = endpoint_url.rsplit('/').next().unwrap().to_owned();
+    fill(&browser, "input[name=filter-types]", "order.paid, order.shipped").await;
+    click(&browser, "input[name=fifo]").await;
+    choose(&browser, "select[name=auth-type]", "header").await;
+    fill(&browser, "input[name=auth-header-name]", "X-Api-Token").await;
+    fill(&browser, "input[name=auth-header-value]", "s3cret").await;
+    click(&browser, "#save-endpoint").await;
+    browser.wait_for_text(".saved", "Saved").await;
+    let saved = api.get(&format!("/api/v1/app/{app}/endpoint/{second}")).await.expect(200);
+    assert_eq!(saved["filter_types"], json!(["order.paid", "order.shipped"]), "{saved}");
+    assert_eq!(saved["ordering"], "fifo");
+    assert_eq!(saved["auth"], json!({"type": "header", "name": "X-Api-Token"}));
+
+    // Disable, then enable again.
+    click(&browser, "#toggle-endpoint").await;
+    browser.wait_for_text("#toggle-endpoint", "Enable").await;
+    assert_eq!(api.get(&format!("/api/v1/app/{app}/endpoint/{second}")).await.expect(200)["disabled"], true);
+    click(&browser, "#toggle-endpoint").await;
+    browser.wait_for_text("#toggle-endpoint", "Disable").await;
+    assert_eq!(api.get(&format!("/api/v1/app/{app}/endpoint/{second}")).await.expect(200)["disabled"], false);
+
+    // Rotation shows a new secret; the API agrees.
+    click(&browser, "#reveal-secret").await;
+    let old = browser.find("#secret .copy-value").await.text().await;
+    accept_confirms(&browser).await;
+    click(&browser, "#rotate-secret").await;
+    browser.wait_for_text("#secret .notice", "New secret").await;
+    let new = browser.find("#secret .copy-value").await.text().await;
+    assert_ne!(old, new, "rotation shows the new secret");
+    let current = api.get(&format!("/api/v1/app/{app}/endpoint/{second}/secret")).await.expect(200);
+    assert_eq!(current["key"], new.as_str());
+}
+
+/// Usage & billing with Stripe configured: "Upgrade to Pro" opens a Checkout session for this
+/// tenant and sends the browser to Stripe's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_sends_the_browser_to_stripe_checkout() {
+    require_dashboard();
+    let stripe = FakeStripe::start();
+    let options = ServerOptions::default()
+        .env("HOOKLINE_STRIPE_API_BASE", stripe.url())
+        .env("HOOKLINE_STRIPE_SECRET_KEY", SECRET_KEY)
+        .env("HOOKLINE_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("HOOKLINE_STRIPE_PRO_PRICE", PRO_PRICE);
+    let server = TestServer::start_with(Backend::Sqlite, options).await;
+    let browser = Browser::start().await;
+    sign_up(&browser, &server, "Vandelay", "art@vandelay.test").await;
+    browser.goto(&server.url("/billing")).await;
+    browser.find("#upgrade").await;
+    browser.absent("#billing-portal").await;
+    browser.screenshot("billing-stripe").await;
+    click(&browser, "#upgrade").await;
+    let mut url = String::new();
+    for _ in 0..100 {
+        url = browser.current_url().await;
+        if url.starts_with("https://checkout.stripe.test/pay/") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = stripe.calls_to("/v1/checkout/sessions");
+    let text = browser.execute("return document.body.innerText;", vec![]).await;
+    assert!(url.starts_with("https://checkout.stripe.test/pay/"), "the browser went to Checkout: {url} ({} calls; {text})", calls.len());
+    assert_eq!(calls.len(), 1, "one Checkout session");
+    assert_eq!(calls[0].form.get("line_items[0][price]").map(String::as_str), Some(PRO_PRICE));
 }

@@ -60,6 +60,11 @@ fn EndpointView(
         let path = attempts_path.clone();
         async move { api::get::<ListResponse<AttemptOut>>(&path).await }
     });
+    let stats_path = format!("{ep_path}/stats");
+    let stats = LocalResource::new(move || {
+        let path = stats_path.clone();
+        async move { api::get::<EndpointStatsOut>(&path).await }
+    });
     let action_error = RwSignal::new(None::<ApiError>);
     let notice = RwSignal::new(None::<String>);
 
@@ -152,8 +157,8 @@ fn EndpointView(
             </div>
             <AttemptTable attempts/>
         </section>
-        <Stats ep_path=ep_path.clone()/>
-        {writable.then(|| view! { <Replay ep_path=ep_path.clone()/> })}
+        <Stats stats/>
+        {writable.then(|| view! { <Replay ep_path=ep_path.clone() on_done=move || { attempts.refetch(); stats.refetch(); }/> })}
         <Secret ep_path=ep_path.clone() writable/>
         {writable.then(|| view! { <Settings current=current.clone() ep_path=ep_path.clone() saved reload=reload.clone()/> })}
     }
@@ -194,11 +199,7 @@ pub fn AttemptTable(attempts: LocalResource<api::ApiResult<ListResponse<AttemptO
 }
 
 #[component]
-fn Stats(ep_path: String) -> impl IntoView {
-    let stats = LocalResource::new(move || {
-        let path = format!("{ep_path}/stats");
-        async move { api::get::<EndpointStatsOut>(&path).await }
-    });
+fn Stats(stats: LocalResource<api::ApiResult<EndpointStatsOut>>) -> impl IntoView {
     view! {
         <section class="card">
             <h2>"Statistics"</h2>
@@ -231,7 +232,7 @@ fn Stats(ep_path: String) -> impl IntoView {
 
 /// Bulk recovery and replay-missing, with the job's progress polled until it finishes.
 #[component]
-fn Replay(ep_path: String) -> impl IntoView {
+fn Replay(ep_path: String, on_done: impl Fn() + Clone + Send + Sync + 'static) -> impl IntoView {
     let since = RwSignal::new("24".to_owned());
     let job = RwSignal::new(None::<JobOut>);
     let error = RwSignal::new(None::<ApiError>);
@@ -239,6 +240,7 @@ fn Replay(ep_path: String) -> impl IntoView {
         let path = format!("{ep_path}/{kind}");
         let hours: i64 = since.get_untracked().parse().unwrap_or(24);
         let from = now() - Duration::hours(hours);
+        let on_done = on_done.clone();
         spawn_local(async move {
             let started = if kind == "recover" {
                 api::post::<_, JobOut>(&path, &RecoverIn { since: from, until: None }).await
@@ -251,6 +253,7 @@ fn Replay(ep_path: String) -> impl IntoView {
                     let id = started.id.to_string();
                     job.set(Some(started));
                     poll_job(id, job).await;
+                    on_done();
                 }
                 Err(err) => error.set(Some(err)),
             }
