@@ -508,7 +508,11 @@ async fn upgrade_sends_the_browser_to_stripe_checkout() {
     }
     let calls = stripe.calls_to("/v1/checkout/sessions");
     let text = browser.execute("return document.body.innerText;", vec![]).await;
-    assert!(url.starts_with("https://checkout.stripe.test/pay/"), "the browser went to Checkout: {url} ({} calls; {text})", calls.len());
+    assert!(
+        url.starts_with("https://checkout.stripe.test/pay/"),
+        "the browser went to Checkout: {url} ({} calls; {text})",
+        calls.len()
+    );
     assert_eq!(calls.len(), 1, "one Checkout session");
     assert_eq!(calls[0].form.get("line_items[0][price]").map(String::as_str), Some(PRO_PRICE));
 }

@@ -30,6 +30,8 @@ fn cases() -> BTreeMap<&'static str, Case> {
     BTreeMap::from([
         ("GET /healthz", Public),
         ("GET /readyz", Public),
+        // Operator metrics, no tenant data (open in this test: HOOKLINE_METRICS_TOKEN is unset).
+        ("GET /metrics", Public),
         ("POST /api/v1/auth/signup", Public),
         ("POST /api/v1/auth/login", Public),
         ("POST /api/v1/auth/logout", Public),

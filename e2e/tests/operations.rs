@@ -1,8 +1,17 @@
 //! The binary as an operator meets it: no configuration, signals, the CLI.
 
-use std::{process::Command, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use hookline_e2e::{Backend, ServerOptions, TestServer, binary, both_databases};
+use hookline_e2e::{
+    Backend, Client, ServerOptions, TestServer, binary, both_databases,
+    receiver::{Received, Receiver, Reply},
+};
+use serde_json::json;
 
 both_databases!(sigterm_stops_the_server_gracefully);
 
@@ -121,4 +130,261 @@ async fn a_restart_on_the_same_database_keeps_every_component_running(db: Backen
     assert_eq!(restarted.wait_exit(Duration::from_millis(10)), None, "the restarted server exited");
     let api = restarted.client_with_key(&key);
     api.get("/api/v1/app/a").await.expect(200);
+}
+
+both_databases!(metrics_count_messages_attempts_and_requests, metrics_are_open_without_a_token);
+
+/// One sample line of the Prometheus text format: `name{label="value",…} value`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// The samples of an exposition text. Panics on a malformed line, on a sample whose family has
+/// no `# TYPE` line before it, and on a histogram whose buckets are not cumulative or whose
+/// `+Inf` bucket differs from its `_count`.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            types.insert(name.to_owned(), kind.to_owned());
+            continue;
+        }
+        if line.starts_with('#') {
+            assert!(line.starts_with("# HELP "), "unexpected comment: {line}");
+            continue;
+        }
+        let name_end = line.find(['{', ' ']).expect("a name");
+        let name = &line[..name_end];
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(inner) = rest.strip_prefix('{') {
+            let mut chars = inner.char_indices();
+            loop {
+                let (start, c) = chars.next().expect("an unterminated label set");
+                if c == '}' {
+                    rest = &inner[start + 1..];
+                    break;
+                }
+                if c == ',' {
+                    continue;
+                }
+                let eq = inner[start..].find("=\"").expect("label=\"value\"") + start;
+                let label = inner[start..eq].to_owned();
+                while chars.next().is_some_and(|(i, _)| i < eq + 1) {}
+                let mut value = String::new();
+                loop {
+                    match chars.next().expect("an unterminated label value").1 {
+                        '"' => break,
+                        '\\' => match chars.next().expect("an escape").1 {
+                            'n' => value.push('\n'),
+                            other => value.push(other),
+                        },
+                        other => value.push(other),
+                    }
+                }
+                labels.insert(label, value);
+            }
+        }
+        let value = match rest.trim() {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other.parse().unwrap_or_else(|_| panic!("not a value in {line}")),
+        };
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix).filter(|f| types.get(*f).is_some_and(|k| k == "histogram"))
+            })
+            .unwrap_or(name);
+        assert!(types.contains_key(family), "{line}: no # TYPE line for {family} before it");
+        samples.push(Sample { name: name.to_owned(), labels, value });
+    }
+    // Histograms: cumulative buckets, +Inf last and equal to _count.
+    for (family, _) in types.iter().filter(|(_, kind)| *kind == "histogram") {
+        let counts: Vec<&Sample> = samples.iter().filter(|s| s.name == format!("{family}_count")).collect();
+        for count in counts {
+            let mut buckets: Vec<(f64, f64)> = samples
+                .iter()
+                .filter(|s| s.name == format!("{family}_bucket"))
+                .filter(|s| s.labels.iter().filter(|(k, _)| *k != "le").eq(count.labels.iter()))
+                .map(|s| {
+                    let le = &s.labels["le"];
+                    (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, s.value)
+                })
+                .collect();
+            buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert!(
+                buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+                "{family} buckets not cumulative: {buckets:?}"
+            );
+            assert_eq!(buckets.last().map(|b| b.0), Some(f64::INFINITY), "{family} has no +Inf bucket");
+            assert_eq!(buckets.last().unwrap().1, count.value, "{family}: +Inf bucket != _count");
+        }
+    }
+    samples
+}
+
+/// The value of the sample with exactly these labels.
+#[track_caller]
+fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let wanted: BTreeMap<String, String> =
+        labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    samples
+        .iter()
+        .find(|s| s.name == name && s.labels == wanted)
+        .unwrap_or_else(|| panic!("no sample {name}{wanted:?}"))
+        .value
+}
+
+async fn scrape(client: &Client) -> Vec<Sample> {
+    let response = client.get("/metrics").await;
+    assert_eq!(response.status, 200, "{}", response.text);
+    let content_type = response.headers["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    parse_exposition(&response.text)
+}
+
+async fn metrics_count_messages_attempts_and_requests(db: Backend) {
+    const TOKEN: &str = "scrape-me-7f3a";
+    let server = TestServer::start_with(
+        db,
+        ServerOptions::default()
+            .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
+            .env("HOOKLINE_RETRY_SCHEDULE", "1")
+            .env("HOOKLINE_METRICS_TOKEN", TOKEN),
+    )
+    .await;
+    // n % 3 == 0: the first attempt fails (503), the retry succeeds; n == 7: always 500, dead
+    // after its one retry; the others succeed at once.
+    let receiver = Receiver::start_with(
+        Arc::new(|request: &Received, before: usize| {
+            let n = request.json()["n"].as_u64().unwrap();
+            if n == 7 {
+                Reply::status(500)
+            } else if n.is_multiple_of(3) && before == 0 {
+                Reply::status(503)
+            } else {
+                Reply::ok()
+            }
+        }),
+        2,
+    );
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    api.create_endpoint("a", &receiver.url("/hook")).await;
+    const N: u64 = 10;
+    for n in 0..N {
+        api.send_message("a", "order.created", json!({"n": n})).await;
+    }
+    // 0, 3, 6, 9: two attempts each; 7: two attempts; five more succeed at once.
+    let expected_attempts = 15;
+    receiver.wait_for(expected_attempts, Duration::from_secs(30)).await;
+
+    // The recorder counts after its batch commits, and the queue settles: poll until both show.
+    let scraper = server.client_with_key(TOKEN);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let samples = loop {
+        let samples = scrape(&scraper).await;
+        let attempts = metric(&samples, "hookline_delivery_attempts_total", &[("outcome", "succeeded")])
+            + metric(&samples, "hookline_delivery_attempts_total", &[("outcome", "failed")]);
+        let queued: f64 = ["pending", "failed", "sending"]
+            .iter()
+            .map(|state| metric(&samples, "hookline_queue_depth", &[("state", state)]))
+            .sum::<f64>()
+            + metric(&samples, "hookline_fanout_queue_depth", &[]);
+        if attempts >= expected_attempts as f64 && queued == 0.0 {
+            break samples;
+        }
+        assert!(Instant::now() < deadline, "not settled: {attempts} attempts counted, {queued} queued");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let received = receiver.received();
+    assert_eq!(received.len(), expected_attempts, "nothing else arrives");
+    let ok = received.iter().filter(|r| (200..300).contains(&r.status)).count() as f64;
+    let failed = received.len() as f64 - ok;
+    assert_eq!((ok, failed), (9.0, 6.0));
+
+    assert!(metric(&samples, "hookline_messages_accepted_total", &[]) >= N as f64);
+    assert_eq!(metric(&samples, "hookline_delivery_attempts_total", &[("outcome", "succeeded")]), ok);
+    assert_eq!(metric(&samples, "hookline_delivery_attempts_total", &[("outcome", "failed")]), failed);
+    assert_eq!(metric(&samples, "hookline_delivery_attempt_errors_total", &[("class", "status")]), failed);
+    for class in ["dns", "connect", "tls", "timeout", "ssrf", "config"] {
+        assert_eq!(
+            metric(&samples, "hookline_delivery_attempt_errors_total", &[("class", class)]),
+            0.0,
+            "{class}"
+        );
+    }
+    assert_eq!(
+        metric(&samples, "hookline_delivery_attempt_duration_seconds_count", &[]),
+        expected_attempts as f64
+    );
+    assert!(metric(&samples, "hookline_delivery_attempt_duration_seconds_sum", &[]) >= 0.0);
+    // One latency per delivered delivery (the dead one has none).
+    assert_eq!(metric(&samples, "hookline_delivery_latency_seconds_count", &[]), 9.0);
+    assert!(metric(&samples, "hookline_delivery_latency_seconds_sum", &[]) > 0.0);
+    assert_eq!(metric(&samples, "hookline_deliveries_dead_total", &[]), 1.0);
+    for state in ["pending", "failed", "sending"] {
+        assert_eq!(metric(&samples, "hookline_queue_depth", &[("state", state)]), 0.0, "{state}");
+    }
+    assert_eq!(metric(&samples, "hookline_fanout_queue_depth", &[]), 0.0);
+    assert_eq!(metric(&samples, "hookline_bulk_jobs_running", &[]), 0.0);
+    let posts = [("method", "POST"), ("route", "/api/v1/app/{app}/msg"), ("status", "202")];
+    assert_eq!(metric(&samples, "hookline_http_requests_total", &posts), N as f64);
+    let durations = [("method", "POST"), ("route", "/api/v1/app/{app}/msg")];
+    assert!(metric(&samples, "hookline_http_request_duration_seconds_count", &durations) >= N as f64);
+    let build = samples.iter().find(|s| s.name == "hookline_build_info").expect("build info");
+    assert_eq!((build.value, build.labels.contains_key("version")), (1.0, true));
+
+    // Without the token, or with another one: 401.
+    for client in [
+        server.anonymous(),
+        server.client_with_key("scrape-me-7f3b"),
+        server.client_with_key(TOKEN.trim_end_matches('a')),
+    ] {
+        let response = client.get("/metrics").await;
+        assert_eq!(response.headers.get("www-authenticate").map(|v| v.to_str().unwrap()), Some("Bearer"));
+        response.expect_error(401, "unauthorized");
+    }
+    // The refusals are counted too, under the route pattern.
+    let samples = scrape(&scraper).await;
+    assert_eq!(
+        metric(
+            &samples,
+            "hookline_http_requests_total",
+            &[("method", "GET"), ("route", "/metrics"), ("status", "401")]
+        ),
+        3.0
+    );
+}
+
+async fn metrics_are_open_without_a_token(db: Backend) {
+    let server = TestServer::start(db).await;
+    let anonymous = server.anonymous();
+    anonymous.get("/healthz").await.expect(200);
+    // A raw path no route matches (the dashboard's fallback) must not become a label value.
+    anonymous.get("/apps/raw-path-marker-5c1d").await;
+    let samples = scrape(&anonymous).await;
+    assert_eq!(
+        metric(
+            &samples,
+            "hookline_http_requests_total",
+            &[("method", "GET"), ("route", "/healthz"), ("status", "200")]
+        ),
+        1.0
+    );
+    let routes: HashSet<&str> =
+        samples.iter().filter_map(|s| s.labels.get("route").map(String::as_str)).collect();
+    assert!(routes.contains("unmatched"), "{routes:?}");
+    assert!(routes.iter().all(|r| !r.contains("raw-path-marker")), "{routes:?}");
+    assert_eq!(metric(&samples, "hookline_messages_accepted_total", &[]), 0.0);
+    for state in ["pending", "failed", "sending"] {
+        assert_eq!(metric(&samples, "hookline_queue_depth", &[("state", state)]), 0.0, "{state}");
+    }
 }

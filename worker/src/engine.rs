@@ -14,7 +14,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -72,6 +72,7 @@ impl EngineConfig {
         let mut engine = EngineConfig {
             max_in_flight: config.max_in_flight.max(1),
             dedicated_in_flight: config.dedicated_in_flight.max(1),
+            per_endpoint: config.endpoint_in_flight.max(1),
             ..EngineConfig::default()
         };
         engine.limits.lease = chrono::Duration::seconds(i64::from(config.delivery_lease_seconds));
@@ -92,8 +93,10 @@ pub struct Engine {
     policy: SsrfPolicy,
     tokens: TokenCache,
     schedule: RetrySchedule,
-    /// Leased and not yet recorded, per endpoint.
+    /// Requests in flight (leased and not yet answered), per endpoint.
     inflight: Mutex<HashMap<String, usize>>,
+    /// Attempts sent or being sent whose outcome is not yet recorded.
+    unrecorded: AtomicUsize,
     slots: Arc<Semaphore>,
     dedicated_slots: Arc<Semaphore>,
     /// The tenants of the dedicated lane, and when the list was read.
@@ -168,6 +171,7 @@ impl Engine {
             dedicated_slots: Arc::new(Semaphore::new(config.dedicated_in_flight)),
             dedicated: Mutex::new((None, Arc::new(Vec::new()))),
             inflight: Mutex::new(HashMap::new()),
+            unrecorded: AtomicUsize::new(0),
             outcomes,
             targets: Mutex::new(HashMap::new()),
             wake_claim: Notify::new(),
@@ -238,7 +242,9 @@ impl Engine {
         self.ctx.signals.fanout.notify_waiters();
         self.wake_claim.notify_waiters();
         let deadline = Instant::now() + grace;
-        while Instant::now() < deadline && self.total_inflight() > 0 {
+        while Instant::now() < deadline
+            && (self.total_inflight() > 0 || self.unrecorded.load(Ordering::Acquire) > 0)
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         match delivery::release_leases_of(&self.ctx, &self.worker_id, None).await {
@@ -418,10 +424,15 @@ impl Engine {
             // A message fanned out to several endpoints shares its payload text.
             let payload = payloads.get(&c.message_id).cloned();
             let engine = self.clone();
+            self.unrecorded.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(async move {
                 let permit = engine.slots(lane).clone().acquire_owned().await;
                 let outcome = engine.attempt(c, &target, payload.as_deref()).await;
                 drop(permit);
+                // The endpoint's slot frees with its answer, not with the record: the cap bounds
+                // the requests an endpoint has open, and a batch waiting for the recorder does not
+                // hold the endpoint back (the lease keeps the delivery from being sent twice).
+                engine.done(std::iter::once(outcome.claimed.endpoint_id.as_str()));
                 let _ = engine.outcomes.send(outcome);
             });
         }
@@ -521,6 +532,7 @@ impl Engine {
                 tracing::debug!(target: "hookline::batch", kind = "record", n = batch.len());
                 match delivery::record(&self.ctx, &self.worker_id, &batch, &self.config.limits).await {
                     Ok(recorded) => {
+                        hookline_core::metrics::attempts_recorded(&batch);
                         self.after_record(recorded);
                         break;
                     }
@@ -530,7 +542,7 @@ impl Engine {
                     }
                 }
             }
-            self.done(batch.iter().map(|o| o.claimed.endpoint_id.as_str()));
+            self.unrecorded.fetch_sub(batch.len(), Ordering::AcqRel);
             batch.clear();
             self.wake_claim.notify_waiters();
         }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod http_metrics;
 pub mod idempotency;
 pub mod json;
 pub mod query;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
         .app_data(web::Data::new(routes::dashboard::DashboardDir(dashboard_dir)))
         .route("/healthz", web::get().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/metrics", web::get().to(routes::metrics::metrics))
         .route("/api/openapi.json", web::get().to(routes::openapi::openapi_json))
         .route("/api/docs", web::get().to(routes::openapi::docs))
         .route("/stripe/webhook", web::post().to(routes::v1::billing::stripe_webhook))
@@ -42,6 +44,7 @@ pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std
             .wrap(middleware::from_fn(idempotency::middleware))
             .wrap(middleware::from_fn(rate_limit::middleware))
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("hookline::http"))
+            .wrap(middleware::from_fn(http_metrics::middleware))
             .configure(|cfg| configure(cfg, ctx, dashboard_dir))
     })
     .disable_signals()

@@ -72,6 +72,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "an endpoint whose every attempt failed for this long (5 days) is disabled",
     ),
     ("HOOKLINE_MAX_IN_FLIGHT", "1024", "deliveries in flight at once per worker process (shared lane)"),
+    ("HOOKLINE_ENDPOINT_IN_FLIGHT", "64", "deliveries in flight at once to one endpoint per worker process"),
     (
         "HOOKLINE_DEDICATED_IN_FLIGHT",
         "256",
@@ -114,6 +115,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "where users reach this server (Checkout and billing-portal return links)",
     ),
     ("HOOKLINE_DASHBOARD_DIR", "./frontend/dist", "the built dashboard served at /"),
+    (
+        "HOOKLINE_METRICS_TOKEN",
+        "(none: /metrics is open)",
+        "when set, GET /metrics requires Authorization: Bearer <token>; unset, keep /metrics off the public internet",
+    ),
     ("HOOKLINE_LOG", "info", "tracing filter, e.g. hookline=debug,info"),
     ("HOOKLINE_LOG_FORMAT", "text", "text or json"),
 ];
@@ -138,6 +144,7 @@ pub struct Config {
     pub search_common_word_matches: i64,
     pub max_in_flight: usize,
     pub dedicated_in_flight: usize,
+    pub endpoint_in_flight: usize,
     pub sqlite_synchronous_full: bool,
     pub session_ttl_hours: u32,
     pub stripe_api_base: String,
@@ -148,6 +155,8 @@ pub struct Config {
     pub billing_grace_seconds: u64,
     pub public_url: String,
     pub dashboard_dir: PathBuf,
+    /// `GET /metrics` requires it as a bearer token when set.
+    pub metrics_token: Option<Secret>,
 }
 
 /// The file layer: every key optional.
@@ -171,6 +180,7 @@ struct FileLayer {
     search_common_word_matches: Option<String>,
     max_in_flight: Option<String>,
     dedicated_in_flight: Option<String>,
+    endpoint_in_flight: Option<String>,
     sqlite_synchronous: Option<String>,
     session_ttl_hours: Option<String>,
     stripe_api_base: Option<String>,
@@ -181,6 +191,7 @@ struct FileLayer {
     billing_grace_seconds: Option<String>,
     public_url: Option<String>,
     dashboard_dir: Option<String>,
+    metrics_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -325,6 +336,11 @@ impl Config {
             pick("HOOKLINE_DEDICATED_IN_FLIGHT", file.dedicated_in_flight),
             256,
         )?;
+        let endpoint_in_flight: usize = number(
+            "HOOKLINE_ENDPOINT_IN_FLIGHT",
+            pick("HOOKLINE_ENDPOINT_IN_FLIGHT", file.endpoint_in_flight),
+            64,
+        )?;
         let search_common_word_matches: i64 = number(
             "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
             pick("HOOKLINE_SEARCH_COMMON_WORD_MATCHES", file.search_common_word_matches),
@@ -363,6 +379,7 @@ impl Config {
             search_common_word_matches,
             max_in_flight,
             dedicated_in_flight,
+            endpoint_in_flight,
             sqlite_synchronous_full,
             session_ttl_hours,
             stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)
@@ -379,6 +396,7 @@ impl Config {
                 pick("HOOKLINE_DASHBOARD_DIR", file.dashboard_dir)
                     .unwrap_or_else(|| "./frontend/dist".to_owned()),
             ),
+            metrics_token: pick("HOOKLINE_METRICS_TOKEN", file.metrics_token).map(Secret::new),
         })
     }
 
@@ -443,8 +461,12 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let config = load("", &[("HOOKLINE_MASTER_KEY", "super-secret")]).unwrap();
+        let config =
+            load("", &[("HOOKLINE_MASTER_KEY", "super-secret"), ("HOOKLINE_METRICS_TOKEN", "scrape-secret")])
+                .unwrap();
         assert!(!format!("{config:?}").contains("super-secret"));
+        assert!(!format!("{config:?}").contains("scrape-secret"));
+        assert_eq!(config.metrics_token.as_ref().map(Secret::expose), Some("scrape-secret"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod pagination;
 pub mod principal;
 pub mod scope;

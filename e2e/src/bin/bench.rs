@@ -231,11 +231,18 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Starts the server under test. `HOOKLINE_*` settings in the bench's own environment (other than
+/// `HOOKLINE_BIN`) are passed on, so a tunable can be compared without rebuilding.
 async fn start(db: Backend, schedule: &str) -> TestServer {
-    let options = ServerOptions::default()
+    let mut options = ServerOptions::default()
         .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
         .env("HOOKLINE_RETRY_SCHEDULE", schedule)
         .env("HOOKLINE_LOG", &std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".to_owned()));
+    for (name, value) in std::env::vars() {
+        if name.starts_with("HOOKLINE_") && name != "HOOKLINE_BIN" {
+            options = options.env(&name, &value);
+        }
+    }
     TestServer::start_with(db, options).await
 }
 

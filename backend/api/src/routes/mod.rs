@@ -1,4 +1,5 @@
 pub mod dashboard;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod v1;

@@ -8,7 +8,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{health, v1};
+use super::{health, metrics, v1};
 
 struct BearerAuth;
 
@@ -40,6 +40,7 @@ impl Modify for BearerAuth {
     paths(
         health::healthz,
         health::readyz,
+        metrics::metrics,
         v1::auth::signup,
         v1::auth::login,
         v1::auth::logout,

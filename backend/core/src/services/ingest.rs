@@ -241,6 +241,7 @@ async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
     let txn = db.begin_write().await?;
     insert_messages(&txn, batch).await?;
     txn.commit().await?;
+    crate::metrics::messages_accepted(batch.len());
     Ok(())
 }
 

@@ -42,7 +42,7 @@ use crate::{
 
 /// At most this many deliveries of one job wait for their attempt at a time.
 pub const WINDOW: u64 = 100;
-const RUNNING: &str = "running";
+pub(crate) const RUNNING: &str = "running";
 const COMPLETED: &str = "completed";
 const CANCELLED: &str = "cancelled";
 const RECOVER: &str = "recover";
