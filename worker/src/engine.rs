@@ -273,6 +273,7 @@ impl Engine {
             // messages a second; what the lanes keep apart is the sending (slots and claims).
             let dedicated = self.dedicated_tenants().await;
             let capacity = LaneCapacity { engine: &self, dedicated: &dedicated };
+            let started = Instant::now();
             match delivery::fan_out(
                 &self.ctx,
                 &self.worker_id,
@@ -283,7 +284,7 @@ impl Engine {
             .await
             {
                 Ok(fan_out) => {
-                    tracing::debug!(target: "hookline::batch", kind = "fanout", n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
+                    tracing::debug!(target: "hookline::batch", kind = "fanout", us = started.elapsed().as_micros() as u64, n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
                     let left_for_claim = fan_out.leased.len() < fan_out.deliveries;
                     let full = fan_out.messages as u64 == self.config.fanout_batch;
                     let (dedicated_leased, shared_leased): (Vec<Claimed>, Vec<Claimed>) = fan_out
@@ -354,8 +355,10 @@ impl Engine {
             only: ids,
             tenants: &tenants,
         };
+        let started = Instant::now();
         let claimed = delivery::claim_due(&self.ctx, &self.worker_id, scope, &self.config.limits).await?;
         let n = claimed.len();
+        tracing::debug!(target: "hookline::batch", kind = "claim", n, us = started.elapsed().as_micros() as u64);
         self.dispatch(claimed, lane).await;
         Ok(n)
     }
@@ -529,8 +532,11 @@ impl Engine {
         let mut batch = Vec::with_capacity(1000);
         while outcomes.recv_many(&mut batch, 1000).await > 0 {
             loop {
-                tracing::debug!(target: "hookline::batch", kind = "record", n = batch.len());
-                match delivery::record(&self.ctx, &self.worker_id, &batch, &self.config.limits).await {
+                let started = Instant::now();
+                let recorded =
+                    delivery::record(&self.ctx, &self.worker_id, &batch, &self.config.limits).await;
+                tracing::debug!(target: "hookline::batch", kind = "record", n = batch.len(), us = started.elapsed().as_micros() as u64);
+                match recorded {
                     Ok(recorded) => {
                         hookline_core::metrics::attempts_recorded(&batch);
                         self.after_record(recorded);

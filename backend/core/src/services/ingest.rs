@@ -143,8 +143,10 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
             continue;
         }
         let messages: Vec<&NewMessage> = admitted.iter().map(|(m, _)| m).collect();
-        tracing::debug!(target: "hookline::batch", kind = "ingest", n = messages.len());
-        match store_batch(&db, &messages).await {
+        let started = std::time::Instant::now();
+        let stored = store_batch(&db, &messages).await;
+        tracing::debug!(target: "hookline::batch", kind = "ingest", n = messages.len(), us = started.elapsed().as_micros() as u64);
+        match stored {
             Ok(()) => {
                 for (message, reply) in admitted.drain(..) {
                     let crossing = count(&db, &mut counts, &message).await;
