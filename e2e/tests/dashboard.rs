@@ -516,3 +516,55 @@ async fn upgrade_sends_the_browser_to_stripe_checkout() {
     assert_eq!(calls.len(), 1, "one Checkout session");
     assert_eq!(calls[0].form.get("line_items[0][price]").map(String::as_str), Some(PRO_PRICE));
 }
+
+/// The log pages through cursors: 25 newest first, "Older" shows the rest, "Newer" goes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_page_older_and_newer() {
+    require_dashboard();
+    let server = server().await;
+    let api: Client = server.tenant("paging");
+    let app = api.create_app("Paged", Some("paged")).await["id"].as_str().unwrap().to_owned();
+    for n in 0..30 {
+        api.send_message(&app, "page.test", json!({"n": n})).await;
+    }
+    let token: Value =
+        api.post(&format!("/api/v1/app/{app}/portal-token"), json!({"read_only": true})).await.expect(201);
+    let browser = Browser::start().await;
+    browser.goto(&server.url(token["url"].as_str().unwrap())).await;
+    // Read-only: no button that changes anything.
+    browser.wait_for_text(".portal-app", "Paged").await;
+    browser.absent("#add-endpoint").await;
+    click_text(&browser, ".portal-tabs a", "Logs").await;
+    browser
+        .wait_until(
+            "document.querySelectorAll('#messages-table .message-row').length === 25",
+            "a first page of 25",
+        )
+        .await;
+    let newest = browser.find("#messages-table .message-row code").await.text().await;
+    click(&browser, "#next-page").await;
+    browser
+        .wait_until(
+            "document.querySelectorAll('#messages-table .message-row').length === 5",
+            "the 5 older messages",
+        )
+        .await;
+    let older: Vec<String> = browser
+        .execute("return [...document.querySelectorAll('#messages-table .message-row code')].map(e => e.innerText);", vec![])
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!older.contains(&newest), "the second page holds other messages");
+    assert!(older.iter().all(|id| id < &newest), "older ids sort before the newest: {older:?}");
+    click_text(&browser, ".pager button", "Newer").await;
+    browser
+        .wait_until(
+            "document.querySelectorAll('#messages-table .message-row').length === 25",
+            "the first page again",
+        )
+        .await;
+    assert_eq!(browser.find("#messages-table .message-row code").await.text().await, newest);
+}

@@ -3,7 +3,8 @@
 
 use hookline_types::{LoginIn, SessionOut, SignupIn};
 use leptos::{prelude::*, task::spawn_local};
-use leptos_router::hooks::use_navigate;
+use leptos_router::{NavigateOptions, hooks::use_navigate};
+use serde::Serialize;
 
 use crate::{
     api::{self, ApiError},
@@ -28,30 +29,54 @@ fn AuthCard(title: &'static str, subtitle: &'static str, children: Children) -> 
     }
 }
 
-#[component]
-pub fn Login() -> impl IntoView {
-    let email = RwSignal::new(String::new());
-    let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<ApiError>);
-    let busy = RwSignal::new(false);
-    let navigate = use_navigate();
-    let session_signal = use_session();
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+/// What the log-in and sign-up forms share: posting the form, starting the session, going on.
+#[derive(Clone, Copy)]
+struct AuthForm {
+    error: RwSignal<Option<ApiError>>,
+    busy: RwSignal<bool>,
+    session: RwSignal<Option<SessionOut>>,
+}
+
+impl AuthForm {
+    fn new() -> AuthForm {
+        AuthForm { error: RwSignal::new(None), busy: RwSignal::new(false), session: use_session() }
+    }
+
+    /// Posts `input` to `path`; on success starts the session and `navigate`s to `next`.
+    fn send<B: Serialize + 'static>(
+        self,
+        navigate: impl Fn(&str, NavigateOptions) + 'static,
+        path: &'static str,
+        input: B,
+        next: &'static str,
+    ) {
+        let AuthForm { error, busy, session } = self;
         busy.set(true);
-        let navigate = navigate.clone();
-        let input = LoginIn { email: email.get_untracked(), password: password.get_untracked() };
         spawn_local(async move {
-            match api::post::<_, SessionOut>("/auth/login", &input).await {
-                Ok(session) => {
-                    start_session(session_signal, session);
-                    navigate("/", Default::default());
+            match api::post::<_, SessionOut>(path, &input).await {
+                Ok(started) => {
+                    start_session(session, started);
+                    navigate(next, Default::default());
                 }
                 Err(err) => error.set(Some(err)),
             }
             busy.set(false);
         });
+    }
+}
+
+#[component]
+pub fn Login() -> impl IntoView {
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let form = AuthForm::new();
+    let navigate = use_navigate();
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let input = LoginIn { email: email.get_untracked(), password: password.get_untracked() };
+        form.send(navigate.clone(), "/auth/login", input, "/");
     };
+    let AuthForm { error, busy, .. } = form;
     view! {
         <AuthCard title="Log in" subtitle="Welcome back. Your webhooks kept running while you were away.">
             <form class="form" on:submit=submit>
@@ -70,30 +95,18 @@ pub fn Signup() -> impl IntoView {
     let organization = RwSignal::new(String::new());
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<ApiError>);
-    let busy = RwSignal::new(false);
+    let form = AuthForm::new();
     let navigate = use_navigate();
-    let session_signal = use_session();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        busy.set(true);
-        let navigate = navigate.clone();
         let input = SignupIn {
             email: email.get_untracked(),
             password: password.get_untracked(),
             organization_name: organization.get_untracked(),
         };
-        spawn_local(async move {
-            match api::post::<_, SessionOut>("/auth/signup", &input).await {
-                Ok(session) => {
-                    start_session(session_signal, session);
-                    navigate("/apps", Default::default());
-                }
-                Err(err) => error.set(Some(err)),
-            }
-            busy.set(false);
-        });
+        form.send(navigate.clone(), "/auth/signup", input, "/apps");
     };
+    let AuthForm { error, busy, .. } = form;
     view! {
         <AuthCard title="Create your account" subtitle="Start on the free plan: 10,000 messages a month, no card needed.">
             <form class="form" on:submit=submit>

@@ -73,6 +73,47 @@ struct Pager {
     current: Option<String>,
 }
 
+/// A search form's state: the filters being edited, the ones applied, and the page shown.
+struct Search<F: Send + Sync + 'static> {
+    draft: RwSignal<F>,
+    applied: RwSignal<F>,
+    pager: RwSignal<Pager>,
+}
+
+impl<F: Send + Sync + 'static> Clone for Search<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F: Send + Sync + 'static> Copy for Search<F> {}
+
+impl<F: Clone + Default + Send + Sync + 'static> Search<F> {
+    fn new() -> Self {
+        Search {
+            draft: RwSignal::new(F::default()),
+            applied: RwSignal::new(F::default()),
+            pager: RwSignal::default(),
+        }
+    }
+
+    /// The applied filters and the page's cursor (tracked: a resource reading them refetches).
+    fn query(self) -> (F, String) {
+        (self.applied.get(), self.pager.with(|p| p.current.clone()).unwrap_or_default())
+    }
+
+    /// Applies the edited filters from the first page.
+    fn apply(self) {
+        self.pager.set(Pager::default());
+        self.applied.set(self.draft.get_untracked());
+    }
+
+    /// An input or change handler that writes one field of the edited filters.
+    fn field(self, update: fn(&mut F, String)) -> impl Fn(leptos::ev::Event) + Clone + 'static {
+        move |ev| self.draft.update(|d| update(d, event_target_value(&ev)))
+    }
+}
+
 #[component]
 fn PagerButtons(pager: RwSignal<Pager>, next: Option<String>, done: bool) -> impl IntoView {
     let has_previous = pager.with_untracked(|p| !p.previous.is_empty());
@@ -133,13 +174,11 @@ fn time_options() -> impl IntoView {
 #[component]
 fn MessageSearch(endpoints: LocalResource<ApiResult<ListResponse<EndpointOut>>>) -> impl IntoView {
     let scope = use_scope();
-    let draft = RwSignal::new(MessageFilters::default());
-    let applied = RwSignal::new(MessageFilters::default());
-    let pager = RwSignal::new(Pager::default());
+    let search = Search::<MessageFilters>::new();
+    let pager = search.pager;
     let list_path = scope.api("/msg");
     let messages = LocalResource::new(move || {
-        let filters = applied.get();
-        let cursor = pager.with(|p| p.current.clone()).unwrap_or_default();
+        let (filters, cursor) = search.query();
         let mut pairs = vec![("limit", PAGE.to_owned()), ("iterator", cursor)];
         pairs.push(("status", filters.status.clone()));
         for event_type in split_list(&filters.event_types).unwrap_or_default() {
@@ -154,13 +193,10 @@ fn MessageSearch(endpoints: LocalResource<ApiResult<ListResponse<EndpointOut>>>)
     });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        pager.set(Pager::default());
-        applied.set(draft.get_untracked());
+        search.apply();
         messages.refetch();
     };
-    let field = move |update: fn(&mut MessageFilters, String)| {
-        move |ev| draft.update(|d| update(d, event_target_value(&ev)))
-    };
+    let field = move |update: fn(&mut MessageFilters, String)| search.field(update);
     view! {
         <form class="filters" id="message-filters" on:submit=submit>
             <label>"Payload contains"<input type="search" name="q" placeholder="words in the payload" on:input=field(|d, v| d.q = v)/></label>
@@ -221,13 +257,11 @@ fn MessageSearch(endpoints: LocalResource<ApiResult<ListResponse<EndpointOut>>>)
 #[component]
 fn AttemptSearch(endpoints: LocalResource<ApiResult<ListResponse<EndpointOut>>>) -> impl IntoView {
     let scope = use_scope();
-    let draft = RwSignal::new(AttemptFilters::default());
-    let applied = RwSignal::new(AttemptFilters::default());
-    let pager = RwSignal::new(Pager::default());
+    let search = Search::<AttemptFilters>::new();
+    let pager = search.pager;
     let list_path = scope.api("/attempt");
     let attempts = LocalResource::new(move || {
-        let filters = applied.get();
-        let cursor = pager.with(|p| p.current.clone()).unwrap_or_default();
+        let (filters, cursor) = search.query();
         let path = api::with_query(
             &list_path,
             &[
@@ -243,13 +277,10 @@ fn AttemptSearch(endpoints: LocalResource<ApiResult<ListResponse<EndpointOut>>>)
     });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        pager.set(Pager::default());
-        applied.set(draft.get_untracked());
+        search.apply();
         attempts.refetch();
     };
-    let field = move |update: fn(&mut AttemptFilters, String)| {
-        move |ev| draft.update(|d| update(d, event_target_value(&ev)))
-    };
+    let field = move |update: fn(&mut AttemptFilters, String)| search.field(update);
     let page_info = move || attempts.get().and_then(Result::ok).map(|page| (page.iterator, page.done));
     view! {
         <form class="filters" id="attempt-filters" on:submit=submit>
