@@ -296,7 +296,7 @@ pub async fn fan_out(
     for chunk in rows.chunks(1000) {
         deliveries::Entity::insert_many(chunk.to_vec())
             .on_conflict_do_nothing_on([deliveries::Column::MessageId, deliveries::Column::EndpointId])
-            .exec(&txn)
+            .exec_without_returning(&txn)
             .await?;
     }
     txn.commit().await?;
@@ -662,7 +662,7 @@ pub async fn record(
         })
         .collect();
     for chunk in attempt_rows.chunks(1000) {
-        attempts::Entity::insert_many(chunk.to_vec()).exec(&txn).await?;
+        attempts::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
     }
 
     // Successes, grouped by status code: one statement per group.

@@ -255,6 +255,7 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
     if batch.is_empty() {
         return Ok(());
     }
+    // Without RETURNING: PostgreSQL would otherwise send back a key row per inserted row.
     let rows = batch.iter().map(|m| messages::ActiveModel {
         id: Set(m.id.clone()),
         tenant_id: Set(m.tenant_id.to_string()),
@@ -265,7 +266,7 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
         payload_size: Set(m.payload_text.len() as i64),
         created_at: Set(m.created_at),
     });
-    if let Err(err) = messages::Entity::insert_many(rows).exec(txn).await {
+    if let Err(err) = messages::Entity::insert_many(rows).exec_without_returning(txn).await {
         return Err(if is_unique_violation(&err) { StoreError::DuplicateEventId } else { err.into() });
     }
     let payloads = batch.iter().map(|m| message_payloads::ActiveModel {
@@ -274,7 +275,7 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
         payload: Set(m.payload_text.clone()),
         created_at: Set(m.created_at),
     });
-    message_payloads::Entity::insert_many(payloads).exec(txn).await?;
+    message_payloads::Entity::insert_many(payloads).exec_without_returning(txn).await?;
     // Usage, summed per tenant, application and hour: a couple of upserts per batch.
     let mut sums: HashMap<(&TenantId, &AppId, DateTime<Utc>), (i64, i64)> = HashMap::new();
     for m in batch.iter().filter(|m| m.counts_as_usage) {
@@ -293,6 +294,6 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
         endpoint_id: Set(m.only_endpoint.clone()),
         created_at: Set(m.created_at),
     });
-    fanout_queue::Entity::insert_many(queue).exec(txn).await?;
+    fanout_queue::Entity::insert_many(queue).exec_without_returning(txn).await?;
     Ok(())
 }
