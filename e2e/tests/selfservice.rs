@@ -38,6 +38,23 @@ fn options() -> ServerOptions {
         .env("HOOKLINE_CIRCUIT_THRESHOLD", "1000")
 }
 
+/// The 1 h, 24 h and 7 d windows of a stats answer, each asserted to count these attempts.
+fn windows_counting(stats: &Value, attempts: u64, succeeded: u64, failed: u64) -> Vec<Value> {
+    let windows = stats["windows"].as_array().unwrap().clone();
+    assert_eq!(
+        windows.iter().map(|w| w["window"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["1h", "24h", "7d"]
+    );
+    for w in &windows {
+        assert_eq!(
+            (w["attempts"].as_u64(), w["succeeded"].as_u64(), w["failed"].as_u64()),
+            (Some(attempts), Some(succeeded), Some(failed)),
+            "{w}"
+        );
+    }
+    windows
+}
+
 /// A time for a query string (`Z`, not `+00:00`, whose `+` would decode as a space).
 fn t(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -454,18 +471,8 @@ async fn endpoint_stats_count_outcomes_and_latency(db: Backend) {
         settled(&api, "a", msg, 1).await;
     }
     let stats = api.get(&format!("/api/v1/app/a/endpoint/{ep}/stats")).await.expect(200);
-    let windows = stats["windows"].as_array().unwrap();
-    assert_eq!(
-        windows.iter().map(|w| w["window"].as_str().unwrap()).collect::<Vec<_>>(),
-        ["1h", "24h", "7d"]
-    );
-    for w in windows {
-        // Five successes; the failing message tried twice.
-        assert_eq!(
-            (w["attempts"].as_u64(), w["succeeded"].as_u64(), w["failed"].as_u64()),
-            (Some(7), Some(5), Some(2)),
-            "{w}"
-        );
+    // Five successes; the failing message tried twice.
+    for w in windows_counting(&stats, 7, 5, 2) {
         assert!(w["p50_ms"].as_u64().unwrap() >= 30, "{w}");
         assert!(w["p95_ms"].as_u64().unwrap() >= w["p50_ms"].as_u64().unwrap(), "{w}");
         assert_eq!(w["deliveries"]["succeeded"], 5, "{w}");
@@ -501,18 +508,8 @@ async fn tenant_stats_sum_every_endpoint_and_list_the_failing_and_disabled(db: B
     api.patch(&format!("/api/v1/app/a/endpoint/{disabled}"), json!({"disabled": true})).await.expect(200);
 
     let stats = api.get("/api/v1/stats").await.expect(200);
-    let windows = stats["windows"].as_array().unwrap();
-    assert_eq!(
-        windows.iter().map(|w| w["window"].as_str().unwrap()).collect::<Vec<_>>(),
-        ["1h", "24h", "7d"]
-    );
-    for w in windows {
-        // Four successes; four failing messages tried twice each.
-        assert_eq!(
-            (w["attempts"].as_u64(), w["succeeded"].as_u64(), w["failed"].as_u64()),
-            (Some(12), Some(4), Some(8)),
-            "{w}"
-        );
+    // Four successes; four failing messages tried twice each.
+    for w in windows_counting(&stats, 12, 4, 8) {
         assert!((w["success_rate"].as_f64().unwrap() - 4.0 / 12.0).abs() < 1e-9, "{w}");
         assert!(w["p50_ms"].is_u64(), "{w}");
         assert!(w["p95_ms"].as_u64().unwrap() >= w["p50_ms"].as_u64().unwrap(), "{w}");
