@@ -128,15 +128,12 @@ pub async fn checkout(
     principal: &Principal,
     input: BillingSessionIn,
 ) -> CoreResult<BillingSessionOut> {
-    principal.require_tenant_wide("route")?;
-    principal.require(ApiKeyScope::Admin)?;
-    let client = client(ctx)?;
+    let client = session_client(ctx, principal)?;
     let price = ctx.config.stripe_pro_price.clone().ok_or_else(|| {
         CoreError::conflict("billing_disabled", "no Pro price is configured (HOOKLINE_STRIPE_PRO_PRICE)")
     })?;
-    let tenant = tenant_row(ctx, &principal.tenant_id).await?;
-    let customer = ensure_customer(ctx, &client, &tenant).await?;
-    let back = input.return_url.unwrap_or_else(|| format!("{}/billing", ctx.config.public_url));
+    let (tenant, customer) = session_customer(ctx, principal, &client).await?;
+    let back = return_url(ctx, input);
     let mut item = stripe_checkout::checkout_session::CreateCheckoutSessionLineItems::new();
     item.price = Some(price);
     item.quantity = Some(1);
@@ -147,8 +144,7 @@ pub async fn checkout(
         .line_items(vec![item])
         .success_url(format!("{back}?checkout=success"))
         .cancel_url(format!("{back}?checkout=cancelled"));
-    let session = send(&client, &request, None).await.map_err(stripe_failed)?;
-    Ok(BillingSessionOut { id: field(&session, "id")?, url: field(&session, "url")? })
+    session_out(send(&client, &request, None).await.map_err(stripe_failed)?)
 }
 
 /// A Stripe customer-portal session (invoices, payment method, cancellation).
@@ -157,16 +153,39 @@ pub async fn portal(
     principal: &Principal,
     input: BillingSessionIn,
 ) -> CoreResult<BillingSessionOut> {
-    principal.require_tenant_wide("route")?;
-    principal.require(ApiKeyScope::Admin)?;
-    let client = client(ctx)?;
-    let tenant = tenant_row(ctx, &principal.tenant_id).await?;
-    let customer = ensure_customer(ctx, &client, &tenant).await?;
-    let back = input.return_url.unwrap_or_else(|| format!("{}/billing", ctx.config.public_url));
+    let client = session_client(ctx, principal)?;
+    let (_, customer) = session_customer(ctx, principal, &client).await?;
     let request = stripe_billing::billing_portal_session::CreateBillingPortalSession::new()
         .customer(customer)
-        .return_url(back);
-    let session = send(&client, &request, None).await.map_err(stripe_failed)?;
+        .return_url(return_url(ctx, input));
+    session_out(send(&client, &request, None).await.map_err(stripe_failed)?)
+}
+
+/// What Checkout and the billing portal both start with: an admin of the whole tenant (never a
+/// portal token) and a configured Stripe client.
+fn session_client(ctx: &Context, principal: &Principal) -> CoreResult<stripe::Client> {
+    principal.require_tenant_wide("route")?;
+    principal.require(ApiKeyScope::Admin)?;
+    client(ctx)
+}
+
+/// The tenant and its Stripe customer (created once).
+async fn session_customer(
+    ctx: &Context,
+    principal: &Principal,
+    client: &stripe::Client,
+) -> CoreResult<(tenants::Model, String)> {
+    let tenant = tenant_row(ctx, &principal.tenant_id).await?;
+    let customer = ensure_customer(ctx, client, &tenant).await?;
+    Ok((tenant, customer))
+}
+
+/// Where Stripe sends the user back: the caller's URL or the dashboard's billing page.
+fn return_url(ctx: &Context, input: BillingSessionIn) -> String {
+    input.return_url.unwrap_or_else(|| format!("{}/billing", ctx.config.public_url))
+}
+
+fn session_out(session: serde_json::Value) -> CoreResult<BillingSessionOut> {
     Ok(BillingSessionOut { id: field(&session, "id")?, url: field(&session, "url")? })
 }
 
