@@ -51,10 +51,12 @@ pub fn MessagePage() -> impl IntoView {
         }
     });
     let endpoint_url = move |id: &str| {
+        // Read in place: cloning the whole list for every row would copy it once per delivery.
         endpoints
-            .get()
-            .and_then(Result::ok)
-            .and_then(|page| page.data.into_iter().find(|ep| ep.id.as_str() == id).map(|ep| ep.url))
+            .with(|loaded| {
+                let page = loaded.as_ref()?.as_ref().ok()?;
+                page.data.iter().find(|ep| ep.id.as_str() == id).map(|ep| ep.url.clone())
+            })
             .unwrap_or_else(|| id.to_owned())
     };
     let error = RwSignal::new(None::<ApiError>);
