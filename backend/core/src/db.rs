@@ -42,12 +42,16 @@ impl Db {
                 .max_connections(1)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
+                // A connection to a local file does not go stale; pinging it before every use
+                // would cost a round trip to its worker thread per transaction.
+                .test_before_acquire(false)
                 .connect_with(options.clone())
                 .await
                 .with_context(|| format!("opening {}", config.database_url))?;
             let readers = SqlitePoolOptions::new()
                 .max_connections(8)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .connect_with(options.read_only(false))
                 .await
                 .with_context(|| format!("opening {}", config.database_url))?;
