@@ -28,6 +28,7 @@ both_databases!(
     fifo_order_holds_under_failures,
     a_slow_endpoint_does_not_delay_another_tenants_deliveries,
     a_test_event_reaches_only_its_endpoint,
+    an_application_with_many_endpoints_is_fanned_out_by_the_worker,
     a_worker_killed_mid_burst_loses_nothing,
     an_open_circuit_pauses_a_failing_endpoint_and_probes_it,
     operational_webhooks_report_failing_exhausted_recovered_and_disabled,
@@ -549,6 +550,41 @@ async fn a_test_event_reaches_only_its_endpoint(db: Backend) {
     assert_eq!(received[0].msg_id(), id(&message));
     let attempts = api.get(&format!("/api/v1/app/a/attempt?endpoint={}", id(&target))).await.expect(200);
     assert_eq!(attempts["data"].as_array().unwrap().len(), 1);
+}
+
+/// One more endpoint than the ingest writer fans out at acceptance (`INLINE_MAX_ENDPOINTS`, 50):
+/// this application's messages go through the fan-out queue and the worker's fan-out loop, while
+/// a small application's message, in the same moment, is fanned out at acceptance.
+async fn an_application_with_many_endpoints_is_fanned_out_by_the_worker(db: Backend) {
+    const ENDPOINTS: usize = 51;
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("Big", Some("big")).await;
+    for n in 0..ENDPOINTS {
+        endpoint(&api, "big", json!({"url": receiver.url(&format!("/big/{n}"))})).await;
+    }
+    api.create_app("Small", Some("small")).await;
+    endpoint(&api, "small", json!({"url": receiver.url("/small")})).await;
+    let big = id(&api.send_message("big", "a.b", json!({"n": 1})).await);
+    let small = id(&api.send_message("small", "a.b", json!({"n": 2})).await);
+    receiver.wait_for(ENDPOINTS + 1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.received();
+    assert_eq!(received.len(), ENDPOINTS + 1, "one request per endpoint, nothing twice");
+    let paths: std::collections::BTreeSet<String> =
+        received.iter().filter(|r| r.msg_id() == big).map(|r| r.path.clone()).collect();
+    assert_eq!(paths.len(), ENDPOINTS, "every endpoint of the big application got its message");
+    assert!(received.iter().any(|r| r.msg_id() == small && r.path == "/small"));
+    let deliveries = wait_deliveries(&api, "big", &big, "every delivery succeeded", |d| {
+        d.len() == ENDPOINTS && d.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(deliveries.len(), ENDPOINTS);
+    wait_deliveries(&api, "small", &small, "the small application's delivery", |d| {
+        d.len() == 1 && d[0]["status"] == "succeeded"
+    })
+    .await;
 }
 
 fn crash_options() -> ServerOptions {

@@ -23,8 +23,9 @@ use chrono::Utc;
 use hookline_core::{
     Context, CoreResult,
     domain::RetrySchedule,
-    services::delivery::{
-        self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits, TenantFilter,
+    services::{
+        delivery::{self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits, TenantFilter},
+        ingest::InlineEngine,
     },
 };
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -102,12 +103,16 @@ pub struct Engine {
     /// The tenants of the dedicated lane, and when the list was read.
     dedicated: Mutex<(Option<Instant>, Arc<Vec<String>>)>,
     outcomes: mpsc::UnboundedSender<AttemptOutcome>,
+    /// Deliveries the ingest writer leased to this engine at acceptance, with their payloads.
+    inline: mpsc::UnboundedSender<InlineBatch>,
     targets: Mutex<HashMap<String, (Instant, Arc<EndpointTarget>)>>,
     wake_claim: Notify,
     stopping: AtomicBool,
     /// Where retry times go to become apalis scheduled jobs (set once the queue is up).
     pub retry_sink: std::sync::OnceLock<RetrySink>,
 }
+
+type InlineBatch = (Vec<Claimed>, HashMap<String, Arc<str>>);
 
 /// Deliveries to retry, with their due time.
 pub type RetrySink = mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>;
@@ -144,6 +149,35 @@ impl LaneCapacity<'_> {
     }
 }
 
+/// What the ingest writer asks of the engine when it fans out at acceptance.
+impl Capacity for Engine {
+    fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize {
+        if self.is_stopping() {
+            return 0; // Created pending: the database keeps them for whoever runs next.
+        }
+        let dedicated = self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+        LaneCapacity { engine: self, dedicated: &dedicated }.available(endpoint_id, tenant_id)
+    }
+}
+
+impl InlineEngine for Engine {
+    fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        self.config.limits.lease
+    }
+
+    fn dispatch(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>) {
+        if self.inline.send((leased, payloads)).is_err() {
+            tracing::warn!(
+                "the engine stopped; deliveries leased at acceptance wait for their lease to expire"
+            );
+        }
+    }
+}
+
 impl Capacity for LaneCapacity<'_> {
     fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize {
         let inflight = self.engine.inflight.lock().unwrap_or_else(|p| p.into_inner());
@@ -162,6 +196,7 @@ impl Engine {
     ) -> (Arc<Engine>, Vec<tokio::task::JoinHandle<()>>) {
         let policy = SsrfPolicy { allow: ctx.config.ssrf_allow.clone() };
         let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
+        let (inline, inline_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
             schedule: ctx.config.retry_schedule.clone(),
             client: http::client(&policy),
@@ -173,6 +208,7 @@ impl Engine {
             inflight: Mutex::new(HashMap::new()),
             unrecorded: AtomicUsize::new(0),
             outcomes,
+            inline,
             targets: Mutex::new(HashMap::new()),
             wake_claim: Notify::new(),
             stopping: AtomicBool::new(false),
@@ -188,7 +224,13 @@ impl Engine {
             tokio::spawn(engine.clone().record_loop(outcomes_rx)),
             tokio::spawn(engine.clone().lease_loop()),
             tokio::spawn(engine.clone().jobs_loop()),
+            tokio::spawn(engine.clone().inline_loop(inline_rx)),
         ];
+        // From now on the API's ingest writer in this process fans small applications out itself.
+        let inline: Arc<dyn InlineEngine> = engine.clone();
+        if engine.ctx.inline_engine.set(inline).is_err() {
+            tracing::warn!("another engine already takes deliveries at acceptance in this process");
+        }
         (engine, tasks)
     }
 
@@ -394,23 +436,22 @@ impl Engine {
         found
     }
 
+    /// Counts the deliveries as in flight to their endpoints.
+    fn hold(&self, claimed: &[Claimed]) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        for c in claimed {
+            *inflight.entry(c.endpoint_id.clone()).or_default() += 1;
+        }
+    }
+
     /// Sends the claimed deliveries, each in its own task; outcomes go to the recorder.
     async fn dispatch(self: &Arc<Self>, claimed: Vec<Claimed>, lane: Lane) {
         if claimed.is_empty() {
             return;
         }
-        {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            for c in &claimed {
-                *inflight.entry(c.endpoint_id.clone()).or_default() += 1;
-            }
-        }
-        let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
-        endpoint_ids.sort();
-        endpoint_ids.dedup();
+        self.hold(&claimed);
         let message_ids: Vec<String> = claimed.iter().map(|c| c.message_id.clone()).collect();
-        let targets = self.targets_for(endpoint_ids).await;
-        let mut payloads = match delivery::load_payloads(&self.ctx, &message_ids).await {
+        let payloads = match delivery::load_payloads(&self.ctx, &message_ids).await {
             Ok(payloads) => payloads,
             Err(err) => {
                 tracing::error!(error = %err, "loading payloads failed; handing the deliveries back");
@@ -418,6 +459,42 @@ impl Engine {
                 return;
             }
         };
+        self.send_all(claimed, lane, payloads).await;
+    }
+
+    /// Deliveries leased at acceptance: their payloads came along, nothing to read.
+    async fn inline_loop(self: Arc<Self>, mut batches: mpsc::UnboundedReceiver<InlineBatch>) {
+        while let Some((leased, payloads)) = batches.recv().await {
+            self.hold(&leased);
+            if self.is_stopping() {
+                self.release(&leased).await;
+                continue;
+            }
+            let dedicated = self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+            let capacity = LaneCapacity { engine: &self, dedicated: &dedicated };
+            let (dedicated_leased, shared_leased): (Vec<Claimed>, Vec<Claimed>) =
+                leased.into_iter().partition(|c| capacity.lane_of(&c.tenant_id) == Lane::Dedicated);
+            if !dedicated_leased.is_empty() {
+                self.send_all(dedicated_leased, Lane::Dedicated, payloads.clone()).await;
+            }
+            self.send_all(shared_leased, Lane::Shared, payloads).await;
+        }
+    }
+
+    /// Sends deliveries already counted in flight ([`Engine::hold`]) with their payloads.
+    async fn send_all(
+        self: &Arc<Self>,
+        claimed: Vec<Claimed>,
+        lane: Lane,
+        mut payloads: HashMap<String, Arc<str>>,
+    ) {
+        if claimed.is_empty() {
+            return;
+        }
+        let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
+        endpoint_ids.sort();
+        endpoint_ids.dedup();
+        let targets = self.targets_for(endpoint_ids).await;
         let mut unsendable = Vec::new();
         for c in claimed {
             let Some(target) = targets.get(&c.endpoint_id).cloned().filter(|t| !t.disabled) else {

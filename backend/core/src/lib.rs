@@ -33,13 +33,17 @@ pub struct Context {
     pub signals: std::sync::Arc<Signals>,
     pub ingest: std::sync::Arc<services::ingest::IngestQueue>,
     pub caches: std::sync::Arc<cache::Caches>,
+    /// The delivery engine of this process, once it runs: the ingest writer fans out small
+    /// applications' messages itself and hands the engine what it leased.
+    pub inline_engine: services::ingest::InlineEngineSlot,
 }
 
 impl Context {
     /// Builds the context and starts its ingest writer (needs a tokio runtime).
     pub fn new(db: Db, keys: crypto::Keys, config: Config) -> Context {
         let signals = std::sync::Arc::new(Signals::default());
-        let ingest = services::ingest::IngestQueue::start(db.clone(), signals.clone());
+        let inline_engine = services::ingest::InlineEngineSlot::default();
+        let ingest = services::ingest::IngestQueue::start(db.clone(), signals.clone(), inline_engine.clone());
         Context {
             db,
             keys: std::sync::Arc::new(keys),
@@ -47,6 +51,7 @@ impl Context {
             signals,
             ingest: std::sync::Arc::new(ingest),
             caches: std::sync::Arc::new(cache::Caches::default()),
+            inline_engine,
         }
     }
 }

@@ -168,6 +168,8 @@ pub async fn expand_queued(ctx: &Context, limit: u64) -> CoreResult<usize> {
                     // Counted, but not refused: the broadcast was accepted already.
                     quota: None,
                     counts_as_usage: true,
+                    // Fanned out by the worker.
+                    plan_rate: None,
                 })
             })
             .collect::<CoreResult<_>>()?;

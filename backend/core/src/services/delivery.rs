@@ -11,11 +11,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use hookline_types::{
-    AppId, AttemptId, DeliveryId, EndpointAuthIn, EndpointFormat, EndpointOrdering, TenantId,
-};
+use hookline_types::{AttemptId, DeliveryId, EndpointAuthIn, EndpointFormat, EndpointOrdering};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     sea_query::{Expr, Query},
 };
 use serde_json::Value;
@@ -23,10 +21,13 @@ use serde_json::Value;
 use crate::{
     Context,
     domain::{EventTypeFilter, RetrySchedule, SigningSecret},
-    entities::{attempts, deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages},
+    entities::{deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages},
     error::{CoreError, CoreResult},
     ids::NewId,
-    services::{endpoints as endpoint_service, from_json, plans, usage},
+    services::{
+        bulk::{self, BatchSql, Insert, ts},
+        endpoints as endpoint_service, from_json, plans, usage,
+    },
 };
 
 pub const PENDING: &str = "pending";
@@ -114,13 +115,6 @@ impl Default for EngineLimits {
             disable_after: Duration::days(5),
         }
     }
-}
-
-fn attempt_count_plus_one() -> Expr {
-    // In a function of its own: ExprTrait's blanket methods (max, add, …) would shadow the
-    // integers' own ones elsewhere in this module.
-    use sea_orm::sea_query::ExprTrait;
-    Expr::col(deliveries::Column::AttemptCount).add(1)
 }
 
 fn lease_until(now: DateTime<Utc>, limits: &EngineLimits) -> DateTime<Utc> {
@@ -585,13 +579,16 @@ pub async fn load_targets(
 }
 
 /// The payloads (JSON text) of these messages; missing ones have expired.
-pub async fn load_payloads(ctx: &Context, message_ids: &[String]) -> CoreResult<HashMap<String, String>> {
+pub async fn load_payloads(
+    ctx: &Context,
+    message_ids: &[String],
+) -> CoreResult<HashMap<String, std::sync::Arc<str>>> {
     Ok(message_payloads::Entity::find()
         .filter(message_payloads::Column::MessageId.is_in(message_ids.to_vec()))
         .all(&ctx.db.conn)
         .await?
         .into_iter()
-        .map(|row| (row.message_id, row.payload))
+        .map(|row| (row.message_id, std::sync::Arc::from(row.payload)))
         .collect())
 }
 
@@ -627,9 +624,81 @@ pub struct Recorded {
     pub events: Vec<DeliveryEvent>,
 }
 
+/// Recording a batch: attempts, usage and endpoint health rows, then the deliveries' new states
+/// (returning the ids this worker still held), in one round trip.
+static RECORD_SQL: BatchSql = BatchSql::with_last(
+    &[
+        Insert {
+            table: "attempts",
+            columns: &[
+                "id",
+                "tenant_id",
+                "app_id",
+                "message_id",
+                "endpoint_id",
+                "delivery_id",
+                "url",
+                "request_headers",
+                "response_status",
+                "response_headers",
+                "response_body",
+                "duration_ms",
+                "error_class",
+                "trigger",
+                "created_at",
+            ],
+            tail: "",
+        },
+        Insert {
+            table: "usage_counters",
+            columns: &["tenant_id", "app_id", "hour_start", "metric", "value"],
+            tail: usage::ADD_ON_CONFLICT,
+        },
+        Insert {
+            table: "endpoint_health",
+            columns: &[
+                "endpoint_id",
+                "tenant_id",
+                "consecutive_failures",
+                "failing_since",
+                "circuit_open_until",
+                "tokens",
+                "tokens_at",
+                "updated_at",
+            ],
+            tail: "ON CONFLICT (endpoint_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, \
+                   failing_since = excluded.failing_since, circuit_open_until = excluded.circuit_open_until, \
+                   updated_at = excluded.updated_at",
+        },
+    ],
+    // Only a delivery still `sending` under the recording worker's lease changes.
+    (
+        // Each row finds its delivery by primary key: the unary `+` keeps SQLite's planner from
+        // scanning every `sending` delivery through the status index and the rows once per
+        // delivery instead.
+        "UPDATE deliveries SET status = j.status, attempt_count = deliveries.attempt_count + 1, \
+         next_attempt_at = j.next_attempt_at, last_attempt_at = j.at, lease_owner = NULL, lease_until = NULL, \
+         last_response_status = j.last_response_status, last_error = j.last_error, one_shot = 0, updated_at = j.at \
+         FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
+         value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'at' AS at, \
+         value ->> 'last_response_status' AS last_response_status, value ->> 'last_error' AS last_error, \
+         value ->> 'worker' AS worker FROM jsonb_each(?)) AS j \
+         WHERE deliveries.id = j.id AND +deliveries.status = 'sending' AND +deliveries.lease_owner = j.worker \
+         RETURNING deliveries.id",
+        "UPDATE deliveries d SET status = j.status, attempt_count = d.attempt_count + 1, \
+         next_attempt_at = j.next_attempt_at, last_attempt_at = j.at, lease_owner = NULL, lease_until = NULL, \
+         last_response_status = j.last_response_status, last_error = j.last_error, one_shot = false, updated_at = j.at \
+         FROM jsonb_to_recordset($4::jsonb) AS j(id text, status text, next_attempt_at timestamptz, at timestamptz, \
+         last_response_status integer, last_error text, worker text) \
+         WHERE d.id = j.id AND d.status = 'sending' AND d.lease_owner = j.worker RETURNING d.id",
+    ),
+);
+
 /// Records a batch of attempts and the deliveries' new states in one transaction. Only outcomes
 /// of deliveries still `sending` under this worker's lease change their delivery; the attempt
-/// itself is always logged.
+/// itself is always logged. Three round trips: the endpoints' health rows are read, everything is
+/// written in one batch ([`super::bulk`]), and the transaction commits (plus one statement when
+/// the batch disables an endpoint).
 pub async fn record(
     ctx: &Context,
     worker: &str,
@@ -640,107 +709,51 @@ pub async fn record(
         return Ok(Recorded::default());
     }
     let now = Utc::now();
-    let txn = ctx.db.begin_write().await?;
-    let attempt_rows: Vec<attempts::ActiveModel> = outcomes
+    let at = ts(now);
+    let attempt_rows: Vec<Value> = outcomes
         .iter()
-        .map(|o| attempts::ActiveModel {
-            id: Set(AttemptId::new_id().into_string()),
-            tenant_id: Set(o.claimed.tenant_id.clone()),
-            app_id: Set(o.claimed.app_id.clone()),
-            message_id: Set(o.claimed.message_id.clone()),
-            endpoint_id: Set(o.claimed.endpoint_id.clone()),
-            delivery_id: Set(o.claimed.delivery_id.clone()),
-            url: Set(o.url.clone()),
-            request_headers: Set(o.request_headers.clone()),
-            response_status: Set(o.response_status.map(i32::from)),
-            response_headers: Set(o.response_headers.clone()),
-            response_body: Set(o.response_body.clone()),
-            duration_ms: Set(o.duration_ms),
-            error_class: Set(o.error_class.map(str::to_owned)),
-            trigger: Set(o.trigger.to_owned()),
-            created_at: Set(now),
+        .map(|o| {
+            serde_json::json!({
+                "id": AttemptId::new_id().into_string(),
+                "tenant_id": o.claimed.tenant_id,
+                "app_id": o.claimed.app_id,
+                "message_id": o.claimed.message_id,
+                "endpoint_id": o.claimed.endpoint_id,
+                "delivery_id": o.claimed.delivery_id,
+                "url": o.url,
+                "request_headers": o.request_headers,
+                "response_status": o.response_status,
+                "response_headers": o.response_headers,
+                "response_body": o.response_body,
+                "duration_ms": o.duration_ms,
+                "error_class": o.error_class,
+                "trigger": o.trigger,
+                "created_at": at,
+            })
         })
         .collect();
-    for chunk in attempt_rows.chunks(1000) {
-        attempts::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
-    }
-
-    // Successes, grouped by status code: one statement per group.
-    let mut successes: HashMap<Option<u16>, Vec<String>> = HashMap::new();
-    let mut recorded = Recorded::default();
-    for outcome in outcomes {
-        if outcome.succeeded {
-            successes.entry(outcome.response_status).or_default().push(outcome.claimed.delivery_id.clone());
-            if outcome.claimed.attempt_number > FAILING_AFTER_ATTEMPTS && !outcome.claimed.one_shot {
-                recorded.events.push(DeliveryEvent {
-                    event_type: "message.attempt.recovered",
-                    claimed: outcome.claimed.clone(),
-                    response_status: outcome.response_status,
-                });
-            }
-            continue;
-        }
-        let (status, next) = match outcome.next_attempt_at {
-            Some(at) => (FAILED, Some(at)),
-            None => (DEAD, None),
-        };
-        let result = deliveries::Entity::update_many()
-            .col_expr(deliveries::Column::Status, Expr::value(status))
-            .col_expr(deliveries::Column::AttemptCount, attempt_count_plus_one())
-            .col_expr(deliveries::Column::NextAttemptAt, Expr::value(next))
-            .col_expr(deliveries::Column::LastAttemptAt, Expr::value(now))
-            .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-            .col_expr(
-                deliveries::Column::LastResponseStatus,
-                Expr::value(outcome.response_status.map(i32::from)),
-            )
-            .col_expr(deliveries::Column::LastError, Expr::value(outcome.error_detail.clone()))
-            .col_expr(deliveries::Column::OneShot, Expr::value(false))
-            .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
-            .filter(deliveries::Column::Id.eq(outcome.claimed.delivery_id.as_str()))
-            .filter(deliveries::Column::Status.eq(SENDING))
-            .filter(deliveries::Column::LeaseOwner.eq(worker))
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 1 && !outcome.claimed.one_shot {
-            match next {
-                Some(at) => recorded.retries.push((outcome.claimed.delivery_id.clone(), at)),
-                None => recorded.events.push(DeliveryEvent {
-                    event_type: "message.attempt.exhausted",
-                    claimed: outcome.claimed.clone(),
-                    response_status: outcome.response_status,
-                }),
-            }
-            if next.is_some() && outcome.claimed.attempt_number == FAILING_AFTER_ATTEMPTS {
-                recorded.events.push(DeliveryEvent {
-                    event_type: "message.attempt.failing",
-                    claimed: outcome.claimed.clone(),
-                    response_status: outcome.response_status,
-                });
-            }
-        }
-    }
-    for (status_code, ids) in successes {
-        for chunk in ids.chunks(1000) {
-            deliveries::Entity::update_many()
-                .col_expr(deliveries::Column::Status, Expr::value(SUCCEEDED))
-                .col_expr(deliveries::Column::AttemptCount, attempt_count_plus_one())
-                .col_expr(deliveries::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
-                .col_expr(deliveries::Column::LastAttemptAt, Expr::value(now))
-                .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
-                .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-                .col_expr(deliveries::Column::LastResponseStatus, Expr::value(status_code.map(i32::from)))
-                .col_expr(deliveries::Column::LastError, Expr::value(Option::<String>::None))
-                .col_expr(deliveries::Column::OneShot, Expr::value(false))
-                .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
-                .filter(deliveries::Column::Id.is_in(chunk.to_vec()))
-                .filter(deliveries::Column::Status.eq(SENDING))
-                .filter(deliveries::Column::LeaseOwner.eq(worker))
-                .exec(&txn)
-                .await?;
-        }
-    }
+    let delivery_rows: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            let (status, next) = match (o.succeeded, o.next_attempt_at) {
+                (true, _) => (SUCCEEDED, None),
+                (false, Some(next)) => (FAILED, Some(next)),
+                (false, None) => (DEAD, None),
+            };
+            serde_json::json!({
+                "id": o.claimed.delivery_id,
+                "status": status,
+                "next_attempt_at": next.map(ts),
+                "at": at,
+                "last_response_status": o.response_status,
+                "last_error": if o.succeeded { None } else { o.error_detail.as_deref() },
+                "worker": worker,
+            })
+        })
+        .collect();
+    let counter_rows = usage::counter_rows(outcomes.iter().map(|o| {
+        (o.claimed.tenant_id.as_str(), o.claimed.app_id.as_str(), now, usage::Metric::DeliveryAttempts, 1)
+    }));
 
     // Endpoint health: the last outcome of each endpoint in the batch decides.
     let mut per_endpoint: HashMap<&str, (&AttemptOutcome, i32)> = HashMap::new();
@@ -749,49 +762,113 @@ pub async fn record(
         entry.0 = outcome;
         entry.1 = if outcome.succeeded { 0 } else { entry.1 + 1 };
     }
-    for (endpoint_id, (last, failures_in_batch)) in per_endpoint {
-        update_health(
-            &txn,
-            endpoint_id,
-            &last.claimed.tenant_id,
-            last,
-            failures_in_batch,
-            now,
-            limits,
-            &mut recorded,
-        )
-        .await?;
-    }
 
-    // Usage: delivery attempts per tenant and application.
-    let mut counts: HashMap<(&str, &str), i64> = HashMap::new();
-    for outcome in outcomes {
-        *counts.entry((outcome.claimed.tenant_id.as_str(), outcome.claimed.app_id.as_str())).or_default() +=
-            1;
+    let txn = ctx.db.begin_write().await?;
+    let existing: HashMap<String, endpoint_health::Model> = endpoint_health::Entity::find()
+        .filter(endpoint_health::Column::EndpointId.is_in(per_endpoint.keys().copied()))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .map(|h| (h.endpoint_id.clone(), h))
+        .collect();
+    let mut recorded = Recorded::default();
+    let mut health_rows = Vec::new();
+    let mut disable = Vec::new();
+    for (endpoint_id, (last, failures_in_batch)) in per_endpoint {
+        let change = health_change(existing.get(endpoint_id), last, failures_in_batch, now, limits);
+        if let Some(reason) = change.disable_reason {
+            disable.push((endpoint_id, last, reason));
+        }
+        if change.unchanged {
+            continue;
+        }
+        health_rows.push(serde_json::json!({
+            "endpoint_id": endpoint_id,
+            "tenant_id": last.claimed.tenant_id,
+            "consecutive_failures": change.failures,
+            "failing_since": change.failing_since.map(ts),
+            "circuit_open_until": change.circuit_open_until.map(ts),
+            "tokens": 0.0,
+            "tokens_at": null,
+            "updated_at": at,
+        }));
     }
-    for ((tenant, app), count) in counts {
-        let tenant = TenantId::parse(tenant).map_err(|err| CoreError::Internal(err.into()))?;
-        let app = AppId::parse(app).map_err(|err| CoreError::Internal(err.into()))?;
-        usage::add(&txn, &tenant, Some(&app), usage::Metric::DeliveryAttempts, count, now).await?;
+    let sql = RECORD_SQL.get(txn.get_database_backend());
+    let updated: HashSet<String> =
+        bulk::query(&txn, sql, vec![attempt_rows, counter_rows, health_rows, delivery_rows])
+            .await?
+            .into_iter()
+            .map(|row| row.try_get::<String>("", "id"))
+            .collect::<Result<_, _>>()?;
+    for (endpoint_id, last, reason) in disable {
+        let result = endpoints::Entity::update_many()
+            .col_expr(endpoints::Column::Disabled, Expr::value(true))
+            .col_expr(endpoints::Column::DisabledReason, Expr::value(reason.clone()))
+            .col_expr(endpoints::Column::UpdatedAt, Expr::value(now))
+            .filter(endpoints::Column::Id.eq(endpoint_id))
+            .filter(endpoints::Column::Disabled.eq(false))
+            .exec(&txn)
+            .await?;
+        if result.rows_affected == 1 {
+            recorded.disabled.push(Disabled {
+                tenant_id: last.claimed.tenant_id.clone(),
+                app_id: last.claimed.app_id.clone(),
+                endpoint_id: endpoint_id.to_owned(),
+                reason,
+            });
+        }
     }
     txn.commit().await?;
+
+    for outcome in outcomes {
+        let event = |event_type| DeliveryEvent {
+            event_type,
+            claimed: outcome.claimed.clone(),
+            response_status: outcome.response_status,
+        };
+        if outcome.succeeded {
+            if outcome.claimed.attempt_number > FAILING_AFTER_ATTEMPTS && !outcome.claimed.one_shot {
+                recorded.events.push(event("message.attempt.recovered"));
+            }
+            continue;
+        }
+        if !updated.contains(&outcome.claimed.delivery_id) || outcome.claimed.one_shot {
+            continue;
+        }
+        match outcome.next_attempt_at {
+            Some(at) => {
+                recorded.retries.push((outcome.claimed.delivery_id.clone(), at));
+                if outcome.claimed.attempt_number == FAILING_AFTER_ATTEMPTS {
+                    recorded.events.push(event("message.attempt.failing"));
+                }
+            }
+            None => recorded.events.push(event("message.attempt.exhausted")),
+        }
+    }
     Ok(recorded)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn update_health<C: ConnectionTrait>(
-    conn: &C,
-    endpoint_id: &str,
-    tenant_id: &str,
+/// An endpoint's health after a batch of its attempts.
+struct HealthChange {
+    failures: i32,
+    failing_since: Option<DateTime<Utc>>,
+    circuit_open_until: Option<DateTime<Utc>>,
+    disable_reason: Option<String>,
+    /// Healthy before and after: nothing to write.
+    unchanged: bool,
+}
+
+/// The circuit breaker and automatic disabling: `last` is the batch's last outcome for the
+/// endpoint, `failures_in_batch` the failures that ended the batch.
+fn health_change(
+    existing: Option<&endpoint_health::Model>,
     last: &AttemptOutcome,
     failures_in_batch: i32,
     now: DateTime<Utc>,
     limits: &EngineLimits,
-    recorded: &mut Recorded,
-) -> CoreResult<()> {
-    let existing = endpoint_health::Entity::find_by_id(endpoint_id).one(conn).await?;
+) -> HealthChange {
     let (mut failures, mut failing_since) =
-        existing.as_ref().map(|h| (h.consecutive_failures, h.failing_since)).unwrap_or((0, None));
+        existing.map(|h| (h.consecutive_failures, h.failing_since)).unwrap_or((0, None));
     if last.succeeded {
         failures = 0;
         failing_since = None;
@@ -811,49 +888,12 @@ async fn update_health<C: ConnectionTrait>(
             format!("every attempt failed for {seconds} seconds")
         });
     }
-    match existing {
-        Some(row) => {
-            let mut active: endpoint_health::ActiveModel = row.into();
-            active.consecutive_failures = Set(failures);
-            active.failing_since = Set(failing_since);
-            active.circuit_open_until = Set(circuit_open_until);
-            active.updated_at = Set(now);
-            active.update(conn).await?;
-        }
-        None => {
-            endpoint_health::ActiveModel {
-                endpoint_id: Set(endpoint_id.to_owned()),
-                tenant_id: Set(tenant_id.to_owned()),
-                consecutive_failures: Set(failures),
-                failing_since: Set(failing_since),
-                circuit_open_until: Set(circuit_open_until),
-                tokens: Set(0.0),
-                tokens_at: Set(None),
-                updated_at: Set(now),
-            }
-            .insert(conn)
-            .await?;
-        }
-    }
-    if let Some(reason) = disable_reason {
-        let result = endpoints::Entity::update_many()
-            .col_expr(endpoints::Column::Disabled, Expr::value(true))
-            .col_expr(endpoints::Column::DisabledReason, Expr::value(reason.clone()))
-            .col_expr(endpoints::Column::UpdatedAt, Expr::value(now))
-            .filter(endpoints::Column::Id.eq(endpoint_id))
-            .filter(endpoints::Column::Disabled.eq(false))
-            .exec(conn)
-            .await?;
-        if result.rows_affected == 1 {
-            recorded.disabled.push(Disabled {
-                tenant_id: tenant_id.to_owned(),
-                app_id: last.claimed.app_id.clone(),
-                endpoint_id: endpoint_id.to_owned(),
-                reason,
-            });
-        }
-    }
-    Ok(())
+    // No row reads as healthy too.
+    let unchanged = last.succeeded
+        && existing.is_none_or(|h| {
+            h.consecutive_failures == 0 && h.failing_since.is_none() && h.circuit_open_until.is_none()
+        });
+    HealthChange { failures, failing_since, circuit_open_until, disable_reason, unchanged }
 }
 
 /// An update that ends leases: the delivery becomes `status` again, due now, held by nobody.

@@ -4,20 +4,56 @@
 //! commit. Under load, batches grow by themselves; a lone message is committed at once.
 //!
 //! Per-statement overhead on the single SQLite writer capped ingest at ~700 messages/s with one
-//! transaction per message; batching amortises it across the batch.
+//! transaction per message; batching amortises it across the batch, and the batch's rows go to
+//! the database as a few JSON parameters of one fixed statement ([`super::bulk`]).
+//!
+//! When this process also runs the delivery engine, the writer fans small applications' messages
+//! out in the same transaction ([`InlineEngine`]): it creates their deliveries, leases those whose
+//! endpoint has room to the engine, and hands them over with their payloads in memory, so a
+//! message costs one transaction before its first attempt instead of two and a payload read.
+//! Applications with more than [`INLINE_MAX_ENDPOINTS`] endpoints, messages whose tenant plan is
+//! not known here, and every message when no engine runs in this process go through the fan-out
+//! queue and the worker's fan-out loop as before.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
-use hookline_types::{AppId, TenantId};
-use sea_orm::{DbErr, EntityTrait, Set};
+use hookline_types::{AppId, DeliveryId, TenantId};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     db::Db,
-    entities::{fanout_queue, message_payloads, messages},
-    services::{is_unique_violation, usage},
+    entities::endpoints,
+    ids::NewId,
+    services::{
+        bulk::{self, BatchSql, Insert, ts},
+        delivery::{self, Claimed},
+        is_unique_violation, plans, usage,
+    },
 };
+
+/// Applications with more enabled endpoints than this are fanned out by the worker, so accepting
+/// a message stays bounded work however many endpoints its application has.
+pub const INLINE_MAX_ENDPOINTS: usize = 50;
+
+/// The delivery engine running in this process, as the ingest writer sees it.
+pub trait InlineEngine: delivery::Capacity + Send + Sync {
+    /// The worker id leases are taken under.
+    fn worker_id(&self) -> &str;
+    /// How long a lease lasts.
+    fn lease(&self) -> chrono::Duration;
+    /// Sends deliveries leased at acceptance; `payloads` holds their messages' payloads.
+    fn dispatch(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>);
+}
+
+/// Where the engine registers itself once it runs (see [`crate::Context::inline_engine`]).
+pub type InlineEngineSlot = Arc<OnceLock<Arc<dyn InlineEngine>>>;
 
 /// The largest batch the writer commits at once.
 const MAX_BATCH: usize = 256;
@@ -38,7 +74,15 @@ pub struct NewMessage {
     pub quota: Option<Quota>,
     /// Counted as accepted usage (false for Hookline's own operational events).
     pub counts_as_usage: bool,
+    /// The tenant plan's per-endpoint delivery rate, when the request read the plan: only such
+    /// messages may be fanned out at acceptance (the rate decides which deliveries wait for the
+    /// claim loop).
+    pub plan_rate: Option<PlanRate>,
 }
+
+/// A plan's per-endpoint delivery rate (deliveries/s), `None` for unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanRate(pub Option<u32>);
 
 /// A monthly message quota: `hard` stops at `monthly` (free plan); otherwise it is only watched
 /// (paid plans go into overage).
@@ -91,9 +135,9 @@ pub struct IngestQueue {
 
 impl IngestQueue {
     /// Starts the writer task on the current tokio runtime.
-    pub fn start(db: Db, signals: std::sync::Arc<crate::Signals>) -> IngestQueue {
+    pub fn start(db: Db, signals: Arc<crate::Signals>, engine: InlineEngineSlot) -> IngestQueue {
         let (requests, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(db, rx, signals));
+        tokio::spawn(writer(db, rx, signals, engine));
         IngestQueue { requests }
     }
 
@@ -105,9 +149,15 @@ impl IngestQueue {
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc<crate::Signals>) {
+async fn writer(
+    db: Db,
+    mut rx: mpsc::Receiver<Request>,
+    signals: Arc<crate::Signals>,
+    engine: InlineEngineSlot,
+) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     let mut counts: HashMap<TenantId, MonthCount> = HashMap::new();
+    let mut large_apps = LargeApps::default();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Quotas first: what would go over a hard cap is refused, the rest is stored.
         let mut admitted: Vec<Request> = Vec::with_capacity(batch.len());
@@ -143,11 +193,29 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
             continue;
         }
         let messages: Vec<&NewMessage> = admitted.iter().map(|(m, _)| m).collect();
-        let started = std::time::Instant::now();
-        let stored = store_batch(&db, &messages).await;
-        tracing::debug!(target: "hookline::batch", kind = "ingest", n = messages.len(), us = started.elapsed().as_micros() as u64);
+        let started = Instant::now();
+        let engine = engine.get();
+        let mut fan_out = match engine {
+            Some(engine) => inline_fan_out(&db, engine.as_ref(), &messages, &mut large_apps).await,
+            None => InlineFanOut::default(),
+        };
+        let deliveries = std::mem::take(&mut fan_out.rows);
+        let created = deliveries.len();
+        let stored = store_batch(&db, &messages, &fan_out.fanned_out, deliveries).await;
+        tracing::debug!(target: "hookline::batch", kind = "ingest", n = messages.len(), deliveries = created, leased = fan_out.leased.len(), us = started.elapsed().as_micros() as u64);
+        let queued = messages.len() > fan_out.fanned_out.len();
         match stored {
             Ok(()) => {
+                if let Some(engine) = engine
+                    && !fan_out.leased.is_empty()
+                {
+                    let payloads = admitted
+                        .iter()
+                        .filter(|(m, _)| fan_out.payload_wanted.contains(&m.id))
+                        .map(|(m, _)| (m.id.clone(), Arc::from(m.payload_text.as_str())))
+                        .collect();
+                    engine.dispatch(fan_out.leased, payloads);
+                }
                 for (message, reply) in admitted.drain(..) {
                     let crossing = count(&db, &mut counts, &message).await;
                     let _ = reply.send(Ok(crossing));
@@ -155,9 +223,9 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
             }
             Err(_) if admitted.len() > 1 => {
                 // One bad message (a duplicate event_id) must not fail the others: store each
-                // on its own.
+                // on its own, through the fan-out queue.
                 for (message, reply) in admitted.drain(..) {
-                    let result = store_batch(&db, &[&message]).await;
+                    let result = store_batch(&db, &[&message], &HashSet::new(), Vec::new()).await;
                     let _ = reply.send(match result {
                         Ok(()) => Ok(count(&db, &mut counts, &message).await),
                         Err(err) => Err(err),
@@ -179,8 +247,10 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Request>, signals: std::sync::Arc
                 }
             }
         }
-        // The fan-out loop has work.
-        signals.fanout.notify_one();
+        if queued {
+            // The fan-out loop has work.
+            signals.fanout.notify_one();
+        }
     }
 }
 
@@ -239,61 +309,270 @@ async fn count(
     )
 }
 
-async fn store_batch(db: &Db, batch: &[&NewMessage]) -> Result<(), StoreError> {
+async fn store_batch(
+    db: &Db,
+    batch: &[&NewMessage],
+    fanned_out: &HashSet<String>,
+    deliveries: Vec<Value>,
+) -> Result<(), StoreError> {
     let txn = db.begin_write().await?;
-    insert_messages(&txn, batch).await?;
+    insert_batch(&txn, batch, fanned_out, deliveries).await?;
     txn.commit().await?;
     crate::metrics::messages_accepted(batch.len());
     Ok(())
 }
+
+/// What the writer fanned out itself: delivery rows, the deliveries leased to the engine, and
+/// which messages need no fan-out queue entry.
+#[derive(Default)]
+struct InlineFanOut {
+    rows: Vec<Value>,
+    leased: Vec<Claimed>,
+    fanned_out: HashSet<String>,
+    /// Messages with a leased delivery: the engine gets their payloads.
+    payload_wanted: HashSet<String>,
+}
+
+/// Applications found to have more than [`INLINE_MAX_ENDPOINTS`] endpoints, remembered for a
+/// while so their endpoint lists are not read for every batch.
+#[derive(Default)]
+struct LargeApps(HashMap<String, Instant>);
+
+const LARGE_APP_TTL: Duration = Duration::from_secs(10);
+
+impl LargeApps {
+    fn contains(&self, app_id: &str) -> bool {
+        self.0.get(app_id).is_some_and(|at| at.elapsed() < LARGE_APP_TTL)
+    }
+}
+
+/// Creates the deliveries of the batch's messages to small applications and leases those whose
+/// endpoint has room, like the worker's fan-out does (FIFO and rate-limited endpoints wait for
+/// the claim loop, which enforces them). The endpoints are read before the write transaction, on
+/// a reader: everything committed before the batch was taken is seen.
+async fn inline_fan_out(
+    db: &Db,
+    engine: &dyn InlineEngine,
+    batch: &[&NewMessage],
+    large_apps: &mut LargeApps,
+) -> InlineFanOut {
+    let mut fan_out = InlineFanOut::default();
+    let apps: HashSet<&str> = batch
+        .iter()
+        .filter(|m| m.plan_rate.is_some() && !large_apps.contains(m.app_id.as_str()))
+        .map(|m| m.app_id.as_str())
+        .collect();
+    if apps.is_empty() {
+        return fan_out;
+    }
+    let endpoints = match endpoints::Entity::find()
+        .filter(endpoints::Column::AppId.is_in(apps.iter().copied()))
+        .filter(endpoints::Column::Disabled.eq(false))
+        .all(&db.conn)
+        .await
+    {
+        Ok(endpoints) => endpoints,
+        Err(err) => {
+            tracing::warn!(error = %err, "reading endpoints for fan-out at acceptance failed; the worker fans out");
+            return fan_out;
+        }
+    };
+    let mut by_app: HashMap<&str, Vec<&endpoints::Model>> = HashMap::new();
+    for endpoint in &endpoints {
+        by_app.entry(endpoint.app_id.as_str()).or_default().push(endpoint);
+    }
+    for (app, list) in &by_app {
+        if list.len() > INLINE_MAX_ENDPOINTS {
+            large_apps.0.insert((*app).to_owned(), Instant::now());
+        }
+    }
+    let now = Utc::now();
+    let lease = now + engine.lease();
+    let mut leased_per_endpoint: HashMap<&str, usize> = HashMap::new();
+    for message in batch {
+        let Some(PlanRate(plan_rate)) = message.plan_rate else { continue };
+        let app_id = message.app_id.as_str();
+        if !apps.contains(app_id) || large_apps.contains(app_id) {
+            continue;
+        }
+        let Ok(channels) = serde_json::from_value::<Vec<String>>(message.channels.clone()) else { continue };
+        let mut rows = Vec::new();
+        let mut leased = Vec::new();
+        for endpoint in by_app.get(app_id).map(Vec::as_slice).unwrap_or_default() {
+            let wanted = match &message.only_endpoint {
+                Some(only) => *only == endpoint.id,
+                None => delivery::matches_filters(endpoint, &message.event_type, &channels).unwrap_or(false),
+            };
+            if !wanted {
+                continue;
+            }
+            let id = DeliveryId::new_id().into_string();
+            let special = endpoint.ordering == "fifo"
+                || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
+            let here = leased_per_endpoint.entry(endpoint.id.as_str()).or_default();
+            let lease_now = !special && *here < engine.available(&endpoint.id, &endpoint.tenant_id);
+            if lease_now {
+                *here += 1;
+                leased.push(Claimed {
+                    delivery_id: id.clone(),
+                    tenant_id: message.tenant_id.to_string(),
+                    app_id: app_id.to_owned(),
+                    message_id: message.id.clone(),
+                    endpoint_id: endpoint.id.clone(),
+                    event_type: message.event_type.clone(),
+                    attempt_number: 1,
+                    message_created_at: message.created_at,
+                    one_shot: false,
+                });
+            }
+            rows.push(json!({
+                "id": id,
+                "tenant_id": message.tenant_id.as_str(),
+                "app_id": app_id,
+                "message_id": message.id,
+                "endpoint_id": endpoint.id,
+                "status": if lease_now { delivery::SENDING } else { delivery::PENDING },
+                "attempt_count": 0,
+                "next_attempt_at": ts(now),
+                "created_at": ts(now),
+                "updated_at": ts(now),
+                "lease_owner": lease_now.then(|| engine.worker_id()),
+                "lease_until": lease_now.then(|| ts(lease)),
+                "one_shot": false,
+            }));
+        }
+        if !leased.is_empty() {
+            fan_out.payload_wanted.insert(message.id.clone());
+        }
+        fan_out.rows.extend(rows);
+        fan_out.leased.extend(leased);
+        fan_out.fanned_out.insert(message.id.clone());
+    }
+    fan_out
+}
+
+/// Accepting a batch: messages, payloads, usage counters, fan-out queue entries and the
+/// deliveries created at acceptance, in one round trip.
+static INGEST_SQL: BatchSql = BatchSql::new(&[
+    Insert {
+        table: "messages",
+        columns: &[
+            "id",
+            "tenant_id",
+            "app_id",
+            "event_type",
+            "event_id",
+            "channels",
+            "payload_size",
+            "created_at",
+        ],
+        tail: "",
+    },
+    Insert {
+        table: "message_payloads",
+        columns: &["message_id", "tenant_id", "payload", "created_at"],
+        tail: "",
+    },
+    Insert {
+        table: "usage_counters",
+        columns: &["tenant_id", "app_id", "hour_start", "metric", "value"],
+        tail: usage::ADD_ON_CONFLICT,
+    },
+    Insert {
+        table: "fanout_queue",
+        columns: &["message_id", "tenant_id", "app_id", "endpoint_id", "created_at"],
+        tail: "",
+    },
+    Insert {
+        table: "deliveries",
+        columns: &[
+            "id",
+            "tenant_id",
+            "app_id",
+            "message_id",
+            "endpoint_id",
+            "status",
+            "attempt_count",
+            "next_attempt_at",
+            "created_at",
+            "updated_at",
+            "lease_owner",
+            "lease_until",
+            "one_shot",
+        ],
+        tail: "ON CONFLICT (message_id, endpoint_id) DO NOTHING",
+    },
+]);
 
 /// Inserts the messages, their payloads, usage and fan-out queue rows in the caller's transaction.
 pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
     txn: &C,
     batch: &[&NewMessage],
 ) -> Result<(), StoreError> {
+    insert_batch(txn, batch, &HashSet::new(), Vec::new()).await
+}
+
+/// Inserts the batch and the deliveries created for it; messages not in `fanned_out` get a
+/// fan-out queue entry.
+async fn insert_batch<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    batch: &[&NewMessage],
+    fanned_out: &HashSet<String>,
+    deliveries: Vec<Value>,
+) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
-    // Without RETURNING: PostgreSQL would otherwise send back a key row per inserted row.
-    let rows = batch.iter().map(|m| messages::ActiveModel {
-        id: Set(m.id.clone()),
-        tenant_id: Set(m.tenant_id.to_string()),
-        app_id: Set(m.app_id.to_string()),
-        event_type: Set(m.event_type.clone()),
-        event_id: Set(m.event_id.clone()),
-        channels: Set(m.channels.clone()),
-        payload_size: Set(m.payload_text.len() as i64),
-        created_at: Set(m.created_at),
-    });
-    if let Err(err) = messages::Entity::insert_many(rows).exec_without_returning(txn).await {
+    let messages = batch
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "tenant_id": m.tenant_id.as_str(),
+                "app_id": m.app_id.as_str(),
+                "event_type": m.event_type,
+                "event_id": m.event_id,
+                "channels": m.channels,
+                "payload_size": m.payload_text.len(),
+                "created_at": ts(m.created_at),
+            })
+        })
+        .collect();
+    let payloads = batch
+        .iter()
+        .map(|m| {
+            json!({
+                "message_id": m.id,
+                "tenant_id": m.tenant_id.as_str(),
+                "payload": m.payload_text,
+                "created_at": ts(m.created_at),
+            })
+        })
+        .collect();
+    // Usage: a couple of rows per batch.
+    let counters = usage::counter_rows(batch.iter().filter(|m| m.counts_as_usage).flat_map(|m| {
+        let (tenant, app) = (m.tenant_id.as_str(), m.app_id.as_str());
+        [
+            (tenant, app, m.created_at, usage::Metric::MessagesAccepted, 1),
+            (tenant, app, m.created_at, usage::Metric::PayloadBytes, m.payload_text.len() as i64),
+        ]
+    }));
+    let queue = batch
+        .iter()
+        .filter(|m| !fanned_out.contains(&m.id))
+        .map(|m| {
+            json!({
+                "message_id": m.id,
+                "tenant_id": m.tenant_id.as_str(),
+                "app_id": m.app_id.as_str(),
+                "endpoint_id": m.only_endpoint,
+                "created_at": ts(m.created_at),
+            })
+        })
+        .collect();
+    let sql = INGEST_SQL.get(txn.get_database_backend());
+    if let Err(err) = bulk::run(txn, sql, vec![messages, payloads, counters, queue, deliveries]).await {
         return Err(if is_unique_violation(&err) { StoreError::DuplicateEventId } else { err.into() });
     }
-    let payloads = batch.iter().map(|m| message_payloads::ActiveModel {
-        message_id: Set(m.id.clone()),
-        tenant_id: Set(m.tenant_id.to_string()),
-        payload: Set(m.payload_text.clone()),
-        created_at: Set(m.created_at),
-    });
-    message_payloads::Entity::insert_many(payloads).exec_without_returning(txn).await?;
-    // Usage, summed per tenant, application and hour: a couple of upserts per batch.
-    let mut sums: HashMap<(&TenantId, &AppId, DateTime<Utc>), (i64, i64)> = HashMap::new();
-    for m in batch.iter().filter(|m| m.counts_as_usage) {
-        let entry = sums.entry((&m.tenant_id, &m.app_id, usage::hour_start(m.created_at))).or_default();
-        entry.0 += 1;
-        entry.1 += m.payload_text.len() as i64;
-    }
-    for ((tenant, app, hour), (count, bytes)) in sums {
-        usage::add(txn, tenant, Some(app), usage::Metric::MessagesAccepted, count, hour).await?;
-        usage::add(txn, tenant, Some(app), usage::Metric::PayloadBytes, bytes, hour).await?;
-    }
-    let queue = batch.iter().map(|m| fanout_queue::ActiveModel {
-        message_id: Set(m.id.clone()),
-        tenant_id: Set(m.tenant_id.to_string()),
-        app_id: Set(m.app_id.to_string()),
-        endpoint_id: Set(m.only_endpoint.clone()),
-        created_at: Set(m.created_at),
-    });
-    fanout_queue::Entity::insert_many(queue).exec_without_returning(txn).await?;
     Ok(())
 }

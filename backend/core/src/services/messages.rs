@@ -27,7 +27,7 @@ use crate::{
         applications, custom_sql,
         delivery::{PENDING, SENDING},
         endpoints, event_types, from_json,
-        ingest::{NewMessage, Quota, StoreError},
+        ingest::{NewMessage, PlanRate, Quota, StoreError},
         operational, plans, to_json,
     },
 };
@@ -291,6 +291,7 @@ async fn create_for(
         created_at: now,
         quota: Some(Quota { monthly: limits.monthly_messages, hard: !limits.overage_allowed }),
         counts_as_usage: true,
+        plan_rate: Some(PlanRate(limits.endpoint_rate_limit)),
     };
     match ctx.ingest.store(new.clone()).await {
         Ok(None) => {}

@@ -8,6 +8,7 @@ pub mod attempts;
 pub mod auth;
 pub mod billing;
 pub mod broadcasts;
+pub(crate) mod bulk;
 pub mod delivery;
 pub mod endpoints;
 pub mod event_types;

@@ -50,6 +50,8 @@ pub async fn emit(
         // Hookline's own notices: not the tenant's usage, never refused by its quota.
         quota: None,
         counts_as_usage: false,
+        // Fanned out by the worker.
+        plan_rate: None,
     };
     ctx.ingest.store(message).await.map_err(|err| CoreError::Internal(anyhow::anyhow!("{err}")))?;
     Ok(true)

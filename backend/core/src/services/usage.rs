@@ -34,6 +34,36 @@ pub fn hour_start(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::hours(1)).expect("an hour divides any UTC time")
 }
 
+/// The upsert tail of a batch that adds its rows to the counters (see [`super::bulk`]).
+pub(crate) const ADD_ON_CONFLICT: &str = "ON CONFLICT (tenant_id, app_id, hour_start, metric) \
+     DO UPDATE SET value = usage_counters.value + excluded.value";
+
+/// The counter rows a batch adds: each amount goes to the tenant-wide counter and to its
+/// application's, for the hour of its time, summed per counter first (one upsert may not touch a
+/// row twice: PostgreSQL refuses it, and several applications share their tenant's row).
+pub(crate) fn counter_rows<'a>(
+    amounts: impl IntoIterator<Item = (&'a str, &'a str, DateTime<Utc>, Metric, i64)>,
+) -> Vec<serde_json::Value> {
+    let mut sums: std::collections::BTreeMap<(&str, &str, DateTime<Utc>, &str), i64> =
+        std::collections::BTreeMap::new();
+    for (tenant, app, at, metric, amount) in amounts {
+        let hour = hour_start(at);
+        *sums.entry((tenant, "", hour, metric.as_str())).or_default() += amount;
+        *sums.entry((tenant, app, hour, metric.as_str())).or_default() += amount;
+    }
+    sums.into_iter()
+        .map(|((tenant, app, hour, metric), value)| {
+            serde_json::json!({
+                "tenant_id": tenant,
+                "app_id": app,
+                "hour_start": super::bulk::ts(hour),
+                "metric": metric,
+                "value": value,
+            })
+        })
+        .collect()
+}
+
 /// Adds `amount` to the tenant-wide counter and to the application's counter for this hour.
 pub async fn add<C: ConnectionTrait>(
     conn: &C,
