@@ -38,7 +38,16 @@ impl Db {
             if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
+            // The writer never checkpoints on commit (a checkpoint copies the WAL into the
+            // database file and fsyncs it: milliseconds added to whichever commit crossed the
+            // threshold); a background task checkpoints from a reader instead, beside the writer.
             let writer = SqlitePoolOptions::new()
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA wal_autocheckpoint = 0").await.map(|_| ())
+                    })
+                })
                 .max_connections(1)
                 .min_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
@@ -55,6 +64,7 @@ impl Db {
                 .connect_with(options.read_only(false))
                 .await
                 .with_context(|| format!("opening {}", config.database_url))?;
+            tokio::spawn(checkpoint_loop(readers.clone()));
             return Ok(Db {
                 conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(readers),
                 writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
@@ -117,6 +127,21 @@ impl Db {
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         self.conn.ping().await.is_ok()
+    }
+}
+
+/// Checkpoints the SQLite WAL every 200 ms from a reader connection. `PASSIVE` never waits for or
+/// blocks the writer or readers; what it could not copy (pages a reader still needs) is copied by
+/// a later round, and a round with nothing new to copy does no I/O. Ends when the pool closes.
+async fn checkpoint_loop(readers: sqlx::SqlitePool) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if readers.is_closed() {
+            return;
+        }
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&readers).await {
+            tracing::warn!(error = %err, "WAL checkpoint failed; retrying");
+        }
     }
 }
 

@@ -103,3 +103,29 @@ async fn migrations_can_run_again_on_an_up_to_date_database(backend: Backend) {
     test.ctx.db.migrate(&test.ctx.config).await.unwrap();
     assert!(test.ctx.db.ping().await);
 }
+
+/// Commits never checkpoint the SQLite WAL (that would put an fsync on the commit path); the
+/// background checkpointer copies it into the database file within a few hundred milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_wal_is_checkpointed_in_the_background_not_by_commits() {
+    let test = context(Backend::Sqlite).await;
+    let file = test._dir.path().join("hookline.db");
+    let tenant = TenantId::new_id();
+    let at = Utc::now();
+    let before = std::fs::metadata(&file).unwrap().len();
+    // Far more than SQLite's automatic threshold of 1,000 pages would allow to pile up.
+    for n in 0..3_000 {
+        usage::add(&test.ctx.db.writer, &tenant, Some(&AppId::new_id()), usage::Metric::PayloadBytes, n, at)
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let size = std::fs::metadata(&file).unwrap().len();
+        if size > before + 100 * 4096 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the database file stayed at {size} bytes");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
