@@ -177,40 +177,11 @@ mod tests {
     // wrongly past the third statement, which this catches.
     static QUEUE_FIVE_TIMES: BatchSql = BatchSql::with_last(
         &[
-            Insert {
-                table: "messages",
-                columns: &[
-                    "id",
-                    "tenant_id",
-                    "app_id",
-                    "event_type",
-                    "event_id",
-                    "channels",
-                    "payload_size",
-                    "created_at",
-                ],
-                tail: "",
-            },
-            Insert {
-                table: "fanout_queue",
-                columns: &["message_id", "tenant_id", "app_id", "endpoint_id", "created_at"],
-                tail: "",
-            },
-            Insert {
-                table: "fanout_queue",
-                columns: &["message_id", "tenant_id", "app_id", "endpoint_id", "created_at"],
-                tail: "",
-            },
-            Insert {
-                table: "fanout_queue",
-                columns: &["message_id", "tenant_id", "app_id", "endpoint_id", "created_at"],
-                tail: "ON CONFLICT (message_id) DO NOTHING",
-            },
-            Insert {
-                table: "fanout_queue",
-                columns: &["message_id", "tenant_id", "app_id", "endpoint_id", "created_at"],
-                tail: "",
-            },
+            crate::services::ingest::MESSAGES,
+            crate::services::ingest::FANOUT_QUEUE,
+            crate::services::ingest::FANOUT_QUEUE,
+            Insert { tail: "ON CONFLICT (message_id) DO NOTHING", ..crate::services::ingest::FANOUT_QUEUE },
+            crate::services::ingest::FANOUT_QUEUE,
         ],
         (
             "SELECT value ->> 'id' AS id FROM jsonb_each(?)",

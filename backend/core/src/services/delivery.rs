@@ -158,6 +158,130 @@ pub struct TenantFilter {
     pub except: Vec<String>,
 }
 
+/// The `deliveries` columns a fan-out writes (see [`FanOutPlan::rows`]).
+pub(crate) const DELIVERIES: Insert = Insert {
+    table: "deliveries",
+    columns: &[
+        "id",
+        "tenant_id",
+        "app_id",
+        "message_id",
+        "endpoint_id",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "created_at",
+        "updated_at",
+        "lease_owner",
+        "lease_until",
+        "one_shot",
+    ],
+    tail: "ON CONFLICT (message_id, endpoint_id) DO NOTHING",
+};
+
+static DELIVERIES_SQL: BatchSql = BatchSql::new(&[DELIVERIES]);
+
+/// What fan-out needs to know of a message.
+pub(crate) struct FanOutMessage<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub app_id: &'a str,
+    pub event_type: &'a str,
+    pub channels: &'a [String],
+    /// A test event names its one endpoint, whatever its filters.
+    pub only_endpoint: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The deliveries fan-out creates, for the worker's fan-out loop and the ingest writer's fan-out
+/// at acceptance alike: one per wanted enabled endpoint, leased to `worker` at once when the
+/// endpoint has room and is neither FIFO nor rate-limited (the claim loop enforces those); the
+/// others are `pending`, due now.
+pub(crate) struct FanOutPlan<'a> {
+    worker: &'a str,
+    capacity: &'a (dyn Capacity + Sync),
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    leased_per_endpoint: HashMap<String, usize>,
+    /// Rows for [`DELIVERIES`].
+    pub rows: Vec<Value>,
+    pub leased: Vec<Claimed>,
+}
+
+impl<'a> FanOutPlan<'a> {
+    pub(crate) fn new(worker: &'a str, capacity: &'a (dyn Capacity + Sync), lease: Duration) -> Self {
+        let now = Utc::now();
+        FanOutPlan {
+            worker,
+            capacity,
+            now,
+            lease_until: now + lease,
+            leased_per_endpoint: HashMap::new(),
+            rows: Vec::new(),
+            leased: Vec::new(),
+        }
+    }
+
+    /// Adds the message's deliveries among `endpoints` (its application's enabled endpoints);
+    /// returns how many of them are leased now. Nothing is added when a filter is unreadable.
+    pub(crate) fn add(
+        &mut self,
+        message: &FanOutMessage<'_>,
+        endpoints: &[&endpoints::Model],
+        plan_rate: Option<u32>,
+    ) -> CoreResult<usize> {
+        let mut wanted = Vec::new();
+        for endpoint in endpoints {
+            let wants = match message.only_endpoint {
+                Some(only) => only == endpoint.id,
+                None => matches_filters(endpoint, message.event_type, message.channels)?,
+            };
+            if wants {
+                wanted.push(*endpoint);
+            }
+        }
+        let mut leased_now = 0;
+        for endpoint in wanted {
+            let id = DeliveryId::new_id().into_string();
+            let special = endpoint.ordering == "fifo"
+                || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
+            let here = self.leased_per_endpoint.entry(endpoint.id.clone()).or_default();
+            let lease_now = !special && *here < self.capacity.available(&endpoint.id, &endpoint.tenant_id);
+            if lease_now {
+                *here += 1;
+                leased_now += 1;
+                self.leased.push(Claimed {
+                    delivery_id: id.clone(),
+                    tenant_id: message.tenant_id.to_owned(),
+                    app_id: message.app_id.to_owned(),
+                    message_id: message.id.to_owned(),
+                    endpoint_id: endpoint.id.clone(),
+                    event_type: message.event_type.to_owned(),
+                    attempt_number: 1,
+                    message_created_at: message.created_at,
+                    one_shot: false,
+                });
+            }
+            self.rows.push(serde_json::json!({
+                "id": id,
+                "tenant_id": message.tenant_id,
+                "app_id": message.app_id,
+                "message_id": message.id,
+                "endpoint_id": endpoint.id,
+                "status": if lease_now { SENDING } else { PENDING },
+                "attempt_count": 0,
+                "next_attempt_at": ts(self.now),
+                "created_at": ts(self.now),
+                "updated_at": ts(self.now),
+                "lease_owner": lease_now.then_some(self.worker),
+                "lease_until": lease_now.then(|| ts(self.lease_until)),
+                "one_shot": false,
+            }));
+        }
+        Ok(leased_now)
+    }
+}
+
 /// What one fan-out transaction did.
 #[derive(Debug, Default)]
 pub struct FanOut {
@@ -226,75 +350,26 @@ pub async fn fan_out(
         by_app.entry(endpoint.app_id.as_str()).or_default().push(endpoint);
     }
 
-    let now = Utc::now();
-    let lease = lease_until(now, limits);
-    let mut leased_per_endpoint: HashMap<&str, usize> = HashMap::new();
-    let mut rows = Vec::new();
-    let mut claimed = Vec::new();
+    let mut plan = FanOutPlan::new(worker, capacity, limits.lease);
     for message in &messages {
         let channels: Vec<String> = from_json(message.channels.clone(), "channels")?;
-        for endpoint in by_app.get(message.app_id.as_str()).map(Vec::as_slice).unwrap_or_default() {
-            let wanted = match only_endpoint.get(&message.id) {
-                Some(only) => *only == endpoint.id,
-                None => matches_filters(endpoint, &message.event_type, &channels)?,
-            };
-            if !wanted {
-                continue;
-            }
-            let id = DeliveryId::new_id().into_string();
-            // FIFO and rate-limited endpoints go through the claim loop, which enforces them.
-            let rate = plans::effective_rate(
-                endpoint.rate_limit,
-                plan_rates.get(&endpoint.tenant_id).copied().flatten(),
-            );
-            let special = endpoint.ordering == "fifo" || rate.is_some();
-            let leased_here = leased_per_endpoint.entry(endpoint.id.as_str()).or_default();
-            let lease_now = !special && *leased_here < capacity.available(&endpoint.id, &endpoint.tenant_id);
-            if lease_now {
-                *leased_here += 1;
-                claimed.push(Claimed {
-                    delivery_id: id.clone(),
-                    tenant_id: message.tenant_id.clone(),
-                    app_id: message.app_id.clone(),
-                    message_id: message.id.clone(),
-                    endpoint_id: endpoint.id.clone(),
-                    event_type: message.event_type.clone(),
-                    attempt_number: 1,
-                    message_created_at: message.created_at,
-                    one_shot: false,
-                });
-            }
-            rows.push(deliveries::ActiveModel {
-                id: Set(id),
-                tenant_id: Set(message.tenant_id.clone()),
-                app_id: Set(message.app_id.clone()),
-                message_id: Set(message.id.clone()),
-                endpoint_id: Set(endpoint.id.clone()),
-                status: Set(if lease_now { SENDING } else { PENDING }.to_owned()),
-                attempt_count: Set(0),
-                next_attempt_at: Set(Some(now)),
-                last_attempt_at: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                lease_owner: Set(lease_now.then(|| worker.to_owned())),
-                lease_until: Set(lease_now.then_some(lease)),
-                last_response_status: Set(None),
-                last_error: Set(None),
-                job_id: Set(None),
-                one_shot: Set(false),
-            });
-        }
+        let fan_out = FanOutMessage {
+            id: &message.id,
+            tenant_id: &message.tenant_id,
+            app_id: &message.app_id,
+            event_type: &message.event_type,
+            channels: &channels,
+            only_endpoint: only_endpoint.get(&message.id).map(String::as_str),
+            created_at: message.created_at,
+        };
+        let app_endpoints = by_app.get(message.app_id.as_str()).map(Vec::as_slice).unwrap_or_default();
+        let plan_rate = app_endpoints.first().and_then(|e| plan_rates.get(&e.tenant_id).copied().flatten());
+        plan.add(&fan_out, app_endpoints, plan_rate)?;
     }
-    let rows_created = rows.len();
-    // SQLite allows 32766 bound values per statement; 15 columns a row.
-    for chunk in rows.chunks(1000) {
-        deliveries::Entity::insert_many(chunk.to_vec())
-            .on_conflict_do_nothing_on([deliveries::Column::MessageId, deliveries::Column::EndpointId])
-            .exec_without_returning(&txn)
-            .await?;
-    }
+    let rows_created = plan.rows.len();
+    bulk::run(&txn, DELIVERIES_SQL.get(txn.get_database_backend()), vec![plan.rows]).await?;
     txn.commit().await?;
-    Ok(FanOut { messages: taken.len(), deliveries: rows_created, leased: claimed })
+    Ok(FanOut { messages: taken.len(), deliveries: rows_created, leased: plan.leased })
 }
 
 /// Claims due deliveries (`pending` or `failed` with `next_attempt_at <= now`) up to `limit`,
@@ -649,11 +724,7 @@ static RECORD_SQL: BatchSql = BatchSql::with_last(
             ],
             tail: "",
         },
-        Insert {
-            table: "usage_counters",
-            columns: &["tenant_id", "app_id", "hour_start", "metric", "value"],
-            tail: usage::ADD_ON_CONFLICT,
-        },
+        usage::COUNTERS,
         Insert {
             table: "endpoint_health",
             columns: &[

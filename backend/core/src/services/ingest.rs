@@ -22,7 +22,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use hookline_types::{AppId, DeliveryId, TenantId};
+use hookline_types::{AppId, TenantId};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -30,11 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     db::Db,
     entities::endpoints,
-    ids::NewId,
     services::{
         bulk::{self, BatchSql, Insert, ts},
         delivery::{self, Claimed},
-        is_unique_violation, plans, usage,
+        is_unique_violation, usage,
     },
 };
 
@@ -386,9 +385,7 @@ async fn inline_fan_out(
             large_apps.0.insert((*app).to_owned(), Instant::now());
         }
     }
-    let now = Utc::now();
-    let lease = now + engine.lease();
-    let mut leased_per_endpoint: HashMap<&str, usize> = HashMap::new();
+    let mut plan = delivery::FanOutPlan::new(engine.worker_id(), engine, engine.lease());
     for message in batch {
         let Some(PlanRate(plan_rate)) = message.plan_rate else { continue };
         let app_id = message.app_id.as_str();
@@ -396,113 +393,62 @@ async fn inline_fan_out(
             continue;
         }
         let Ok(channels) = serde_json::from_value::<Vec<String>>(message.channels.clone()) else { continue };
-        let mut rows = Vec::new();
-        let mut leased = Vec::new();
-        for endpoint in by_app.get(app_id).map(Vec::as_slice).unwrap_or_default() {
-            let wanted = match &message.only_endpoint {
-                Some(only) => *only == endpoint.id,
-                None => delivery::matches_filters(endpoint, &message.event_type, &channels).unwrap_or(false),
-            };
-            if !wanted {
-                continue;
+        let fan_out_message = delivery::FanOutMessage {
+            id: &message.id,
+            tenant_id: message.tenant_id.as_str(),
+            app_id,
+            event_type: &message.event_type,
+            channels: &channels,
+            only_endpoint: message.only_endpoint.as_deref(),
+            created_at: message.created_at,
+        };
+        let endpoints = by_app.get(app_id).map(Vec::as_slice).unwrap_or_default();
+        match plan.add(&fan_out_message, endpoints, plan_rate) {
+            Ok(0) => {}
+            Ok(_) => {
+                fan_out.payload_wanted.insert(message.id.clone());
             }
-            let id = DeliveryId::new_id().into_string();
-            let special = endpoint.ordering == "fifo"
-                || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
-            let here = leased_per_endpoint.entry(endpoint.id.as_str()).or_default();
-            let lease_now = !special && *here < engine.available(&endpoint.id, &endpoint.tenant_id);
-            if lease_now {
-                *here += 1;
-                leased.push(Claimed {
-                    delivery_id: id.clone(),
-                    tenant_id: message.tenant_id.to_string(),
-                    app_id: app_id.to_owned(),
-                    message_id: message.id.clone(),
-                    endpoint_id: endpoint.id.clone(),
-                    event_type: message.event_type.clone(),
-                    attempt_number: 1,
-                    message_created_at: message.created_at,
-                    one_shot: false,
-                });
-            }
-            rows.push(json!({
-                "id": id,
-                "tenant_id": message.tenant_id.as_str(),
-                "app_id": app_id,
-                "message_id": message.id,
-                "endpoint_id": endpoint.id,
-                "status": if lease_now { delivery::SENDING } else { delivery::PENDING },
-                "attempt_count": 0,
-                "next_attempt_at": ts(now),
-                "created_at": ts(now),
-                "updated_at": ts(now),
-                "lease_owner": lease_now.then(|| engine.worker_id()),
-                "lease_until": lease_now.then(|| ts(lease)),
-                "one_shot": false,
-            }));
+            // An unreadable filter: the worker's fan-out reports it.
+            Err(_) => continue,
         }
-        if !leased.is_empty() {
-            fan_out.payload_wanted.insert(message.id.clone());
-        }
-        fan_out.rows.extend(rows);
-        fan_out.leased.extend(leased);
         fan_out.fanned_out.insert(message.id.clone());
     }
+    fan_out.rows = plan.rows;
+    fan_out.leased = plan.leased;
     fan_out
 }
 
 /// Accepting a batch: messages, payloads, usage counters, fan-out queue entries and the
 /// deliveries created at acceptance, in one round trip.
-static INGEST_SQL: BatchSql = BatchSql::new(&[
-    Insert {
-        table: "messages",
-        columns: &[
-            "id",
-            "tenant_id",
-            "app_id",
-            "event_type",
-            "event_id",
-            "channels",
-            "payload_size",
-            "created_at",
-        ],
-        tail: "",
-    },
-    Insert {
-        table: "message_payloads",
-        columns: &["message_id", "tenant_id", "payload", "created_at"],
-        tail: "",
-    },
-    Insert {
-        table: "usage_counters",
-        columns: &["tenant_id", "app_id", "hour_start", "metric", "value"],
-        tail: usage::ADD_ON_CONFLICT,
-    },
-    Insert {
-        table: "fanout_queue",
-        columns: &["message_id", "tenant_id", "app_id", "endpoint_id", "created_at"],
-        tail: "",
-    },
-    Insert {
-        table: "deliveries",
-        columns: &[
-            "id",
-            "tenant_id",
-            "app_id",
-            "message_id",
-            "endpoint_id",
-            "status",
-            "attempt_count",
-            "next_attempt_at",
-            "created_at",
-            "updated_at",
-            "lease_owner",
-            "lease_until",
-            "one_shot",
-        ],
-        tail: "ON CONFLICT (message_id, endpoint_id) DO NOTHING",
-    },
-]);
+static INGEST_SQL: BatchSql =
+    BatchSql::new(&[MESSAGES, PAYLOADS, usage::COUNTERS, FANOUT_QUEUE, delivery::DELIVERIES]);
+
+pub(crate) const MESSAGES: Insert = Insert {
+    table: "messages",
+    columns: &[
+        "id",
+        "tenant_id",
+        "app_id",
+        "event_type",
+        "event_id",
+        "channels",
+        "payload_size",
+        "created_at",
+    ],
+    tail: "",
+};
+
+const PAYLOADS: Insert = Insert {
+    table: "message_payloads",
+    columns: &["message_id", "tenant_id", "payload", "created_at"],
+    tail: "",
+};
+
+pub(crate) const FANOUT_QUEUE: Insert = Insert {
+    table: "fanout_queue",
+    columns: &["message_id", "tenant_id", "app_id", "endpoint_id", "created_at"],
+    tail: "",
+};
 
 /// Inserts the messages, their payloads, usage and fan-out queue rows in the caller's transaction.
 pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(

@@ -34,9 +34,13 @@ pub fn hour_start(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::hours(1)).expect("an hour divides any UTC time")
 }
 
-/// The upsert tail of a batch that adds its rows to the counters (see [`super::bulk`]).
-pub(crate) const ADD_ON_CONFLICT: &str = "ON CONFLICT (tenant_id, app_id, hour_start, metric) \
-     DO UPDATE SET value = usage_counters.value + excluded.value";
+/// A batch's upsert that adds its rows ([`counter_rows`]) to the counters (see [`super::bulk`]).
+pub(crate) const COUNTERS: super::bulk::Insert = super::bulk::Insert {
+    table: "usage_counters",
+    columns: &["tenant_id", "app_id", "hour_start", "metric", "value"],
+    tail: "ON CONFLICT (tenant_id, app_id, hour_start, metric) \
+           DO UPDATE SET value = usage_counters.value + excluded.value",
+};
 
 /// The counter rows a batch adds: each amount goes to the tenant-wide counter and to its
 /// application's, for the hour of its time, summed per counter first (one upsert may not touch a
