@@ -202,7 +202,8 @@ async fn writer(
         let created = deliveries.len();
         let stored = store_batch(&db, &messages, &fan_out.fanned_out, deliveries).await;
         tracing::debug!(target: "hookline::batch", kind = "ingest", n = messages.len(), deliveries = created, leased = fan_out.leased.len(), us = started.elapsed().as_micros() as u64);
-        let queued = messages.len() > fan_out.fanned_out.len();
+        // A failed batch is stored again message by message, through the fan-out queue.
+        let queued = stored.is_err() || messages.len() > fan_out.fanned_out.len();
         match stored {
             Ok(()) => {
                 if let Some(engine) = engine
