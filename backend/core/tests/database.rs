@@ -43,12 +43,10 @@ async fn usage_counters_add_up_exactly_under_concurrent_writers(backend: Backend
         let (tenant, app) = (tenant.clone(), app.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..25 {
-                usage::add(&ctx.db.conn, &tenant, Some(&app), usage::Metric::MessagesAccepted, 1, at)
+                usage::add(&ctx.db.conn, &tenant, &app, usage::Metric::MessagesAccepted, 1, at)
                     .await
                     .unwrap();
-                usage::add(&ctx.db.conn, &tenant, Some(&app), usage::Metric::PayloadBytes, 100, at)
-                    .await
-                    .unwrap();
+                usage::add(&ctx.db.conn, &tenant, &app, usage::Metric::PayloadBytes, 100, at).await.unwrap();
             }
         }));
     }
@@ -115,7 +113,7 @@ async fn the_sqlite_wal_is_checkpointed_in_the_background_not_by_commits() {
     let before = std::fs::metadata(&file).unwrap().len();
     // Far more than SQLite's automatic threshold of 1,000 pages would allow to pile up.
     for n in 0..3_000 {
-        usage::add(&test.ctx.db.writer, &tenant, Some(&AppId::new_id()), usage::Metric::PayloadBytes, n, at)
+        usage::add(&test.ctx.db.writer, &tenant, &AppId::new_id(), usage::Metric::PayloadBytes, n, at)
             .await
             .unwrap();
     }

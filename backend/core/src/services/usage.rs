@@ -4,10 +4,7 @@
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use hookline_types::{AppId, TenantId, UsageBucket};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
-    sea_query::{Expr, ExprTrait, OnConflict},
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::entities::usage_counters;
 
@@ -68,54 +65,19 @@ pub(crate) fn counter_rows<'a>(
         .collect()
 }
 
-/// Adds `amount` to the tenant-wide counter and to the application's counter for this hour.
+/// Adds `amount` to the tenant-wide counter and to the application's counter for this hour: a
+/// batch of one through the same upsert as every batch ([`COUNTERS`]).
 pub async fn add<C: ConnectionTrait>(
     conn: &C,
     tenant: &TenantId,
-    app: Option<&AppId>,
+    app: &AppId,
     metric: Metric,
     amount: i64,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let hour = hour_start(at);
-    let mut rows = vec![row(tenant, "", hour, metric, amount)];
-    if let Some(app) = app {
-        rows.push(row(tenant, app.as_str(), hour, metric, amount));
-    }
-    usage_counters::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([
-                usage_counters::Column::TenantId,
-                usage_counters::Column::AppId,
-                usage_counters::Column::HourStart,
-                usage_counters::Column::Metric,
-            ])
-            .value(
-                usage_counters::Column::Value,
-                Expr::col((usage_counters::Entity, usage_counters::Column::Value))
-                    .add(Expr::cust("excluded.value")),
-            )
-            .to_owned(),
-        )
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
-fn row(
-    tenant: &TenantId,
-    app: &str,
-    hour: DateTime<Utc>,
-    metric: Metric,
-    amount: i64,
-) -> usage_counters::ActiveModel {
-    usage_counters::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        app_id: Set(app.to_owned()),
-        hour_start: Set(hour),
-        metric: Set(metric.as_str().to_owned()),
-        value: Set(amount),
-    }
+    static SQL: super::bulk::BatchSql = super::bulk::BatchSql::new(&[COUNTERS]);
+    let rows = counter_rows([(tenant.as_str(), app.as_str(), at, metric, amount)]);
+    super::bulk::run(conn, SQL.get(conn.get_database_backend()), vec![rows]).await
 }
 
 // ----- reading usage ----------------------------------------------------------------------------
