@@ -169,7 +169,7 @@ impl InlineEngine for Engine {
         self.config.limits.lease
     }
 
-    fn dispatch(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>) {
+    fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>) {
         if self.inline.send((leased, payloads)).is_err() {
             tracing::warn!(
                 "the engine stopped; deliveries leased at acceptance wait for their lease to expire"

@@ -48,7 +48,7 @@ pub trait InlineEngine: delivery::Capacity + Send + Sync {
     /// How long a lease lasts.
     fn lease(&self) -> chrono::Duration;
     /// Sends deliveries leased at acceptance; `payloads` holds their messages' payloads.
-    fn dispatch(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>);
+    fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>);
 }
 
 /// Where the engine registers itself once it runs (see [`crate::Context::inline_engine`]).
@@ -214,7 +214,7 @@ async fn writer(
                         .filter(|(m, _)| fan_out.payload_wanted.contains(&m.id))
                         .map(|(m, _)| (m.id.clone(), Arc::from(m.payload_text.as_str())))
                         .collect();
-                    engine.dispatch(fan_out.leased, payloads);
+                    engine.hand_over(fan_out.leased, payloads);
                 }
                 for (message, reply) in admitted.drain(..) {
                     let crossing = count(&db, &mut counts, &message).await;
