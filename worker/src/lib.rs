@@ -27,6 +27,10 @@ pub use engine::{Engine, EngineConfig};
 const PURGE_BATCH: u64 = 1_000;
 /// Rows per retention transaction: small, so the single SQLite writer is never held for long.
 const RETENTION_BATCH: u64 = 500;
+/// How often an apalis worker looks for due jobs. Retry wake-ups are due to the second, and the
+/// engine's claim loop finds due deliveries on its own besides; each poll is a write statement on
+/// the one SQLite writer connection.
+const QUEUE_POLL: Duration = Duration::from_millis(250);
 /// The longest the engine waits for in-flight attempts at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -127,21 +131,21 @@ pub async fn run(
             );
             let pusher = push_retries(retries.clone(), retry_rx, stop_rx.clone());
             let maintenance_worker = WorkerBuilder::new(format!("hookline-maintenance-{instance}"))
-                .backend(maintenance)
+                .backend(maintenance.poll_with_interval(QUEUE_POLL))
                 .data(ctx.clone())
                 .build(handle_maintenance);
             let retry_worker = WorkerBuilder::new(format!("hookline-retries-{instance}"))
-                .backend(retries)
+                .backend(retries.poll_with_interval(QUEUE_POLL))
                 .data(engine.clone())
                 .build(handle_retry);
-            let (a, b, (), ()) = tokio::join!(
-                maintenance_worker.run_until(until_stopped(stop_rx.clone())),
-                retry_worker.run_until(until_stopped(stop_rx.clone())),
-                scheduler,
-                pusher,
-            );
-            a.map_err(|err| anyhow::anyhow!("maintenance worker: {err}"))?;
-            b.map_err(|err| anyhow::anyhow!("retry worker: {err}"))?;
+            // Each worker in its own task: an apalis worker polls its storage whenever its task
+            // is woken, so two workers joined in one task woke each other with every finished
+            // (empty) fetch and polled the writer connection hundreds of times a second.
+            let a = tokio::spawn(maintenance_worker.run_until(until_stopped(stop_rx.clone())));
+            let b = tokio::spawn(retry_worker.run_until(until_stopped(stop_rx.clone())));
+            let ((), ()) = tokio::join!(scheduler, pusher);
+            a.await?.map_err(|err| anyhow::anyhow!("maintenance worker: {err}"))?;
+            b.await?.map_err(|err| anyhow::anyhow!("retry worker: {err}"))?;
         }};
     }
 
