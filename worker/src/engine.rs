@@ -107,6 +107,12 @@ pub struct Engine {
     inline: mpsc::UnboundedSender<InlineBatch>,
     targets: Mutex<HashMap<String, (Instant, Arc<EndpointTarget>)>>,
     wake_claim: Notify,
+    /// Per lane (shared, dedicated): whether the database may hold deliveries the lane's claim
+    /// loop would take now. Set by whatever leaves deliveries unleased; cleared by a claim that
+    /// took everything it saw. A finished attempt wakes the claim loop only while it is set: an
+    /// empty claim after every recorded batch was a wasted query (and a re-prepare: its LIMIT is a
+    /// bound value) hundreds of times a second.
+    claimable: [AtomicBool; 2],
     stopping: AtomicBool,
     /// Where retry times go to become apalis scheduled jobs (set once the queue is up).
     pub retry_sink: std::sync::OnceLock<RetrySink>,
@@ -169,6 +175,10 @@ impl InlineEngine for Engine {
         self.config.limits.lease
     }
 
+    fn left_for_claim(&self) {
+        self.mark_claimable();
+    }
+
     fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>) {
         if self.inline.send((leased, payloads)).is_err() {
             tracing::warn!(
@@ -211,6 +221,7 @@ impl Engine {
             inline,
             targets: Mutex::new(HashMap::new()),
             wake_claim: Notify::new(),
+            claimable: [AtomicBool::new(true), AtomicBool::new(true)],
             stopping: AtomicBool::new(false),
             retry_sink: std::sync::OnceLock::new(),
             ctx,
@@ -232,6 +243,18 @@ impl Engine {
             tracing::warn!("another engine already takes deliveries at acceptance in this process");
         }
         (engine, tasks)
+    }
+
+    /// Deliveries were left in the database for the claim loops: wake them.
+    fn mark_claimable(&self) {
+        for flag in &self.claimable {
+            flag.store(true, Ordering::Release);
+        }
+        self.wake_claim.notify_waiters();
+    }
+
+    fn claimable(&self, lane: Lane) -> &AtomicBool {
+        &self.claimable[lane as usize]
     }
 
     fn slots(&self, lane: Lane) -> &Arc<Semaphore> {
@@ -336,7 +359,7 @@ impl Engine {
                     self.dispatch(dedicated_leased, Lane::Dedicated).await;
                     self.dispatch(shared_leased, Lane::Shared).await;
                     if left_for_claim {
-                        self.wake_claim.notify_waiters();
+                        self.mark_claimable();
                     }
                     if full {
                         continue; // More is queued: no waiting.
@@ -398,7 +421,23 @@ impl Engine {
             tenants: &tenants,
         };
         let started = Instant::now();
-        let claimed = delivery::claim_due(&self.ctx, &self.worker_id, scope, &self.config.limits).await?;
+        if ids.is_none() {
+            // Cleared before looking: whatever is left behind from now on sets it again.
+            self.claimable(lane).store(false, Ordering::Release);
+        }
+        let claims = delivery::claim_due(&self.ctx, &self.worker_id, scope, &self.config.limits).await;
+        let claims = match claims {
+            Ok(claims) => claims,
+            Err(err) => {
+                self.claimable(lane).store(true, Ordering::Release);
+                return Err(err);
+            }
+        };
+        // Endpoints at their cap were not even looked at: their deliveries may be waiting.
+        if claims.left_behind || !saturated.is_empty() {
+            self.claimable(lane).store(true, Ordering::Release);
+        }
+        let claimed = claims.claimed;
         let n = claimed.len();
         tracing::debug!(target: "hookline::batch", kind = "claim", n, us = started.elapsed().as_micros() as u64);
         self.dispatch(claimed, lane).await;
@@ -588,6 +627,7 @@ impl Engine {
             tracing::warn!(error = %err, "could not release leases; they will expire");
         }
         self.done(claimed.iter().map(|c| c.endpoint_id.as_str()));
+        self.mark_claimable();
     }
 
     fn done<'a>(&self, endpoint_ids: impl Iterator<Item = &'a str>) {
@@ -627,7 +667,10 @@ impl Engine {
             }
             self.unrecorded.fetch_sub(batch.len(), Ordering::AcqRel);
             batch.clear();
-            self.wake_claim.notify_waiters();
+            // Slots freed: what a claim had to leave behind may go now.
+            if self.claimable.iter().any(|flag| flag.load(Ordering::Acquire)) {
+                self.wake_claim.notify_waiters();
+            }
         }
     }
 
@@ -661,7 +704,7 @@ impl Engine {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::warn!(n, "took back deliveries whose lease expired");
-                    self.wake_claim.notify_waiters();
+                    self.mark_claimable();
                 }
                 Err(err) => tracing::error!(error = %err, "sweeping expired leases failed"),
             }

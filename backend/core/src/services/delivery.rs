@@ -387,12 +387,21 @@ pub struct ClaimScope<'a> {
     pub tenants: &'a TenantFilter,
 }
 
+/// What a claim took, and whether it saw due deliveries it had to leave (a full endpoint, an
+/// open circuit, a FIFO successor, an empty token bucket, or more due than `limit`): those become
+/// claimable when an attempt finishes or time passes, the others need a new message to appear.
+#[derive(Debug, Default)]
+pub struct Claims {
+    pub claimed: Vec<Claimed>,
+    pub left_behind: bool,
+}
+
 pub async fn claim_due(
     ctx: &Context,
     worker: &str,
     scope: ClaimScope<'_>,
     limits: &EngineLimits,
-) -> CoreResult<Vec<Claimed>> {
+) -> CoreResult<Claims> {
     let ClaimScope { limit, capacity, saturated, only, tenants } = scope;
     let now = Utc::now();
     let mut select = deliveries::Entity::find()
@@ -414,8 +423,9 @@ pub async fn claim_due(
     }
     let candidates = select.all(&ctx.db.conn).await?;
     if candidates.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Claims::default());
     }
+    let mut left_behind = candidates.len() as u64 >= limit;
     let endpoint_ids: HashSet<String> = candidates.iter().map(|d| d.endpoint_id.clone()).collect();
     let endpoint_rows: HashMap<String, endpoints::Model> = endpoints::Entity::find()
         .filter(endpoints::Column::Id.is_in(endpoint_ids.clone()))
@@ -458,9 +468,11 @@ pub async fn claim_due(
         }
         let used = taken.entry(endpoint_id).or_default();
         if *used >= room {
+            left_behind = true;
             continue;
         }
         if endpoint.ordering == "fifo" && !is_fifo_head(&txn, candidate).await? {
+            left_behind = true;
             continue;
         }
         if let Some(rate) =
@@ -475,6 +487,7 @@ pub async fn claim_due(
                 }
             };
             if tokens < 1.0 {
+                left_behind = true;
                 continue;
             }
             buckets.insert(endpoint_id.to_owned(), (tokens - 1.0, rate));
@@ -492,7 +505,7 @@ pub async fn claim_due(
     }
     if chosen.is_empty() {
         txn.commit().await?;
-        return Ok(Vec::new());
+        return Ok(Claims { claimed: Vec::new(), left_behind });
     }
     let lease = lease_until(now, limits);
     let ids: Vec<String> = chosen.iter().map(|d| d.id.clone()).collect();
@@ -523,7 +536,7 @@ pub async fn claim_due(
         .into_iter()
         .map(|m| (m.id.clone(), m))
         .collect();
-    Ok(chosen
+    let claimed = chosen
         .into_iter()
         .filter_map(|d| {
             let message = message_rows.get(&d.message_id)?;
@@ -539,7 +552,8 @@ pub async fn claim_due(
                 one_shot: d.one_shot,
             })
         })
-        .collect())
+        .collect();
+    Ok(Claims { claimed, left_behind })
 }
 
 /// True when `delivery` is the oldest unfinished delivery of its endpoint and none is in flight.

@@ -47,6 +47,9 @@ pub trait InlineEngine: delivery::Capacity + Send + Sync {
     fn worker_id(&self) -> &str;
     /// How long a lease lasts.
     fn lease(&self) -> chrono::Duration;
+    /// Deliveries were created at acceptance without a lease (their endpoint was full, FIFO or
+    /// rate-limited): the claim loop has work.
+    fn left_for_claim(&self);
     /// Sends deliveries leased at acceptance; `payloads` holds their messages' payloads.
     fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>);
 }
@@ -206,6 +209,11 @@ async fn writer(
         let queued = stored.is_err() || messages.len() > fan_out.fanned_out.len();
         match stored {
             Ok(()) => {
+                if let Some(engine) = engine
+                    && created > fan_out.leased.len()
+                {
+                    engine.left_for_claim();
+                }
                 if let Some(engine) = engine
                     && !fan_out.leased.is_empty()
                 {
