@@ -167,6 +167,13 @@ impl Receiver {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// Runs `f` over the requests received from index `from` on, under the lock, without copying
+    /// them: for callers that poll often while thousands of requests arrive (the benchmark).
+    pub fn inspect_from<T>(&self, from: usize, f: impl FnOnce(&[Received]) -> T) -> T {
+        let state = self.state.lock().unwrap();
+        f(state.received.get(from..).unwrap_or_default())
+    }
+
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().received.len()
     }
