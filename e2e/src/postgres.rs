@@ -104,9 +104,15 @@ impl Cluster {
         // The server runs under a watchdog that stops it when this test process is gone (statics
         // are never dropped, so no destructor could). It signals the postmaster itself: runuser
         // does not forward SIGINT.
+        // Tests trade durability for speed; the benchmark measures PostgreSQL as production
+        // runs it (its defaults: fsync, synchronous commit, full-page writes).
+        let durability = if DURABLE.get().copied().unwrap_or(false) {
+            "-c shared_buffers=128MB"
+        } else {
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
+        };
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 {durability}",
             cluster._dir.path().display()
         );
         let postgres = cluster.bindir.join("postgres");
@@ -189,6 +195,14 @@ impl Cluster {
         assert!(output.status.success(), "psql failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
+}
+
+static DURABLE: OnceLock<bool> = OnceLock::new();
+
+/// Makes the cluster this process starts durable (PostgreSQL's defaults) instead of the tests'
+/// fsync-off settings. Takes effect only before the first [`cluster`] call.
+pub fn use_durable_cluster() {
+    let _ = DURABLE.set(true);
 }
 
 /// The cluster of this test process, started on first use.

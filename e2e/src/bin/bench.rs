@@ -264,6 +264,8 @@ async fn start(db: Backend, schedule: &str) -> TestServer {
 #[tokio::main]
 async fn main() {
     let args = args();
+    // PostgreSQL as production runs it: fsync and synchronous commit on (the tests turn them off).
+    hookline_e2e::postgres::use_durable_cluster();
     if std::env::var("HOOKLINE_BIN").is_err() {
         let release = hookline_e2e::workspace_root().join("target/release/hookline");
         assert!(release.exists(), "build the release binary first: cargo build --release -p hookline");
