@@ -152,6 +152,9 @@ fn sqlite_options(url: &str, synchronous_full: bool) -> anyhow::Result<SqliteCon
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(if synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
         .busy_timeout(Duration::from_secs(10))
+        // Statement journals (a multi-row insert that may have to undo itself) and sorts stay in
+        // memory: as temp files they cost an open, writes and an unlink each, ~40 a second under load.
+        .pragma("temp_store", "memory")
         .foreign_keys(true))
 }
 
