@@ -387,19 +387,30 @@ impl Engine {
     }
 
     async fn claim_loop(self: Arc<Self>, lane: Lane) {
+        // Claim on the interval and when another process signals; when this engine wakes the
+        // loops, only if this lane may have something to take (the wake-up is shared by both).
+        let mut due = true;
+        // Not reset by a wake-up that claims nothing: the periodic claim must not starve.
+        let mut next_poll = Instant::now();
         while !self.is_stopping() {
             let woken = self.wake_claim.notified();
             let elsewhere = self.ctx.signals.claim.notified();
-            match self.claim(lane, None).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = %err, "claiming due deliveries failed; retrying"),
+            if due || self.claimable(lane).load(Ordering::Acquire) {
+                next_poll = Instant::now() + self.config.claim_interval;
+                match self.claim(lane, None).await {
+                    Ok(n) if n > 0 => {
+                        due = true;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::error!(error = %err, "claiming due deliveries failed; retrying"),
+                }
             }
-            tokio::select! {
-                _ = woken => {}
-                _ = elsewhere => {}
-                _ = tokio::time::sleep(self.config.claim_interval) => {}
-            }
+            due = tokio::select! {
+                _ = woken => false,
+                _ = elsewhere => true,
+                _ = tokio::time::sleep_until(next_poll.into()) => true,
+            };
         }
     }
 
@@ -410,7 +421,11 @@ impl Engine {
             return Ok(0);
         }
         let dedicated = self.dedicated_tenants().await;
-        let Some(tenants) = Self::tenant_filter(lane, &dedicated) else { return Ok(0) };
+        let Some(tenants) = Self::tenant_filter(lane, &dedicated) else {
+            // A lane without tenants has nothing to claim.
+            self.claimable(lane).store(false, Ordering::Release);
+            return Ok(0);
+        };
         let saturated = self.saturated();
         let capacity = LaneCapacity { engine: self, dedicated: &dedicated };
         let scope = delivery::ClaimScope {
