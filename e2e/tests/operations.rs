@@ -134,15 +134,6 @@ async fn a_restart_on_the_same_database_keeps_every_component_running(db: Backen
 
 both_databases!(an_idle_server_does_not_spin);
 
-/// CPU time (user + system) the process has used so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server's /proc entry");
-    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux.
-}
-
 /// Nothing to do must cost (almost) nothing: background loops wait for work or poll at
 /// intervals. Two apalis workers polled in one task once woke each other after every empty fetch
 /// and kept a core busy querying the job table.
@@ -151,9 +142,9 @@ async fn an_idle_server_does_not_spin(db: Backend) {
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = cpu_time(server.pid());
+    let before = hookline_e2e::cpu_time(server.pid());
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let used = cpu_time(server.pid()) - before;
+    let used = hookline_e2e::cpu_time(server.pid()) - before;
     assert!(used < Duration::from_millis(400), "an idle server used {used:?} of CPU in 4 s");
 }
 

@@ -236,6 +236,34 @@ async fn collect(
     }
 }
 
+/// CPU used by the server and by this bench process (client and receiver) during a scenario:
+/// throughput figures move with the machine, CPU per message shows where an optimisation went.
+struct CpuUse {
+    server: u32,
+    at_start: (Duration, Duration),
+}
+
+impl CpuUse {
+    fn start(server: &TestServer) -> CpuUse {
+        let server = server.pid();
+        CpuUse {
+            server,
+            at_start: (hookline_e2e::cpu_time(server), hookline_e2e::cpu_time(std::process::id())),
+        }
+    }
+
+    /// Microseconds of CPU per item (message or delivery) since `start`.
+    fn per(&self, items: u32) -> String {
+        let server = hookline_e2e::cpu_time(self.server) - self.at_start.0;
+        let bench = hookline_e2e::cpu_time(std::process::id()) - self.at_start.1;
+        format!(
+            "CPU/item server {:.0} µs, bench {:.0} µs",
+            server.as_secs_f64() * 1e6 / f64::from(items),
+            bench.as_secs_f64() * 1e6 / f64::from(items)
+        )
+    }
+}
+
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -286,6 +314,7 @@ async fn main() {
         api.create_app("Bench", Some("bench")).await;
         api.create_endpoint("bench", &receiver.url("/a")).await;
         let sent: Sent = Arc::default();
+        let cpu = CpuUse::start(&server);
         let started = Instant::now();
         let ingest = post_messages(&api, "bench", 20_000, 64, None, &sent).await;
         let mut figures = collect(
@@ -299,7 +328,12 @@ async fn main() {
             Duration::from_secs(300),
         )
         .await;
-        figures.extra = format!("{} peak RSS {} MiB", figures.extra, peak_rss_kib(server.pid()) / 1024);
+        figures.extra = format!(
+            "{} {}  peak RSS {} MiB",
+            figures.extra,
+            cpu.per(20_000),
+            peak_rss_kib(server.pid()) / 1024
+        );
         figures.print();
     }
     if args.only.iter().any(|s| s == "b") {
@@ -327,9 +361,10 @@ async fn main() {
             api.create_endpoint("bench", &receiver.url(&format!("/c{n}"))).await;
         }
         let sent: Sent = Arc::default();
+        let cpu = CpuUse::start(&server);
         let started = Instant::now();
         let ingest = post_messages(&api, "bench", 5_000, 64, None, &sent).await;
-        let figures = collect(
+        let mut figures = collect(
             "(c) fan-out 5,000 × 10 endpoints",
             &receiver,
             &sent,
@@ -340,6 +375,7 @@ async fn main() {
             Duration::from_secs(300),
         )
         .await;
+        figures.extra = format!("{} {}", figures.extra, cpu.per(50_000));
         figures.print();
     }
     if args.only.iter().any(|s| s == "d") {
