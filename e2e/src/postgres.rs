@@ -101,9 +101,6 @@ impl Cluster {
             .expect("running initdb");
         assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
 
-        // The server runs under a watchdog that stops it when this test process is gone (statics
-        // are never dropped, so no destructor could). It signals the postmaster itself: runuser
-        // does not forward SIGINT.
         // Tests trade durability for speed; the benchmark measures PostgreSQL as production
         // runs it (its defaults: fsync, synchronous commit, full-page writes).
         let durability = if DURABLE.get().copied().unwrap_or(false) {
@@ -111,6 +108,9 @@ impl Cluster {
         } else {
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB"
         };
+        // The server runs under a watchdog that stops it when this test process is gone (statics
+        // are never dropped, so no destructor could). It signals the postmaster itself: runuser
+        // does not forward SIGINT.
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 {durability}",
             cluster._dir.path().display()
