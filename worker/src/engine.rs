@@ -153,6 +153,11 @@ impl LaneCapacity<'_> {
             Lane::Shared
         }
     }
+
+    /// Splits deliveries by lane: (dedicated, shared).
+    fn split(&self, claimed: Vec<Claimed>) -> (Vec<Claimed>, Vec<Claimed>) {
+        claimed.into_iter().partition(|c| self.lane_of(&c.tenant_id) == Lane::Dedicated)
+    }
 }
 
 /// What the ingest writer asks of the engine when it fans out at acceptance.
@@ -161,7 +166,7 @@ impl Capacity for Engine {
         if self.is_stopping() {
             return 0; // Created pending: the database keeps them for whoever runs next.
         }
-        let dedicated = self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
+        let dedicated = self.last_dedicated();
         LaneCapacity { engine: self, dedicated: &dedicated }.available(endpoint_id, tenant_id)
     }
 }
@@ -264,6 +269,11 @@ impl Engine {
         }
     }
 
+    /// The dedicated lane's tenants as last read, without reading them again.
+    fn last_dedicated(&self) -> Arc<Vec<String>> {
+        self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
     /// The dedicated lane's tenants, sorted (re-read every [`DEDICATED_TTL`]).
     async fn dedicated_tenants(&self) -> Arc<Vec<String>> {
         let fresh = {
@@ -282,7 +292,7 @@ impl Engine {
             }
             Err(err) => {
                 tracing::warn!(error = %err, "could not read the dedicated tenants; using the last list");
-                self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+                self.last_dedicated()
             }
         }
     }
@@ -352,10 +362,7 @@ impl Engine {
                     tracing::debug!(target: "hookline::batch", kind = "fanout", us = started.elapsed().as_micros() as u64, n = fan_out.messages, deliveries = fan_out.deliveries, leased = fan_out.leased.len());
                     let left_for_claim = fan_out.leased.len() < fan_out.deliveries;
                     let full = fan_out.messages as u64 == self.config.fanout_batch;
-                    let (dedicated_leased, shared_leased): (Vec<Claimed>, Vec<Claimed>) = fan_out
-                        .leased
-                        .into_iter()
-                        .partition(|c| capacity.lane_of(&c.tenant_id) == Lane::Dedicated);
+                    let (dedicated_leased, shared_leased) = capacity.split(fan_out.leased);
                     self.dispatch(dedicated_leased, Lane::Dedicated).await;
                     self.dispatch(shared_leased, Lane::Shared).await;
                     if left_for_claim {
@@ -524,10 +531,9 @@ impl Engine {
                 self.release(&leased).await;
                 continue;
             }
-            let dedicated = self.dedicated.lock().unwrap_or_else(|p| p.into_inner()).1.clone();
-            let capacity = LaneCapacity { engine: &self, dedicated: &dedicated };
-            let (dedicated_leased, shared_leased): (Vec<Claimed>, Vec<Claimed>) =
-                leased.into_iter().partition(|c| capacity.lane_of(&c.tenant_id) == Lane::Dedicated);
+            let dedicated = self.last_dedicated();
+            let (dedicated_leased, shared_leased) =
+                LaneCapacity { engine: &self, dedicated: &dedicated }.split(leased);
             if !dedicated_leased.is_empty() {
                 self.send_all(dedicated_leased, Lane::Dedicated, payloads.clone()).await;
             }
