@@ -24,7 +24,9 @@ use hookline_core::{
     Context, CoreResult,
     domain::RetrySchedule,
     services::{
-        delivery::{self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits, TenantFilter},
+        delivery::{
+            self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits, Headers, TenantFilter,
+        },
         ingest::InlineEngine,
     },
 };
@@ -592,7 +594,7 @@ impl Engine {
             // The payload was purged (retention) or expunged: nothing left to send.
             return AttemptOutcome {
                 url: target.url.clone(),
-                request_headers: serde_json::json!({}),
+                request_headers: Headers::default(),
                 response_status: None,
                 response_headers: None,
                 response_body: None,

@@ -11,13 +11,13 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use cloudevents::{EventBuilder, EventBuilderV10, binding::reqwest::RequestBuilderExt};
-use hookline_core::services::delivery::{Claimed, EndpointTarget};
+use hookline_core::services::delivery::{Claimed, EndpointTarget, Headers};
 use hookline_types::{EndpointAuthIn, EndpointFormat};
 use reqwest::{
     StatusCode,
     header::{HeaderMap, HeaderName, HeaderValue},
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::{
     http::{DEFAULT_TOTAL_TIMEOUT, MAX_RESPONSE_BODY, SsrfBlocked, SsrfPolicy, check_literal_host},
@@ -28,9 +28,9 @@ use crate::{
 #[derive(Debug)]
 pub struct Sent {
     pub url: String,
-    pub request_headers: Value,
+    pub request_headers: Headers,
     pub status: Option<StatusCode>,
-    pub response_headers: Option<Value>,
+    pub response_headers: Option<Headers>,
     pub response_body: Option<String>,
     pub duration: Duration,
     pub error_class: Option<&'static str>,
@@ -88,17 +88,20 @@ fn is_secret_header(name: &str, target: &EndpointTarget) -> bool {
         || matches!(&target.auth, Some(EndpointAuthIn::Header { name: n, .. }) if n.eq_ignore_ascii_case(name))
 }
 
-fn headers_json(headers: &HeaderMap, redact: impl Fn(&str) -> bool) -> Value {
-    let mut map = Map::new();
-    for (name, value) in headers {
-        let shown = if redact(name.as_str()) {
-            "[redacted]".to_owned()
-        } else {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        };
-        map.insert(name.as_str().to_owned(), Value::String(shown));
-    }
-    Value::Object(map)
+fn header_list(headers: &HeaderMap, redact: impl Fn(&str) -> bool) -> Headers {
+    Headers(
+        headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if redact(name.as_str()) {
+                    "[redacted]".to_owned()
+                } else {
+                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                };
+                (name.as_str().to_owned(), shown)
+            })
+            .collect(),
+    )
 }
 
 pub struct Sender<'a> {
@@ -110,7 +113,7 @@ pub struct Sender<'a> {
 impl Sender<'_> {
     pub async fn send(&self, claimed: &Claimed, target: &EndpointTarget, payload: &str) -> Sent {
         let started = Instant::now();
-        let fail = |class: &'static str, detail: String, headers: Value| Sent {
+        let fail = |class: &'static str, detail: String, headers: Headers| Sent {
             url: target.url.clone(),
             request_headers: headers,
             status: None,
@@ -124,7 +127,7 @@ impl Sender<'_> {
         };
         let request = match self.build(claimed, target, payload).await {
             Ok(request) => request,
-            Err((class, detail)) => return fail(class, detail, Value::Object(Map::new())),
+            Err((class, detail)) => return fail(class, detail, Headers::default()),
         };
         let mut sent = self.execute(request, target, started).await;
         // OAuth2: a 401 may mean the cached token was revoked: fetch a fresh one and try once more.
@@ -177,19 +180,16 @@ impl Sender<'_> {
             }
         };
         let mut request = builder.build().map_err(|err| ("config", format!("request: {err}")))?;
-        let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default().to_vec();
         let timestamp = Utc::now().timestamp();
+        let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+        let signature = signature_header(&target.secrets, &claimed.message_id, timestamp, body);
         let headers = request.headers_mut();
         for (name, value) in &target.headers {
             insert(headers, name, value)?;
         }
         insert(headers, "webhook-id", &claimed.message_id)?;
         insert(headers, "webhook-timestamp", &timestamp.to_string())?;
-        insert(
-            headers,
-            "webhook-signature",
-            &signature_header(&target.secrets, &claimed.message_id, timestamp, &body),
-        )?;
+        insert(headers, "webhook-signature", &signature)?;
         match &target.auth {
             None => {}
             Some(EndpointAuthIn::Basic { username, password }) => {
@@ -280,7 +280,7 @@ impl Sender<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_owned);
-        let request_headers = headers_json(request.headers(), |name| is_secret_header(name, target));
+        let request_headers = header_list(request.headers(), |name| is_secret_header(name, target));
         let response = match self.client.execute(request).await {
             Ok(response) => response,
             Err(err) => {
@@ -299,7 +299,7 @@ impl Sender<'_> {
             }
         };
         let status = response.status();
-        let response_headers = headers_json(response.headers(), |_| false);
+        let response_headers = header_list(response.headers(), |_| false);
         let retry_after =
             response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let (body, body_error) = read_capped(response).await;

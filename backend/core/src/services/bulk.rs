@@ -17,8 +17,51 @@ use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
 /// A timestamp as the database driver itself writes one (RFC 3339, `+00:00`): SQLite compares
 /// timestamps as text, so rows written here must sort exactly like rows written through sea-orm.
-pub(crate) fn ts(at: DateTime<Utc>) -> serde_json::Value {
-    serde_json::Value::String(at.to_rfc3339_opts(SecondsFormat::AutoSi, false))
+pub(crate) fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// The rows of one statement: a JSON array written row by row straight from typed rows (structs
+/// deriving `Serialize`, borrowing what they can), without building `serde_json::Value` trees —
+/// on the hot paths those cost an allocation per key and per value, for every row.
+pub(crate) struct Rows {
+    json: Vec<u8>,
+    len: usize,
+}
+
+impl Default for Rows {
+    fn default() -> Self {
+        Rows { json: b"[".to_vec(), len: 0 }
+    }
+}
+
+impl Rows {
+    pub(crate) fn push<T: serde::Serialize + ?Sized>(&mut self, row: &T) {
+        if self.len > 0 {
+            self.json.push(b',');
+        }
+        serde_json::to_writer(&mut self.json, row).expect("rows serialise to JSON (string keys only)");
+        self.len += 1;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn into_text(mut self) -> String {
+        self.json.push(b']');
+        String::from_utf8(self.json).expect("serde_json writes UTF-8")
+    }
+}
+
+impl<T: serde::Serialize> FromIterator<T> for Rows {
+    fn from_iter<I: IntoIterator<Item = T>>(rows: I) -> Rows {
+        let mut all = Rows::default();
+        for row in rows {
+            all.push(&row);
+        }
+        all
+    }
 }
 
 /// One statement of a batch: `INSERT INTO table (columns) <rows of JSON parameter n> tail`.
@@ -81,21 +124,14 @@ pub(crate) fn batch_sql(backend: DbBackend, inserts: &[Insert], last: Option<(&s
     }
 }
 
-fn statement(backend: DbBackend, sql: &str, rows: Vec<Vec<serde_json::Value>>) -> Statement {
-    let values: Vec<Value> = rows
-        .into_iter()
-        .map(|rows| Value::String(Some(serde_json::Value::Array(rows).to_string())))
-        .collect();
+fn statement(backend: DbBackend, sql: &str, rows: Vec<Rows>) -> Statement {
+    let values: Vec<Value> = rows.into_iter().map(|rows| Value::String(Some(rows.into_text()))).collect();
     Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Runs a batch built by [`batch_sql`] with one JSON array per statement (empty arrays insert
 /// nothing). One round trip.
-pub(crate) async fn run<C: ConnectionTrait>(
-    conn: &C,
-    sql: &str,
-    rows: Vec<Vec<serde_json::Value>>,
-) -> Result<(), DbErr> {
+pub(crate) async fn run<C: ConnectionTrait>(conn: &C, sql: &str, rows: Vec<Rows>) -> Result<(), DbErr> {
     conn.execute_raw(statement(conn.get_database_backend(), sql, rows)).await?;
     Ok(())
 }
@@ -104,7 +140,7 @@ pub(crate) async fn run<C: ConnectionTrait>(
 pub(crate) async fn query<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
-    rows: Vec<Vec<serde_json::Value>>,
+    rows: Vec<Rows>,
 ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
     conn.query_all_raw(statement(conn.get_database_backend(), sql, rows)).await
 }
@@ -222,12 +258,12 @@ mod tests {
             &txn,
             QUEUE_FIVE_TIMES.get(db.backend()),
             vec![
-                vec![message],
-                vec![queued("q1")],
-                vec![],
-                vec![queued("q2"), queued("q3")],
-                vec![queued("q4"), queued("q5")],
-                vec![serde_json::json!({"id": "r1"}), serde_json::json!({"id": "r2"})],
+                [message].into_iter().collect(),
+                [queued("q1")].into_iter().collect(),
+                Rows::default(),
+                [queued("q2"), queued("q3")].into_iter().collect(),
+                [queued("q4"), queued("q5")].into_iter().collect(),
+                [serde_json::json!({"id": "r1"}), serde_json::json!({"id": "r2"})].into_iter().collect(),
             ],
         )
         .await
@@ -255,6 +291,19 @@ mod tests {
     #[test]
     fn timestamps_are_written_like_the_driver_writes_them() {
         let at = DateTime::parse_from_rfc3339("2026-11-29T12:00:00.5Z").unwrap().with_timezone(&Utc);
-        assert_eq!(ts(at), serde_json::json!("2026-11-29T12:00:00.500+00:00"));
+        assert_eq!(ts(at), "2026-11-29T12:00:00.500+00:00");
+    }
+
+    #[test]
+    fn rows_are_one_json_array() {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            id: &'a str,
+            n: Option<i32>,
+        }
+        assert_eq!(Rows::default().into_text(), "[]");
+        let rows: Rows = [Row { id: "a\"b", n: None }, Row { id: "c", n: Some(2) }].into_iter().collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.into_text(), r#"[{"id":"a\"b","n":null},{"id":"c","n":2}]"#);
     }
 }

@@ -25,7 +25,7 @@ use crate::{
     error::{CoreError, CoreResult},
     ids::NewId,
     services::{
-        bulk::{self, BatchSql, Insert, ts},
+        bulk::{self, BatchSql, Insert, Rows, ts},
         endpoints as endpoint_service, from_json, plans, usage,
     },
 };
@@ -71,14 +71,34 @@ pub struct EndpointTarget {
     pub rate_limit: Option<u32>,
 }
 
+/// HTTP headers as the attempt log stores them: a JSON object of name → value, in the order
+/// sent or received (a repeated name keeps its last value, as a JSON object would).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl serde::Serialize for Headers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            // A name sent twice appears once, with its last value: JSON objects have unique keys.
+            if self.0[i + 1..].iter().any(|(later, _)| later == name) {
+                continue;
+            }
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
 /// How one attempt ended.
 #[derive(Clone, Debug)]
 pub struct AttemptOutcome {
     pub claimed: Claimed,
     pub url: String,
-    pub request_headers: Value,
+    pub request_headers: Headers,
     pub response_status: Option<u16>,
-    pub response_headers: Option<Value>,
+    pub response_headers: Option<Headers>,
     pub response_body: Option<String>,
     pub duration_ms: i32,
     /// `None` on success; else dns, connect, tls, timeout, status, ssrf, config.
@@ -200,12 +220,31 @@ pub(crate) struct FanOutMessage<'a> {
 pub(crate) struct FanOutPlan<'a> {
     worker: &'a str,
     capacity: &'a (dyn Capacity + Sync),
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
     leased_per_endpoint: HashMap<String, usize>,
+    /// The plan's time and its leases' end, as stored.
+    now: String,
+    lease_until: String,
     /// Rows for [`DELIVERIES`].
-    pub rows: Vec<Value>,
+    pub rows: Rows,
     pub leased: Vec<Claimed>,
+}
+
+/// A row of [`DELIVERIES`].
+#[derive(serde::Serialize)]
+struct DeliveryRow<'a> {
+    id: &'a str,
+    tenant_id: &'a str,
+    app_id: &'a str,
+    message_id: &'a str,
+    endpoint_id: &'a str,
+    status: &'static str,
+    attempt_count: i32,
+    next_attempt_at: &'a str,
+    created_at: &'a str,
+    updated_at: &'a str,
+    lease_owner: Option<&'a str>,
+    lease_until: Option<&'a str>,
+    one_shot: bool,
 }
 
 impl<'a> FanOutPlan<'a> {
@@ -214,10 +253,10 @@ impl<'a> FanOutPlan<'a> {
         FanOutPlan {
             worker,
             capacity,
-            now,
-            lease_until: now + lease,
             leased_per_endpoint: HashMap::new(),
-            rows: Vec::new(),
+            now: ts(now),
+            lease_until: ts(now + lease),
+            rows: Rows::default(),
             leased: Vec::new(),
         }
     }
@@ -262,21 +301,21 @@ impl<'a> FanOutPlan<'a> {
                     one_shot: false,
                 });
             }
-            self.rows.push(serde_json::json!({
-                "id": id,
-                "tenant_id": message.tenant_id,
-                "app_id": message.app_id,
-                "message_id": message.id,
-                "endpoint_id": endpoint.id,
-                "status": if lease_now { SENDING } else { PENDING },
-                "attempt_count": 0,
-                "next_attempt_at": ts(self.now),
-                "created_at": ts(self.now),
-                "updated_at": ts(self.now),
-                "lease_owner": lease_now.then_some(self.worker),
-                "lease_until": lease_now.then(|| ts(self.lease_until)),
-                "one_shot": false,
-            }));
+            self.rows.push(&DeliveryRow {
+                id: &id,
+                tenant_id: message.tenant_id,
+                app_id: message.app_id,
+                message_id: message.id,
+                endpoint_id: &endpoint.id,
+                status: if lease_now { SENDING } else { PENDING },
+                attempt_count: 0,
+                next_attempt_at: &self.now,
+                created_at: &self.now,
+                updated_at: &self.now,
+                lease_owner: lease_now.then_some(self.worker),
+                lease_until: lease_now.then_some(self.lease_until.as_str()),
+                one_shot: false,
+            });
         }
         Ok(leased_now)
     }
@@ -793,31 +832,57 @@ pub async fn record(
     if outcomes.is_empty() {
         return Ok(Recorded::default());
     }
+    #[derive(serde::Serialize)]
+    struct AttemptRow<'a> {
+        id: String,
+        tenant_id: &'a str,
+        app_id: &'a str,
+        message_id: &'a str,
+        endpoint_id: &'a str,
+        delivery_id: &'a str,
+        url: &'a str,
+        request_headers: &'a Headers,
+        response_status: Option<u16>,
+        response_headers: Option<&'a Headers>,
+        response_body: Option<&'a str>,
+        duration_ms: i32,
+        error_class: Option<&'a str>,
+        trigger: &'a str,
+        created_at: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct DeliveryUpdate<'a> {
+        id: &'a str,
+        status: &'a str,
+        next_attempt_at: Option<String>,
+        at: &'a str,
+        last_response_status: Option<u16>,
+        last_error: Option<&'a str>,
+        worker: &'a str,
+    }
     let now = Utc::now();
     let at = ts(now);
-    let attempt_rows: Vec<Value> = outcomes
+    let attempt_rows: Rows = outcomes
         .iter()
-        .map(|o| {
-            serde_json::json!({
-                "id": AttemptId::new_id().into_string(),
-                "tenant_id": o.claimed.tenant_id,
-                "app_id": o.claimed.app_id,
-                "message_id": o.claimed.message_id,
-                "endpoint_id": o.claimed.endpoint_id,
-                "delivery_id": o.claimed.delivery_id,
-                "url": o.url,
-                "request_headers": o.request_headers,
-                "response_status": o.response_status,
-                "response_headers": o.response_headers,
-                "response_body": o.response_body,
-                "duration_ms": o.duration_ms,
-                "error_class": o.error_class,
-                "trigger": o.trigger,
-                "created_at": at,
-            })
+        .map(|o| AttemptRow {
+            id: AttemptId::new_id().into_string(),
+            tenant_id: &o.claimed.tenant_id,
+            app_id: &o.claimed.app_id,
+            message_id: &o.claimed.message_id,
+            endpoint_id: &o.claimed.endpoint_id,
+            delivery_id: &o.claimed.delivery_id,
+            url: &o.url,
+            request_headers: &o.request_headers,
+            response_status: o.response_status,
+            response_headers: o.response_headers.as_ref(),
+            response_body: o.response_body.as_deref(),
+            duration_ms: o.duration_ms,
+            error_class: o.error_class,
+            trigger: o.trigger,
+            created_at: &at,
         })
         .collect();
-    let delivery_rows: Vec<Value> = outcomes
+    let delivery_rows: Rows = outcomes
         .iter()
         .map(|o| {
             let (status, next) = match (o.succeeded, o.next_attempt_at) {
@@ -825,15 +890,15 @@ pub async fn record(
                 (false, Some(next)) => (FAILED, Some(next)),
                 (false, None) => (DEAD, None),
             };
-            serde_json::json!({
-                "id": o.claimed.delivery_id,
-                "status": status,
-                "next_attempt_at": next.map(ts),
-                "at": at,
-                "last_response_status": o.response_status,
-                "last_error": if o.succeeded { None } else { o.error_detail.as_deref() },
-                "worker": worker,
-            })
+            DeliveryUpdate {
+                id: &o.claimed.delivery_id,
+                status,
+                next_attempt_at: next.map(ts),
+                at: &at,
+                last_response_status: o.response_status,
+                last_error: if o.succeeded { None } else { o.error_detail.as_deref() },
+                worker,
+            }
         })
         .collect();
     let counter_rows = usage::counter_rows(outcomes.iter().map(|o| {
@@ -857,7 +922,18 @@ pub async fn record(
         .map(|h| (h.endpoint_id.clone(), h))
         .collect();
     let mut recorded = Recorded::default();
-    let mut health_rows = Vec::new();
+    #[derive(serde::Serialize)]
+    struct HealthRow<'a> {
+        endpoint_id: &'a str,
+        tenant_id: &'a str,
+        consecutive_failures: i32,
+        failing_since: Option<String>,
+        circuit_open_until: Option<String>,
+        tokens: f64,
+        tokens_at: Option<&'a str>,
+        updated_at: &'a str,
+    }
+    let mut health_rows = Rows::default();
     let mut disable = Vec::new();
     for (endpoint_id, (last, failures_in_batch)) in per_endpoint {
         let change = health_change(existing.get(endpoint_id), last, failures_in_batch, now, limits);
@@ -867,16 +943,16 @@ pub async fn record(
         if change.unchanged {
             continue;
         }
-        health_rows.push(serde_json::json!({
-            "endpoint_id": endpoint_id,
-            "tenant_id": last.claimed.tenant_id,
-            "consecutive_failures": change.failures,
-            "failing_since": change.failing_since.map(ts),
-            "circuit_open_until": change.circuit_open_until.map(ts),
-            "tokens": 0.0,
-            "tokens_at": null,
-            "updated_at": at,
-        }));
+        health_rows.push(&HealthRow {
+            endpoint_id,
+            tenant_id: &last.claimed.tenant_id,
+            consecutive_failures: change.failures,
+            failing_since: change.failing_since.map(ts),
+            circuit_open_until: change.circuit_open_until.map(ts),
+            tokens: 0.0,
+            tokens_at: None,
+            updated_at: &at,
+        });
     }
     let sql = RECORD_SQL.get(txn.get_database_backend());
     let updated: HashSet<String> =
@@ -1040,4 +1116,23 @@ pub async fn backlog(ctx: &Context) -> CoreResult<(u64, u64)> {
         .count(&ctx.db.conn)
         .await?;
     Ok((queued, due))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Headers;
+
+    #[test]
+    fn headers_are_stored_as_one_object_whose_repeated_names_keep_their_last_value() {
+        let headers = Headers(vec![
+            ("set-cookie".to_owned(), "a=1".to_owned()),
+            ("content-type".to_owned(), "text/plain".to_owned()),
+            ("set-cookie".to_owned(), "b=\"2\"".to_owned()),
+        ]);
+        assert_eq!(
+            serde_json::to_string(&headers).unwrap(),
+            r#"{"content-type":"text/plain","set-cookie":"b=\"2\""}"#
+        );
+        assert_eq!(serde_json::to_string(&Headers::default()).unwrap(), "{}");
+    }
 }

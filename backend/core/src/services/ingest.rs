@@ -24,14 +24,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use hookline_types::{AppId, TenantId};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     db::Db,
     entities::endpoints,
     services::{
-        bulk::{self, BatchSql, Insert, ts},
+        bulk::{self, BatchSql, Insert, Rows, ts},
         delivery::{self, Claimed},
         is_unique_violation, usage,
     },
@@ -233,7 +233,7 @@ async fn writer(
                 // One bad message (a duplicate event_id) must not fail the others: store each
                 // on its own, through the fan-out queue.
                 for (message, reply) in admitted.drain(..) {
-                    let result = store_batch(&db, &[&message], &HashSet::new(), Vec::new()).await;
+                    let result = store_batch(&db, &[&message], &HashSet::new(), Rows::default()).await;
                     let _ = reply.send(match result {
                         Ok(()) => Ok(count(&db, &mut counts, &message).await),
                         Err(err) => Err(err),
@@ -321,7 +321,7 @@ async fn store_batch(
     db: &Db,
     batch: &[&NewMessage],
     fanned_out: &HashSet<String>,
-    deliveries: Vec<Value>,
+    deliveries: Rows,
 ) -> Result<(), StoreError> {
     let txn = db.begin_write().await?;
     insert_batch(&txn, batch, fanned_out, deliveries).await?;
@@ -334,7 +334,7 @@ async fn store_batch(
 /// which messages need no fan-out queue entry.
 #[derive(Default)]
 struct InlineFanOut {
-    rows: Vec<Value>,
+    rows: Rows,
     leased: Vec<Claimed>,
     fanned_out: HashSet<String>,
     /// Messages with a leased delivery: the engine gets their payloads.
@@ -464,7 +464,7 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
     txn: &C,
     batch: &[&NewMessage],
 ) -> Result<(), StoreError> {
-    insert_batch(txn, batch, &HashSet::new(), Vec::new()).await
+    insert_batch(txn, batch, &HashSet::new(), Rows::default()).await
 }
 
 /// Inserts the batch and the deliveries created for it; messages not in `fanned_out` get a
@@ -473,35 +473,60 @@ async fn insert_batch<C: sea_orm::ConnectionTrait>(
     txn: &C,
     batch: &[&NewMessage],
     fanned_out: &HashSet<String>,
-    deliveries: Vec<Value>,
+    deliveries: Rows,
 ) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
+    #[derive(serde::Serialize)]
+    struct MessageRow<'a> {
+        id: &'a str,
+        tenant_id: &'a str,
+        app_id: &'a str,
+        event_type: &'a str,
+        event_id: Option<&'a str>,
+        channels: &'a Value,
+        payload_size: usize,
+        created_at: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct PayloadRow<'a> {
+        message_id: &'a str,
+        tenant_id: &'a str,
+        payload: &'a str,
+        created_at: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct QueueRow<'a> {
+        message_id: &'a str,
+        tenant_id: &'a str,
+        app_id: &'a str,
+        endpoint_id: Option<&'a str>,
+        created_at: &'a str,
+    }
+    let times: Vec<String> = batch.iter().map(|m| ts(m.created_at)).collect();
     let messages = batch
         .iter()
-        .map(|m| {
-            json!({
-                "id": m.id,
-                "tenant_id": m.tenant_id.as_str(),
-                "app_id": m.app_id.as_str(),
-                "event_type": m.event_type,
-                "event_id": m.event_id,
-                "channels": m.channels,
-                "payload_size": m.payload_text.len(),
-                "created_at": ts(m.created_at),
-            })
+        .zip(&times)
+        .map(|(m, created_at)| MessageRow {
+            id: &m.id,
+            tenant_id: m.tenant_id.as_str(),
+            app_id: m.app_id.as_str(),
+            event_type: &m.event_type,
+            event_id: m.event_id.as_deref(),
+            channels: &m.channels,
+            payload_size: m.payload_text.len(),
+            created_at,
         })
         .collect();
     let payloads = batch
         .iter()
-        .map(|m| {
-            json!({
-                "message_id": m.id,
-                "tenant_id": m.tenant_id.as_str(),
-                "payload": m.payload_text,
-                "created_at": ts(m.created_at),
-            })
+        .zip(&times)
+        .map(|(m, created_at)| PayloadRow {
+            message_id: &m.id,
+            tenant_id: m.tenant_id.as_str(),
+            payload: &m.payload_text,
+            created_at,
         })
         .collect();
     // Usage: a couple of rows per batch.
@@ -514,15 +539,14 @@ async fn insert_batch<C: sea_orm::ConnectionTrait>(
     }));
     let queue = batch
         .iter()
-        .filter(|m| !fanned_out.contains(&m.id))
-        .map(|m| {
-            json!({
-                "message_id": m.id,
-                "tenant_id": m.tenant_id.as_str(),
-                "app_id": m.app_id.as_str(),
-                "endpoint_id": m.only_endpoint,
-                "created_at": ts(m.created_at),
-            })
+        .zip(&times)
+        .filter(|(m, _)| !fanned_out.contains(&m.id))
+        .map(|(m, created_at)| QueueRow {
+            message_id: &m.id,
+            tenant_id: m.tenant_id.as_str(),
+            app_id: m.app_id.as_str(),
+            endpoint_id: m.only_endpoint.as_deref(),
+            created_at,
         })
         .collect();
     let sql = INGEST_SQL.get(txn.get_database_backend());

@@ -44,7 +44,15 @@ pub(crate) const COUNTERS: super::bulk::Insert = super::bulk::Insert {
 /// row twice: PostgreSQL refuses it, and several applications share their tenant's row).
 pub(crate) fn counter_rows<'a>(
     amounts: impl IntoIterator<Item = (&'a str, &'a str, DateTime<Utc>, Metric, i64)>,
-) -> Vec<serde_json::Value> {
+) -> super::bulk::Rows {
+    #[derive(serde::Serialize)]
+    struct CounterRow<'a> {
+        tenant_id: &'a str,
+        app_id: &'a str,
+        hour_start: String,
+        metric: &'a str,
+        value: i64,
+    }
     let mut sums: std::collections::BTreeMap<(&str, &str, DateTime<Utc>, &str), i64> =
         std::collections::BTreeMap::new();
     for (tenant, app, at, metric, amount) in amounts {
@@ -53,14 +61,12 @@ pub(crate) fn counter_rows<'a>(
         *sums.entry((tenant, app, hour, metric.as_str())).or_default() += amount;
     }
     sums.into_iter()
-        .map(|((tenant, app, hour, metric), value)| {
-            serde_json::json!({
-                "tenant_id": tenant,
-                "app_id": app,
-                "hour_start": super::bulk::ts(hour),
-                "metric": metric,
-                "value": value,
-            })
+        .map(|((tenant_id, app_id, hour, metric), value)| CounterRow {
+            tenant_id,
+            app_id,
+            hour_start: super::bulk::ts(hour),
+            metric,
+            value,
         })
         .collect()
 }
