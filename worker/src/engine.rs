@@ -665,17 +665,34 @@ impl Engine {
         }
     }
 
-    /// Records outcomes in batches: whatever has arrived, up to 1000, in one transaction. A batch
-    /// that fails to record is retried; if the process dies first, the leases expire and the
-    /// deliveries are sent again (at-least-once).
+    /// Records outcomes in batches: whatever has arrived, up to 1000, in the ingest writer's next
+    /// transaction (shared with the messages accepted meanwhile). A batch that fails to record
+    /// is retried; if the process dies first, the leases expire and the deliveries are sent again
+    /// (at-least-once).
     async fn record_loop(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<AttemptOutcome>) {
         let mut batch = Vec::with_capacity(1000);
         while outcomes.recv_many(&mut batch, 1000).await > 0 {
+            let n = batch.len();
             loop {
                 let started = Instant::now();
-                let recorded =
-                    delivery::record(&self.ctx, &self.worker_id, &batch, &self.config.limits).await;
-                tracing::debug!(target: "hookline::batch", kind = "record", n = batch.len(), us = started.elapsed().as_micros() as u64);
+                let recorded = match self
+                    .ctx
+                    .ingest
+                    .record(&self.worker_id, std::mem::take(&mut batch), &self.config.limits)
+                    .await
+                {
+                    Some((outcomes, recorded)) => {
+                        batch = outcomes;
+                        recorded
+                    }
+                    None => {
+                        // The writer is gone (shutting down): the leases expire and the
+                        // deliveries are sent again by whoever runs next.
+                        tracing::error!(n, "the ingest writer stopped; attempts left unrecorded");
+                        break;
+                    }
+                };
+                tracing::debug!(target: "hookline::batch", kind = "record", n, us = started.elapsed().as_micros() as u64);
                 match recorded {
                     Ok(recorded) => {
                         hookline_core::metrics::attempts_recorded(&batch);
@@ -688,7 +705,7 @@ impl Engine {
                     }
                 }
             }
-            self.unrecorded.fetch_sub(batch.len(), Ordering::AcqRel);
+            self.unrecorded.fetch_sub(n, Ordering::AcqRel);
             batch.clear();
             // Slots freed: what a claim had to leave behind may go now.
             if self.claimable.iter().any(|flag| flag.load(Ordering::Acquire)) {

@@ -3,7 +3,10 @@
 //! SQLite (embedded default) runs in WAL mode with `synchronous=NORMAL` (durable across a crash of
 //! the process) or `FULL` (across power loss); PostgreSQL keeps its default synchronous commit.
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use hookline_migrations::{Migrator, MigratorTrait};
@@ -128,6 +131,20 @@ impl Db {
     pub async fn ping(&self) -> bool {
         self.conn.ping().await.is_ok()
     }
+}
+
+/// Logs (target `hookline::txn`, debug) where a write transaction's time went: `begin_us` is
+/// waiting for the writer and starting, `write_us` the statements, `commit_us` the commit. The
+/// single SQLite writer is the engine's serial section; this shows what holds it.
+pub(crate) fn log_txn(kind: &'static str, started: Instant, begun: Duration, written: Duration) {
+    let micros = |d: Duration| d.as_micros() as u64;
+    tracing::debug!(
+        target: "hookline::txn",
+        kind,
+        begin_us = micros(begun),
+        write_us = micros(written - begun),
+        commit_us = micros(started.elapsed() - written),
+    );
 }
 
 /// Checkpoints the SQLite WAL every 200 ms from a reader connection. `PASSIVE` never waits for or

@@ -48,9 +48,11 @@ impl Rows {
         self.len
     }
 
-    fn into_text(mut self) -> String {
-        self.json.push(b']');
-        String::from_utf8(self.json).expect("serde_json writes UTF-8")
+    fn text(&self) -> String {
+        let mut text = String::with_capacity(self.json.len() + 1);
+        text.push_str(std::str::from_utf8(&self.json).expect("serde_json writes UTF-8"));
+        text.push(']');
+        text
     }
 }
 
@@ -124,14 +126,14 @@ pub(crate) fn batch_sql(backend: DbBackend, inserts: &[Insert], last: Option<(&s
     }
 }
 
-fn statement(backend: DbBackend, sql: &str, rows: Vec<Rows>) -> Statement {
-    let values: Vec<Value> = rows.into_iter().map(|rows| Value::String(Some(rows.into_text()))).collect();
+fn statement(backend: DbBackend, sql: &str, rows: &[&Rows]) -> Statement {
+    let values: Vec<Value> = rows.iter().map(|rows| Value::String(Some(rows.text()))).collect();
     Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Runs a batch built by [`batch_sql`] with one JSON array per statement (empty arrays insert
 /// nothing). One round trip.
-pub(crate) async fn run<C: ConnectionTrait>(conn: &C, sql: &str, rows: Vec<Rows>) -> Result<(), DbErr> {
+pub(crate) async fn run<C: ConnectionTrait>(conn: &C, sql: &str, rows: &[&Rows]) -> Result<(), DbErr> {
     conn.execute_raw(statement(conn.get_database_backend(), sql, rows)).await?;
     Ok(())
 }
@@ -140,7 +142,7 @@ pub(crate) async fn run<C: ConnectionTrait>(conn: &C, sql: &str, rows: Vec<Rows>
 pub(crate) async fn query<C: ConnectionTrait>(
     conn: &C,
     sql: &str,
-    rows: Vec<Rows>,
+    rows: &[&Rows],
 ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
     conn.query_all_raw(statement(conn.get_database_backend(), sql, rows)).await
 }
@@ -257,13 +259,13 @@ mod tests {
         let rows = query(
             &txn,
             QUEUE_FIVE_TIMES.get(db.backend()),
-            vec![
-                [message].into_iter().collect(),
-                [queued("q1")].into_iter().collect(),
-                Rows::default(),
-                [queued("q2"), queued("q3")].into_iter().collect(),
-                [queued("q4"), queued("q5")].into_iter().collect(),
-                [serde_json::json!({"id": "r1"}), serde_json::json!({"id": "r2"})].into_iter().collect(),
+            &[
+                &[message].into_iter().collect(),
+                &[queued("q1")].into_iter().collect(),
+                &Rows::default(),
+                &[queued("q2"), queued("q3")].into_iter().collect(),
+                &[queued("q4"), queued("q5")].into_iter().collect(),
+                &[serde_json::json!({"id": "r1"}), serde_json::json!({"id": "r2"})].into_iter().collect(),
             ],
         )
         .await
@@ -301,9 +303,9 @@ mod tests {
             id: &'a str,
             n: Option<i32>,
         }
-        assert_eq!(Rows::default().into_text(), "[]");
+        assert_eq!(Rows::default().text(), "[]");
         let rows: Rows = [Row { id: "a\"b", n: None }, Row { id: "c", n: Some(2) }].into_iter().collect();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows.into_text(), r#"[{"id":"a\"b","n":null},{"id":"c","n":2}]"#);
+        assert_eq!(rows.text(), r#"[{"id":"a\"b","n":null},{"id":"c","n":2}]"#);
     }
 }

@@ -19,7 +19,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use crate::{
-    Context,
+    Context, Db,
     domain::{EventTypeFilter, RetrySchedule, SigningSecret},
     entities::{deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages},
     error::{CoreError, CoreResult},
@@ -406,7 +406,7 @@ pub async fn fan_out(
         plan.add(&fan_out, app_endpoints, plan_rate)?;
     }
     let rows_created = plan.rows.len();
-    bulk::run(&txn, DELIVERIES_SQL.get(txn.get_database_backend()), vec![plan.rows]).await?;
+    bulk::run(&txn, DELIVERIES_SQL.get(txn.get_database_backend()), &[&plan.rows]).await?;
     txn.commit().await?;
     Ok(FanOut { messages: taken.len(), deliveries: rows_created, leased: plan.leased })
 }
@@ -822,9 +822,11 @@ static RECORD_SQL: BatchSql = BatchSql::with_last(
 /// of deliveries still `sending` under this worker's lease change their delivery; the attempt
 /// itself is always logged. Three round trips: the endpoints' health rows are read, everything is
 /// written in one batch ([`super::bulk`]), and the transaction commits (plus one statement when
-/// the batch disables an endpoint).
+/// the batch disables an endpoint). The engine records through the ingest writer instead
+/// ([`super::ingest::IngestQueue::record`]), which shares one transaction with accepted messages;
+/// this is its fallback.
 pub async fn record(
-    ctx: &Context,
+    db: &Db,
     worker: &str,
     outcomes: &[AttemptOutcome],
     limits: &EngineLimits,
@@ -832,181 +834,227 @@ pub async fn record(
     if outcomes.is_empty() {
         return Ok(Recorded::default());
     }
-    #[derive(serde::Serialize)]
-    struct AttemptRow<'a> {
-        id: String,
-        tenant_id: &'a str,
-        app_id: &'a str,
-        message_id: &'a str,
-        endpoint_id: &'a str,
-        delivery_id: &'a str,
-        url: &'a str,
-        request_headers: &'a Headers,
-        response_status: Option<u16>,
-        response_headers: Option<&'a Headers>,
-        response_body: Option<&'a str>,
-        duration_ms: i32,
-        error_class: Option<&'a str>,
-        trigger: &'a str,
-        created_at: &'a str,
-    }
-    #[derive(serde::Serialize)]
-    struct DeliveryUpdate<'a> {
-        id: &'a str,
-        status: &'a str,
-        next_attempt_at: Option<String>,
-        at: &'a str,
-        last_response_status: Option<u16>,
-        last_error: Option<&'a str>,
-        worker: &'a str,
-    }
-    let now = Utc::now();
-    let at = ts(now);
-    let attempt_rows: Rows = outcomes
-        .iter()
-        .map(|o| AttemptRow {
-            id: AttemptId::new_id().into_string(),
-            tenant_id: &o.claimed.tenant_id,
-            app_id: &o.claimed.app_id,
-            message_id: &o.claimed.message_id,
-            endpoint_id: &o.claimed.endpoint_id,
-            delivery_id: &o.claimed.delivery_id,
-            url: &o.url,
-            request_headers: &o.request_headers,
-            response_status: o.response_status,
-            response_headers: o.response_headers.as_ref(),
-            response_body: o.response_body.as_deref(),
-            duration_ms: o.duration_ms,
-            error_class: o.error_class,
-            trigger: o.trigger,
-            created_at: &at,
-        })
-        .collect();
-    let delivery_rows: Rows = outcomes
-        .iter()
-        .map(|o| {
-            let (status, next) = match (o.succeeded, o.next_attempt_at) {
-                (true, _) => (SUCCEEDED, None),
-                (false, Some(next)) => (FAILED, Some(next)),
-                (false, None) => (DEAD, None),
-            };
-            DeliveryUpdate {
-                id: &o.claimed.delivery_id,
-                status,
-                next_attempt_at: next.map(ts),
-                at: &at,
-                last_response_status: o.response_status,
-                last_error: if o.succeeded { None } else { o.error_detail.as_deref() },
-                worker,
-            }
-        })
-        .collect();
-    let counter_rows = usage::counter_rows(outcomes.iter().map(|o| {
-        (o.claimed.tenant_id.as_str(), o.claimed.app_id.as_str(), now, usage::Metric::DeliveryAttempts, 1)
-    }));
+    let rows = RecordRows::new(worker, outcomes);
+    let started = std::time::Instant::now();
+    let txn = db.begin_write().await?;
+    let begun = started.elapsed();
+    let written = rows.write(&txn, limits).await?;
+    let wrote = started.elapsed();
+    txn.commit().await?;
+    crate::db::log_txn("record", started, begun, wrote);
+    Ok(written.recorded(outcomes))
+}
 
-    // Endpoint health: the last outcome of each endpoint in the batch decides.
-    let mut per_endpoint: HashMap<&str, (&AttemptOutcome, i32)> = HashMap::new();
-    for outcome in outcomes {
-        let entry = per_endpoint.entry(outcome.claimed.endpoint_id.as_str()).or_insert((outcome, 0));
-        entry.0 = outcome;
-        entry.1 = if outcome.succeeded { 0 } else { entry.1 + 1 };
+/// The rows recording a batch of outcomes writes, built before its transaction begins.
+pub(crate) struct RecordRows<'a> {
+    outcomes: &'a [AttemptOutcome],
+    now: DateTime<Utc>,
+    at: String,
+    attempts: Rows,
+    deliveries: Rows,
+    counters: Rows,
+}
+
+/// What a recorded batch changed in its transaction.
+pub(crate) struct Written {
+    /// Deliveries whose state changed (still `sending` under the recording worker's lease).
+    updated: HashSet<String>,
+    disabled: Vec<Disabled>,
+}
+
+impl<'a> RecordRows<'a> {
+    pub(crate) fn new(worker: &str, outcomes: &'a [AttemptOutcome]) -> RecordRows<'a> {
+        #[derive(serde::Serialize)]
+        struct AttemptRow<'a> {
+            id: String,
+            tenant_id: &'a str,
+            app_id: &'a str,
+            message_id: &'a str,
+            endpoint_id: &'a str,
+            delivery_id: &'a str,
+            url: &'a str,
+            request_headers: &'a Headers,
+            response_status: Option<u16>,
+            response_headers: Option<&'a Headers>,
+            response_body: Option<&'a str>,
+            duration_ms: i32,
+            error_class: Option<&'a str>,
+            trigger: &'a str,
+            created_at: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct DeliveryUpdate<'a> {
+            id: &'a str,
+            status: &'a str,
+            next_attempt_at: Option<String>,
+            at: &'a str,
+            last_response_status: Option<u16>,
+            last_error: Option<&'a str>,
+            worker: &'a str,
+        }
+        let now = Utc::now();
+        let at = ts(now);
+        let attempts: Rows = outcomes
+            .iter()
+            .map(|o| AttemptRow {
+                id: AttemptId::new_id().into_string(),
+                tenant_id: &o.claimed.tenant_id,
+                app_id: &o.claimed.app_id,
+                message_id: &o.claimed.message_id,
+                endpoint_id: &o.claimed.endpoint_id,
+                delivery_id: &o.claimed.delivery_id,
+                url: &o.url,
+                request_headers: &o.request_headers,
+                response_status: o.response_status,
+                response_headers: o.response_headers.as_ref(),
+                response_body: o.response_body.as_deref(),
+                duration_ms: o.duration_ms,
+                error_class: o.error_class,
+                trigger: o.trigger,
+                created_at: &at,
+            })
+            .collect();
+        let deliveries: Rows = outcomes
+            .iter()
+            .map(|o| {
+                let (status, next) = match (o.succeeded, o.next_attempt_at) {
+                    (true, _) => (SUCCEEDED, None),
+                    (false, Some(next)) => (FAILED, Some(next)),
+                    (false, None) => (DEAD, None),
+                };
+                DeliveryUpdate {
+                    id: &o.claimed.delivery_id,
+                    status,
+                    next_attempt_at: next.map(ts),
+                    at: &at,
+                    last_response_status: o.response_status,
+                    last_error: if o.succeeded { None } else { o.error_detail.as_deref() },
+                    worker,
+                }
+            })
+            .collect();
+        let counters = usage::counter_rows(outcomes.iter().map(|o| {
+            (o.claimed.tenant_id.as_str(), o.claimed.app_id.as_str(), now, usage::Metric::DeliveryAttempts, 1)
+        }));
+        RecordRows { outcomes, now, at, attempts, deliveries, counters }
     }
 
-    let txn = ctx.db.begin_write().await?;
-    let existing: HashMap<String, endpoint_health::Model> = endpoint_health::Entity::find()
-        .filter(endpoint_health::Column::EndpointId.is_in(per_endpoint.keys().copied()))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .map(|h| (h.endpoint_id.clone(), h))
-        .collect();
-    let mut recorded = Recorded::default();
-    #[derive(serde::Serialize)]
-    struct HealthRow<'a> {
-        endpoint_id: &'a str,
-        tenant_id: &'a str,
-        consecutive_failures: i32,
-        failing_since: Option<String>,
-        circuit_open_until: Option<String>,
-        tokens: f64,
-        tokens_at: Option<&'a str>,
-        updated_at: &'a str,
-    }
-    let mut health_rows = Rows::default();
-    let mut disable = Vec::new();
-    for (endpoint_id, (last, failures_in_batch)) in per_endpoint {
-        let change = health_change(existing.get(endpoint_id), last, failures_in_batch, now, limits);
-        if let Some(reason) = change.disable_reason {
-            disable.push((endpoint_id, last, reason));
+    /// Writes the batch in the caller's write transaction: reads the endpoints' health, writes
+    /// attempts, usage, health and the deliveries' states in one round trip, and disables the
+    /// endpoints the batch says to.
+    pub(crate) async fn write<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        limits: &EngineLimits,
+    ) -> CoreResult<Written> {
+        #[derive(serde::Serialize)]
+        struct HealthRow<'a> {
+            endpoint_id: &'a str,
+            tenant_id: &'a str,
+            consecutive_failures: i32,
+            failing_since: Option<String>,
+            circuit_open_until: Option<String>,
+            tokens: f64,
+            tokens_at: Option<&'a str>,
+            updated_at: &'a str,
         }
-        if change.unchanged {
-            continue;
+        let now = self.now;
+        // Endpoint health: the last outcome of each endpoint in the batch decides.
+        let mut per_endpoint: HashMap<&str, (&AttemptOutcome, i32)> = HashMap::new();
+        for outcome in self.outcomes {
+            let entry = per_endpoint.entry(outcome.claimed.endpoint_id.as_str()).or_insert((outcome, 0));
+            entry.0 = outcome;
+            entry.1 = if outcome.succeeded { 0 } else { entry.1 + 1 };
         }
-        health_rows.push(&HealthRow {
-            endpoint_id,
-            tenant_id: &last.claimed.tenant_id,
-            consecutive_failures: change.failures,
-            failing_since: change.failing_since.map(ts),
-            circuit_open_until: change.circuit_open_until.map(ts),
-            tokens: 0.0,
-            tokens_at: None,
-            updated_at: &at,
-        });
-    }
-    let sql = RECORD_SQL.get(txn.get_database_backend());
-    let updated: HashSet<String> =
-        bulk::query(&txn, sql, vec![attempt_rows, counter_rows, health_rows, delivery_rows])
+        let existing: HashMap<String, endpoint_health::Model> = endpoint_health::Entity::find()
+            .filter(endpoint_health::Column::EndpointId.is_in(per_endpoint.keys().copied()))
+            .all(txn)
             .await?
             .into_iter()
-            .map(|row| row.try_get::<String>("", "id"))
-            .collect::<Result<_, _>>()?;
-    for (endpoint_id, last, reason) in disable {
-        let result = endpoints::Entity::update_many()
-            .col_expr(endpoints::Column::Disabled, Expr::value(true))
-            .col_expr(endpoints::Column::DisabledReason, Expr::value(reason.clone()))
-            .col_expr(endpoints::Column::UpdatedAt, Expr::value(now))
-            .filter(endpoints::Column::Id.eq(endpoint_id))
-            .filter(endpoints::Column::Disabled.eq(false))
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 1 {
-            recorded.disabled.push(Disabled {
-                tenant_id: last.claimed.tenant_id.clone(),
-                app_id: last.claimed.app_id.clone(),
-                endpoint_id: endpoint_id.to_owned(),
-                reason,
+            .map(|h| (h.endpoint_id.clone(), h))
+            .collect();
+        let mut health = Rows::default();
+        let mut disable = Vec::new();
+        for (endpoint_id, (last, failures_in_batch)) in per_endpoint {
+            let change = health_change(existing.get(endpoint_id), last, failures_in_batch, now, limits);
+            if let Some(reason) = change.disable_reason {
+                disable.push((endpoint_id, last, reason));
+            }
+            if change.unchanged {
+                continue;
+            }
+            health.push(&HealthRow {
+                endpoint_id,
+                tenant_id: &last.claimed.tenant_id,
+                consecutive_failures: change.failures,
+                failing_since: change.failing_since.map(ts),
+                circuit_open_until: change.circuit_open_until.map(ts),
+                tokens: 0.0,
+                tokens_at: None,
+                updated_at: &self.at,
             });
         }
+        let sql = RECORD_SQL.get(txn.get_database_backend());
+        let updated: HashSet<String> =
+            bulk::query(txn, sql, &[&self.attempts, &self.counters, &health, &self.deliveries])
+                .await?
+                .into_iter()
+                .map(|row| row.try_get::<String>("", "id"))
+                .collect::<Result<_, _>>()?;
+        let mut disabled = Vec::new();
+        for (endpoint_id, last, reason) in disable {
+            let result = endpoints::Entity::update_many()
+                .col_expr(endpoints::Column::Disabled, Expr::value(true))
+                .col_expr(endpoints::Column::DisabledReason, Expr::value(reason.clone()))
+                .col_expr(endpoints::Column::UpdatedAt, Expr::value(now))
+                .filter(endpoints::Column::Id.eq(endpoint_id))
+                .filter(endpoints::Column::Disabled.eq(false))
+                .exec(txn)
+                .await?;
+            if result.rows_affected == 1 {
+                disabled.push(Disabled {
+                    tenant_id: last.claimed.tenant_id.clone(),
+                    app_id: last.claimed.app_id.clone(),
+                    endpoint_id: endpoint_id.to_owned(),
+                    reason,
+                });
+            }
+        }
+        Ok(Written { updated, disabled })
     }
-    txn.commit().await?;
+}
 
-    for outcome in outcomes {
-        let event = |event_type| DeliveryEvent {
-            event_type,
-            claimed: outcome.claimed.clone(),
-            response_status: outcome.response_status,
-        };
-        if outcome.succeeded {
-            if outcome.claimed.attempt_number > FAILING_AFTER_ATTEMPTS && !outcome.claimed.one_shot {
-                recorded.events.push(event("message.attempt.recovered"));
-            }
-            continue;
-        }
-        if !updated.contains(&outcome.claimed.delivery_id) || outcome.claimed.one_shot {
-            continue;
-        }
-        match outcome.next_attempt_at {
-            Some(at) => {
-                recorded.retries.push((outcome.claimed.delivery_id.clone(), at));
-                if outcome.claimed.attempt_number == FAILING_AFTER_ATTEMPTS {
-                    recorded.events.push(event("message.attempt.failing"));
+impl Written {
+    /// The follow-ups of a committed batch: retry wake-ups, and the operational events.
+    pub(crate) fn recorded(self, outcomes: &[AttemptOutcome]) -> Recorded {
+        let mut recorded = Recorded { disabled: self.disabled, ..Recorded::default() };
+        for outcome in outcomes {
+            let event = |event_type| DeliveryEvent {
+                event_type,
+                claimed: outcome.claimed.clone(),
+                response_status: outcome.response_status,
+            };
+            if outcome.succeeded {
+                if outcome.claimed.attempt_number > FAILING_AFTER_ATTEMPTS && !outcome.claimed.one_shot {
+                    recorded.events.push(event("message.attempt.recovered"));
                 }
+                continue;
             }
-            None => recorded.events.push(event("message.attempt.exhausted")),
+            if !self.updated.contains(&outcome.claimed.delivery_id) || outcome.claimed.one_shot {
+                continue;
+            }
+            match outcome.next_attempt_at {
+                Some(at) => {
+                    recorded.retries.push((outcome.claimed.delivery_id.clone(), at));
+                    if outcome.claimed.attempt_number == FAILING_AFTER_ATTEMPTS {
+                        recorded.events.push(event("message.attempt.failing"));
+                    }
+                }
+                None => recorded.events.push(event("message.attempt.exhausted")),
+            }
         }
+        recorded
     }
-    Ok(recorded)
 }
 
 /// An endpoint's health after a batch of its attempts.

@@ -14,6 +14,10 @@
 //! Applications with more than [`INLINE_MAX_ENDPOINTS`] endpoints, messages whose tenant plan is
 //! not known here, and every message when no engine runs in this process go through the fan-out
 //! queue and the worker's fan-out loop as before.
+//!
+//! The engine's recorder hands its batches of attempt outcomes to the same writer
+//! ([`IngestQueue::record`]): messages and outcomes waiting together share one transaction, one
+//! commit and one turn at the writer connection.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -30,9 +34,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     db::Db,
     entities::endpoints,
+    error::{CoreError, CoreResult},
     services::{
         bulk::{self, BatchSql, Insert, Rows, ts},
-        delivery::{self, Claimed},
+        delivery::{self, AttemptOutcome, Claimed, EngineLimits, RecordRows, Recorded},
         is_unique_violation, usage,
     },
 };
@@ -131,16 +136,26 @@ pub enum StoreError {
 type Reply = Result<Option<QuotaCrossing>, StoreError>;
 type Request = (NewMessage, oneshot::Sender<Reply>);
 
+/// Outcomes to record ([`delivery::record`]) in the writer's next transaction.
+struct RecordRequest {
+    worker: String,
+    outcomes: Vec<AttemptOutcome>,
+    limits: EngineLimits,
+    reply: oneshot::Sender<(Vec<AttemptOutcome>, CoreResult<Recorded>)>,
+}
+
 pub struct IngestQueue {
     requests: mpsc::Sender<Request>,
+    records: mpsc::UnboundedSender<RecordRequest>,
 }
 
 impl IngestQueue {
     /// Starts the writer task on the current tokio runtime.
     pub fn start(db: Db, signals: Arc<crate::Signals>, engine: InlineEngineSlot) -> IngestQueue {
         let (requests, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(writer(db, rx, signals, engine));
-        IngestQueue { requests }
+        let (records, records_rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(db, rx, records_rx, signals, engine));
+        IngestQueue { requests, records }
     }
 
     /// Stores the message; returns once it is committed, with the quota threshold it crossed.
@@ -149,18 +164,50 @@ impl IngestQueue {
         self.requests.send((message, reply)).await.map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
     }
+
+    /// Records a batch of attempt outcomes like [`delivery::record`], in the transaction that
+    /// also stores the messages waiting at that moment: on SQLite the engine's recorder and the
+    /// ingest writer otherwise take turns at the one writer connection, each paying its own
+    /// commit and hand-over. Returns the outcomes (for the caller's metrics and retries) with
+    /// what recording them changed; `None` when the writer has stopped.
+    pub async fn record(
+        &self,
+        worker: &str,
+        outcomes: Vec<AttemptOutcome>,
+        limits: &EngineLimits,
+    ) -> Option<(Vec<AttemptOutcome>, CoreResult<Recorded>)> {
+        let (reply, answer) = oneshot::channel();
+        let request = RecordRequest { worker: worker.to_owned(), outcomes, limits: limits.clone(), reply };
+        self.records.send(request).ok()?;
+        answer.await.ok()
+    }
 }
 
 async fn writer(
     db: Db,
     mut rx: mpsc::Receiver<Request>,
+    mut records_rx: mpsc::UnboundedReceiver<RecordRequest>,
     signals: Arc<crate::Signals>,
     engine: InlineEngineSlot,
 ) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    let mut records: Vec<RecordRequest> = Vec::new();
     let mut counts: HashMap<TenantId, MonthCount> = HashMap::new();
     let mut large_apps = LargeApps::default();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
+            Some(request) = records_rx.recv() => records.push(request),
+        }
+        // Whatever else waits joins this transaction.
+        while batch.len() < MAX_BATCH
+            && let Ok(request) = rx.try_recv()
+        {
+            batch.push(request);
+        }
+        while let Ok(request) = records_rx.try_recv() {
+            records.push(request);
+        }
         // Quotas first: what would go over a hard cap is refused, the rest is stored.
         let mut admitted: Vec<Request> = Vec::with_capacity(batch.len());
         let mut pending: HashMap<TenantId, i64> = HashMap::new();
@@ -191,19 +238,53 @@ async fn writer(
             *waiting += 1;
             admitted.push((message, reply));
         }
-        if admitted.is_empty() {
-            continue;
-        }
         let messages: Vec<&NewMessage> = admitted.iter().map(|(m, _)| m).collect();
         let started = Instant::now();
         let engine = engine.get();
         let mut fan_out = match engine {
-            Some(engine) => inline_fan_out(&db, engine.as_ref(), &messages, &mut large_apps).await,
-            None => InlineFanOut::default(),
+            Some(engine) if !messages.is_empty() => {
+                inline_fan_out(&db, engine.as_ref(), &messages, &mut large_apps).await
+            }
+            _ => InlineFanOut::default(),
         };
         let deliveries = std::mem::take(&mut fan_out.rows);
         let created = deliveries.len();
-        let stored = store_batch(&db, &messages, &fan_out.fanned_out, deliveries).await;
+        let mut stored = Ok(());
+        if records.is_empty() {
+            if !messages.is_empty() {
+                stored = store_batch(&db, &messages, &fan_out.fanned_out, &deliveries, &[]).await.map(drop);
+            }
+        } else {
+            let record_rows: Vec<(RecordRows<'_>, &EngineLimits)> =
+                records.iter().map(|r| (RecordRows::new(&r.worker, &r.outcomes), &r.limits)).collect();
+            let written = store_batch(&db, &messages, &fan_out.fanned_out, &deliveries, &record_rows).await;
+            drop(record_rows);
+            match written {
+                Ok(written) => {
+                    for (request, written) in records.drain(..).zip(written) {
+                        let recorded = written.recorded(&request.outcomes);
+                        let _ = request.reply.send((request.outcomes, Ok(recorded)));
+                    }
+                }
+                Err(err) => {
+                    // Apart, so that neither fails for the other.
+                    tracing::debug!(error = %err, "a batch of messages and outcomes failed together; storing them apart");
+                    for request in records.drain(..) {
+                        let recorded =
+                            delivery::record(&db, &request.worker, &request.outcomes, &request.limits).await;
+                        let _ = request.reply.send((request.outcomes, recorded));
+                    }
+                    if !messages.is_empty() {
+                        stored = store_batch(&db, &messages, &fan_out.fanned_out, &deliveries, &[])
+                            .await
+                            .map(drop);
+                    }
+                }
+            }
+        }
+        if messages.is_empty() {
+            continue;
+        }
         tracing::debug!(target: "hookline::batch", kind = "ingest", n = messages.len(), deliveries = created, leased = fan_out.leased.len(), us = started.elapsed().as_micros() as u64);
         // A failed batch is stored again message by message, through the fan-out queue.
         let queued = stored.is_err() || messages.len() > fan_out.fanned_out.len();
@@ -233,7 +314,8 @@ async fn writer(
                 // One bad message (a duplicate event_id) must not fail the others: store each
                 // on its own, through the fan-out queue.
                 for (message, reply) in admitted.drain(..) {
-                    let result = store_batch(&db, &[&message], &HashSet::new(), Rows::default()).await;
+                    let result =
+                        store_batch(&db, &[&message], &HashSet::new(), &Rows::default(), &[]).await.map(drop);
                     let _ = reply.send(match result {
                         Ok(()) => Ok(count(&db, &mut counts, &message).await),
                         Err(err) => Err(err),
@@ -317,17 +399,31 @@ async fn count(
     )
 }
 
+/// Stores messages and records outcomes in one transaction (either may be empty); returns what
+/// recording each batch of outcomes changed.
 async fn store_batch(
     db: &Db,
     batch: &[&NewMessage],
     fanned_out: &HashSet<String>,
-    deliveries: Rows,
-) -> Result<(), StoreError> {
+    deliveries: &Rows,
+    records: &[(RecordRows<'_>, &EngineLimits)],
+) -> Result<Vec<delivery::Written>, StoreError> {
+    let started = Instant::now();
     let txn = db.begin_write().await?;
+    let begun = started.elapsed();
     insert_batch(&txn, batch, fanned_out, deliveries).await?;
+    let mut written = Vec::with_capacity(records.len());
+    for (rows, limits) in records {
+        written.push(rows.write(&txn, limits).await.map_err(|err| match err {
+            CoreError::Database(err) => StoreError::Database(err),
+            other => StoreError::Database(DbErr::Custom(other.to_string())),
+        })?);
+    }
+    let wrote = started.elapsed();
     txn.commit().await?;
+    crate::db::log_txn(if records.is_empty() { "ingest" } else { "ingest+record" }, started, begun, wrote);
     crate::metrics::messages_accepted(batch.len());
-    Ok(())
+    Ok(written)
 }
 
 /// What the writer fanned out itself: delivery rows, the deliveries leased to the engine, and
@@ -464,7 +560,7 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
     txn: &C,
     batch: &[&NewMessage],
 ) -> Result<(), StoreError> {
-    insert_batch(txn, batch, &HashSet::new(), Rows::default()).await
+    insert_batch(txn, batch, &HashSet::new(), &Rows::default()).await
 }
 
 /// Inserts the batch and the deliveries created for it; messages not in `fanned_out` get a
@@ -473,7 +569,7 @@ async fn insert_batch<C: sea_orm::ConnectionTrait>(
     txn: &C,
     batch: &[&NewMessage],
     fanned_out: &HashSet<String>,
-    deliveries: Rows,
+    deliveries: &Rows,
 ) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
@@ -550,8 +646,122 @@ async fn insert_batch<C: sea_orm::ConnectionTrait>(
         })
         .collect();
     let sql = INGEST_SQL.get(txn.get_database_backend());
-    if let Err(err) = bulk::run(txn, sql, vec![messages, payloads, counters, queue, deliveries]).await {
+    if let Err(err) = bulk::run(txn, sql, &[&messages, &payloads, &counters, &queue, deliveries]).await {
         return Err(if is_unique_violation(&err) { StoreError::DuplicateEventId } else { err.into() });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use hookline_types::{AppId, DeliveryId, MessageId, TenantId};
+    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+
+    use super::{NewMessage, StoreError};
+    use crate::{
+        entities::{attempts, deliveries},
+        ids::NewId,
+        services::delivery::{AttemptOutcome, Claimed, EngineLimits, Headers, SENDING, SUCCEEDED},
+    };
+
+    // A current-thread runtime: both requests below are queued before the writer task first
+    // runs, so they meet in one writer transaction, which the duplicate message fails.
+    #[tokio::test]
+    async fn outcomes_batched_with_a_failing_message_are_recorded_apart_sqlite() {
+        outcomes_batched_with_a_failing_message_are_recorded_apart(hookline_e2e::Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn outcomes_batched_with_a_failing_message_are_recorded_apart_postgres() {
+        outcomes_batched_with_a_failing_message_are_recorded_apart(hookline_e2e::Backend::Postgres).await;
+    }
+
+    async fn outcomes_batched_with_a_failing_message_are_recorded_apart(backend: hookline_e2e::Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = hookline_e2e::fresh_database(backend, dir.path());
+        let config = crate::Config::with_database(&url, dir.path()).unwrap();
+        let db = crate::Db::connect(&config).await.unwrap();
+        db.migrate(&config).await.unwrap();
+        let ctx = crate::Context::new(db, crate::crypto::Keys::for_tests(), config);
+        let (tenant, app) = (TenantId::new_id(), AppId::new_id());
+        let message = |event_id: &str| NewMessage {
+            id: MessageId::new_id().to_string(),
+            tenant_id: tenant.clone(),
+            app_id: app.clone(),
+            event_type: "invoice.paid".to_owned(),
+            event_id: Some(event_id.to_owned()),
+            channels: serde_json::json!([]),
+            payload_text: "{}".to_owned(),
+            only_endpoint: None,
+            created_at: Utc::now(),
+            quota: None,
+            counts_as_usage: true,
+            plan_rate: None,
+        };
+        let first = message("evt-1");
+        let message_id = first.id.clone();
+        ctx.ingest.store(first).await.unwrap();
+        let now = Utc::now();
+        let delivery_id = DeliveryId::new_id().to_string();
+        deliveries::ActiveModel {
+            id: Set(delivery_id.clone()),
+            tenant_id: Set(tenant.to_string()),
+            app_id: Set(app.to_string()),
+            message_id: Set(message_id.clone()),
+            endpoint_id: Set("ep_1".to_owned()),
+            status: Set(SENDING.to_owned()),
+            attempt_count: Set(0),
+            next_attempt_at: Set(Some(now)),
+            last_attempt_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            lease_owner: Set(Some("w1".to_owned())),
+            lease_until: Set(Some(now + chrono::Duration::seconds(30))),
+            last_response_status: Set(None),
+            last_error: Set(None),
+            job_id: Set(None),
+            one_shot: Set(false),
+        }
+        .insert(&ctx.db.writer)
+        .await
+        .unwrap();
+        let outcome = AttemptOutcome {
+            claimed: Claimed {
+                delivery_id: delivery_id.clone(),
+                tenant_id: tenant.to_string(),
+                app_id: app.to_string(),
+                message_id,
+                endpoint_id: "ep_1".to_owned(),
+                event_type: "invoice.paid".to_owned(),
+                attempt_number: 1,
+                message_created_at: now,
+                one_shot: false,
+            },
+            url: "https://example.com/hook".to_owned(),
+            request_headers: Headers(vec![("webhook-id".to_owned(), "msg_1".to_owned())]),
+            response_status: Some(200),
+            response_headers: Some(Headers::default()),
+            response_body: Some(String::new()),
+            duration_ms: 3,
+            error_class: None,
+            error_detail: None,
+            trigger: "scheduled",
+            next_attempt_at: None,
+            disable_endpoint: false,
+            succeeded: true,
+        };
+
+        let limits = EngineLimits::default();
+        let (stored, recorded) =
+            tokio::join!(ctx.ingest.store(message("evt-1")), ctx.ingest.record("w1", vec![outcome], &limits));
+
+        assert!(matches!(stored, Err(StoreError::DuplicateEventId)), "{stored:?}");
+        let (outcomes, recorded) = recorded.expect("the writer runs");
+        assert_eq!(outcomes.len(), 1, "the outcomes come back to the recorder");
+        recorded.expect("recorded despite the message that failed beside it");
+        let delivery = deliveries::Entity::find_by_id(delivery_id).one(&ctx.db.conn).await.unwrap().unwrap();
+        assert_eq!((delivery.status.as_str(), delivery.attempt_count), (SUCCEEDED, 1));
+        assert_eq!(attempts::Entity::find().count(&ctx.db.conn).await.unwrap(), 1);
+    }
 }

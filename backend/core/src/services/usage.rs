@@ -83,7 +83,7 @@ pub async fn add<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     static SQL: super::bulk::BatchSql = super::bulk::BatchSql::new(&[COUNTERS]);
     let rows = counter_rows([(tenant.as_str(), app.as_str(), at, metric, amount)]);
-    super::bulk::run(conn, SQL.get(conn.get_database_backend()), vec![rows]).await
+    super::bulk::run(conn, SQL.get(conn.get_database_backend()), &[&rows]).await
 }
 
 // ----- reading usage ----------------------------------------------------------------------------
