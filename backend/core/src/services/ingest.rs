@@ -147,6 +147,7 @@ struct RecordRequest {
 pub struct IngestQueue {
     requests: mpsc::Sender<Request>,
     records: mpsc::UnboundedSender<RecordRequest>,
+    db: Db,
 }
 
 impl IngestQueue {
@@ -154,8 +155,8 @@ impl IngestQueue {
     pub fn start(db: Db, signals: Arc<crate::Signals>, engine: InlineEngineSlot) -> IngestQueue {
         let (requests, rx) = mpsc::channel(4 * MAX_BATCH);
         let (records, records_rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(db, rx, records_rx, signals, engine));
-        IngestQueue { requests, records }
+        tokio::spawn(writer(db.clone(), rx, records_rx, signals, engine));
+        IngestQueue { requests, records, db }
     }
 
     /// Stores the message; returns once it is committed, with the quota threshold it crossed.
@@ -165,17 +166,23 @@ impl IngestQueue {
         answer.await.map_err(|_| StoreError::Stopped)?
     }
 
-    /// Records a batch of attempt outcomes like [`delivery::record`], in the transaction that
-    /// also stores the messages waiting at that moment: on SQLite the engine's recorder and the
-    /// ingest writer otherwise take turns at the one writer connection, each paying its own
-    /// commit and hand-over. Returns the outcomes (for the caller's metrics and retries) with
-    /// what recording them changed; `None` when the writer has stopped.
+    /// Records a batch of attempt outcomes like [`delivery::record`]. On SQLite it is written in
+    /// the transaction that also stores the messages waiting at that moment: the engine's
+    /// recorder and the ingest writer otherwise take turns at the one writer connection, each
+    /// paying its own commit and hand-over. On PostgreSQL it is its own transaction, on its own
+    /// connection, beside the writer's (there the two commit in parallel, and serialising them
+    /// measured slower). Returns the outcomes (for the caller's metrics and retries) with what
+    /// recording them changed; `None` when the writer has stopped.
     pub async fn record(
         &self,
         worker: &str,
         outcomes: Vec<AttemptOutcome>,
         limits: &EngineLimits,
     ) -> Option<(Vec<AttemptOutcome>, CoreResult<Recorded>)> {
+        if !self.db.is_sqlite() {
+            let recorded = delivery::record(&self.db, worker, &outcomes, limits).await;
+            return Some((outcomes, recorded));
+        }
         let (reply, answer) = oneshot::channel();
         let request = RecordRequest { worker: worker.to_owned(), outcomes, limits: limits.clone(), reply };
         self.records.send(request).ok()?;
@@ -666,7 +673,8 @@ mod tests {
     };
 
     // A current-thread runtime: both requests below are queued before the writer task first
-    // runs, so they meet in one writer transaction, which the duplicate message fails.
+    // runs, so on SQLite they meet in one writer transaction, which the duplicate message fails
+    // (PostgreSQL records outside the writer: the test holds there too).
     #[tokio::test]
     async fn outcomes_batched_with_a_failing_message_are_recorded_apart_sqlite() {
         outcomes_batched_with_a_failing_message_are_recorded_apart(hookline_e2e::Backend::Sqlite).await;
