@@ -130,8 +130,12 @@ pub async fn run(
                 stop_rx.clone(),
             );
             let pusher = push_retries(retries.clone(), retry_rx, stop_rx.clone());
+            // One maintenance job at a time: jobs enqueued while the last one ran (a slow run,
+            // a backlog after a pause) would otherwise run side by side and repeat each other's
+            // work — two billing runs each reporting the same hour to Stripe.
             let maintenance_worker = WorkerBuilder::new(format!("hookline-maintenance-{instance}"))
                 .backend(maintenance.poll_with_interval(QUEUE_POLL))
+                .concurrency(1)
                 .data(ctx.clone())
                 .build(handle_maintenance);
             let retry_worker = WorkerBuilder::new(format!("hookline-retries-{instance}"))
