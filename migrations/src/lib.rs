@@ -9,6 +9,7 @@ mod m20261129_000003_broadcast;
 mod m20261129_000004_self_service;
 mod m20261129_000005_plans;
 mod m20261129_000006_billing;
+mod m20261129_000007_partial_status_indexes;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_self_service::Migration),
             Box::new(m20261129_000005_plans::Migration),
             Box::new(m20261129_000006_billing::Migration),
+            Box::new(m20261129_000007_partial_status_indexes::Migration),
         ]
     }
 }

@@ -26,7 +26,7 @@ use crate::{
     Context, CoreResult,
     entities::{deliveries, fanout_queue, jobs},
     services::{
-        delivery::{AttemptOutcome, FAILED, PENDING, SENDING},
+        delivery::{self, AttemptOutcome, FAILED, PENDING, SENDING},
         replay,
     },
 };
@@ -411,25 +411,27 @@ struct Backlog {
     jobs_running: i64,
 }
 
-/// Three counting queries, each over an index of the rows it counts: `idx_deliveries_due`
-/// (status, next_attempt_at) holds the non-terminal states in their own ranges, so the count
-/// reads only the backlog, never the delivered history; `fanout_queue` is itself the backlog;
-/// `idx_bulk_jobs_state` (state, id) for running jobs.
+/// Counting queries, each over an index of exactly the rows it counts: the partial indexes
+/// `idx_deliveries_due` (waiting: pending, failed) and `idx_deliveries_lease` (in flight), so the
+/// counts read only the backlog, never the delivered history; `fanout_queue` is itself the
+/// backlog; `idx_bulk_jobs_state` (state, id) for running jobs.
 async fn backlog(ctx: &Context) -> CoreResult<Backlog> {
     let count = || Expr::cust("COUNT(*)");
-    let by_status: Vec<(String, i64)> = deliveries::Entity::find()
-        .select_only()
-        .column(deliveries::Column::Status)
-        .column_as(count(), "n")
-        .filter(deliveries::Column::Status.is_in([PENDING, FAILED, SENDING]))
-        .group_by(deliveries::Column::Status)
-        .into_tuple()
-        .all(&ctx.db.conn)
-        .await?;
     let mut deliveries = [(PENDING, 0), (FAILED, 0), (SENDING, 0)];
-    for (status, n) in by_status {
-        if let Some(entry) = deliveries.iter_mut().find(|(s, _)| *s == status) {
-            entry.1 = n;
+    for unfinished in [delivery::WAITING, delivery::LEASED] {
+        let by_status: Vec<(String, i64)> = deliveries::Entity::find()
+            .select_only()
+            .column(deliveries::Column::Status)
+            .column_as(count(), "n")
+            .filter(Expr::cust(unfinished))
+            .group_by(deliveries::Column::Status)
+            .into_tuple()
+            .all(&ctx.db.conn)
+            .await?;
+        for (status, n) in by_status {
+            if let Some(entry) = deliveries.iter_mut().find(|(s, _)| *s == status) {
+                entry.1 = n;
+            }
         }
     }
     let fanout: Option<i64> = fanout_queue::Entity::find()

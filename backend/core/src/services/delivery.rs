@@ -36,6 +36,13 @@ pub const FAILED: &str = "failed";
 pub const SUCCEEDED: &str = "succeeded";
 pub const DEAD: &str = "dead";
 
+/// Deliveries waiting for an attempt, spelled exactly as `idx_deliveries_due`'s condition: a
+/// query reaches that partial index only with this literal condition (neither SQLite nor
+/// PostgreSQL can prove it from bound values).
+pub const WAITING: &str = "status IN ('pending', 'failed')";
+/// Deliveries in flight, spelled exactly as `idx_deliveries_lease`'s condition.
+pub const LEASED: &str = "status = 'sending'";
+
 /// A delivery this worker holds a lease on and must send.
 #[derive(Clone, Debug)]
 pub struct Claimed {
@@ -444,7 +451,7 @@ pub async fn claim_due(
     let ClaimScope { limit, capacity, saturated, only, tenants } = scope;
     let now = Utc::now();
     let mut select = deliveries::Entity::find()
-        .filter(deliveries::Column::Status.is_in([PENDING, FAILED]))
+        .filter(Expr::cust(WAITING))
         .filter(deliveries::Column::NextAttemptAt.lte(now))
         .order_by_asc(deliveries::Column::NextAttemptAt)
         .limit(limit);
@@ -596,14 +603,34 @@ pub async fn claim_due(
 }
 
 /// True when `delivery` is the oldest unfinished delivery of its endpoint and none is in flight.
+/// One statement (one snapshot: a recorder committing between two reads could otherwise move
+/// the head from in flight to waiting unseen), whose two halves each read their partial index.
 async fn is_fifo_head<C: ConnectionTrait>(conn: &C, delivery: &deliveries::Model) -> CoreResult<bool> {
-    let head = deliveries::Entity::find()
-        .filter(deliveries::Column::EndpointId.eq(delivery.endpoint_id.as_str()))
-        .filter(deliveries::Column::Status.is_in([PENDING, FAILED, SENDING]))
-        .order_by_asc(deliveries::Column::MessageId)
-        .one(conn)
+    let backend = conn.get_database_backend();
+    let (first, second) = if backend == sea_orm::DbBackend::Postgres { ("$1", "$2") } else { ("?", "?") };
+    let oldest = |condition: &str, param: &str| {
+        format!(
+            "SELECT id, message_id FROM (SELECT id, message_id FROM deliveries \
+             WHERE {condition} AND endpoint_id = {param} ORDER BY message_id LIMIT 1) AS oldest"
+        )
+    };
+    let sql = format!(
+        "SELECT id FROM ({} UNION ALL {}) AS unfinished ORDER BY message_id LIMIT 1",
+        oldest(WAITING, first),
+        oldest(LEASED, second)
+    );
+    let endpoint = delivery.endpoint_id.as_str();
+    let head = conn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [endpoint.into(), endpoint.into()],
+        ))
         .await?;
-    Ok(head.is_some_and(|head| head.id == delivery.id))
+    Ok(match head {
+        Some(row) => row.try_get::<String>("", "id")? == delivery.id,
+        None => false,
+    })
 }
 
 /// Refills the endpoint's token bucket (capacity = one second of its rate) and returns the
@@ -1113,7 +1140,7 @@ fn unlease(status: &'static str, now: DateTime<Utc>) -> sea_orm::UpdateMany<deli
         .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
         .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
-        .filter(deliveries::Column::Status.eq(SENDING))
+        .filter(Expr::cust(LEASED))
 }
 
 /// Returns deliveries whose lease ran out (their worker died or hung) to `failed`, due now, so
@@ -1131,7 +1158,7 @@ pub async fn renew_leases(ctx: &Context, worker: &str, limits: &EngineLimits) ->
     let now = Utc::now();
     let result = deliveries::Entity::update_many()
         .col_expr(deliveries::Column::LeaseUntil, Expr::value(lease_until(now, limits)))
-        .filter(deliveries::Column::Status.eq(SENDING))
+        .filter(Expr::cust(LEASED))
         .filter(deliveries::Column::LeaseOwner.eq(worker))
         .exec(&ctx.db.writer)
         .await?;
@@ -1159,16 +1186,84 @@ pub async fn release_leases_of(
 pub async fn backlog(ctx: &Context) -> CoreResult<(u64, u64)> {
     use sea_orm::PaginatorTrait;
     let queued = fanout_queue::Entity::find().count(&ctx.db.conn).await?;
-    let due = deliveries::Entity::find()
-        .filter(deliveries::Column::Status.is_in([PENDING, FAILED, SENDING]))
-        .count(&ctx.db.conn)
-        .await?;
+    let mut due = 0;
+    for unfinished in [WAITING, LEASED] {
+        due += deliveries::Entity::find().filter(Expr::cust(unfinished)).count(&ctx.db.conn).await?;
+    }
     Ok((queued, due))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Headers;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::{Headers, LEASED, WAITING};
+
+    hookline_e2e::both_databases!(the_status_conditions_reach_the_partial_indexes);
+
+    /// The claim and lease queries spell [`WAITING`] and [`LEASED`]; the planner must find the
+    /// partial indexes with them (PostgreSQL is told to avoid sequential scans, which it would
+    /// prefer on an empty table: a plan without the index then means it cannot use it).
+    async fn the_status_conditions_reach_the_partial_indexes(backend: hookline_e2e::Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = hookline_e2e::fresh_database(backend, dir.path());
+        let config = crate::Config::with_database(&url, dir.path()).unwrap();
+        let db = crate::Db::connect(&config).await.unwrap();
+        db.migrate(&config).await.unwrap();
+        let sqlite = db.is_sqlite();
+        let txn = sea_orm::TransactionTrait::begin(&db.conn).await.unwrap();
+        if sqlite {
+            for (index, condition) in [("idx_deliveries_due", WAITING), ("idx_deliveries_lease", LEASED)] {
+                let row = txn
+                    .query_one_raw(Statement::from_string(
+                        txn.get_database_backend(),
+                        format!("SELECT sql FROM sqlite_master WHERE name = '{index}'"),
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let sql: String = row.try_get("", "sql").unwrap();
+                assert!(sql.ends_with(&format!("WHERE {condition}")), "{index}: {sql}");
+            }
+        } else {
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+        }
+        let explain = if sqlite { "EXPLAIN QUERY PLAN" } else { "EXPLAIN" };
+        for (query, index) in [
+            (
+                format!(
+                    "SELECT id FROM deliveries WHERE {WAITING} AND next_attempt_at <= '2026-11-29T00:00:00+00:00' \
+                     ORDER BY next_attempt_at LIMIT 100"
+                ),
+                "idx_deliveries_due",
+            ),
+            (
+                format!(
+                    "SELECT id FROM deliveries WHERE {LEASED} AND lease_until < '2026-11-29T00:00:00+00:00'"
+                ),
+                "idx_deliveries_lease",
+            ),
+            (
+                format!("SELECT id FROM deliveries WHERE {LEASED} AND lease_owner = 'w1'"),
+                "idx_deliveries_lease",
+            ),
+        ] {
+            let plan: Vec<String> = txn
+                .query_all_raw(Statement::from_string(
+                    txn.get_database_backend(),
+                    format!("{explain} {query}"),
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    let column = if sqlite { "detail" } else { "QUERY PLAN" };
+                    row.try_get::<String>("", column).unwrap()
+                })
+                .collect();
+            assert!(plan.iter().any(|line| line.contains(index)), "{query}: {plan:?}");
+        }
+    }
 
     #[test]
     fn headers_are_stored_as_one_object_whose_repeated_names_keep_their_last_value() {
