@@ -665,10 +665,10 @@ impl Engine {
         }
     }
 
-    /// Records outcomes in batches: whatever has arrived, up to 1000, in the ingest writer's next
-    /// transaction (shared with the messages accepted meanwhile). A batch that fails to record
-    /// is retried; if the process dies first, the leases expire and the deliveries are sent again
-    /// (at-least-once).
+    /// Records outcomes in batches: whatever has arrived, up to 1000, in one transaction (on
+    /// SQLite the ingest writer's next one, shared with the messages accepted meanwhile; see
+    /// `IngestQueue::record`). A batch that fails to record is retried; if the process dies
+    /// first, the leases expire and the deliveries are sent again (at-least-once).
     async fn record_loop(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<AttemptOutcome>) {
         let mut batch = Vec::with_capacity(1000);
         while outcomes.recv_many(&mut batch, 1000).await > 0 {

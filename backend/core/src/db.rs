@@ -147,6 +147,18 @@ pub(crate) fn log_txn(kind: &'static str, started: Instant, begun: Duration, wri
     );
 }
 
+/// A migrated database of `backend` in a fresh temporary directory (kept while the `TempDir`
+/// lives), for core's own tests.
+#[cfg(test)]
+pub(crate) async fn migrated_for_test(backend: hookline_e2e::Backend) -> (tempfile::TempDir, Config, Db) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = hookline_e2e::fresh_database(backend, dir.path());
+    let config = Config::with_database(&url, dir.path()).expect("a configuration");
+    let db = Db::connect(&config).await.expect("the database");
+    db.migrate(&config).await.expect("the migrations");
+    (dir, config, db)
+}
+
 /// Checkpoints the SQLite WAL every 200 ms from a reader connection. `PASSIVE` never waits for or
 /// blocks the writer or readers; what it could not copy (pages a reader still needs) is copied by
 /// a later round, and a round with nothing new to copy does no I/O. Ends when the pool closes.

@@ -233,11 +233,7 @@ mod tests {
         use sea_orm::{EntityTrait, QueryOrder};
 
         use crate::entities::{fanout_queue, messages};
-        let dir = tempfile::tempdir().unwrap();
-        let url = hookline_e2e::fresh_database(backend, dir.path());
-        let config = crate::Config::with_database(&url, dir.path()).unwrap();
-        let db = crate::Db::connect(&config).await.unwrap();
-        db.migrate(&config).await.unwrap();
+        let (_dir, _, db) = crate::db::migrated_for_test(backend).await;
         let at = DateTime::parse_from_rfc3339("2026-11-29T12:34:56.123456Z").unwrap().with_timezone(&Utc);
         let queued = |id: &str| serde_json::json!({"message_id": id, "tenant_id": "t", "app_id": "a", "endpoint_id": null, "created_at": ts(at)});
         let message = serde_json::json!({

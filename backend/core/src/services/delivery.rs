@@ -1205,11 +1205,7 @@ mod tests {
     /// partial indexes with them (PostgreSQL is told to avoid sequential scans, which it would
     /// prefer on an empty table: a plan without the index then means it cannot use it).
     async fn the_status_conditions_reach_the_partial_indexes(backend: hookline_e2e::Backend) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = hookline_e2e::fresh_database(backend, dir.path());
-        let config = crate::Config::with_database(&url, dir.path()).unwrap();
-        let db = crate::Db::connect(&config).await.unwrap();
-        db.migrate(&config).await.unwrap();
+        let (_dir, _, db) = crate::db::migrated_for_test(backend).await;
         let sqlite = db.is_sqlite();
         let txn = sea_orm::TransactionTrait::begin(&db.conn).await.unwrap();
         if sqlite {

@@ -686,11 +686,7 @@ mod tests {
     }
 
     async fn outcomes_batched_with_a_failing_message_are_recorded_apart(backend: hookline_e2e::Backend) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = hookline_e2e::fresh_database(backend, dir.path());
-        let config = crate::Config::with_database(&url, dir.path()).unwrap();
-        let db = crate::Db::connect(&config).await.unwrap();
-        db.migrate(&config).await.unwrap();
+        let (_dir, config, db) = crate::db::migrated_for_test(backend).await;
         let ctx = crate::Context::new(db, crate::crypto::Keys::for_tests(), config);
         let (tenant, app) = (TenantId::new_id(), AppId::new_id());
         let message = |event_id: &str| NewMessage {
