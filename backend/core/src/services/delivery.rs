@@ -849,9 +849,9 @@ static RECORD_SQL: BatchSql = BatchSql::with_last(
 /// of deliveries still `sending` under this worker's lease change their delivery; the attempt
 /// itself is always logged. Three round trips: the endpoints' health rows are read, everything is
 /// written in one batch ([`super::bulk`]), and the transaction commits (plus one statement when
-/// the batch disables an endpoint). The engine records through the ingest writer instead
-/// ([`super::ingest::IngestQueue::record`]), which shares one transaction with accepted messages;
-/// this is its fallback.
+/// the batch disables an endpoint). The engine records through
+/// [`super::ingest::IngestQueue::record`]: on PostgreSQL that is this, on SQLite the ingest
+/// writer's transaction shared with accepted messages (and this when that transaction fails).
 pub async fn record(
     db: &Db,
     worker: &str,
