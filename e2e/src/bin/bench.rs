@@ -78,6 +78,11 @@ fn bench_tenant(server: &TestServer) -> Client {
     api
 }
 
+/// Requests in flight during the bursts of (a) and (c): 64 unless `BENCH_CONCURRENCY` says otherwise.
+fn burst_concurrency() -> usize {
+    std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
 /// Send times by message id, shared by the load generator.
 type Sent = Arc<Mutex<HashMap<String, Instant>>>;
 
@@ -316,7 +321,7 @@ async fn main() {
         let sent: Sent = Arc::default();
         let cpu = CpuUse::start(&server);
         let started = Instant::now();
-        let ingest = post_messages(&api, "bench", 20_000, 64, None, &sent).await;
+        let ingest = post_messages(&api, "bench", 20_000, burst_concurrency(), None, &sent).await;
         let mut figures = collect(
             "(a) burst 20,000 → 1 endpoint",
             &receiver,
@@ -363,7 +368,7 @@ async fn main() {
         let sent: Sent = Arc::default();
         let cpu = CpuUse::start(&server);
         let started = Instant::now();
-        let ingest = post_messages(&api, "bench", 5_000, 64, None, &sent).await;
+        let ingest = post_messages(&api, "bench", 5_000, burst_concurrency(), None, &sent).await;
         let mut figures = collect(
             "(c) fan-out 5,000 × 10 endpoints",
             &receiver,
