@@ -100,28 +100,49 @@ impl Insert {
     }
 }
 
+/// Any other statement of a batch reading one JSON array parameter: its SQLite text with one
+/// `?` (reading it with `jsonb_each`), its PostgreSQL text with `{p}` where the parameter goes.
+pub(crate) struct Other {
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
 /// The statements of one batch must not touch the same rows: PostgreSQL runs all of a
 /// statement's CTEs on one snapshot, so a conflict between two of them is an error, not skipped.
 ///
-/// Builds the SQL text of a batch of inserts, optionally followed by a last statement (its
-/// SQLite text with one `?`, its PostgreSQL text with `$n`, n = inserts + 1) whose rows the batch
-/// returns. The text does not depend on the rows: [`BatchSql`] builds it once per backend.
-pub(crate) fn batch_sql(backend: DbBackend, inserts: &[Insert], last: Option<(&str, &str)>) -> String {
+/// Builds the SQL text of a batch of inserts, then other statements, optionally followed by a
+/// last statement whose rows the batch returns (its SQLite text with one `?`, its PostgreSQL
+/// text with `{p}`, like [`Other`]). The text does not depend on the rows: [`BatchSql`]
+/// builds it once per backend.
+pub(crate) fn batch_sql(
+    backend: DbBackend,
+    inserts: &[Insert],
+    others: &[Other],
+    last: Option<(&str, &str)>,
+) -> String {
     match backend {
         DbBackend::Sqlite => {
             let mut statements: Vec<String> =
                 inserts.iter().enumerate().map(|(i, insert)| insert.sql(backend, i + 1)).collect();
+            statements.extend(others.iter().map(|other| other.sqlite.to_owned()));
             statements.extend(last.map(|(sqlite, _)| sqlite.to_owned()));
             statements.join(";\n")
         }
         _ => {
             // Data-modifying CTEs run even when nothing reads them.
-            let ctes: Vec<String> = inserts
+            let mut ctes: Vec<String> = inserts
                 .iter()
                 .enumerate()
                 .map(|(i, insert)| format!("i{} AS ({})", i + 1, insert.sql(backend, i + 1)))
                 .collect();
-            format!("WITH {} {}", ctes.join(",\n"), last.map_or("SELECT 1", |(_, postgres)| postgres))
+            ctes.extend(others.iter().enumerate().map(|(i, other)| {
+                let param = inserts.len() + i + 1;
+                format!("o{param} AS ({})", other.postgres.replace("{p}", &format!("${param}")))
+            }));
+            let last = last.map_or("SELECT 1".to_owned(), |(_, postgres)| {
+                postgres.replace("{p}", &format!("${}", inserts.len() + others.len() + 1))
+            });
+            format!("WITH {} {last}", ctes.join(",\n"))
         }
     }
 }
@@ -152,6 +173,7 @@ pub(crate) struct BatchSql {
     sqlite: std::sync::OnceLock<String>,
     postgres: std::sync::OnceLock<String>,
     inserts: &'static [Insert],
+    others: &'static [Other],
     last: Option<(&'static str, &'static str)>,
 }
 
@@ -161,26 +183,30 @@ impl BatchSql {
             sqlite: std::sync::OnceLock::new(),
             postgres: std::sync::OnceLock::new(),
             inserts,
+            others: &[],
             last: None,
         }
     }
 
-    /// Inserts, then a statement returning rows: (SQLite text, PostgreSQL text).
+    /// Inserts, other statements, then a statement returning rows: (SQLite text, PostgreSQL
+    /// text).
     pub(crate) const fn with_last(
         inserts: &'static [Insert],
+        others: &'static [Other],
         last: (&'static str, &'static str),
     ) -> BatchSql {
         BatchSql {
             sqlite: std::sync::OnceLock::new(),
             postgres: std::sync::OnceLock::new(),
             inserts,
+            others,
             last: Some(last),
         }
     }
 
     pub(crate) fn get(&self, backend: DbBackend) -> &str {
         let cell = if backend == DbBackend::Sqlite { &self.sqlite } else { &self.postgres };
-        cell.get_or_init(|| batch_sql(backend, self.inserts, self.last))
+        cell.get_or_init(|| batch_sql(backend, self.inserts, self.others, self.last))
     }
 }
 
@@ -196,7 +222,7 @@ mod tests {
     #[test]
     fn sqlite_batches_are_statements_reading_their_own_parameter() {
         assert_eq!(
-            batch_sql(DbBackend::Sqlite, INSERTS, None),
+            batch_sql(DbBackend::Sqlite, INSERTS, &[], None),
             "INSERT INTO a (x, y) SELECT value ->> 'x', value ->> 'y' FROM jsonb_each(?) WHERE true ;\n\
              INSERT INTO b (z) SELECT value ->> 'z' FROM jsonb_each(?) WHERE true ON CONFLICT DO NOTHING"
         );
@@ -205,7 +231,7 @@ mod tests {
     #[test]
     fn postgres_batches_are_one_statement_of_ctes() {
         assert_eq!(
-            batch_sql(DbBackend::Postgres, INSERTS, None),
+            batch_sql(DbBackend::Postgres, INSERTS, &[], None),
             "WITH i1 AS (INSERT INTO a (x, y) SELECT x, y FROM jsonb_populate_recordset(NULL::a, $1::jsonb) ),\n\
              i2 AS (INSERT INTO b (z) SELECT z FROM jsonb_populate_recordset(NULL::b, $2::jsonb) ON CONFLICT DO NOTHING) SELECT 1"
         );
@@ -221,9 +247,15 @@ mod tests {
             Insert { tail: "ON CONFLICT (message_id) DO NOTHING", ..crate::services::ingest::FANOUT_QUEUE },
             crate::services::ingest::FANOUT_QUEUE,
         ],
+        &[Other {
+            sqlite: "UPDATE fanout_queue SET endpoint_id = j.e FROM (SELECT value ->> 'id' AS id, \
+                     value ->> 'e' AS e FROM jsonb_each(?)) AS j WHERE fanout_queue.message_id = j.id",
+            postgres: "UPDATE fanout_queue q SET endpoint_id = j.e FROM jsonb_to_recordset({p}::jsonb) \
+                       AS j(id text, e text) WHERE q.message_id = j.id",
+        }],
         (
             "SELECT value ->> 'id' AS id FROM jsonb_each(?)",
-            "SELECT j.id FROM jsonb_to_recordset($6::jsonb) AS j(id text)",
+            "SELECT j.id FROM jsonb_to_recordset({p}::jsonb) AS j(id text)",
         ),
     );
 
@@ -240,17 +272,19 @@ mod tests {
             "id": "m0", "tenant_id": "t", "app_id": "a", "event_type": "it's \"quoted\" ünïcode",
             "event_id": null, "channels": ["x", "y"], "payload_size": 7, "created_at": ts(at),
         });
-        // A row from before the batch, for the conflict clause to skip.
-        fanout_queue::Entity::insert(fanout_queue::ActiveModel {
-            message_id: sea_orm::Set("q3".to_owned()),
-            tenant_id: sea_orm::Set("t".to_owned()),
-            app_id: sea_orm::Set("a".to_owned()),
-            endpoint_id: sea_orm::Set(Some("e".to_owned())),
-            created_at: sea_orm::Set(at),
-        })
-        .exec_without_returning(&db.writer)
-        .await
-        .unwrap();
+        // Rows from before the batch: one for the conflict clause to skip, one for the update.
+        for (id, endpoint) in [("q3", Some("e")), ("q0", None)] {
+            fanout_queue::Entity::insert(fanout_queue::ActiveModel {
+                message_id: sea_orm::Set(id.to_owned()),
+                tenant_id: sea_orm::Set("t".to_owned()),
+                app_id: sea_orm::Set("a".to_owned()),
+                endpoint_id: sea_orm::Set(endpoint.map(str::to_owned)),
+                created_at: sea_orm::Set(at),
+            })
+            .exec_without_returning(&db.writer)
+            .await
+            .unwrap();
+        }
         let txn = db.begin_write().await.unwrap();
         let rows = query(
             &txn,
@@ -261,6 +295,7 @@ mod tests {
                 &Rows::default(),
                 &[queued("q2"), queued("q3")].into_iter().collect(),
                 &[queued("q4"), queued("q5")].into_iter().collect(),
+                &[serde_json::json!({"id": "q0", "e": "updated"})].into_iter().collect(),
                 &[serde_json::json!({"id": "r1"}), serde_json::json!({"id": "r2"})].into_iter().collect(),
             ],
         )
@@ -275,11 +310,15 @@ mod tests {
             .await
             .unwrap();
         let ids: Vec<&str> = queue.iter().map(|q| q.message_id.as_str()).collect();
-        assert_eq!(ids, ["q1", "q2", "q3", "q4", "q5"], "every statement ran");
+        assert_eq!(ids, ["q0", "q1", "q2", "q3", "q4", "q5"], "every statement ran");
         assert!(queue.iter().all(|q| q.created_at == at));
-        let skipped: Vec<&str> =
-            queue.iter().filter(|q| q.endpoint_id.is_some()).map(|q| q.message_id.as_str()).collect();
-        assert_eq!(skipped, ["q3"], "the conflicting row was left as it was");
+        let set: Vec<(&str, &str)> =
+            queue.iter().filter_map(|q| Some((q.message_id.as_str(), q.endpoint_id.as_deref()?))).collect();
+        assert_eq!(
+            set,
+            [("q0", "updated"), ("q3", "e")],
+            "the other statement updated its row; the conflicting row was left as it was"
+        );
         let stored = messages::Entity::find_by_id("m0").one(&db.conn).await.unwrap().unwrap();
         assert_eq!(stored.event_type, "it's \"quoted\" ünïcode");
         assert_eq!(stored.channels, serde_json::json!(["x", "y"]));

@@ -25,7 +25,7 @@ use crate::{
     error::{CoreError, CoreResult},
     ids::NewId,
     services::{
-        bulk::{self, BatchSql, Insert, Rows, ts},
+        bulk::{self, BatchSql, Insert, Other, Rows, ts},
         endpoints as endpoint_service, from_json, plans, usage,
     },
 };
@@ -779,71 +779,90 @@ pub struct Recorded {
     pub events: Vec<DeliveryEvent>,
 }
 
+/// The attempt log's rows.
+pub(crate) const ATTEMPTS: Insert = Insert {
+    table: "attempts",
+    columns: &[
+        "id",
+        "tenant_id",
+        "app_id",
+        "message_id",
+        "endpoint_id",
+        "delivery_id",
+        "url",
+        "request_headers",
+        "response_status",
+        "response_headers",
+        "response_body",
+        "duration_ms",
+        "error_class",
+        "trigger",
+        "created_at",
+    ],
+    tail: "",
+};
+
+/// Endpoints whose last outcome in a batch failed: their health as computed from the row read
+/// in the same transaction.
+pub(crate) const HEALTH: Insert = Insert {
+    table: "endpoint_health",
+    columns: &[
+        "endpoint_id",
+        "tenant_id",
+        "consecutive_failures",
+        "failing_since",
+        "circuit_open_until",
+        "tokens",
+        "tokens_at",
+        "updated_at",
+    ],
+    tail: "ON CONFLICT (endpoint_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, \
+               failing_since = excluded.failing_since, circuit_open_until = excluded.circuit_open_until, \
+               updated_at = excluded.updated_at",
+};
+
+/// Endpoints whose last outcome in a batch succeeded are healthy again: a row that says
+/// otherwise is reset, without reading it first (no row reads as healthy too). Only failures
+/// need the row read, to count on from it.
+pub(crate) const HEALTH_RESET: Other = Other {
+    sqlite: "UPDATE endpoint_health SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL, \
+             updated_at = j.at FROM (SELECT value ->> 'endpoint_id' AS endpoint_id, value ->> 'at' AS at \
+             FROM jsonb_each(?)) AS j WHERE endpoint_health.endpoint_id = j.endpoint_id \
+             AND (endpoint_health.consecutive_failures <> 0 OR endpoint_health.failing_since IS NOT NULL \
+             OR endpoint_health.circuit_open_until IS NOT NULL)",
+    postgres: "UPDATE endpoint_health h SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL, \
+               updated_at = j.at FROM jsonb_to_recordset({p}::jsonb) AS j(endpoint_id text, at timestamptz) \
+               WHERE h.endpoint_id = j.endpoint_id \
+               AND (h.consecutive_failures <> 0 OR h.failing_since IS NOT NULL OR h.circuit_open_until IS NOT NULL)",
+};
+
+/// The deliveries' new states, returning the ids that changed: only a delivery still `sending`
+/// under the recording worker's lease changes.
+pub(crate) const RECORD_LAST: (&str, &str) = (
+    // Each row finds its delivery by primary key: the unary `+` keeps SQLite's planner from
+    // scanning every `sending` delivery through the status index and the rows once per
+    // delivery instead.
+    "UPDATE deliveries SET status = j.status, attempt_count = deliveries.attempt_count + 1, \
+     next_attempt_at = j.next_attempt_at, last_attempt_at = j.at, lease_owner = NULL, lease_until = NULL, \
+     last_response_status = j.last_response_status, last_error = j.last_error, one_shot = 0, updated_at = j.at \
+     FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
+     value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'at' AS at, \
+     value ->> 'last_response_status' AS last_response_status, value ->> 'last_error' AS last_error, \
+     value ->> 'worker' AS worker FROM jsonb_each(?)) AS j \
+     WHERE deliveries.id = j.id AND +deliveries.status = 'sending' AND +deliveries.lease_owner = j.worker \
+     RETURNING deliveries.id",
+    "UPDATE deliveries d SET status = j.status, attempt_count = d.attempt_count + 1, \
+     next_attempt_at = j.next_attempt_at, last_attempt_at = j.at, lease_owner = NULL, lease_until = NULL, \
+     last_response_status = j.last_response_status, last_error = j.last_error, one_shot = false, updated_at = j.at \
+     FROM jsonb_to_recordset({p}::jsonb) AS j(id text, status text, next_attempt_at timestamptz, at timestamptz, \
+     last_response_status integer, last_error text, worker text) \
+     WHERE d.id = j.id AND d.status = 'sending' AND d.lease_owner = j.worker RETURNING d.id",
+);
+
 /// Recording a batch: attempts, usage and endpoint health rows, then the deliveries' new states
 /// (returning the ids this worker still held), in one round trip.
-static RECORD_SQL: BatchSql = BatchSql::with_last(
-    &[
-        Insert {
-            table: "attempts",
-            columns: &[
-                "id",
-                "tenant_id",
-                "app_id",
-                "message_id",
-                "endpoint_id",
-                "delivery_id",
-                "url",
-                "request_headers",
-                "response_status",
-                "response_headers",
-                "response_body",
-                "duration_ms",
-                "error_class",
-                "trigger",
-                "created_at",
-            ],
-            tail: "",
-        },
-        usage::COUNTERS,
-        Insert {
-            table: "endpoint_health",
-            columns: &[
-                "endpoint_id",
-                "tenant_id",
-                "consecutive_failures",
-                "failing_since",
-                "circuit_open_until",
-                "tokens",
-                "tokens_at",
-                "updated_at",
-            ],
-            tail: "ON CONFLICT (endpoint_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, \
-                   failing_since = excluded.failing_since, circuit_open_until = excluded.circuit_open_until, \
-                   updated_at = excluded.updated_at",
-        },
-    ],
-    // Only a delivery still `sending` under the recording worker's lease changes.
-    (
-        // Each row finds its delivery by primary key: the unary `+` keeps SQLite's planner from
-        // scanning every `sending` delivery through the status index and the rows once per
-        // delivery instead.
-        "UPDATE deliveries SET status = j.status, attempt_count = deliveries.attempt_count + 1, \
-         next_attempt_at = j.next_attempt_at, last_attempt_at = j.at, lease_owner = NULL, lease_until = NULL, \
-         last_response_status = j.last_response_status, last_error = j.last_error, one_shot = 0, updated_at = j.at \
-         FROM (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
-         value ->> 'next_attempt_at' AS next_attempt_at, value ->> 'at' AS at, \
-         value ->> 'last_response_status' AS last_response_status, value ->> 'last_error' AS last_error, \
-         value ->> 'worker' AS worker FROM jsonb_each(?)) AS j \
-         WHERE deliveries.id = j.id AND +deliveries.status = 'sending' AND +deliveries.lease_owner = j.worker \
-         RETURNING deliveries.id",
-        "UPDATE deliveries d SET status = j.status, attempt_count = d.attempt_count + 1, \
-         next_attempt_at = j.next_attempt_at, last_attempt_at = j.at, lease_owner = NULL, lease_until = NULL, \
-         last_response_status = j.last_response_status, last_error = j.last_error, one_shot = false, updated_at = j.at \
-         FROM jsonb_to_recordset($4::jsonb) AS j(id text, status text, next_attempt_at timestamptz, at timestamptz, \
-         last_response_status integer, last_error text, worker text) \
-         WHERE d.id = j.id AND d.status = 'sending' AND d.lease_owner = j.worker RETURNING d.id",
-    ),
-);
+static RECORD_SQL: BatchSql =
+    BatchSql::with_last(&[ATTEMPTS, usage::COUNTERS, HEALTH], &[HEALTH_RESET], RECORD_LAST);
 
 /// Records a batch of attempts and the deliveries' new states in one transaction. Only outcomes
 /// of deliveries still `sending` under this worker's lease change their delivery; the attempt
@@ -966,14 +985,29 @@ impl<'a> RecordRows<'a> {
         RecordRows { outcomes, now, at, attempts, deliveries, counters }
     }
 
-    /// Writes the batch in the caller's write transaction: reads the endpoints' health, writes
-    /// attempts, usage, health and the deliveries' states in one round trip, and disables the
-    /// endpoints the batch says to.
+    /// Writes the batch in the caller's write transaction: reads the health of the endpoints
+    /// whose last outcome failed, writes attempts, usage, health and the deliveries' states in one
+    /// round trip, and disables the endpoints the batch says to.
     pub(crate) async fn write<C: ConnectionTrait>(
         &self,
         txn: &C,
         limits: &EngineLimits,
     ) -> CoreResult<Written> {
+        let health = self.health(txn, limits).await?;
+        let sql = RECORD_SQL.get(txn.get_database_backend());
+        let returned = bulk::query(txn, sql, &self.params(&health)).await?;
+        self.finish(txn, health, returned).await
+    }
+
+    /// The endpoints' health after the batch. The last outcome of each endpoint decides: one
+    /// that succeeded makes it healthy ([`HEALTH_RESET`], written without reading); one that
+    /// failed counts on from the row, read in this transaction — a batch without failures reads
+    /// nothing.
+    pub(crate) async fn health<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        limits: &EngineLimits,
+    ) -> CoreResult<BatchHealth<'a>> {
         #[derive(serde::Serialize)]
         struct HealthRow<'a> {
             endpoint_id: &'a str,
@@ -985,55 +1019,76 @@ impl<'a> RecordRows<'a> {
             tokens_at: Option<&'a str>,
             updated_at: &'a str,
         }
+        #[derive(serde::Serialize)]
+        struct Healthy<'a> {
+            endpoint_id: &'a str,
+            at: &'a str,
+        }
         let now = self.now;
-        // Endpoint health: the last outcome of each endpoint in the batch decides.
         let mut per_endpoint: HashMap<&str, (&AttemptOutcome, i32)> = HashMap::new();
         for outcome in self.outcomes {
             let entry = per_endpoint.entry(outcome.claimed.endpoint_id.as_str()).or_insert((outcome, 0));
             entry.0 = outcome;
             entry.1 = if outcome.succeeded { 0 } else { entry.1 + 1 };
         }
-        let existing: HashMap<String, endpoint_health::Model> = endpoint_health::Entity::find()
-            .filter(endpoint_health::Column::EndpointId.is_in(per_endpoint.keys().copied()))
-            .all(txn)
-            .await?
-            .into_iter()
-            .map(|h| (h.endpoint_id.clone(), h))
-            .collect();
-        let mut health = Rows::default();
-        let mut disable = Vec::new();
+        let mut health = BatchHealth::default();
+        let failing: Vec<&str> =
+            per_endpoint.iter().filter(|(_, (last, _))| !last.succeeded).map(|(id, _)| *id).collect();
+        let existing: HashMap<String, endpoint_health::Model> = if failing.is_empty() {
+            HashMap::new()
+        } else {
+            endpoint_health::Entity::find()
+                .filter(endpoint_health::Column::EndpointId.is_in(failing))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|h| (h.endpoint_id.clone(), h))
+                .collect()
+        };
         for (endpoint_id, (last, failures_in_batch)) in per_endpoint {
-            let change = health_change(existing.get(endpoint_id), last, failures_in_batch, now, limits);
-            if let Some(reason) = change.disable_reason {
-                disable.push((endpoint_id, last, reason));
-            }
-            if change.unchanged {
+            if last.succeeded {
+                health.healthy.push(&Healthy { endpoint_id, at: &self.at });
                 continue;
             }
-            health.push(&HealthRow {
+            let change = health_change(existing.get(endpoint_id), last, failures_in_batch, now, limits);
+            if let Some(reason) = change.disable_reason {
+                health.disable.push((endpoint_id, last, reason));
+            }
+            health.failing.push(&HealthRow {
                 endpoint_id,
                 tenant_id: &last.claimed.tenant_id,
                 consecutive_failures: change.failures,
-                failing_since: change.failing_since.map(ts),
+                failing_since: Some(ts(change.failing_since)),
                 circuit_open_until: change.circuit_open_until.map(ts),
                 tokens: 0.0,
                 tokens_at: None,
                 updated_at: &self.at,
             });
         }
-        let sql = RECORD_SQL.get(txn.get_database_backend());
+        Ok(health)
+    }
+
+    /// The rows of [`RECORD_SQL`]'s statements, in order.
+    pub(crate) fn params<'s>(&'s self, health: &'s BatchHealth<'_>) -> [&'s Rows; 5] {
+        [&self.attempts, &self.counters, &health.failing, &health.healthy, &self.deliveries]
+    }
+
+    /// After the batch's statements, with the rows [`RECORD_LAST`] returned: disables the
+    /// endpoints the batch says to.
+    pub(crate) async fn finish<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        health: BatchHealth<'a>,
+        returned: Vec<sea_orm::QueryResult>,
+    ) -> CoreResult<Written> {
         let updated: HashSet<String> =
-            bulk::query(txn, sql, &[&self.attempts, &self.counters, &health, &self.deliveries])
-                .await?
-                .into_iter()
-                .map(|row| row.try_get::<String>("", "id"))
-                .collect::<Result<_, _>>()?;
+            returned.into_iter().map(|row| row.try_get::<String>("", "id")).collect::<Result<_, _>>()?;
         let mut disabled = Vec::new();
-        for (endpoint_id, last, reason) in disable {
+        for (endpoint_id, last, reason) in health.disable {
             let result = endpoints::Entity::update_many()
                 .col_expr(endpoints::Column::Disabled, Expr::value(true))
                 .col_expr(endpoints::Column::DisabledReason, Expr::value(reason.clone()))
-                .col_expr(endpoints::Column::UpdatedAt, Expr::value(now))
+                .col_expr(endpoints::Column::UpdatedAt, Expr::value(self.now))
                 .filter(endpoints::Column::Id.eq(endpoint_id))
                 .filter(endpoints::Column::Disabled.eq(false))
                 .exec(txn)
@@ -1049,6 +1104,17 @@ impl<'a> RecordRows<'a> {
         }
         Ok(Written { updated, disabled })
     }
+}
+
+/// What a batch of outcomes does to its endpoints' health.
+#[derive(Default)]
+pub(crate) struct BatchHealth<'a> {
+    /// [`HEALTH`] rows: endpoints whose last outcome failed.
+    failing: Rows,
+    /// [`HEALTH_RESET`] rows: endpoints whose last outcome succeeded.
+    healthy: Rows,
+    /// Endpoints to disable (410 Gone, or failing for too long), with the outcome that did it.
+    disable: Vec<(&'a str, &'a AttemptOutcome, String)>,
 }
 
 impl Written {
@@ -1084,18 +1150,16 @@ impl Written {
     }
 }
 
-/// An endpoint's health after a batch of its attempts.
+/// The health of an endpoint whose last outcome in a batch failed.
 struct HealthChange {
     failures: i32,
-    failing_since: Option<DateTime<Utc>>,
+    failing_since: DateTime<Utc>,
     circuit_open_until: Option<DateTime<Utc>>,
     disable_reason: Option<String>,
-    /// Healthy before and after: nothing to write.
-    unchanged: bool,
 }
 
 /// The circuit breaker and automatic disabling: `last` is the batch's last outcome for the
-/// endpoint, `failures_in_batch` the failures that ended the batch.
+/// endpoint (a failure), `failures_in_batch` the failures that ended the batch.
 fn health_change(
     existing: Option<&endpoint_health::Model>,
     last: &AttemptOutcome,
@@ -1103,20 +1167,15 @@ fn health_change(
     now: DateTime<Utc>,
     limits: &EngineLimits,
 ) -> HealthChange {
-    let (mut failures, mut failing_since) =
+    let (failures, failing_since) =
         existing.map(|h| (h.consecutive_failures, h.failing_since)).unwrap_or((0, None));
-    if last.succeeded {
-        failures = 0;
-        failing_since = None;
-    } else {
-        failures += failures_in_batch.max(1);
-        failing_since = failing_since.or(Some(now));
-    }
+    let failures = failures + failures_in_batch.max(1);
+    let failing_since = failing_since.unwrap_or(now);
     let circuit_open_until = (failures >= limits.circuit_threshold).then(|| now + limits.circuit_cooldown);
     let mut disable_reason = None;
     if last.disable_endpoint {
         disable_reason = Some("the endpoint answered 410 Gone".to_owned());
-    } else if failing_since.is_some_and(|since| now - since >= limits.disable_after) {
+    } else if now - failing_since >= limits.disable_after {
         let seconds = limits.disable_after.num_seconds();
         disable_reason = Some(if seconds >= 86_400 {
             format!("every attempt failed for {} days", seconds / 86_400)
@@ -1124,12 +1183,7 @@ fn health_change(
             format!("every attempt failed for {seconds} seconds")
         });
     }
-    // No row reads as healthy too.
-    let unchanged = last.succeeded
-        && existing.is_none_or(|h| {
-            h.consecutive_failures == 0 && h.failing_since.is_none() && h.circuit_open_until.is_none()
-        });
-    HealthChange { failures, failing_since, circuit_open_until, disable_reason, unchanged }
+    HealthChange { failures, failing_since, circuit_open_until, disable_reason }
 }
 
 /// An update that ends leases: the delivery becomes `status` again, due now, held by nobody.
