@@ -922,33 +922,37 @@ mod tests {
             .await
             .unwrap();
         health("ep_failing", 2, None).insert(&ctx.db.writer).await.unwrap();
-        // (endpoint, succeeded, row before)
-        let cases =
-            [("ep_recovered", true), ("ep_failing", false), ("ep_fine", true), ("ep_new_failure", false)];
-        let mut outcomes = Vec::new();
-        let mut ids = Vec::new();
-        for (endpoint_id, succeeded) in cases {
-            let delivery_id = leased_delivery(&ctx, &tenant, &app, &message_id, endpoint_id).await;
-            outcomes.push(outcome(&tenant, &app, &message_id, endpoint_id, &delivery_id, succeeded));
-            ids.push((delivery_id, succeeded));
-        }
-
+        // Successes only (nothing to read), then failures (their health rows read in the
+        // transaction first); each beside a new message.
         let limits = EngineLimits::default();
-        let second = message(&tenant, &app, "evt-2");
-        let second_id = second.id.clone();
-        let (stored, recorded) =
-            tokio::join!(ctx.ingest.store(second), ctx.ingest.record("w1", outcomes, &limits));
-
-        stored.expect("the message is stored beside the outcomes");
-        assert!(messages::Entity::find_by_id(second_id).one(&ctx.db.conn).await.unwrap().is_some());
-        let (_, recorded) = recorded.expect("the writer runs");
-        let recorded = recorded.expect("recorded");
-        assert_eq!(recorded.retries.len(), 2, "both failures are retried: {:?}", recorded.retries);
-        for (delivery_id, succeeded) in ids {
-            let delivery =
-                deliveries::Entity::find_by_id(delivery_id).one(&ctx.db.conn).await.unwrap().unwrap();
-            assert_eq!(delivery.status, if succeeded { SUCCEEDED } else { FAILED });
-            assert_eq!(delivery.attempt_count, 1);
+        for (round, cases) in
+            [[("ep_recovered", true), ("ep_fine", true)], [("ep_failing", false), ("ep_new_failure", false)]]
+                .into_iter()
+                .enumerate()
+        {
+            let mut outcomes = Vec::new();
+            let mut ids = Vec::new();
+            for (endpoint_id, succeeded) in cases {
+                let delivery_id = leased_delivery(&ctx, &tenant, &app, &message_id, endpoint_id).await;
+                outcomes.push(outcome(&tenant, &app, &message_id, endpoint_id, &delivery_id, succeeded));
+                ids.push((delivery_id, succeeded));
+            }
+            let next = message(&tenant, &app, &format!("evt-{}", round + 2));
+            let next_id = next.id.clone();
+            let (stored, recorded) =
+                tokio::join!(ctx.ingest.store(next), ctx.ingest.record("w1", outcomes, &limits));
+            stored.expect("the message is stored beside the outcomes");
+            assert!(messages::Entity::find_by_id(next_id).one(&ctx.db.conn).await.unwrap().is_some());
+            let (_, recorded) = recorded.expect("the writer runs");
+            let recorded = recorded.expect("recorded");
+            let failures = ids.iter().filter(|(_, succeeded)| !succeeded).count();
+            assert_eq!(recorded.retries.len(), failures, "each failure is retried: {:?}", recorded.retries);
+            for (delivery_id, succeeded) in ids {
+                let delivery =
+                    deliveries::Entity::find_by_id(delivery_id).one(&ctx.db.conn).await.unwrap().unwrap();
+                assert_eq!(delivery.status, if succeeded { SUCCEEDED } else { FAILED });
+                assert_eq!(delivery.attempt_count, 1);
+            }
         }
         assert_eq!(attempts::Entity::find().count(&ctx.db.conn).await.unwrap(), 4);
         let row = |endpoint_id: &'static str| {
