@@ -33,6 +33,7 @@ both_databases!(
     an_open_circuit_pauses_a_failing_endpoint_and_probes_it,
     operational_webhooks_report_failing_exhausted_recovered_and_disabled,
     a_broadcast_reaches_every_subscribed_application_of_its_tenant_only,
+    fan_out_at_acceptance_follows_every_endpoint_change,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -822,4 +823,38 @@ async fn a_broadcast_reaches_every_subscribed_application_of_its_tenant_only(db:
     api.post("/api/v1/msg/broadcast", json!({"event_type": "bad type", "payload": []}))
         .await
         .expect_error(422, "validation_error");
+}
+
+/// The ingest writer keeps the endpoints it fans out for in memory; each change — a new
+/// endpoint, a disabled one, a deleted one, a new filter — reaches the very next message.
+async fn fan_out_at_acceptance_follows_every_endpoint_change(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let a = id(&endpoint(&api, "a", json!({"url": receiver.url("/a")})).await);
+    // Each step: change the endpoints, send one message, and expect exactly these paths for it.
+    let mut expected: Vec<(String, String)> = Vec::new();
+    let mut send = async |paths: &[&str]| {
+        let message = id(&api.send_message("a", "invoice.paid", json!({"n": expected.len()})).await);
+        expected.extend(paths.iter().map(|path| (path.to_string(), message.clone())));
+        receiver.wait_for(expected.len(), WAIT).await;
+    };
+    send(&["/a"]).await;
+    let b = id(&endpoint(&api, "a", json!({"url": receiver.url("/b")})).await);
+    send(&["/a", "/b"]).await;
+    api.patch(&format!("/api/v1/app/a/endpoint/{a}"), json!({"disabled": true})).await.expect(200);
+    send(&["/b"]).await;
+    api.patch(&format!("/api/v1/app/a/endpoint/{b}"), json!({"filter_types": ["user.*"]})).await.expect(200);
+    let c = id(&endpoint(&api, "a", json!({"url": receiver.url("/c")})).await);
+    send(&["/c"]).await;
+    api.delete(&format!("/api/v1/app/a/endpoint/{c}")).await.expect(204);
+    api.patch(&format!("/api/v1/app/a/endpoint/{a}"), json!({"disabled": false})).await.expect(200);
+    send(&["/a"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut received: Vec<(String, String)> =
+        receiver.received().iter().map(|r| (r.path.clone(), r.msg_id().to_owned())).collect();
+    received.sort();
+    expected.sort();
+    assert_eq!(received, expected, "each message reached exactly the endpoints of its moment");
 }

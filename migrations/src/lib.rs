@@ -10,6 +10,7 @@ mod m20261129_000004_self_service;
 mod m20261129_000005_plans;
 mod m20261129_000006_billing;
 mod m20261129_000007_partial_status_indexes;
+mod m20261129_000008_endpoint_changes;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_plans::Migration),
             Box::new(m20261129_000006_billing::Migration),
             Box::new(m20261129_000007_partial_status_indexes::Migration),
+            Box::new(m20261129_000008_endpoint_changes::Migration),
         ]
     }
 }

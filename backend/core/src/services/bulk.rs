@@ -188,6 +188,17 @@ impl BatchSql {
         }
     }
 
+    /// Inserts, then other statements.
+    pub(crate) const fn with_others(inserts: &'static [Insert], others: &'static [Other]) -> BatchSql {
+        BatchSql {
+            sqlite: std::sync::OnceLock::new(),
+            postgres: std::sync::OnceLock::new(),
+            inserts,
+            others,
+            last: None,
+        }
+    }
+
     /// Inserts, other statements, then a statement returning rows: (SQLite text, PostgreSQL
     /// text).
     pub(crate) const fn with_last(

@@ -27,7 +27,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use hookline_types::{AppId, TenantId};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,7 +36,7 @@ use crate::{
     entities::endpoints,
     error::{CoreError, CoreResult},
     services::{
-        bulk::{self, BatchSql, Insert, Rows, ts},
+        bulk::{self, BatchSql, Insert, Other, Rows, ts},
         delivery::{self, AttemptOutcome, Claimed, EngineLimits, RecordRows, Recorded},
         is_unique_violation, usage,
     },
@@ -201,6 +201,7 @@ async fn writer(
     let mut records: Vec<RecordRequest> = Vec::new();
     let mut counts: HashMap<TenantId, MonthCount> = HashMap::new();
     let mut large_apps = LargeApps::default();
+    let mut endpoint_cache = EndpointCache::default();
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
@@ -251,36 +252,51 @@ async fn writer(
         }
         let started = Instant::now();
         let engine = engine.get();
-        // The endpoints for fan-out at acceptance are read (on a reader) while the writer
-        // begins: two hand-offs to the database's threads at once instead of one after the other.
-        let (mut fan_out, begun) = tokio::join!(
-            async {
+        let record_rows: Vec<(RecordRows<'_>, &EngineLimits)> =
+            records.iter().map(|r| (RecordRows::new(&r.worker, &r.outcomes), &r.limits)).collect();
+        let mut tries = 0;
+        let (fan_out, deliveries, written) = loop {
+            tries += 1;
+            // The endpoints for fan-out at acceptance (from the cache, or read on a reader) while
+            // the writer begins.
+            let (begun, mut fan_out) = tokio::join!(db.begin_write(), async {
                 match &engine {
                     Some(engine) if !messages.is_empty() => {
-                        inline_fan_out(&db, engine.as_ref(), &messages, &mut large_apps).await
+                        inline_fan_out(&db, engine.as_ref(), &messages, &mut large_apps, &mut endpoint_cache)
+                            .await
                     }
                     _ => InlineFanOut::default(),
                 }
-            },
-            db.begin_write()
-        );
-        let begun = match begun {
-            Ok(txn) => Some((txn, started)),
-            // Told to each message and outcome by the stores below, which begin again.
-            Err(_) => None,
+            });
+            // A failed `BEGIN` is told to each message and outcome by the stores below.
+            let begun = begun.ok().map(|txn| (txn, started));
+            let deliveries = std::mem::take(&mut fan_out.rows);
+            let written = store_batch(
+                &db,
+                begun,
+                &messages,
+                &fan_out.fanned_out,
+                fan_out.guard_version,
+                &deliveries,
+                &record_rows,
+            )
+            .await;
+            if let Err(err) = &written {
+                // Endpoints changed since they were cached (or the batch failed otherwise):
+                // read them afresh.
+                endpoint_cache.clear();
+                if is_stale_endpoints(err) && tries < 3 {
+                    continue;
+                }
+            }
+            break (fan_out, deliveries, written);
         };
-        let deliveries = std::mem::take(&mut fan_out.rows);
+        drop(record_rows);
         let created = deliveries.len();
         let mut stored = Ok(());
         if records.is_empty() {
-            stored =
-                store_batch(&db, begun, &messages, &fan_out.fanned_out, &deliveries, &[]).await.map(drop);
+            stored = written.map(drop);
         } else {
-            let record_rows: Vec<(RecordRows<'_>, &EngineLimits)> =
-                records.iter().map(|r| (RecordRows::new(&r.worker, &r.outcomes), &r.limits)).collect();
-            let written =
-                store_batch(&db, begun, &messages, &fan_out.fanned_out, &deliveries, &record_rows).await;
-            drop(record_rows);
             match written {
                 Ok(written) => {
                     for (request, written) in records.drain(..).zip(written) {
@@ -297,9 +313,17 @@ async fn writer(
                         let _ = request.reply.send((request.outcomes, recorded));
                     }
                     if !messages.is_empty() {
-                        stored = store_batch(&db, None, &messages, &fan_out.fanned_out, &deliveries, &[])
-                            .await
-                            .map(drop);
+                        stored = store_batch(
+                            &db,
+                            None,
+                            &messages,
+                            &fan_out.fanned_out,
+                            fan_out.guard_version,
+                            &deliveries,
+                            &[],
+                        )
+                        .await
+                        .map(drop);
                     }
                 }
             }
@@ -336,9 +360,10 @@ async fn writer(
                 // One bad message (a duplicate event_id) must not fail the others: store each
                 // on its own, through the fan-out queue.
                 for (message, reply) in admitted.drain(..) {
-                    let result = store_batch(&db, None, &[&message], &HashSet::new(), &Rows::default(), &[])
-                        .await
-                        .map(drop);
+                    let result =
+                        store_batch(&db, None, &[&message], &HashSet::new(), None, &Rows::default(), &[])
+                            .await
+                            .map(drop);
                     let _ = reply.send(match result {
                         Ok(()) => Ok(count(&db, &mut counts, &message).await),
                         Err(err) => Err(err),
@@ -433,6 +458,7 @@ async fn store_batch(
     begun: Option<Begun>,
     batch: &[&NewMessage],
     fanned_out: &HashSet<String>,
+    guard: Option<i64>,
     deliveries: &Rows,
     records: &[(RecordRows<'_>, &EngineLimits)],
 ) -> Result<Vec<delivery::Written>, StoreError> {
@@ -456,16 +482,20 @@ async fn store_batch(
         // read before it only when an endpoint's last outcome failed).
         Some((rows, limits)) if !batch.is_empty() => {
             let health = rows.health(&txn, limits).await.map_err(store_error)?;
-            let ingest = IngestRows::new(batch, fanned_out);
-            let params: Vec<&Rows> =
-                ingest.params(deliveries).into_iter().chain(rows.params(&health)).collect();
+            let ingest = IngestRows::new(batch, fanned_out, guard);
+            let [attempts, counters, failing, healthy, updates] = rows.params(&health);
+            let [messages, payloads, usage, queue, guard] = ingest.params();
+            let params = [
+                messages, payloads, usage, queue, deliveries, attempts, counters, failing, guard, healthy,
+                updates,
+            ];
             let returned = bulk::query(&txn, INGEST_AND_RECORD_SQL.get(db.backend()), &params)
                 .await
                 .map_err(ingest_error)?;
             written.push(rows.finish(&txn, health, returned).await.map_err(store_error)?);
         }
         Some((rows, limits)) => written.push(rows.write(&txn, limits).await.map_err(store_error)?),
-        None => insert_batch(&txn, batch, fanned_out, deliveries).await?,
+        None => insert_batch(&txn, batch, fanned_out, guard, deliveries).await?,
     }
     for (rows, limits) in records {
         written.push(rows.write(&txn, limits).await.map_err(store_error)?);
@@ -486,6 +516,81 @@ struct InlineFanOut {
     fanned_out: HashSet<String>,
     /// Messages with a leased delivery: the engine gets their payloads.
     payload_wanted: HashSet<String>,
+    /// The `endpoint_changes` version of the cached endpoints the fan-out used (checked by the
+    /// batch, [`ENDPOINT_GUARD`]); `None` when it used none.
+    guard_version: Option<i64>,
+}
+
+/// The enabled endpoints of the applications the writer fans out for, as of `version` of
+/// `endpoint_changes` (migration 8: a trigger bumps it on every write to `endpoints`, from any
+/// process). Reading them for every batch was a third of the writer's serial section; a batch
+/// that used them checks the version in its transaction ([`ENDPOINT_GUARD`]) and is repeated
+/// with endpoints read afresh when it changed.
+#[derive(Default)]
+struct EndpointCache {
+    version: Option<i64>,
+    apps: HashMap<String, Vec<endpoints::Model>>,
+}
+
+/// At most this many applications' endpoints are cached; past it the cache starts over.
+const MAX_CACHED_APPS: usize = 10_000;
+
+impl EndpointCache {
+    /// Makes sure the cache holds `apps`' endpoints. A miss reads the version first, then the
+    /// endpoints: a change committed in between makes the version older than the endpoints,
+    /// which the guard takes for stale (once), never the other way round.
+    async fn load(&mut self, db: &Db, apps: &HashSet<&str>) -> Result<(), DbErr> {
+        if apps.iter().all(|app| self.apps.contains_key(*app)) {
+            return Ok(());
+        }
+        let statement = sea_orm::Statement::from_string(
+            db.backend(),
+            "SELECT version FROM endpoint_changes WHERE id = 1",
+        );
+        let version = db
+            .conn
+            .query_one_raw(statement)
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("endpoint_changes".to_owned()))?
+            .try_get::<i64>("", "version")?;
+        if self.version != Some(version) || self.apps.len() >= MAX_CACHED_APPS {
+            self.apps.clear();
+            self.version = Some(version);
+        }
+        let missing: Vec<&str> = apps.iter().copied().filter(|app| !self.apps.contains_key(*app)).collect();
+        let endpoints = endpoints::Entity::find()
+            .filter(endpoints::Column::AppId.is_in(missing.iter().copied()))
+            .filter(endpoints::Column::Disabled.eq(false))
+            .all(&db.conn)
+            .await?;
+        for app in missing {
+            self.apps.insert(app.to_owned(), Vec::new());
+        }
+        for endpoint in endpoints {
+            self.apps.entry(endpoint.app_id.clone()).or_default().push(endpoint);
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        *self = EndpointCache::default();
+    }
+}
+
+/// Fails a batch whose fan-out at acceptance used cached endpoints of an older
+/// `endpoint_changes` version than the database's: `endpoint_cache_guard` refuses the row
+/// (constraint `endpoint_cache_stale`). Its rows are one `{"version": n}`, or none when the batch
+/// used no cached endpoints.
+const ENDPOINT_GUARD: Other = Other {
+    sqlite: "INSERT INTO endpoint_cache_guard (stale) SELECT 1 FROM endpoint_changes, jsonb_each(?) \
+             WHERE endpoint_changes.version <> value ->> 'version'",
+    postgres: "INSERT INTO endpoint_cache_guard (stale) SELECT 1 FROM endpoint_changes, \
+               jsonb_to_recordset({p}::jsonb) AS j(version bigint) WHERE endpoint_changes.version <> j.version",
+};
+
+/// True when a batch failed because its cached endpoints were stale ([`ENDPOINT_GUARD`]).
+fn is_stale_endpoints(err: &StoreError) -> bool {
+    matches!(err, StoreError::Database(err) if err.to_string().contains("endpoint_cache_stale"))
 }
 
 /// Applications found to have more than [`INLINE_MAX_ENDPOINTS`] endpoints, remembered for a
@@ -510,6 +615,7 @@ async fn inline_fan_out(
     engine: &dyn InlineEngine,
     batch: &[&NewMessage],
     large_apps: &mut LargeApps,
+    cache: &mut EndpointCache,
 ) -> InlineFanOut {
     let mut fan_out = InlineFanOut::default();
     let apps: HashSet<&str> = batch
@@ -520,20 +626,15 @@ async fn inline_fan_out(
     if apps.is_empty() {
         return fan_out;
     }
-    let endpoints = match endpoints::Entity::find()
-        .filter(endpoints::Column::AppId.is_in(apps.iter().copied()))
-        .filter(endpoints::Column::Disabled.eq(false))
-        .all(&db.conn)
-        .await
-    {
-        Ok(endpoints) => endpoints,
-        Err(err) => {
-            tracing::warn!(error = %err, "reading endpoints for fan-out at acceptance failed; the worker fans out");
-            return fan_out;
-        }
-    };
+    if let Err(err) = cache.load(db, &apps).await {
+        tracing::warn!(error = %err, "reading endpoints for fan-out at acceptance failed; the worker fans out");
+        cache.clear();
+        return fan_out;
+    }
+    fan_out.guard_version = cache.version;
+    let endpoints = apps.iter().filter_map(|app| cache.apps.get(*app)).flatten();
     let mut by_app: HashMap<&str, Vec<&endpoints::Model>> = HashMap::new();
-    for endpoint in &endpoints {
+    for endpoint in endpoints {
         by_app.entry(endpoint.app_id.as_str()).or_default().push(endpoint);
     }
     for (app, list) in &by_app {
@@ -576,8 +677,10 @@ async fn inline_fan_out(
 
 /// Accepting a batch: messages, payloads, usage counters, fan-out queue entries and the
 /// deliveries created at acceptance, in one round trip.
-static INGEST_SQL: BatchSql =
-    BatchSql::new(&[MESSAGES, PAYLOADS, usage::COUNTERS, FANOUT_QUEUE, delivery::DELIVERIES]);
+static INGEST_SQL: BatchSql = BatchSql::with_others(
+    &[MESSAGES, PAYLOADS, usage::COUNTERS, FANOUT_QUEUE, delivery::DELIVERIES],
+    &[ENDPOINT_GUARD],
+);
 
 /// [`INGEST_SQL`] and recording a batch of outcomes (`delivery::RECORD_SQL`) as one batch, for the
 /// SQLite writer's transactions that hold both: one round trip to the database's thread instead
@@ -593,7 +696,7 @@ static INGEST_AND_RECORD_SQL: BatchSql = BatchSql::with_last(
         usage::COUNTERS,
         delivery::HEALTH,
     ],
-    &[delivery::HEALTH_RESET],
+    &[ENDPOINT_GUARD, delivery::HEALTH_RESET],
     delivery::RECORD_LAST,
 );
 
@@ -629,7 +732,7 @@ pub(crate) async fn insert_messages<C: sea_orm::ConnectionTrait>(
     txn: &C,
     batch: &[&NewMessage],
 ) -> Result<(), StoreError> {
-    insert_batch(txn, batch, &HashSet::new(), &Rows::default()).await
+    insert_batch(txn, batch, &HashSet::new(), None, &Rows::default()).await
 }
 
 /// Inserts the batch and the deliveries created for it; messages not in `fanned_out` get a
@@ -638,14 +741,16 @@ async fn insert_batch<C: sea_orm::ConnectionTrait>(
     txn: &C,
     batch: &[&NewMessage],
     fanned_out: &HashSet<String>,
+    guard: Option<i64>,
     deliveries: &Rows,
 ) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let rows = IngestRows::new(batch, fanned_out);
+    let rows = IngestRows::new(batch, fanned_out, guard);
     let sql = INGEST_SQL.get(txn.get_database_backend());
-    bulk::run(txn, sql, &rows.params(deliveries)).await.map_err(ingest_error)
+    let [messages, payloads, counters, queue, guard] = rows.params();
+    bulk::run(txn, sql, &[messages, payloads, counters, queue, deliveries, guard]).await.map_err(ingest_error)
 }
 
 /// A batch's failure as the messages' error: a unique violation is a repeated `event_id`.
@@ -659,10 +764,12 @@ struct IngestRows {
     payloads: Rows,
     counters: Rows,
     queue: Rows,
+    /// [`ENDPOINT_GUARD`]'s row: the version of the cached endpoints the deliveries came from.
+    guard: Rows,
 }
 
 impl IngestRows {
-    fn new(batch: &[&NewMessage], fanned_out: &HashSet<String>) -> IngestRows {
+    fn new(batch: &[&NewMessage], fanned_out: &HashSet<String>, guard: Option<i64>) -> IngestRows {
         #[derive(serde::Serialize)]
         struct MessageRow<'a> {
             id: &'a str,
@@ -734,12 +841,17 @@ impl IngestRows {
                 created_at,
             })
             .collect();
-        IngestRows { messages, payloads, counters, queue }
+        #[derive(serde::Serialize)]
+        struct Guard {
+            version: i64,
+        }
+        let guard = guard.map(|version| Guard { version }).into_iter().collect();
+        IngestRows { messages, payloads, counters, queue, guard }
     }
 
-    /// The rows of [`INGEST_SQL`]'s statements, in order.
-    fn params<'s>(&'s self, deliveries: &'s Rows) -> [&'s Rows; 5] {
-        [&self.messages, &self.payloads, &self.counters, &self.queue, deliveries]
+    /// The messages', payloads', usage, fan-out queue and guard rows.
+    fn params(&self) -> [&Rows; 5] {
+        [&self.messages, &self.payloads, &self.counters, &self.queue, &self.guard]
     }
 }
 
