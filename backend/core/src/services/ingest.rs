@@ -958,26 +958,46 @@ mod tests {
         }
     }
 
-    // A current-thread runtime: both requests below are queued before the writer task first
-    // runs, so on SQLite they meet in one writer transaction, which the duplicate message fails
-    // (PostgreSQL records outside the writer: the test holds there too).
-    #[tokio::test]
-    async fn outcomes_batched_with_a_failing_message_are_recorded_apart_sqlite() {
-        outcomes_batched_with_a_failing_message_are_recorded_apart(hookline_e2e::Backend::Sqlite).await;
+    /// Each test on both databases, on a current-thread runtime: the requests a test queues
+    /// together (`tokio::join!`) are all waiting before the writer task first runs, so on SQLite
+    /// they meet in one writer transaction (PostgreSQL records outside the writer: the tests hold
+    /// there too).
+    macro_rules! together_on_both_databases {
+        ($($name:ident),* $(,)?) => {$(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(hookline_e2e::Backend::Sqlite).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(hookline_e2e::Backend::Postgres).await;
+                }
+            }
+        )*};
     }
 
-    #[tokio::test]
-    async fn outcomes_batched_with_a_failing_message_are_recorded_apart_postgres() {
-        outcomes_batched_with_a_failing_message_are_recorded_apart(hookline_e2e::Backend::Postgres).await;
-    }
+    together_on_both_databases!(
+        outcomes_batched_with_a_failing_message_are_recorded_apart,
+        messages_and_outcomes_written_together_keep_endpoint_health,
+    );
 
-    async fn outcomes_batched_with_a_failing_message_are_recorded_apart(backend: hookline_e2e::Backend) {
-        let (_dir, config, db) = crate::db::migrated_for_test(backend).await;
+    /// A migrated database with one stored message; returns it with its tenant and application.
+    async fn with_a_message(
+        backend: hookline_e2e::Backend,
+    ) -> (tempfile::TempDir, Context, TenantId, AppId, String) {
+        let (dir, config, db) = crate::db::migrated_for_test(backend).await;
         let ctx = Context::new(db, crate::crypto::Keys::for_tests(), config);
         let (tenant, app) = (TenantId::new_id(), AppId::new_id());
         let first = message(&tenant, &app, "evt-1");
         let message_id = first.id.clone();
         ctx.ingest.store(first).await.unwrap();
+        (dir, ctx, tenant, app, message_id)
+    }
+
+    async fn outcomes_batched_with_a_failing_message_are_recorded_apart(backend: hookline_e2e::Backend) {
+        let (_dir, ctx, tenant, app, message_id) = with_a_message(backend).await;
         let delivery_id = leased_delivery(&ctx, &tenant, &app, &message_id, "ep_1").await;
         let outcome = outcome(&tenant, &app, &message_id, "ep_1", &delivery_id, true);
 
@@ -996,27 +1016,10 @@ mod tests {
         assert_eq!(attempts::Entity::find().count(&ctx.db.conn).await.unwrap(), 1);
     }
 
-    // Current-thread, as above: on SQLite the message and the outcomes are written by one
-    // statement batch of the writer's transaction.
-    #[tokio::test]
-    async fn messages_and_outcomes_written_together_keep_endpoint_health_sqlite() {
-        messages_and_outcomes_written_together_keep_endpoint_health(hookline_e2e::Backend::Sqlite).await;
-    }
-
-    #[tokio::test]
-    async fn messages_and_outcomes_written_together_keep_endpoint_health_postgres() {
-        messages_and_outcomes_written_together_keep_endpoint_health(hookline_e2e::Backend::Postgres).await;
-    }
-
     /// A success makes its endpoint healthy without reading its health (an unhealthy row is
     /// reset, a missing one stays missing); a failure counts on from the row, or starts one.
     async fn messages_and_outcomes_written_together_keep_endpoint_health(backend: hookline_e2e::Backend) {
-        let (_dir, config, db) = crate::db::migrated_for_test(backend).await;
-        let ctx = Context::new(db, crate::crypto::Keys::for_tests(), config);
-        let (tenant, app) = (TenantId::new_id(), AppId::new_id());
-        let first = message(&tenant, &app, "evt-1");
-        let message_id = first.id.clone();
-        ctx.ingest.store(first).await.unwrap();
+        let (_dir, ctx, tenant, app, message_id) = with_a_message(backend).await;
         let since = DateTime::parse_from_rfc3339("2026-11-29T10:00:00Z").unwrap().with_timezone(&Utc);
         let health =
             |endpoint_id: &str, failures: i32, circuit: Option<DateTime<Utc>>| endpoint_health::ActiveModel {
