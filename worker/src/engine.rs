@@ -379,8 +379,9 @@ impl Engine {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
-            // Another process may have accepted messages: poll too.
-            let _ = tokio::time::timeout(Duration::from_millis(100), woken).await;
+            // Another process may have accepted messages: poll too, as often as the claim loops
+            // do (this process's own messages wake the loop at once).
+            let _ = tokio::time::timeout(Duration::from_millis(250), woken).await;
         }
     }
 
