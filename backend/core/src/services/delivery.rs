@@ -351,8 +351,9 @@ pub async fn fan_out(
 ) -> CoreResult<FanOut> {
     // A poll that finds the queue empty (most of them, the fan-out loop polls every 250 ms) looks
     // on a reader instead of taking the writer: `BEGIN IMMEDIATE`, a `DELETE` of nothing and a
-    // commit, four times a second, were a large part of an idle server's work. A message queued after the
-    // look is taken by the next poll, or at once when this process queued it (it wakes the loop).
+    // commit, four times a second, were a large part of an idle server's work. A message queued
+    // after the look is taken by the next poll, or at once when this process queued it (it wakes
+    // the loop).
     if fanout_queue::Entity::find().one(&ctx.db.conn).await?.is_none() {
         return Ok(FanOut::default());
     }
