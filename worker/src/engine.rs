@@ -24,9 +24,7 @@ use hookline_core::{
     Context, CoreResult,
     domain::RetrySchedule,
     services::{
-        delivery::{
-            self, AttemptOutcome, Capacity, Claimed, EndpointTarget, EngineLimits, Headers, TenantFilter,
-        },
+        delivery::{self, AttemptOutcome, Capacity, Claimed, EngineLimits, Headers, TenantFilter},
         ingest::InlineEngine,
     },
 };
@@ -35,7 +33,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use crate::{
     http::{self, SsrfPolicy},
     retry,
-    send::{Sender, TokenCache},
+    send::{Sender, Target, TokenCache},
 };
 
 /// Tunables; the defaults suit the embedded single process.
@@ -107,7 +105,7 @@ pub struct Engine {
     outcomes: mpsc::UnboundedSender<AttemptOutcome>,
     /// Deliveries the ingest writer leased to this engine at acceptance, with their payloads.
     inline: mpsc::UnboundedSender<InlineBatch>,
-    targets: Mutex<HashMap<String, (Instant, Arc<EndpointTarget>)>>,
+    targets: Mutex<HashMap<String, (Instant, Arc<Target>)>>,
     wake_claim: Notify,
     /// Per lane (shared, dedicated): whether the database may hold deliveries the lane's claim
     /// loop would take now. Set by whatever leaves deliveries unleased; cleared by a claim that
@@ -469,7 +467,7 @@ impl Engine {
         Ok(n)
     }
 
-    async fn targets_for(&self, endpoint_ids: Vec<String>) -> HashMap<String, Arc<EndpointTarget>> {
+    async fn targets_for(&self, endpoint_ids: Vec<String>) -> HashMap<String, Arc<Target>> {
         let now = Instant::now();
         let mut found = HashMap::new();
         let mut missing = Vec::new();
@@ -489,7 +487,7 @@ impl Engine {
                 Ok(loaded) => {
                     let mut cache = self.targets.lock().unwrap_or_else(|p| p.into_inner());
                     for (id, target) in loaded {
-                        let target = Arc::new(target);
+                        let target = Arc::new(Target::new(target));
                         cache.insert(id.clone(), (now, target.clone()));
                         found.insert(id, target);
                     }
@@ -570,7 +568,7 @@ impl Engine {
             self.unrecorded.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(async move {
                 let permit = engine.slots(lane).clone().acquire_owned().await;
-                let outcome = engine.attempt(c, &target, payload.as_deref()).await;
+                let outcome = engine.attempt(c, &target, payload.as_ref()).await;
                 drop(permit);
                 // The endpoint's slot frees with its answer, not with the record: the cap bounds
                 // the requests an endpoint has open, and a batch waiting for the recorder does not
@@ -585,12 +583,7 @@ impl Engine {
     }
 
     /// One attempt and the decision about the next one.
-    async fn attempt(
-        &self,
-        claimed: Claimed,
-        target: &EndpointTarget,
-        payload: Option<&str>,
-    ) -> AttemptOutcome {
+    async fn attempt(&self, claimed: Claimed, target: &Target, payload: Option<&Arc<str>>) -> AttemptOutcome {
         let Some(payload) = payload else {
             // The payload was purged (retention) or expunged: nothing left to send.
             return AttemptOutcome {

@@ -137,6 +137,9 @@ pub fn client(policy: &SsrfPolicy) -> reqwest::Client {
         .dns_resolver(Arc::new(CheckingResolver { policy: policy.clone() }))
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        // No protocol-level resends: the engine's retry schedule decides every attempt, and the
+        // default policy cloned each request's headers in case it would resend it.
+        .retry(reqwest::retry::never())
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_max_idle_per_host(256)
         .pool_idle_timeout(Duration::from_secs(60))

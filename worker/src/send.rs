@@ -4,7 +4,8 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    ops::Deref,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -81,6 +82,30 @@ impl TokenCache {
     }
 }
 
+/// An endpoint as the sender uses it: its settings, with its URL parsed once (when its settings
+/// are loaded) rather than for every request.
+#[derive(Debug)]
+pub struct Target {
+    pub endpoint: EndpointTarget,
+    /// The parsed URL, or why it does not parse (recorded as a `config` error at each attempt).
+    pub parsed_url: Result<reqwest::Url, String>,
+}
+
+impl Target {
+    pub fn new(endpoint: EndpointTarget) -> Target {
+        let parsed_url = endpoint.url.parse().map_err(|err| format!("bad URL: {err}"));
+        Target { endpoint, parsed_url }
+    }
+}
+
+impl Deref for Target {
+    type Target = EndpointTarget;
+
+    fn deref(&self) -> &EndpointTarget {
+        &self.endpoint
+    }
+}
+
 /// Headers whose values are secrets: shown as `[redacted]` in the attempt log.
 fn is_secret_header(name: &str, target: &EndpointTarget) -> bool {
     name.eq_ignore_ascii_case("authorization")
@@ -111,7 +136,7 @@ pub struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    pub async fn send(&self, claimed: &Claimed, target: &EndpointTarget, payload: &str) -> Sent {
+    pub async fn send(&self, claimed: &Claimed, target: &Target, payload: &Arc<str>) -> Sent {
         let started = Instant::now();
         let fail = |class: &'static str, detail: String, headers: Headers| Sent {
             url: target.url.clone(),
@@ -147,18 +172,19 @@ impl Sender<'_> {
     async fn build(
         &self,
         claimed: &Claimed,
-        target: &EndpointTarget,
-        payload: &str,
+        target: &Target,
+        payload: &Arc<str>,
     ) -> Result<reqwest::Request, (&'static str, String)> {
-        let url: reqwest::Url = target.url.parse().map_err(|err| ("config", format!("bad URL: {err}")))?;
+        let url = target.parsed_url.clone().map_err(|err| ("config", err))?;
         check_literal_host(&url, self.policy).map_err(|err| ("ssrf", err.to_string()))?;
         let timeout =
             target.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))).unwrap_or(DEFAULT_TOTAL_TIMEOUT);
         let builder = self.client.post(url).timeout(timeout);
         let builder = match target.format {
-            EndpointFormat::Json => {
-                builder.header("content-type", "application/json").body(payload.to_owned())
-            }
+            // The body shares the payload's text (one message, many endpoints) instead of copying it.
+            EndpointFormat::Json => builder
+                .header("content-type", "application/json")
+                .body(bytes::Bytes::from_owner(ArcText(payload.clone()))),
             EndpointFormat::CloudeventsStructured | EndpointFormat::CloudeventsBinary => {
                 let data: Value =
                     serde_json::from_str(payload).map_err(|err| ("config", format!("payload: {err}")))?;
@@ -323,6 +349,15 @@ impl Sender<'_> {
             retry_after,
             bearer,
         }
+    }
+}
+
+/// A payload's shared text as a request body's bytes.
+struct ArcText(Arc<str>);
+
+impl AsRef<[u8]> for ArcText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
