@@ -254,12 +254,21 @@ async fn writer(
         let engine = engine.get();
         let record_rows: Vec<(RecordRows<'_>, &EngineLimits)> =
             records.iter().map(|r| (RecordRows::new(&r.worker, &r.outcomes), &r.limits)).collect();
+        // On PostgreSQL a batch of messages alone is one statement (CTEs), a transaction of its
+        // own: no `BEGIN` and `COMMIT` round trips around it.
+        let one_statement = !db.is_sqlite() && records.is_empty();
         let mut tries = 0;
         let (fan_out, deliveries, written) = loop {
             tries += 1;
             // The endpoints for fan-out at acceptance (from the cache, or read on a reader) while
             // the writer begins.
-            let (begun, mut fan_out) = tokio::join!(db.begin_write(), async {
+            let begin = async {
+                match one_statement {
+                    true => None,
+                    false => Some(db.begin_write().await),
+                }
+            };
+            let (begun, mut fan_out) = tokio::join!(begin, async {
                 match &engine {
                     Some(engine) if !messages.is_empty() => {
                         inline_fan_out(&db, engine.as_ref(), &messages, &mut large_apps, &mut endpoint_cache)
@@ -268,19 +277,33 @@ async fn writer(
                     _ => InlineFanOut::default(),
                 }
             });
-            // A failed `BEGIN` is told to each message and outcome by the stores below.
-            let begun = begun.ok().map(|txn| (txn, started));
             let deliveries = std::mem::take(&mut fan_out.rows);
-            let written = store_batch(
-                &db,
-                begun,
-                &messages,
-                &fan_out.fanned_out,
-                fan_out.guard_version,
-                &deliveries,
-                &record_rows,
-            )
-            .await;
+            let written = match begun {
+                None => {
+                    store_one_statement(
+                        &db,
+                        &messages,
+                        &fan_out.fanned_out,
+                        fan_out.guard_version,
+                        &deliveries,
+                    )
+                    .await
+                }
+                Some(begun) => {
+                    // A failed `BEGIN` is told to each message and outcome by the store below.
+                    let begun = begun.ok().map(|txn| (txn, started));
+                    store_batch(
+                        &db,
+                        begun,
+                        &messages,
+                        &fan_out.fanned_out,
+                        fan_out.guard_version,
+                        &deliveries,
+                        &record_rows,
+                    )
+                    .await
+                }
+            };
             if let Err(err) = &written {
                 // Endpoints changed since they were cached (or the batch failed otherwise):
                 // read them afresh.
@@ -505,6 +528,25 @@ async fn store_batch(
     crate::db::log_txn(kind, started, begun, wrote);
     crate::metrics::messages_accepted(batch.len());
     Ok(written)
+}
+
+/// Stores messages (no outcomes) as one statement, without a transaction around it: PostgreSQL
+/// runs a statement given alone as a transaction of its own, committed (and, with
+/// `synchronous_commit` on, flushed) before it answers, so the batch is as atomic and as durable
+/// as in `BEGIN … COMMIT`, in one round trip instead of three.
+async fn store_one_statement(
+    db: &Db,
+    batch: &[&NewMessage],
+    fanned_out: &HashSet<String>,
+    guard: Option<i64>,
+    deliveries: &Rows,
+) -> Result<Vec<delivery::Written>, StoreError> {
+    let started = Instant::now();
+    insert_batch(&db.writer, batch, fanned_out, guard, deliveries).await?;
+    let wrote = started.elapsed();
+    crate::db::log_txn("ingest", started, Duration::ZERO, wrote);
+    crate::metrics::messages_accepted(batch.len());
+    Ok(Vec::new())
 }
 
 /// What the writer fanned out itself: delivery rows, the deliveries leased to the engine, and
