@@ -262,12 +262,7 @@ async fn writer(
             tries += 1;
             // The endpoints for fan-out at acceptance (from the cache, or read on a reader) while
             // the writer begins.
-            let begin = async {
-                match one_statement {
-                    true => None,
-                    false => Some(db.begin_write().await),
-                }
-            };
+            let begin = async { if one_statement { None } else { Some(db.begin_write().await) } };
             let (begun, mut fan_out) = tokio::join!(begin, async {
                 match &engine {
                     Some(engine) if !messages.is_empty() => {
