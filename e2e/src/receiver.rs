@@ -20,6 +20,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// The sender's address: one per connection (how many connections a sender opened).
+    pub peer: Option<std::net::SocketAddr>,
     /// The status the receiver answered with.
     pub status: u16,
 }
@@ -106,6 +108,7 @@ async fn record(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<S
             .collect(),
         body: body.to_vec(),
         at: Instant::now(),
+        peer: req.peer_addr(),
         status: 0,
     };
     let reply = {

@@ -2,7 +2,7 @@
 //! 127.0.0.1, on SQLite and PostgreSQL.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -34,6 +34,7 @@ both_databases!(
     operational_webhooks_report_failing_exhausted_recovered_and_disabled,
     a_broadcast_reaches_every_subscribed_application_of_its_tenant_only,
     fan_out_at_acceptance_follows_every_endpoint_change,
+    connections_are_reused_however_many_requests_were_in_flight,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -857,4 +858,64 @@ async fn fan_out_at_acceptance_follows_every_endpoint_change(db: Backend) {
     received.sort();
     expected.sort();
     assert_eq!(received, expected, "each message reached exactly the endpoints of its moment");
+}
+
+/// More requests in flight to one host than the client used to keep idle (256) made it close
+/// connections and open new ones all the time (≈ 8,000 connections for bench (c)'s 50,000
+/// deliveries to 10 endpoints of one receiver). Now the connections of a first burst carry a
+/// second one: the number of connections does not grow with the number of requests.
+async fn connections_are_reused_however_many_requests_were_in_flight(db: Backend) {
+    const ENDPOINTS: usize = 10;
+    const MESSAGES: usize = 300;
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    server.cli(&[
+        "plan",
+        "set",
+        "--tenant",
+        "acme",
+        "--plan",
+        "enterprise",
+        "--api-rate",
+        "100000",
+        "--api-burst",
+        "100000",
+        "--endpoint-rate-limit",
+        "0",
+    ]);
+    api.create_app("A", Some("a")).await;
+    for n in 0..ENDPOINTS {
+        endpoint(&api, "a", json!({"url": receiver.url(&format!("/{n}"))})).await;
+    }
+    let burst = || async {
+        // 32 at a time: up to 10 × 64 deliveries in flight to the one receiver.
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let senders: Vec<_> = (0..32)
+            .map(|_| {
+                let (api, next) = (api.clone(), next.clone());
+                tokio::spawn(async move {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MESSAGES {
+                        api.send_message("a", "a.b", json!({})).await;
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+    };
+    let connections = |received: &[hookline_e2e::receiver::Received]| {
+        received.iter().map(|r| r.peer.expect("a peer address")).collect::<HashSet<_>>().len()
+    };
+    burst().await;
+    let first = connections(&receiver.wait_for(ENDPOINTS * MESSAGES, WAIT).await);
+    burst().await;
+    let both = connections(&receiver.wait_for(2 * ENDPOINTS * MESSAGES, WAIT).await);
+    assert!(
+        both - first <= first / 10,
+        "{first} connections for the first {} requests, {} more for as many again",
+        ENDPOINTS * MESSAGES,
+        both - first
+    );
 }

@@ -214,7 +214,7 @@ impl Engine {
         let (inline, inline_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
             schedule: ctx.config.retry_schedule.clone(),
-            client: http::client(&policy),
+            client: http::client(&policy, config.max_in_flight + config.dedicated_in_flight),
             policy,
             tokens: TokenCache::default(),
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
