@@ -4,8 +4,9 @@
 //! hundreds of rows per transaction. Built as multi-row `INSERT … VALUES (…), (…)`, every batch
 //! size is a different SQL text: prepared again each time, with one bound value per cell. Here the
 //! text is the same for one row or a thousand, so each connection prepares it once, and the rows
-//! are one text parameter that the database unpacks itself: SQLite with `jsonb_each`, PostgreSQL
-//! with `jsonb_populate_recordset`, typed by the table's own row type.
+//! are one parameter that the database unpacks itself: SQLite with `jsonb_each` (the rows bound as
+//! a JSONB blob, [`super::jsonb`]), PostgreSQL with `jsonb_populate_recordset` (bound as JSON
+//! text), typed by the table's own row type.
 //!
 //! The statements of one batch also travel together: on SQLite as one multi-statement text, on
 //! PostgreSQL as data-modifying CTEs of one statement. One round trip to the database per batch
@@ -15,32 +16,35 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
+use super::jsonb;
+
 /// A timestamp as the database driver itself writes one (RFC 3339, `+00:00`): SQLite compares
 /// timestamps as text, so rows written here must sort exactly like rows written through sea-orm.
 pub(crate) fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-/// The rows of one statement: a JSON array written row by row straight from typed rows (structs
+/// The rows of one statement: an array written row by row straight from typed rows (structs
 /// deriving `Serialize`, borrowing what they can), without building `serde_json::Value` trees —
-/// on the hot paths those cost an allocation per key and per value, for every row.
+/// on the hot paths those cost an allocation per key and per value, for every row. The array is
+/// SQLite's binary JSON ([`super::jsonb`]), which `jsonb_each` walks as it is; PostgreSQL gets
+/// it rendered as JSON text.
 pub(crate) struct Rows {
-    json: Vec<u8>,
+    jsonb: Vec<u8>,
     len: usize,
 }
 
 impl Default for Rows {
     fn default() -> Self {
-        Rows { json: b"[".to_vec(), len: 0 }
+        let mut jsonb = Vec::new();
+        jsonb::open(&mut jsonb, false);
+        Rows { jsonb, len: 0 }
     }
 }
 
 impl Rows {
     pub(crate) fn push<T: serde::Serialize + ?Sized>(&mut self, row: &T) {
-        if self.len > 0 {
-            self.json.push(b',');
-        }
-        serde_json::to_writer(&mut self.json, row).expect("rows serialise to JSON (string keys only)");
+        jsonb::write(&mut self.jsonb, row).expect("rows serialise to JSON (string keys only)");
         self.len += 1;
     }
 
@@ -48,11 +52,16 @@ impl Rows {
         self.len
     }
 
+    /// The array as one JSONB blob.
+    fn jsonb(&self) -> Vec<u8> {
+        let mut blob = self.jsonb.clone();
+        jsonb::close(&mut blob, 0);
+        blob
+    }
+
+    /// The array as JSON text.
     fn text(&self) -> String {
-        let mut text = String::with_capacity(self.json.len() + 1);
-        text.push_str(std::str::from_utf8(&self.json).expect("serde_json writes UTF-8"));
-        text.push(']');
-        text
+        jsonb::to_json_text(&self.jsonb())
     }
 }
 
@@ -148,7 +157,14 @@ pub(crate) fn batch_sql(
 }
 
 fn statement(backend: DbBackend, sql: &str, rows: &[&Rows]) -> Statement {
-    let values: Vec<Value> = rows.iter().map(|rows| Value::String(Some(rows.text()))).collect();
+    let values: Vec<Value> = rows
+        .iter()
+        .map(|rows| match backend {
+            // A BLOB that is JSONB: `jsonb_each` takes it without parsing or copying it again.
+            DbBackend::Sqlite => Value::Bytes(Some(rows.jsonb())),
+            _ => Value::String(Some(rows.text())),
+        })
+        .collect();
     Statement::from_sql_and_values(backend, sql, values)
 }
 

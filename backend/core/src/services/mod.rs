@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod idempotency;
 pub mod ingest;
+pub(crate) mod jsonb;
 pub mod messages;
 pub mod metering;
 pub mod operational;
