@@ -11,6 +11,7 @@ mod m20261129_000005_plans;
 mod m20261129_000006_billing;
 mod m20261129_000007_partial_status_indexes;
 mod m20261129_000008_endpoint_changes;
+mod m20261202_000009_partial_event_id_index;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_billing::Migration),
             Box::new(m20261129_000007_partial_status_indexes::Migration),
             Box::new(m20261129_000008_endpoint_changes::Migration),
+            Box::new(m20261202_000009_partial_event_id_index::Migration),
         ]
     }
 }

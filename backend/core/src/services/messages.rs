@@ -500,3 +500,79 @@ pub async fn get(
     let payload = payloads.remove(&model.id);
     to_out(model, payload)
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement, Value};
+
+    hookline_e2e::both_databases!(event_ids_stay_unique_and_findable_through_the_partial_index);
+
+    /// `uq_messages_event_id` holds only messages with an event id (migration 9): a repeated event
+    /// id is still refused, messages without one are accepted side by side, and a lookup by a bound
+    /// event id still reaches the index (PostgreSQL is told to avoid sequential scans, which it
+    /// would prefer on a tiny table: a plan without the index then means it cannot use it).
+    async fn event_ids_stay_unique_and_findable_through_the_partial_index(backend: hookline_e2e::Backend) {
+        let (_dir, _, db) = crate::db::migrated_for_test(backend).await;
+        let backend = db.backend();
+        let insert = |id: &str, event_id: Option<&str>| {
+            Statement::from_sql_and_values(
+                backend,
+                if db.is_sqlite() {
+                    "INSERT INTO messages (id, tenant_id, app_id, event_type, event_id, channels, payload_size, created_at) \
+                     VALUES (?, 't', 'a', 'e.x', ?, '[]', 0, '2026-12-02T00:00:00+00:00')"
+                } else {
+                    "INSERT INTO messages (id, tenant_id, app_id, event_type, event_id, channels, payload_size, created_at) \
+                     VALUES ($1, 't', 'a', 'e.x', $2, '[]', 0, '2026-12-02T00:00:00+00:00')"
+                },
+                [Value::from(id), Value::String(event_id.map(str::to_owned))],
+            )
+        };
+        for (id, event_id) in [("m1", Some("ev")), ("m2", None), ("m3", None), ("m4", Some("other"))] {
+            db.writer.execute_raw(insert(id, event_id)).await.unwrap();
+        }
+        let repeated = db.writer.execute_raw(insert("m5", Some("ev"))).await.unwrap_err();
+        assert!(crate::services::is_unique_violation(&repeated), "{repeated}");
+
+        let txn = sea_orm::TransactionTrait::begin(&db.conn).await.unwrap();
+        let (explain, column, lookup) = if db.is_sqlite() {
+            (
+                "EXPLAIN QUERY PLAN",
+                "detail",
+                "SELECT id FROM messages WHERE tenant_id = ? AND app_id = ? AND event_id = ?",
+            )
+        } else {
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+            (
+                "EXPLAIN",
+                "QUERY PLAN",
+                "SELECT id FROM messages WHERE tenant_id = $1 AND app_id = $2 AND event_id = $3",
+            )
+        };
+        let values = || [Value::from("t"), Value::from("a"), Value::from("ev")];
+        let found =
+            txn.query_all_raw(Statement::from_sql_and_values(backend, lookup, values())).await.unwrap();
+        let ids: Vec<String> = found.iter().map(|row| row.try_get("", "id").unwrap()).collect();
+        assert_eq!(ids, ["m1"]);
+        let plan: Vec<String> = txn
+            .query_all_raw(Statement::from_sql_and_values(backend, format!("{explain} {lookup}"), values()))
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String>("", column).unwrap())
+            .collect();
+        assert!(plan.iter().any(|line| line.contains("uq_messages_event_id")), "{plan:?}");
+        txn.commit().await.unwrap();
+
+        let definition = if db.is_sqlite() {
+            "SELECT sql AS d FROM sqlite_master WHERE name = 'uq_messages_event_id'"
+        } else {
+            "SELECT indexdef AS d FROM pg_indexes WHERE indexname = 'uq_messages_event_id'"
+        };
+        let row = db.conn.query_one_raw(Statement::from_string(backend, definition)).await.unwrap().unwrap();
+        let sql: String = row.try_get("", "d").unwrap();
+        assert!(
+            sql.contains("UNIQUE") && sql.contains("WHERE") && sql.contains("event_id IS NOT NULL"),
+            "{sql}"
+        );
+    }
+}
