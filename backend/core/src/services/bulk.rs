@@ -38,6 +38,7 @@ impl Default for Rows {
     fn default() -> Self {
         let mut jsonb = Vec::new();
         jsonb::open(&mut jsonb, false);
+        jsonb::close(&mut jsonb, 0);
         Rows { jsonb, len: 0 }
     }
 }
@@ -45,6 +46,8 @@ impl Default for Rows {
 impl Rows {
     pub(crate) fn push<T: serde::Serialize + ?Sized>(&mut self, row: &T) {
         jsonb::write(&mut self.jsonb, row).expect("rows serialise to JSON (string keys only)");
+        // The array's size stays current: four bytes, so the blob is whole after every row.
+        jsonb::close(&mut self.jsonb, 0);
         self.len += 1;
     }
 
@@ -54,14 +57,12 @@ impl Rows {
 
     /// The array as one JSONB blob.
     fn jsonb(&self) -> Vec<u8> {
-        let mut blob = self.jsonb.clone();
-        jsonb::close(&mut blob, 0);
-        blob
+        self.jsonb.clone()
     }
 
     /// The array as JSON text.
     fn text(&self) -> String {
-        jsonb::to_json_text(&self.jsonb())
+        jsonb::to_json_text(&self.jsonb)
     }
 }
 
