@@ -148,6 +148,28 @@ pub(crate) fn log_txn(kind: &'static str, started: Instant, begun: Duration, wri
     );
 }
 
+/// The planner's plan for `sql` with `values` bound, one line per step (SQLite's `EXPLAIN QUERY
+/// PLAN` details, PostgreSQL's `EXPLAIN` lines), for tests that check an index is reachable.
+#[cfg(test)]
+pub(crate) async fn query_plan<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Vec<String> {
+    let sqlite = conn.get_database_backend() == sea_orm::DbBackend::Sqlite;
+    let (explain, column) = if sqlite { ("EXPLAIN QUERY PLAN", "detail") } else { ("EXPLAIN", "QUERY PLAN") };
+    conn.query_all_raw(sea_orm::Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        format!("{explain} {sql}"),
+        values,
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get::<String>("", column).unwrap())
+    .collect()
+}
+
 /// A migrated database of `backend` in a fresh temporary directory (kept while the `TempDir`
 /// lives), for core's own tests.
 #[cfg(test)]

@@ -1294,7 +1294,6 @@ mod tests {
         } else {
             txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
         }
-        let explain = if sqlite { "EXPLAIN QUERY PLAN" } else { "EXPLAIN" };
         for (query, index) in [
             (
                 format!(
@@ -1314,19 +1313,7 @@ mod tests {
                 "idx_deliveries_lease",
             ),
         ] {
-            let plan: Vec<String> = txn
-                .query_all_raw(Statement::from_string(
-                    txn.get_database_backend(),
-                    format!("{explain} {query}"),
-                ))
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| {
-                    let column = if sqlite { "detail" } else { "QUERY PLAN" };
-                    row.try_get::<String>("", column).unwrap()
-                })
-                .collect();
+            let plan = crate::db::query_plan(&txn, &query, Vec::new()).await;
             assert!(plan.iter().any(|line| line.contains(index)), "{query}: {plan:?}");
         }
     }

@@ -141,12 +141,16 @@ impl Compound<'_, '_> {
 }
 
 impl<'e, 'b> Encoder<'b> {
+    /// Opens the object `{"variant": …}` an enum variant's content goes in (as serde_json
+    /// writes variants); returns its position for [`close`].
+    fn open_variant(&mut self, variant: &str) -> usize {
+        let outer = open(self.buf, true);
+        scalar(self.buf, TEXTRAW, variant.as_bytes());
+        outer
+    }
+
     fn container(&'e mut self, object: bool, variant: Option<&str>) -> Compound<'e, 'b> {
-        let outer = variant.map(|name| {
-            let outer = open(self.buf, true);
-            scalar(self.buf, TEXTRAW, name.as_bytes());
-            outer
-        });
+        let outer = variant.map(|name| self.open_variant(name));
         let at = open(self.buf, object);
         Compound { encoder: self, at, outer }
     }
@@ -263,8 +267,7 @@ impl<'e, 'b> ser::Serializer for &'e mut Encoder<'b> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), Error> {
-        let at = open(self.buf, true);
-        scalar(self.buf, TEXTRAW, variant.as_bytes());
+        let at = self.open_variant(variant);
         value.serialize(&mut *self)?;
         close(self.buf, at);
         Ok(())

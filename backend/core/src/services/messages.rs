@@ -534,32 +534,18 @@ mod tests {
         assert!(crate::services::is_unique_violation(&repeated), "{repeated}");
 
         let txn = sea_orm::TransactionTrait::begin(&db.conn).await.unwrap();
-        let (explain, column, lookup) = if db.is_sqlite() {
-            (
-                "EXPLAIN QUERY PLAN",
-                "detail",
-                "SELECT id FROM messages WHERE tenant_id = ? AND app_id = ? AND event_id = ?",
-            )
+        let lookup = if db.is_sqlite() {
+            "SELECT id FROM messages WHERE tenant_id = ? AND app_id = ? AND event_id = ?"
         } else {
             txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
-            (
-                "EXPLAIN",
-                "QUERY PLAN",
-                "SELECT id FROM messages WHERE tenant_id = $1 AND app_id = $2 AND event_id = $3",
-            )
+            "SELECT id FROM messages WHERE tenant_id = $1 AND app_id = $2 AND event_id = $3"
         };
         let values = || [Value::from("t"), Value::from("a"), Value::from("ev")];
         let found =
             txn.query_all_raw(Statement::from_sql_and_values(backend, lookup, values())).await.unwrap();
         let ids: Vec<String> = found.iter().map(|row| row.try_get("", "id").unwrap()).collect();
         assert_eq!(ids, ["m1"]);
-        let plan: Vec<String> = txn
-            .query_all_raw(Statement::from_sql_and_values(backend, format!("{explain} {lookup}"), values()))
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String>("", column).unwrap())
-            .collect();
+        let plan = crate::db::query_plan(&txn, lookup, values().into()).await;
         assert!(plan.iter().any(|line| line.contains("uq_messages_event_id")), "{plan:?}");
         txn.commit().await.unwrap();
 
