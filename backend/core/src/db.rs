@@ -183,8 +183,9 @@ pub(crate) async fn migrated_for_test(backend: hookline_e2e::Backend) -> (tempfi
 }
 
 /// WAL frames (pages) past which a checkpoint round is finished on the writer connection, so
-/// that the WAL starts again from its beginning (see [`checkpoint_loop`]).
-const WAL_RESET_FRAMES: i64 = 1000;
+/// that the WAL starts again from its beginning (see [`checkpoint_loop`]): ≈ 32 MiB of WAL. Each
+/// such round holds the writer 10–25 ms; at 1,000 frames it came every 200 ms under load.
+const WAL_RESET_FRAMES: i64 = 8000;
 
 /// Checkpoints the SQLite WAL every 200 ms from a reader connection. `PASSIVE` never waits for or
 /// blocks the writer or readers; what it could not copy (pages a reader still needs) is copied by
@@ -196,9 +197,11 @@ const WAL_RESET_FRAMES: i64 = 1000;
 /// commit (240 MB in one bench (a) run), and each frame written past its end made the file
 /// system allocate and zero a new block (≈ 12 % of the server's CPU in perf). So when the WAL
 /// holds more than [`WAL_RESET_FRAMES`], the round is finished on the writer connection, where
-/// no commit can run beside it: it copies the few frames committed since (a millisecond or so
-/// of the writer's time), and the next transaction starts the WAL over, overwriting blocks the
-/// file already has.
+/// no commit can run beside it: it copies the frames committed since, and the next transaction
+/// starts the WAL over, overwriting blocks the file already has. That round holds the writer
+/// 10–25 ms (the frames since the reader's round, an fsync of the WAL and one of the database:
+/// measured in bench (c), `hookline::txn` kind `checkpoint`), all of it a stall of the serial
+/// section, so it comes only past [`WAL_RESET_FRAMES`]: about once a second under load.
 async fn checkpoint_loop(readers: sqlx::SqlitePool, writer: sqlx::SqlitePool) {
     const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
     // The WAL's length at the last round on the writer: an idle WAL that did not start over
@@ -219,9 +222,12 @@ async fn checkpoint_loop(readers: sqlx::SqlitePool, writer: sqlx::SqlitePool) {
         };
         if frames > WAL_RESET_FRAMES && frames != finished_at {
             finished_at = frames;
+            let started = Instant::now();
             if let Err(err) = sqlx::query(CHECKPOINT).execute(&writer).await {
                 tracing::warn!(error = %err, "WAL checkpoint on the writer failed; retrying");
             }
+            // Waiting for the writer and holding it (an fsync of the WAL and one of the database).
+            tracing::debug!(target: "hookline::txn", kind = "checkpoint", frames, us = started.elapsed().as_micros() as u64);
         }
     }
 }
@@ -276,7 +282,9 @@ mod tests {
         // Long enough for several checkpoint rounds (on a busy machine they come later than every
         // 200 ms), and enough commits to fill the WAL past `WAL_RESET_FRAMES` between them.
         let started = Instant::now();
-        while started.elapsed() < Duration::from_millis(2500) || commits < 2500 {
+        // At least four times `WAL_RESET_FRAMES` written, at three frames a commit.
+        let enough = (4 * super::WAL_RESET_FRAMES / 3) as u64;
+        while started.elapsed() < Duration::from_millis(2500) || commits < enough {
             let txn = db.begin_write().await.unwrap();
             // Two overflow pages and a leaf: at least three WAL frames per commit.
             txn.execute_unprepared("INSERT INTO wal_test (body) VALUES (zeroblob(8000))").await.unwrap();
@@ -285,7 +293,8 @@ mod tests {
         }
         // A lower bound: a commit here writes about four frames. A WAL that never starts over
         // is as long as everything written to it (≈ 1.4 × this); one that does is as long as
-        // what is written between two restarts (a tenth of it here, a third on a loaded CI).
+        // what is written between two restarts (`WAL_RESET_FRAMES`, and what is committed before
+        // the next checkpoint round sees it).
         let frame = 4096 + 24;
         let written = commits * 3 * frame;
         let length = std::fs::metadata(&wal).unwrap().len();

@@ -357,7 +357,9 @@ pub async fn fan_out(
     if fanout_queue::Entity::find().one(&ctx.db.conn).await?.is_none() {
         return Ok(FanOut::default());
     }
+    let started = std::time::Instant::now();
     let txn = ctx.db.begin_write().await?;
+    let begun = started.elapsed();
     // Deleting first takes the rows (and, on SQLite, the write lock) before anything is read, so
     // two workers never fan out the same message.
     let oldest = Query::select()
@@ -422,7 +424,9 @@ pub async fn fan_out(
     }
     let rows_created = plan.rows.len();
     bulk::run(&txn, DELIVERIES_SQL.get(txn.get_database_backend()), &[&plan.rows]).await?;
+    let wrote = started.elapsed();
     txn.commit().await?;
+    crate::db::log_txn("fanout", started, begun, wrote);
     Ok(FanOut { messages: taken.len(), deliveries: rows_created, leased: plan.leased })
 }
 
@@ -498,7 +502,9 @@ pub async fn claim_due(
 
     let plan_rates =
         plans::endpoint_rates(ctx, endpoint_rows.values().map(|e| e.tenant_id.clone()).collect()).await?;
+    let started = std::time::Instant::now();
     let txn = ctx.db.begin_write().await?;
+    let begun = started.elapsed();
     let mut chosen: Vec<&deliveries::Model> = Vec::new();
     let mut taken: HashMap<&str, usize> = HashMap::new();
     let mut buckets: HashMap<String, (f64, u32)> = HashMap::new();
@@ -558,7 +564,9 @@ pub async fn claim_due(
             .await?;
     }
     if chosen.is_empty() {
+        let wrote = started.elapsed();
         txn.commit().await?;
+        crate::db::log_txn("claim", started, begun, wrote);
         return Ok(Claims { claimed: Vec::new(), left_behind });
     }
     let lease = lease_until(now, limits);
@@ -579,7 +587,9 @@ pub async fn claim_due(
         .into_iter()
         .map(|row| row.try_get::<String>("", "id"))
         .collect::<Result<_, _>>()?;
+    let wrote = started.elapsed();
     txn.commit().await?;
+    crate::db::log_txn("claim", started, begun, wrote);
 
     let chosen: Vec<&deliveries::Model> = chosen.into_iter().filter(|d| won.contains(&d.id)).collect();
     let message_ids: Vec<String> = chosen.iter().map(|d| d.message_id.clone()).collect();
@@ -869,7 +879,7 @@ pub(crate) const RECORD_LAST: (&str, &str) = (
 
 /// Recording a batch: attempts, usage and endpoint health rows, then the deliveries' new states
 /// (returning the ids this worker still held), in one round trip.
-static RECORD_SQL: BatchSql =
+pub(crate) static RECORD_SQL: BatchSql =
     BatchSql::with_last(&[ATTEMPTS, usage::COUNTERS, HEALTH], &[HEALTH_RESET], RECORD_LAST);
 
 /// Records a batch of attempts and the deliveries' new states in one transaction. Only outcomes
