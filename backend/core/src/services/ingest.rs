@@ -257,12 +257,18 @@ async fn writer(
         // On PostgreSQL a batch of messages alone is one statement (CTEs), a transaction of its
         // own: no `BEGIN` and `COMMIT` round trips around it.
         let one_statement = !db.is_sqlite() && records.is_empty();
+        // On SQLite a round that reads nothing inside its transaction (at most one batch of
+        // outcomes, all of them successes: no endpoint health to read, none to disable) is one
+        // text, `BEGIN IMMEDIATE` … `COMMIT`: one round trip to the writer's thread, not three.
+        let one_text = db.is_sqlite()
+            && records.len() <= 1
+            && records.iter().all(|r| r.outcomes.iter().all(|o| o.succeeded));
         let mut tries = 0;
         let (fan_out, deliveries, written) = loop {
             tries += 1;
             // The endpoints for fan-out at acceptance (from the cache, or read on a reader) while
             // the writer begins.
-            let begin = async { if one_statement { None } else { Some(db.begin_write().await) } };
+            let begin = async { if one_statement || one_text { None } else { Some(db.begin_write().await) } };
             let (begun, mut fan_out) = tokio::join!(begin, async {
                 match &engine {
                     Some(engine) if !messages.is_empty() => {
@@ -274,6 +280,17 @@ async fn writer(
             });
             let deliveries = std::mem::take(&mut fan_out.rows);
             let written = match begun {
+                None if one_text => {
+                    store_in_one_text(
+                        &db,
+                        &messages,
+                        &fan_out.fanned_out,
+                        fan_out.guard_version,
+                        &deliveries,
+                        record_rows.first(),
+                    )
+                    .await
+                }
                 None => {
                     store_one_statement(
                         &db,
@@ -488,10 +505,6 @@ async fn store_batch(
         }
     };
     let begun = started.elapsed();
-    let store_error = |err: CoreError| match err {
-        CoreError::Database(err) => StoreError::Database(err),
-        other => StoreError::Database(DbErr::Custom(other.to_string())),
-    };
     let kind = if records.is_empty() { "ingest" } else { "ingest+record" };
     let mut records = records.iter();
     let mut written = Vec::with_capacity(records.len());
@@ -542,6 +555,51 @@ async fn store_one_statement(
     crate::db::log_txn("ingest", started, Duration::ZERO, wrote);
     crate::metrics::messages_accepted(batch.len());
     Ok(Vec::new())
+}
+
+/// Stores messages and at most one batch of successful outcomes on SQLite as one text with its
+/// own `BEGIN IMMEDIATE` and `COMMIT` ([`bulk::sqlite_transaction`]): one round trip. Successes
+/// alone read no endpoint health and disable no endpoint, so nothing else needs the transaction
+/// in between (`health` and `finish` do not touch the connection they are given).
+async fn store_in_one_text(
+    db: &Db,
+    batch: &[&NewMessage],
+    fanned_out: &HashSet<String>,
+    guard: Option<i64>,
+    deliveries: &Rows,
+    record: Option<&(RecordRows<'_>, &EngineLimits)>,
+) -> Result<Vec<delivery::Written>, StoreError> {
+    let started = Instant::now();
+    let ingest = IngestRows::new(batch, fanned_out, guard);
+    let [messages, payloads, usage, queue, guard] = ingest.params();
+    let (kind, written) = match record {
+        Some((rows, limits)) => {
+            let health = rows.health(&db.writer, limits).await.map_err(store_error)?;
+            let [attempts, counters, failing, healthy, updates] = rows.params(&health);
+            let returned = if batch.is_empty() {
+                let params = [attempts, counters, failing, healthy, updates];
+                bulk::sqlite_transaction(&db.writer, &delivery::RECORD_SQL, &params).await?
+            } else {
+                let params = [
+                    messages, payloads, usage, queue, deliveries, attempts, counters, failing, guard,
+                    healthy, updates,
+                ];
+                bulk::sqlite_transaction(&db.writer, &INGEST_AND_RECORD_SQL, &params)
+                    .await
+                    .map_err(ingest_error)?
+            };
+            let kind = if batch.is_empty() { "record" } else { "ingest+record" };
+            (kind, vec![rows.finish(&db.writer, health, returned).await.map_err(store_error)?])
+        }
+        None => {
+            let params = [messages, payloads, usage, queue, deliveries, guard];
+            bulk::sqlite_transaction(&db.writer, &INGEST_SQL, &params).await.map_err(ingest_error)?;
+            ("ingest", Vec::new())
+        }
+    };
+    crate::db::log_txn(kind, started, Duration::ZERO, started.elapsed());
+    crate::metrics::messages_accepted(batch.len());
+    Ok(written)
 }
 
 /// What the writer fanned out itself: delivery rows, the deliveries leased to the engine, and
@@ -788,6 +846,14 @@ async fn insert_batch<C: sea_orm::ConnectionTrait>(
     let sql = INGEST_SQL.get(txn.get_database_backend());
     let [messages, payloads, counters, queue, guard] = rows.params();
     bulk::run(txn, sql, &[messages, payloads, counters, queue, deliveries, guard]).await.map_err(ingest_error)
+}
+
+/// Recording's failure as the batch's error.
+fn store_error(err: CoreError) -> StoreError {
+    match err {
+        CoreError::Database(err) => StoreError::Database(err),
+        other => StoreError::Database(DbErr::Custom(other.to_string())),
+    }
 }
 
 /// A batch's failure as the messages' error: a unique violation is a repeated `event_id`.
