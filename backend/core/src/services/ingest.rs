@@ -267,7 +267,7 @@ async fn writer(
         let (fan_out, deliveries, written) = loop {
             tries += 1;
             // The endpoints for fan-out at acceptance (from the cache, or read on a reader) while
-            // the writer begins.
+            // the writer begins (a round in one text begins with its statements, after this).
             let begin = async { if one_statement || one_text { None } else { Some(db.begin_write().await) } };
             let (begun, mut fan_out) = tokio::join!(begin, async {
                 match &engine {
