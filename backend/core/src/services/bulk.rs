@@ -261,7 +261,6 @@ pub(crate) async fn sqlite_transaction(
     rows: &[&Rows],
 ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
     use sea_orm::{RuntimeErr, sqlx};
-    let sqlx_err = |err: sqlx::Error| DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(err)));
     let mut conn = writer.get_sqlite_connection_pool().acquire().await.map_err(|err| match err {
         sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
         err => DbErr::Conn(RuntimeErr::SqlxError(std::sync::Arc::new(err))),
@@ -283,7 +282,7 @@ pub(crate) async fn sqlite_transaction(
                 tracing::error!(error = %rollback, "rolling back a failed batch failed; closing the writer connection");
                 let _ = conn.close().await;
             }
-            Err(sqlx_err(err))
+            Err(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(err))))
         }
     }
 }

@@ -900,7 +900,7 @@ pub async fn record(
     }
     let rows = RecordRows::new(worker, outcomes);
     let started = std::time::Instant::now();
-    if !db.is_sqlite() && outcomes.iter().all(|o| o.succeeded) {
+    if !db.is_sqlite() && reads_nothing(outcomes) {
         // Without failures the batch reads no health rows and disables nothing: it is one
         // statement, which PostgreSQL runs as a transaction of its own (no `BEGIN` and `COMMIT`
         // round trips). SQLite's batches are several statements and need theirs.
@@ -915,6 +915,14 @@ pub async fn record(
     txn.commit().await?;
     crate::db::log_txn("record", started, begun, wrote);
     Ok(written.recorded(outcomes))
+}
+
+/// True when recording `outcomes` needs nothing of the connection but its one batch: without
+/// failures no endpoint's health is read and none is disabled ([`RecordRows::health`] and
+/// [`RecordRows::finish`] do not touch the connection they are given), so the batch can be a
+/// transaction of its own.
+pub(crate) fn reads_nothing(outcomes: &[AttemptOutcome]) -> bool {
+    outcomes.iter().all(|o| o.succeeded)
 }
 
 /// The rows recording a batch of outcomes writes, built before its transaction begins.

@@ -262,7 +262,7 @@ async fn writer(
         // text, `BEGIN IMMEDIATE` … `COMMIT`: one round trip to the writer's thread, not three.
         let one_text = db.is_sqlite()
             && records.len() <= 1
-            && records.iter().all(|r| r.outcomes.iter().all(|o| o.succeeded));
+            && records.iter().all(|r| delivery::reads_nothing(&r.outcomes));
         let mut tries = 0;
         let (fan_out, deliveries, written) = loop {
             tries += 1;
@@ -558,9 +558,8 @@ async fn store_one_statement(
 }
 
 /// Stores messages and at most one batch of successful outcomes on SQLite as one text with its
-/// own `BEGIN IMMEDIATE` and `COMMIT` ([`bulk::sqlite_transaction`]): one round trip. Successes
-/// alone read no endpoint health and disable no endpoint, so nothing else needs the transaction
-/// in between (`health` and `finish` do not touch the connection they are given).
+/// own `BEGIN IMMEDIATE` and `COMMIT` ([`bulk::sqlite_transaction`]): one round trip. The
+/// outcomes need nothing else of the transaction ([`delivery::reads_nothing`]).
 async fn store_in_one_text(
     db: &Db,
     batch: &[&NewMessage],
