@@ -265,7 +265,32 @@ impl Db {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use sea_orm::ConnectionTrait;
+    use sea_orm::{ConnectionTrait, sqlx};
+
+    /// A cached statement is run again as it was prepared, whatever is bound to it. The SQLite
+    /// we build (`.cargo/config.toml`: `SQLITE_ENABLE_QPSG`) does not plan with bound values;
+    /// one that does marks a `LIMIT ?` statement to be prepared again at every new binding (the
+    /// shape of every sea-orm `.one()`, the claims and apalis' job fetches), which this counts
+    /// through `sqlite_stmt` (`SQLITE_ENABLE_STMTVTAB`, same file).
+    #[tokio::test]
+    async fn rebinding_a_statement_does_not_prepare_it_again() {
+        let (_dir, _, db) = super::migrated_for_test(hookline_e2e::Backend::Sqlite).await;
+        let mut conn = db.conn.get_sqlite_connection_pool().acquire().await.unwrap();
+        const SQL: &str = "SELECT name FROM plans WHERE name >= ? ORDER BY name LIMIT ?";
+        for limit in 1..=4_i64 {
+            let names: Vec<(String,)> =
+                sqlx::query_as(SQL).bind("").bind(limit).fetch_all(&mut *conn).await.unwrap();
+            assert_eq!(names.len(), limit.min(3) as usize, "the seeded plans, at most {limit}");
+        }
+        let (runs, prepared_again): (i64, i64) =
+            sqlx::query_as("SELECT run, reprep FROM sqlite_stmt WHERE sql = ?")
+                .bind(SQL)
+                .fetch_one(&mut *conn)
+                .await
+                .expect("the statement is cached on this connection (sqlite_stmt lists it)");
+        assert_eq!(runs, 4, "one cached statement ran four times");
+        assert_eq!(prepared_again, 0, "the statement was prepared again {prepared_again} times in 4 runs");
+    }
 
     /// Under steady writes the WAL starts over from its beginning instead of growing by every
     /// commit: its file stays a fraction of what was written to it. (Before the checkpoint loop
