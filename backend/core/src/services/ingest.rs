@@ -514,11 +514,11 @@ async fn store_batch(
         Some((rows, limits)) if !batch.is_empty() => {
             let health = rows.health(&txn, limits).await.map_err(store_error)?;
             let ingest = IngestRows::new(batch, fanned_out, guard);
-            let [attempts, counters, failing, healthy, updates] = rows.params(&health);
+            let [attempts, counters, failing, healthy, succeeded, failed] = rows.params(&health);
             let [messages, payloads, usage, queue, guard] = ingest.params();
             let params = [
                 messages, payloads, usage, queue, deliveries, attempts, counters, failing, guard, healthy,
-                updates,
+                succeeded, failed,
             ];
             let returned = bulk::query(&txn, INGEST_AND_RECORD_SQL.get(db.backend()), &params)
                 .await
@@ -574,14 +574,14 @@ async fn store_in_one_text(
     let (kind, written) = match record {
         Some((rows, limits)) => {
             let health = rows.health(&db.writer, limits).await.map_err(store_error)?;
-            let [attempts, counters, failing, healthy, updates] = rows.params(&health);
+            let [attempts, counters, failing, healthy, succeeded, failed] = rows.params(&health);
             let returned = if batch.is_empty() {
-                let params = [attempts, counters, failing, healthy, updates];
+                let params = [attempts, counters, failing, healthy, succeeded, failed];
                 bulk::sqlite_transaction(&db.writer, &delivery::RECORD_SQL, &params).await?
             } else {
                 let params = [
                     messages, payloads, usage, queue, deliveries, attempts, counters, failing, guard,
-                    healthy, updates,
+                    healthy, succeeded, failed,
                 ];
                 bulk::sqlite_transaction(&db.writer, &INGEST_AND_RECORD_SQL, &params)
                     .await
@@ -790,7 +790,7 @@ static INGEST_AND_RECORD_SQL: BatchSql = BatchSql::with_last(
         usage::COUNTERS,
         delivery::HEALTH,
     ],
-    &[ENDPOINT_GUARD, delivery::HEALTH_RESET],
+    &[ENDPOINT_GUARD, delivery::HEALTH_RESET, delivery::RECORD_SUCCEEDED],
     delivery::RECORD_LAST,
 );
 
@@ -961,7 +961,7 @@ impl IngestRows {
 mod tests {
     use chrono::{DateTime, Utc};
     use hookline_types::{AppId, DeliveryId, MessageId, TenantId};
-    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 
     use super::{NewMessage, StoreError};
     use crate::{
@@ -1083,6 +1083,7 @@ mod tests {
     together_on_both_databases!(
         outcomes_batched_with_a_failing_message_are_recorded_apart,
         messages_and_outcomes_written_together_keep_endpoint_health,
+        a_batch_changes_only_the_deliveries_its_worker_still_holds,
     );
 
     /// A migrated database with one stored message; returns it with its tenant and application.
@@ -1189,5 +1190,75 @@ mod tests {
         let new_failure = row("ep_new_failure").await.expect("a first failure starts a row");
         assert_eq!(new_failure.consecutive_failures, 1);
         assert!(new_failure.failing_since.is_some());
+    }
+
+    /// Successes and failures are written by two statements (only failures report back which
+    /// deliveries changed): each changes only deliveries still leased to the recording worker,
+    /// every attempt is logged, and only a failure that changed its delivery is retried. Once
+    /// beside a message (the writer's combined batch on SQLite), once alone.
+    async fn a_batch_changes_only_the_deliveries_its_worker_still_holds(backend: hookline_e2e::Backend) {
+        let (_dir, ctx, tenant, app, message_id) = with_a_message(backend).await;
+        let limits = EngineLimits::default();
+        for round in 0..2 {
+            let mut outcomes = Vec::new();
+            let mut cases = Vec::new();
+            // (succeeded, the lease was taken over by another worker meanwhile)
+            for (i, (succeeded, lost)) in
+                [(true, false), (false, false), (true, true), (false, true)].into_iter().enumerate()
+            {
+                let endpoint_id = format!("ep_{round}_{i}");
+                let delivery_id = leased_delivery(&ctx, &tenant, &app, &message_id, &endpoint_id).await;
+                if lost {
+                    deliveries::Entity::update_many()
+                        .col_expr(deliveries::Column::LeaseOwner, sea_orm::sea_query::Expr::value("w2"))
+                        .filter(deliveries::Column::Id.eq(delivery_id.as_str()))
+                        .exec(&ctx.db.writer)
+                        .await
+                        .unwrap();
+                }
+                outcomes.push(outcome(&tenant, &app, &message_id, &endpoint_id, &delivery_id, succeeded));
+                cases.push((delivery_id, succeeded, lost));
+            }
+            let recorded = if round == 0 {
+                let next = message(&tenant, &app, "evt-beside");
+                let (stored, recorded) =
+                    tokio::join!(ctx.ingest.store(next), ctx.ingest.record("w1", outcomes, &limits));
+                stored.expect("the message is stored beside the outcomes");
+                recorded.expect("the writer runs").1.expect("recorded")
+            } else {
+                crate::services::delivery::record(&ctx.db, "w1", &outcomes, &limits).await.expect("recorded")
+            };
+            let retried: Vec<&str> = recorded.retries.iter().map(|(id, _)| id.as_str()).collect();
+            assert_eq!(
+                retried,
+                vec![cases[1].0.as_str()],
+                "round {round}: only the failure still held is retried"
+            );
+            for (delivery_id, succeeded, lost) in &cases {
+                let delivery = deliveries::Entity::find_by_id(delivery_id.as_str())
+                    .one(&ctx.db.conn)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let seen =
+                    (delivery.status.as_str(), delivery.attempt_count, delivery.lease_owner.as_deref());
+                let expected = match (succeeded, lost) {
+                    (_, true) => (SENDING, 0, Some("w2")),
+                    (true, false) => (SUCCEEDED, 1, None),
+                    (false, false) => (FAILED, 1, None),
+                };
+                assert_eq!(seen, expected, "round {round}: succeeded {succeeded}, lease lost {lost}");
+                assert_eq!(
+                    delivery.last_response_status,
+                    if *lost { None } else { Some(if *succeeded { 200 } else { 503 }) }
+                );
+                assert_eq!(
+                    delivery.last_error.is_some(),
+                    !succeeded && !lost,
+                    "round {round}: the error is kept for a failure only"
+                );
+            }
+        }
+        assert_eq!(attempts::Entity::find().count(&ctx.db.conn).await.unwrap(), 8, "every attempt is logged");
     }
 }
