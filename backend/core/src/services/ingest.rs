@@ -514,12 +514,7 @@ async fn store_batch(
         Some((rows, limits)) if !batch.is_empty() => {
             let health = rows.health(&txn, limits).await.map_err(store_error)?;
             let ingest = IngestRows::new(batch, fanned_out, guard);
-            let [attempts, counters, failing, healthy, succeeded, failed] = rows.params(&health);
-            let [messages, payloads, usage, queue, guard] = ingest.params();
-            let params = [
-                messages, payloads, usage, queue, deliveries, attempts, counters, failing, guard, healthy,
-                succeeded, failed,
-            ];
+            let params = ingest_and_record_params(&ingest, deliveries, rows.params(&health));
             let returned = bulk::query(&txn, INGEST_AND_RECORD_SQL.get(db.backend()), &params)
                 .await
                 .map_err(ingest_error)?;
@@ -570,19 +565,13 @@ async fn store_in_one_text(
 ) -> Result<Vec<delivery::Written>, StoreError> {
     let started = Instant::now();
     let ingest = IngestRows::new(batch, fanned_out, guard);
-    let [messages, payloads, usage, queue, guard] = ingest.params();
     let (kind, written) = match record {
         Some((rows, limits)) => {
             let health = rows.health(&db.writer, limits).await.map_err(store_error)?;
-            let [attempts, counters, failing, healthy, succeeded, failed] = rows.params(&health);
             let returned = if batch.is_empty() {
-                let params = [attempts, counters, failing, healthy, succeeded, failed];
-                bulk::sqlite_transaction(&db.writer, &delivery::RECORD_SQL, &params).await?
+                bulk::sqlite_transaction(&db.writer, &delivery::RECORD_SQL, &rows.params(&health)).await?
             } else {
-                let params = [
-                    messages, payloads, usage, queue, deliveries, attempts, counters, failing, guard,
-                    healthy, succeeded, failed,
-                ];
+                let params = ingest_and_record_params(&ingest, deliveries, rows.params(&health));
                 bulk::sqlite_transaction(&db.writer, &INGEST_AND_RECORD_SQL, &params)
                     .await
                     .map_err(ingest_error)?
@@ -591,6 +580,7 @@ async fn store_in_one_text(
             (kind, vec![rows.finish(&db.writer, health, returned).await.map_err(store_error)?])
         }
         None => {
+            let [messages, payloads, usage, queue, guard] = ingest.params();
             let params = [messages, payloads, usage, queue, deliveries, guard];
             bulk::sqlite_transaction(&db.writer, &INGEST_SQL, &params).await.map_err(ingest_error)?;
             ("ingest", Vec::new())
@@ -845,6 +835,21 @@ async fn insert_batch<C: sea_orm::ConnectionTrait>(
     let sql = INGEST_SQL.get(txn.get_database_backend());
     let [messages, payloads, counters, queue, guard] = rows.params();
     bulk::run(txn, sql, &[messages, payloads, counters, queue, deliveries, guard]).await.map_err(ingest_error)
+}
+
+/// The rows of [`INGEST_AND_RECORD_SQL`]'s statements, in its order: the messages' inserts and
+/// their deliveries, recording's inserts, the endpoint guard, recording's other statements.
+fn ingest_and_record_params<'a>(
+    ingest: &'a IngestRows,
+    deliveries: &'a Rows,
+    record: [&'a Rows; 6],
+) -> [&'a Rows; 12] {
+    let [messages, payloads, usage, queue, guard] = ingest.params();
+    let [attempts, counters, failing, healthy, succeeded, failed] = record;
+    [
+        messages, payloads, usage, queue, deliveries, attempts, counters, failing, guard, healthy, succeeded,
+        failed,
+    ]
 }
 
 /// Recording's failure as the batch's error.
