@@ -27,10 +27,12 @@ both_databases!(
     the_rate_limit_holds,
     fifo_order_holds_under_failures,
     a_slow_endpoint_does_not_delay_another_tenants_deliveries,
+    an_endpoint_never_has_more_requests_open_than_its_cap,
     a_test_event_reaches_only_its_endpoint,
     an_application_with_many_endpoints_is_fanned_out_by_the_worker,
     a_worker_killed_mid_burst_loses_nothing,
     an_open_circuit_pauses_a_failing_endpoint_and_probes_it,
+    messages_accepted_while_the_circuit_is_open_wait_for_it,
     operational_webhooks_report_failing_exhausted_recovered_and_disabled,
     a_broadcast_reaches_every_subscribed_application_of_its_tenant_only,
     fan_out_at_acceptance_follows_every_endpoint_change,
@@ -534,6 +536,43 @@ async fn a_slow_endpoint_does_not_delay_another_tenants_deliveries(db: Backend) 
     );
 }
 
+async fn an_endpoint_never_has_more_requests_open_than_its_cap(db: Backend) {
+    // Four requests at once per endpoint; each answer takes 300 ms. The engine leases more than
+    // four of a backlog (they wait in the process for a free slot), but never sends more.
+    const CAP: usize = 4;
+    const ANSWER: Duration = Duration::from_millis(300);
+    let server = TestServer::start_with(db, options("1").env("HOOKLINE_ENDPOINT_IN_FLIGHT", "4")).await;
+    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok().after(ANSWER)), 4);
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    let mut ids = HashSet::new();
+    for n in 0..24 {
+        ids.insert(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    let received = receiver.wait_for(24, WAIT).await;
+    let got: HashSet<String> = received.iter().map(|r| r.msg_id().to_owned()).collect();
+    assert_eq!(got, ids, "every message, once");
+    assert_eq!(received.len(), 24, "no message twice");
+    let mut at: Vec<Instant> = received.iter().map(|r| r.at).collect();
+    at.sort();
+    // Of any five consecutive arrivals, the fifth was sent only after one of the four before it
+    // was answered: at least ANSWER after the first of them.
+    for (i, window) in at.windows(CAP + 1).enumerate() {
+        let span = window[CAP] - window[0];
+        assert!(
+            span >= ANSWER,
+            "requests {i}..={} arrived within {span:?}: more than {CAP} open at once",
+            i + CAP
+        );
+    }
+    // And the cap is used: four requests were open together.
+    assert!(
+        at.windows(CAP).any(|window| window[CAP - 1] - window[0] < ANSWER),
+        "never {CAP} requests open at once"
+    );
+}
+
 async fn a_test_event_reaches_only_its_endpoint(db: Backend) {
     let server = server(db, "1").await;
     let receiver = Receiver::start();
@@ -680,9 +719,56 @@ async fn an_open_circuit_pauses_a_failing_endpoint_and_probes_it(db: Backend) {
     let received = receiver.received();
     let while_down = received.iter().filter(|r| r.at < up_at).count();
     // Without the breaker: 10 deliveries retried every second for 6 s, about 60 requests. With it:
-    // the first wave (10), then one probe per cool-down (2 s) while the endpoint is down.
+    // the first wave (at least the 3 failures that open the circuit; messages accepted after the
+    // engine saw them wait too), then one probe per cool-down (2 s) while the endpoint is down.
     assert!(while_down <= 16, "{while_down} requests hit the endpoint while it was down");
-    assert!(while_down >= 10, "the first wave is {while_down}");
+    assert!(while_down >= 3, "the first wave is {while_down}");
+}
+
+async fn messages_accepted_while_the_circuit_is_open_wait_for_it(db: Backend) {
+    let options = options("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1")
+        .env("HOOKLINE_CIRCUIT_THRESHOLD", "3")
+        .env("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", "3");
+    let server = TestServer::start_with(db, options).await;
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiver = Receiver::start_with(
+        Arc::new({
+            let up = up.clone();
+            move |_, _| {
+                if up.load(std::sync::atomic::Ordering::SeqCst) { Reply::ok() } else { Reply::status(503) }
+            }
+        }),
+        2,
+    );
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    let mut ids = HashSet::new();
+    for n in 0..3 {
+        ids.insert(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    // Three failures open the circuit for 3 s (once the engine has their answers: recorded).
+    receiver.wait_for(3, WAIT).await;
+    let opened = Instant::now();
+    while api.get("/api/v1/app/a/attempt").await.expect(200)["data"].as_array().unwrap().len() < 3 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for n in 3..13 {
+        ids.insert(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(opened.elapsed() < Duration::from_millis(2800), "the check ran into the cool-down");
+    assert_eq!(receiver.count(), 3, "requests while the circuit was open: {:?}", receiver.received());
+    // The endpoint comes back: the probe after the cool-down succeeds and everything follows.
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let received = receiver
+        .wait_until(WAIT, "every message delivered", |r| {
+            r.iter().filter(|r| r.status == 200).map(|r| r.msg_id()).collect::<HashSet<_>>().len() == 13
+        })
+        .await;
+    let delivered: HashSet<String> =
+        received.iter().filter(|r| r.status == 200).map(|r| r.msg_id().to_owned()).collect();
+    assert_eq!(delivered, ids);
 }
 
 async fn operational_webhooks_report_failing_exhausted_recovered_and_disabled(db: Backend) {

@@ -45,7 +45,8 @@ pub struct EngineConfig {
     /// queue): its own slots, so a backlog in the shared lane never delays them.
     pub dedicated_in_flight: usize,
     /// Deliveries in flight at once to one endpoint: a slow endpoint holds at most this many
-    /// slots and cannot delay anyone else's deliveries.
+    /// slots and cannot delay anyone else's deliveries. As many again may be leased and wait in
+    /// this process for one of the endpoint's slots ([`LEASED_PER_SLOT`]).
     pub per_endpoint: usize,
     /// Messages taken off the fan-out queue per transaction.
     pub fanout_batch: u64,
@@ -94,8 +95,12 @@ pub struct Engine {
     policy: SsrfPolicy,
     tokens: TokenCache,
     schedule: RetrySchedule,
-    /// Requests in flight (leased and not yet answered), per endpoint.
-    inflight: Mutex<HashMap<String, usize>>,
+    /// Deliveries leased and not yet answered, per endpoint, with the endpoint's request slots.
+    inflight: Mutex<HashMap<String, EndpointLoad>>,
+    /// Consecutive failed attempts per endpoint, as this process saw them (only endpoints whose
+    /// last answer here failed): at the circuit's threshold, new deliveries of the endpoint are
+    /// no longer leased as they are created ([`Capacity::paused`]).
+    failures: Mutex<HashMap<String, i32>>,
     /// Attempts sent or being sent whose outcome is not yet recorded.
     unrecorded: AtomicUsize,
     slots: Arc<Semaphore>,
@@ -122,6 +127,21 @@ type InlineBatch = (Vec<Claimed>, HashMap<String, Arc<str>>);
 
 /// Deliveries to retry, with their due time.
 pub type RetrySink = mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>;
+
+/// Deliveries an endpoint may have leased to this process, per request slot: the ones beyond its
+/// slots wait here, in memory, for the next free slot, instead of being left in the database for
+/// a claim (one more write of each row on the serial writer, and a read of its payload). A
+/// backlog of one endpoint still sends at most `per_endpoint` requests at once, and the tasks
+/// waiting for the endpoint hold no lane slot: nobody else waits behind them.
+const LEASED_PER_SLOT: usize = 2;
+
+/// One endpoint's deliveries held by this process.
+struct EndpointLoad {
+    /// Leased and not yet answered, whether sending or waiting for a slot.
+    held: usize,
+    /// The endpoint's request slots (`per_endpoint`).
+    slots: Arc<Semaphore>,
+}
 
 /// Endpoint settings are cached this long; a change takes effect within it.
 const TARGET_TTL: Duration = Duration::from_secs(1);
@@ -169,6 +189,10 @@ impl Capacity for Engine {
         let dedicated = self.last_dedicated();
         LaneCapacity { engine: self, dedicated: &dedicated }.available(endpoint_id, tenant_id)
     }
+
+    fn paused(&self, endpoint_id: &str) -> bool {
+        self.circuit_tripped(endpoint_id)
+    }
 }
 
 impl InlineEngine for Engine {
@@ -196,9 +220,13 @@ impl InlineEngine for Engine {
 impl Capacity for LaneCapacity<'_> {
     fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize {
         let inflight = self.engine.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        let used = inflight.get(endpoint_id).copied().unwrap_or(0);
+        let used = inflight.get(endpoint_id).map_or(0, |load| load.held);
         let slots = self.engine.slots(self.lane_of(tenant_id)).available_permits();
-        self.engine.config.per_endpoint.saturating_sub(used).min(slots)
+        self.engine.leasable().saturating_sub(used).min(slots)
+    }
+
+    fn paused(&self, endpoint_id: &str) -> bool {
+        self.engine.circuit_tripped(endpoint_id)
     }
 }
 
@@ -221,6 +249,7 @@ impl Engine {
             dedicated_slots: Arc::new(Semaphore::new(config.dedicated_in_flight)),
             dedicated: Mutex::new((None, Arc::new(Vec::new()))),
             inflight: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             unrecorded: AtomicUsize::new(0),
             outcomes,
             inline,
@@ -330,12 +359,40 @@ impl Engine {
     }
 
     fn total_inflight(&self) -> usize {
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).values().map(|load| load.held).sum()
     }
 
+    /// How many deliveries of one endpoint this process may hold ([`LEASED_PER_SLOT`]).
+    fn leasable(&self) -> usize {
+        self.config.per_endpoint * LEASED_PER_SLOT
+    }
+
+    /// Whether the endpoint's last `circuit_threshold` answers to this process all failed. Its
+    /// circuit in the database is then open (or about to be, once the batch is recorded): new
+    /// deliveries wait for the claims, which send one probe per cool-down. Without this, a
+    /// message accepted while the circuit is open was sent at once, circuit or not. A success
+    /// (the probe's) clears it.
+    fn circuit_tripped(&self, endpoint_id: &str) -> bool {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.get(endpoint_id).is_some_and(|n| *n >= self.config.limits.circuit_threshold)
+    }
+
+    fn answered(&self, endpoint_id: &str, succeeded: bool) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if succeeded {
+            // Most answers succeed at endpoints that never failed: nothing to remove.
+            if !failures.is_empty() {
+                failures.remove(endpoint_id);
+            }
+        } else {
+            *failures.entry(endpoint_id.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Endpoints holding all they may: a claim does not look at their deliveries.
     fn saturated(&self) -> Vec<String> {
         let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        inflight.iter().filter(|(_, n)| **n >= self.config.per_endpoint).map(|(id, _)| id.clone()).collect()
+        inflight.iter().filter(|(_, load)| load.held >= self.leasable()).map(|(id, _)| id.clone()).collect()
     }
 
     async fn fan_out_loop(self: Arc<Self>) {
@@ -498,12 +555,22 @@ impl Engine {
         found
     }
 
-    /// Counts the deliveries as in flight to their endpoints.
+    /// Counts the deliveries as held for their endpoints.
     fn hold(&self, claimed: &[Claimed]) {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         for c in claimed {
-            *inflight.entry(c.endpoint_id.clone()).or_default() += 1;
+            let load = inflight.entry(c.endpoint_id.clone()).or_insert_with(|| EndpointLoad {
+                held: 0,
+                slots: Arc::new(Semaphore::new(self.config.per_endpoint)),
+            });
+            load.held += 1;
         }
+    }
+
+    /// The request slots of an endpoint whose deliveries are held ([`Engine::hold`]).
+    fn endpoint_slots(&self, endpoint_id: &str) -> Option<Arc<Semaphore>> {
+        let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        inflight.get(endpoint_id).map(|load| load.slots.clone())
     }
 
     /// Sends the claimed deliveries, each in its own task; outcomes go to the recorder.
@@ -564,15 +631,25 @@ impl Engine {
             };
             // A message fanned out to several endpoints shares its payload text.
             let payload = payloads.get(&c.message_id).cloned();
+            // Held since it was leased, so its endpoint's entry exists until it is answered.
+            let Some(endpoint_slots) = self.endpoint_slots(&c.endpoint_id) else {
+                debug_assert!(false, "a delivery sent without being held");
+                unsendable.push(c);
+                continue;
+            };
             let engine = self.clone();
             self.unrecorded.fetch_add(1, Ordering::AcqRel);
             tokio::spawn(async move {
+                // The endpoint's slot first: a delivery waiting for its endpoint holds no lane slot.
+                let endpoint_permit = endpoint_slots.acquire_owned().await;
                 let permit = engine.slots(lane).clone().acquire_owned().await;
                 let outcome = engine.attempt(c, &target, payload.as_ref()).await;
                 drop(permit);
+                drop(endpoint_permit);
                 // The endpoint's slot frees with its answer, not with the record: the cap bounds
                 // the requests an endpoint has open, and a batch waiting for the recorder does not
                 // hold the endpoint back (the lease keeps the delivery from being sent twice).
+                engine.answered(&outcome.claimed.endpoint_id, outcome.succeeded);
                 engine.done(std::iter::once(outcome.claimed.endpoint_id.as_str()));
                 let _ = engine.outcomes.send(outcome);
             });
@@ -650,9 +727,9 @@ impl Engine {
     fn done<'a>(&self, endpoint_ids: impl Iterator<Item = &'a str>) {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         for id in endpoint_ids {
-            if let Some(n) = inflight.get_mut(id) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
+            if let Some(load) = inflight.get_mut(id) {
+                load.held = load.held.saturating_sub(1);
+                if load.held == 0 {
                     inflight.remove(id);
                 }
             }

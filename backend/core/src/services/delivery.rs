@@ -174,6 +174,13 @@ pub(crate) fn matches_filters(
 pub trait Capacity {
     /// How many more deliveries of this endpoint (of this tenant) may be leased now.
     fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize;
+
+    /// Whether new deliveries of this endpoint must not be leased as they are created (at
+    /// acceptance or fan-out) but left to the claims, which honour its circuit in the database:
+    /// the engine saw it fail `circuit_threshold` times in a row.
+    fn paused(&self, _endpoint_id: &str) -> bool {
+        false
+    }
 }
 
 /// Which tenants' deliveries a claim takes: the engine runs one lane for tenants with a dedicated
@@ -292,7 +299,9 @@ impl<'a> FanOutPlan<'a> {
             let special = endpoint.ordering == "fifo"
                 || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
             let here = self.leased_per_endpoint.entry(endpoint.id.clone()).or_default();
-            let lease_now = !special && *here < self.capacity.available(&endpoint.id, &endpoint.tenant_id);
+            let lease_now = !special
+                && !self.capacity.paused(&endpoint.id)
+                && *here < self.capacity.available(&endpoint.id, &endpoint.tenant_id);
             if lease_now {
                 *here += 1;
                 leased_now += 1;
