@@ -567,10 +567,13 @@ impl Engine {
         }
     }
 
-    /// The request slots of an endpoint whose deliveries are held ([`Engine::hold`]).
-    fn endpoint_slots(&self, endpoint_id: &str) -> Option<Arc<Semaphore>> {
+    /// The request slots of endpoints whose deliveries are held ([`Engine::hold`]).
+    fn endpoint_slots(&self, endpoint_ids: &[String]) -> HashMap<String, Arc<Semaphore>> {
         let inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        inflight.get(endpoint_id).map(|load| load.slots.clone())
+        endpoint_ids
+            .iter()
+            .filter_map(|id| inflight.get(id).map(|load| (id.clone(), load.slots.clone())))
+            .collect()
     }
 
     /// Sends the claimed deliveries, each in its own task; outcomes go to the recorder.
@@ -622,6 +625,7 @@ impl Engine {
         let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
         endpoint_ids.sort();
         endpoint_ids.dedup();
+        let endpoint_slots = self.endpoint_slots(&endpoint_ids);
         let targets = self.targets_for(endpoint_ids).await;
         let mut unsendable = Vec::new();
         for c in claimed {
@@ -632,7 +636,7 @@ impl Engine {
             // A message fanned out to several endpoints shares its payload text.
             let payload = payloads.get(&c.message_id).cloned();
             // Held since it was leased, so its endpoint's entry exists until it is answered.
-            let Some(endpoint_slots) = self.endpoint_slots(&c.endpoint_id) else {
+            let Some(endpoint_slots) = endpoint_slots.get(&c.endpoint_id).cloned() else {
                 debug_assert!(false, "a delivery sent without being held");
                 unsendable.push(c);
                 continue;
