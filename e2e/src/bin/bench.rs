@@ -20,7 +20,7 @@ use std::{
 
 use hookline_e2e::{
     Backend, Client, ServerOptions, TestServer,
-    receiver::{Receiver, Reply},
+    receiver::{Receiver, Recording, Reply},
 };
 use serde_json::json;
 
@@ -314,7 +314,7 @@ async fn main() {
 
     if args.only.iter().any(|s| s == "a") {
         let server = start(args.db, "5").await;
-        let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
+        let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
         let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
         api.create_endpoint("bench", &receiver.url("/a")).await;
@@ -343,7 +343,7 @@ async fn main() {
     }
     if args.only.iter().any(|s| s == "b") {
         let server = start(args.db, "5").await;
-        let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
+        let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
         let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
         api.create_endpoint("bench", &receiver.url("/b")).await;
@@ -359,7 +359,7 @@ async fn main() {
     }
     if args.only.iter().any(|s| s == "c") {
         let server = start(args.db, "5").await;
-        let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok()), 2);
+        let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
         let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
         for n in 0..10 {
@@ -386,7 +386,7 @@ async fn main() {
     if args.only.iter().any(|s| s == "d") {
         let server = start(args.db, "5").await;
         // 10 % of first attempts fail (deterministically by message id).
-        let receiver = Receiver::start_with(
+        let receiver = Receiver::start_recording(
             Arc::new(|r, before| {
                 use std::hash::{Hash, Hasher};
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -398,6 +398,7 @@ async fn main() {
                 }
             }),
             2,
+            Recording::Light,
         );
         let api = bench_tenant(&server);
         api.create_app("Bench", Some("bench")).await;
