@@ -33,6 +33,7 @@ both_databases!(
     a_worker_killed_mid_burst_loses_nothing,
     an_open_circuit_pauses_a_failing_endpoint_and_probes_it,
     messages_accepted_while_the_circuit_is_open_wait_for_it,
+    deliveries_waiting_for_a_slot_when_the_circuit_opens_wait_for_it,
     operational_webhooks_report_failing_exhausted_recovered_and_disabled,
     a_broadcast_reaches_every_subscribed_application_of_its_tenant_only,
     fan_out_at_acceptance_follows_every_endpoint_change,
@@ -769,6 +770,65 @@ async fn messages_accepted_while_the_circuit_is_open_wait_for_it(db: Backend) {
     let delivered: HashSet<String> =
         received.iter().filter(|r| r.status == 200).map(|r| r.msg_id().to_owned()).collect();
     assert_eq!(delivered, ids);
+}
+
+/// Deliveries leased as their messages were accepted, waiting in the engine for one of their
+/// endpoint's slots when the endpoint's circuit opens, are not sent: they wait for the circuit
+/// like any other (one probe after the cool-down), instead of hitting the failing endpoint.
+async fn deliveries_waiting_for_a_slot_when_the_circuit_opens_wait_for_it(db: Backend) {
+    let options = options("1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1")
+        .env("HOOKLINE_CIRCUIT_THRESHOLD", "1")
+        .env("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", "3")
+        .env("HOOKLINE_ENDPOINT_IN_FLIGHT", "2");
+    let server = TestServer::start_with(db, options).await;
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Slow failures: the first two requests are still open when the other messages are accepted.
+    let receiver = Receiver::start_with(
+        Arc::new({
+            let up = up.clone();
+            move |_, _| {
+                if up.load(std::sync::atomic::Ordering::SeqCst) {
+                    Reply::ok()
+                } else {
+                    Reply::status(503).after(Duration::from_secs(1))
+                }
+            }
+        }),
+        4,
+    );
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    let mut ids = HashSet::new();
+    let started = Instant::now();
+    // Two slots, and as many again leased at acceptance waiting for them.
+    for n in 0..4 {
+        ids.insert(id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "the messages were accepted while the first requests were open"
+    );
+    receiver.wait_for(2, WAIT).await;
+    // The two answers (after 1 s) open the circuit for 3 s; the two waiting deliveries get the
+    // slots and are held back instead of sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.count(), 2, "requests while the circuit was open: {:?}", receiver.received());
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let received = receiver
+        .wait_until(WAIT, "every message delivered", |r| {
+            r.iter().filter(|r| r.status == 200).map(|r| r.msg_id()).collect::<HashSet<_>>().len() == 4
+        })
+        .await;
+    let delivered: HashSet<String> =
+        received.iter().filter(|r| r.status == 200).map(|r| r.msg_id().to_owned()).collect();
+    assert_eq!(delivered, ids);
+    // Nothing was sent before the cool-down ended (one probe first, then the rest).
+    let first_success = received.iter().filter(|r| r.status == 200).map(|r| r.at).min().unwrap();
+    assert!(
+        first_success >= started + Duration::from_secs(3),
+        "a delivery went out before the cool-down ended"
+    );
 }
 
 async fn operational_webhooks_report_failing_exhausted_recovered_and_disabled(db: Backend) {

@@ -110,6 +110,9 @@ pub struct Engine {
     outcomes: mpsc::UnboundedSender<AttemptOutcome>,
     /// Deliveries the ingest writer leased to this engine at acceptance, with their payloads.
     inline: mpsc::UnboundedSender<InlineBatch>,
+    /// Deliveries leased at acceptance whose endpoint's circuit opened while they waited for a
+    /// slot: handed back to the database, due when the cool-down ends ([`Engine::hold_back_loop`]).
+    held_back: mpsc::UnboundedSender<Claimed>,
     targets: Mutex<HashMap<String, (Instant, Arc<Target>)>>,
     wake_claim: Notify,
     /// Per lane (shared, dedicated): whether the database may hold deliveries the lane's claim
@@ -124,6 +127,15 @@ pub struct Engine {
 }
 
 type InlineBatch = (Vec<Claimed>, HashMap<String, Arc<str>>);
+
+/// How the engine came to hold a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leased {
+    /// Leased by the ingest writer as the message was accepted.
+    AtAcceptance,
+    /// Taken by a claim, which follows the endpoint's circuit as the database records it.
+    ByClaim,
+}
 
 /// Deliveries to retry, with their due time.
 pub type RetrySink = mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>;
@@ -240,6 +252,7 @@ impl Engine {
         let policy = SsrfPolicy { allow: ctx.config.ssrf_allow.clone() };
         let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
         let (inline, inline_rx) = mpsc::unbounded_channel();
+        let (held_back, held_back_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
             schedule: ctx.config.retry_schedule.clone(),
             client: http::client(&policy, config.max_in_flight + config.dedicated_in_flight),
@@ -253,6 +266,7 @@ impl Engine {
             unrecorded: AtomicUsize::new(0),
             outcomes,
             inline,
+            held_back,
             targets: Mutex::new(HashMap::new()),
             wake_claim: Notify::new(),
             claimable: [AtomicBool::new(true), AtomicBool::new(true)],
@@ -270,6 +284,7 @@ impl Engine {
             tokio::spawn(engine.clone().lease_loop()),
             tokio::spawn(engine.clone().jobs_loop()),
             tokio::spawn(engine.clone().inline_loop(inline_rx)),
+            tokio::spawn(engine.clone().hold_back_loop(held_back_rx)),
         ];
         // From now on the API's ingest writer in this process fans small applications out itself.
         let inline: Arc<dyn InlineEngine> = engine.clone();
@@ -351,7 +366,7 @@ impl Engine {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        match delivery::release_leases_of(&self.ctx, &self.worker_id, None).await {
+        match delivery::release_leases_of(&self.ctx, &self.worker_id, None, Utc::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(n, "handed back deliveries still in flight at shutdown"),
             Err(err) => tracing::warn!(error = %err, "could not hand back leases; they will expire"),
@@ -591,7 +606,7 @@ impl Engine {
                 return;
             }
         };
-        self.send_all(claimed, lane, payloads).await;
+        self.send_all(claimed, lane, payloads, Leased::ByClaim).await;
     }
 
     /// Deliveries leased at acceptance: their payloads came along, nothing to read.
@@ -606,9 +621,10 @@ impl Engine {
             let (dedicated_leased, shared_leased) =
                 LaneCapacity { engine: &self, dedicated: &dedicated }.split(leased);
             if !dedicated_leased.is_empty() {
-                self.send_all(dedicated_leased, Lane::Dedicated, payloads.clone()).await;
+                self.send_all(dedicated_leased, Lane::Dedicated, payloads.clone(), Leased::AtAcceptance)
+                    .await;
             }
-            self.send_all(shared_leased, Lane::Shared, payloads).await;
+            self.send_all(shared_leased, Lane::Shared, payloads, Leased::AtAcceptance).await;
         }
     }
 
@@ -618,6 +634,7 @@ impl Engine {
         claimed: Vec<Claimed>,
         lane: Lane,
         mut payloads: HashMap<String, Arc<str>>,
+        leased: Leased,
     ) {
         if claimed.is_empty() {
             return;
@@ -646,14 +663,23 @@ impl Engine {
             tokio::spawn(async move {
                 // The endpoint's slot first: a delivery waiting for its endpoint holds no lane slot.
                 let endpoint_permit = endpoint_slots.acquire_owned().await;
+                if leased == Leased::AtAcceptance && engine.circuit_tripped(&c.endpoint_id) {
+                    // The endpoint failed `circuit_threshold` times in a row while this delivery
+                    // waited for a slot: it waits for the circuit instead. (A claimed delivery was
+                    // taken under the circuit's rules in the database — it may be the probe.)
+                    drop(endpoint_permit);
+                    let _ = engine.held_back.send(c);
+                    return;
+                }
                 let permit = engine.slots(lane).clone().acquire_owned().await;
                 let outcome = engine.attempt(c, &target, payload.as_ref()).await;
+                // Counted before the slot frees: the next delivery waiting for it sees this answer.
+                engine.answered(&outcome.claimed.endpoint_id, outcome.succeeded);
                 drop(permit);
                 drop(endpoint_permit);
                 // The endpoint's slot frees with its answer, not with the record: the cap bounds
                 // the requests an endpoint has open, and a batch waiting for the recorder does not
                 // hold the endpoint back (the lease keeps the delivery from being sent twice).
-                engine.answered(&outcome.claimed.endpoint_id, outcome.succeeded);
                 engine.done(std::iter::once(outcome.claimed.endpoint_id.as_str()));
                 let _ = engine.outcomes.send(outcome);
             });
@@ -716,12 +742,39 @@ impl Engine {
         }
     }
 
+    /// Hands deliveries held back by an open circuit ([`Engine::send_all`]) back to the
+    /// database in batches, due when the circuit's cool-down ends: then the claims take them
+    /// under the circuit's rules (one probe at a time while it stays open). Due at once, a claim
+    /// could take them before the failures that opened the circuit are recorded, and send them.
+    async fn hold_back_loop(self: Arc<Self>, mut held_back: mpsc::UnboundedReceiver<Claimed>) {
+        let mut batch = Vec::new();
+        while held_back.recv_many(&mut batch, 1000).await > 0 {
+            let ids: Vec<String> = batch.iter().map(|c| c.delivery_id.clone()).collect();
+            // Retried: a lease this process keeps is renewed, so it would never expire.
+            loop {
+                let due = Utc::now() + self.config.limits.circuit_cooldown;
+                match delivery::release_leases_of(&self.ctx, &self.worker_id, Some(&ids), due).await {
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not hand back deliveries held back by an open circuit; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            self.done(batch.iter().map(|c| c.endpoint_id.as_str()));
+            self.unrecorded.fetch_sub(batch.len(), Ordering::AcqRel);
+            batch.clear();
+        }
+    }
+
     async fn release(&self, claimed: &[Claimed]) {
         if claimed.is_empty() {
             return;
         }
         let ids: Vec<String> = claimed.iter().map(|c| c.delivery_id.clone()).collect();
-        if let Err(err) = delivery::release_leases_of(&self.ctx, &self.worker_id, Some(&ids)).await {
+        if let Err(err) =
+            delivery::release_leases_of(&self.ctx, &self.worker_id, Some(&ids), Utc::now()).await
+        {
             tracing::warn!(error = %err, "could not release leases; they will expire");
         }
         self.done(claimed.iter().map(|c| c.endpoint_id.as_str()));

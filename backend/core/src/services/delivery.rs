@@ -1265,12 +1265,16 @@ fn health_change(
 }
 
 /// An update that ends leases: the delivery becomes `status` again, due now, held by nobody.
-fn unlease(status: &'static str, now: DateTime<Utc>) -> sea_orm::UpdateMany<deliveries::Entity> {
+fn unlease(
+    status: &'static str,
+    now: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> sea_orm::UpdateMany<deliveries::Entity> {
     deliveries::Entity::update_many()
         .col_expr(deliveries::Column::Status, Expr::value(status))
         .col_expr(deliveries::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(deliveries::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(deliveries::Column::NextAttemptAt, Expr::value(due))
         .col_expr(deliveries::Column::UpdatedAt, Expr::value(now))
         .filter(Expr::cust(LEASED))
 }
@@ -1280,7 +1284,7 @@ fn unlease(status: &'static str, now: DateTime<Utc>) -> sea_orm::UpdateMany<deli
 pub async fn release_expired_leases(ctx: &Context) -> CoreResult<u64> {
     let now = Utc::now();
     let result =
-        unlease(FAILED, now).filter(deliveries::Column::LeaseUntil.lt(now)).exec(&ctx.db.writer).await?;
+        unlease(FAILED, now, now).filter(deliveries::Column::LeaseUntil.lt(now)).exec(&ctx.db.writer).await?;
     Ok(result.rows_affected)
 }
 
@@ -1297,14 +1301,16 @@ pub async fn renew_leases(ctx: &Context, worker: &str, limits: &EngineLimits) ->
     Ok(result.rows_affected)
 }
 
-/// Hands leases of this worker back untouched (`pending`, due now): those of `delivery_ids`, or
-/// all it still holds (end of a graceful shutdown), so no other worker waits for them to expire.
+/// Hands leases of this worker back untouched (`pending`, due at `due`: now, or when an open
+/// circuit's cool-down ends): those of `delivery_ids`, or all it still holds (end of a graceful
+/// shutdown), so no other worker waits for them to expire.
 pub async fn release_leases_of(
     ctx: &Context,
     worker: &str,
     delivery_ids: Option<&[String]>,
+    due: DateTime<Utc>,
 ) -> CoreResult<u64> {
-    let mut update = unlease(PENDING, Utc::now()).filter(deliveries::Column::LeaseOwner.eq(worker));
+    let mut update = unlease(PENDING, Utc::now(), due).filter(deliveries::Column::LeaseOwner.eq(worker));
     if let Some(ids) = delivery_ids {
         if ids.is_empty() {
             return Ok(0);
