@@ -17,6 +17,7 @@ both_databases!(
     forged_or_stale_signatures_change_nothing,
     an_overage_report_retried_after_a_network_error_is_billed_once,
     without_keys_billing_says_it_is_off,
+    a_stripe_refusal_is_a_clear_502_and_changes_nothing,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -277,6 +278,28 @@ async fn an_overage_report_retried_after_a_network_error_is_billed_once(db: Back
     let billed = stripe.meter_events();
     assert_eq!(billed.len(), 1, "{billed:?}");
     assert_eq!(billed[&identifier], (customer, 3), "three messages of overage, once");
+}
+
+/// Stripe refusing the server's requests (here: a wrong secret key) is `502
+/// billing_provider_error` for the tenant, not a 500; Stripe's answer stays in the server log.
+async fn a_stripe_refusal_is_a_clear_502_and_changes_nothing(db: Backend) {
+    let stripe = FakeStripe::start();
+    let server =
+        TestServer::start_with(db, options(&stripe).env("HOOKLINE_STRIPE_SECRET_KEY", "sk_test_wrong")).await;
+    let api = server.tenant_on("acme", "free");
+    for path in ["/api/v1/billing/checkout", "/api/v1/billing/portal"] {
+        let refused = api.post(path, json!({})).await.expect_error(502, "billing_provider_error");
+        let detail = refused["detail"].as_str().unwrap();
+        assert!(detail.contains("Stripe"), "{refused}");
+        assert!(!detail.contains("sk_test"), "no key material in the answer: {refused}");
+    }
+    assert!(!stripe.calls_to("/v1/customers").is_empty(), "Stripe was asked (and refused)");
+    let state = billing(&api).await;
+    assert_eq!(
+        (state["plan"].as_str(), state["stripe_customer_id"].as_str()),
+        (Some("free"), None),
+        "{state}"
+    );
 }
 
 async fn without_keys_billing_says_it_is_off(db: Backend) {

@@ -65,6 +65,9 @@ impl ApiError {
                 CoreError::PayloadTooLarge { .. } => {
                     (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", err.to_string(), Vec::new())
                 }
+                CoreError::Upstream { code, detail, .. } => {
+                    (StatusCode::BAD_GATEWAY, code, detail.clone(), Vec::new())
+                }
                 CoreError::Database(_) | CoreError::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",

@@ -34,6 +34,10 @@ pub enum CoreError {
         /// For a quota: its size (the `X-RateLimit-Limit` header).
         quota_limit: Option<u64>,
     },
+    /// A service we depend on (Stripe) failed or refused the request: `detail` is for the
+    /// caller, `cause` (the service's own answer) only for the log.
+    #[error("{detail} ({cause})")]
+    Upstream { code: &'static str, detail: String, cause: String },
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0:#}")]

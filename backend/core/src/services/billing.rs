@@ -38,8 +38,16 @@ fn disabled() -> CoreError {
     )
 }
 
+/// A failed Stripe request: `502 billing_provider_error`. Stripe's own answer (which may name the
+/// operator's misconfiguration, e.g. a wrong secret key) goes to the server log, not to the tenant.
 fn stripe_failed(err: impl std::fmt::Display) -> CoreError {
-    CoreError::Internal(anyhow::anyhow!("Stripe request failed: {err}"))
+    CoreError::Upstream {
+        code: "billing_provider_error",
+        detail: "the billing provider (Stripe) failed or refused the request; try again later, \
+                 and tell the operator if it persists"
+            .to_owned(),
+        cause: format!("Stripe request failed: {err}"),
+    }
 }
 
 /// The Stripe client, or `billing_disabled` without a secret key.

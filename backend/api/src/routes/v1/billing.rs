@@ -30,6 +30,7 @@ pub async fn get(ctx: web::Data<Context>, Auth(principal): Auth) -> ApiResult<Ht
     responses(
         (status = 201, description = "The session", body = BillingSessionOut),
         (status = 409, description = "Billing is not configured on this server (billing_disabled)", body = ErrorBody),
+        (status = 502, description = "Stripe failed or refused the request (billing_provider_error)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn checkout(
@@ -47,6 +48,7 @@ pub async fn checkout(
     responses(
         (status = 201, description = "The session", body = BillingSessionOut),
         (status = 409, description = "Billing is not configured on this server (billing_disabled)", body = ErrorBody),
+        (status = 502, description = "Stripe failed or refused the request (billing_provider_error)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn portal(
