@@ -100,11 +100,19 @@ impl Drop for TestServer {
 #[derive(Default, Clone)]
 pub struct ServerOptions {
     pub env: Vec<(String, String)>,
+    /// The role to run instead of `serve`: `api` (migrated first, as an operator would).
+    pub role: Option<&'static str>,
 }
 
 impl ServerOptions {
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs `hookline api` (the database migrated first) instead of `serve`: no engine in it.
+    pub fn api_only(mut self) -> Self {
+        self.role = Some("api");
         self
     }
 }
@@ -135,9 +143,23 @@ impl TestServer {
         database_url: String,
         options: ServerOptions,
     ) -> TestServer {
+        let role = options.role.unwrap_or("serve");
+        if role != "serve" {
+            let migrated = Command::new(binary())
+                .arg("migrate")
+                .current_dir(data_dir.path())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOOKLINE_DATA_DIR", data_dir.path())
+                .env("HOOKLINE_DATABASE_URL", &database_url)
+                .env("HOOKLINE_LOG", "warn")
+                .status()
+                .expect("running hookline migrate");
+            assert!(migrated.success(), "hookline migrate failed");
+        }
         let mut command = Command::new(binary());
         command
-            .arg("serve")
+            .arg(role)
             .current_dir(data_dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -198,6 +220,33 @@ impl TestServer {
 
     /// Starts an extra `hookline worker` process on this server's database and data directory.
     pub fn spawn_worker(&self, options: &ServerOptions) -> ChildGuard {
+        ChildGuard(
+            self.worker_command(options).stdout(Stdio::null()).spawn().expect("starting hookline worker"),
+        )
+    }
+
+    /// Like [`TestServer::spawn_worker`], with `HOOKLINE_WORKER_LISTEN` set to a free port:
+    /// returns the worker and the base URL of its health and metrics routes.
+    pub fn spawn_listening_worker(&self, options: &ServerOptions) -> (ChildGuard, String) {
+        let mut command = self.worker_command(options);
+        command.env("HOOKLINE_WORKER_LISTEN", "127.0.0.1:0").stdout(Stdio::piped());
+        let mut child = command.spawn().expect("starting hookline worker");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(url) = line.strip_prefix("hookline worker listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let guard = ChildGuard(child);
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("the worker did not listen within 60 s");
+        (guard, url)
+    }
+
+    fn worker_command(&self, options: &ServerOptions) -> Command {
         let mut command = Command::new(binary());
         command
             .arg("worker")
@@ -207,12 +256,11 @@ impl TestServer {
             .env("HOOKLINE_DATA_DIR", self.data_dir.path())
             .env("HOOKLINE_DATABASE_URL", &self.database_url)
             .env("HOOKLINE_LOG", "warn")
-            .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (name, value) in &options.env {
             command.env(name, value);
         }
-        ChildGuard(command.spawn().expect("starting hookline worker"))
+        command
     }
 
     /// Runs a `hookline` subcommand against this server's configuration; returns stdout.

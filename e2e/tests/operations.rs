@@ -148,7 +148,11 @@ async fn an_idle_server_does_not_spin(db: Backend) {
     assert!(used < Duration::from_millis(400), "an idle server used {used:?} of CPU in 4 s");
 }
 
-both_databases!(metrics_count_messages_attempts_and_requests, metrics_are_open_without_a_token);
+both_databases!(
+    metrics_count_messages_attempts_and_requests,
+    metrics_are_open_without_a_token,
+    a_worker_process_serves_its_health_and_metrics,
+);
 
 /// One sample line of the Prometheus text format: `name{label="value",…} value`.
 #[derive(Debug)]
@@ -403,4 +407,52 @@ async fn metrics_are_open_without_a_token(db: Backend) {
     for state in ["pending", "failed", "sending"] {
         assert_eq!(metric(&samples, "hookline_queue_depth", &[("state", state)]), 0.0, "{state}");
     }
+}
+
+/// A separate `hookline worker` (`HOOKLINE_WORKER_LISTEN`) serves `/healthz`, `/readyz` and
+/// `/metrics` — behind the metrics token like the API's — and nothing else; its metrics count the
+/// attempts that worker made (the API process beside it runs no engine and counts none).
+async fn a_worker_process_serves_its_health_and_metrics(db: Backend) {
+    const TOKEN: &str = "worker-scrape-91c2";
+    let options = ServerOptions::default()
+        .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
+        .env("HOOKLINE_METRICS_TOKEN", TOKEN);
+    let server = TestServer::start_with(db, options.clone().api_only()).await;
+    let (_worker, worker_url) = server.spawn_listening_worker(&options);
+    let scraper = Client {
+        base_url: worker_url.clone(),
+        http: reqwest::Client::new(),
+        auth: hookline_e2e::Auth::Bearer(TOKEN.to_owned()),
+    };
+    let anonymous = scraper.with_auth(hookline_e2e::Auth::None);
+    anonymous.get("/healthz").await.expect(200);
+    anonymous.get("/readyz").await.expect(200);
+    anonymous.get("/metrics").await.expect_error(401, "unauthorized");
+    scraper.get("/api/v1/app").await.expect_error(404, "not_found");
+
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    api.create_endpoint("a", &receiver.url("/hook")).await;
+    for n in 0..3 {
+        api.send_message("a", "order.created", json!({"n": n})).await;
+    }
+    receiver.wait_for(3, Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let samples = scrape(&scraper).await;
+        let succeeded = metric(&samples, "hookline_delivery_attempts_total", &[("outcome", "succeeded")]);
+        if succeeded == 3.0 {
+            break;
+        }
+        assert!(succeeded < 3.0 && Instant::now() < deadline, "the worker counts {succeeded} attempts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let api_samples =
+        scrape(&server.anonymous().with_auth(hookline_e2e::Auth::Bearer(TOKEN.to_owned()))).await;
+    assert_eq!(
+        metric(&api_samples, "hookline_delivery_attempts_total", &[("outcome", "succeeded")]),
+        0.0,
+        "the API process sent nothing"
+    );
 }

@@ -34,6 +34,28 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
         .default_service(web::to(routes::dashboard::serve));
 }
 
+/// The routes of a `hookline worker` process: health and metrics only (`HOOKLINE_WORKER_LISTEN`),
+/// so each worker replica can be probed and scraped. Everything else is 404.
+pub fn serve_ops(ctx: Context, listener: TcpListener) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(ctx.clone()))
+            .route("/healthz", web::get().to(routes::health::healthz))
+            .route("/readyz", web::get().to(routes::health::readyz))
+            .route("/metrics", web::get().to(routes::metrics::metrics))
+            .default_service(web::to(|| async {
+                actix_web::ResponseError::error_response(&error::ApiError::Core(
+                    hookline_core::CoreError::NotFound("route"),
+                ))
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 /// Starts the HTTP server on an already-bound listener (port 0 works: tests start many). Signals
 /// are left to the caller, which stops the server and the workers together.
 pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std::io::Result<Server> {

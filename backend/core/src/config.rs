@@ -36,6 +36,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "TOML file with the keys below, lower-case and without the prefix",
     ),
     ("HOOKLINE_LISTEN", "127.0.0.1:8080", "address the API and dashboard listen on"),
+    (
+        "HOOKLINE_WORKER_LISTEN",
+        "(none)",
+        "address `hookline worker` serves /healthz, /readyz and /metrics on (off when unset)",
+    ),
     ("HOOKLINE_DATA_DIR", "./data", "SQLite database, generated master key, local object store"),
     ("HOOKLINE_DATABASE_URL", "sqlite://<data dir>/hookline.db", "sqlite://PATH or postgres://USER@HOST/DB"),
     (
@@ -127,6 +132,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `hookline worker` serves its health and metrics routes; `None`: it serves nothing.
+    pub worker_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub database_url: String,
     /// `None` until resolved by [`crate::crypto::Keys::load_or_create`].
@@ -164,6 +171,7 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct FileLayer {
     listen: Option<String>,
+    worker_listen: Option<String>,
     data_dir: Option<String>,
     database_url: Option<String>,
     master_key: Option<String>,
@@ -233,6 +241,9 @@ impl Config {
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
             .parse()
             .map_err(|err| invalid("HOOKLINE_LISTEN", format!("{err}")))?;
+        let worker_listen = pick("HOOKLINE_WORKER_LISTEN", file.worker_listen)
+            .map(|value| value.parse().map_err(|err| invalid("HOOKLINE_WORKER_LISTEN", format!("{err}"))))
+            .transpose()?;
         let data_dir =
             PathBuf::from(pick("HOOKLINE_DATA_DIR", file.data_dir).unwrap_or_else(|| "./data".to_owned()));
         let database_url = pick("HOOKLINE_DATABASE_URL", file.database_url)
@@ -363,6 +374,7 @@ impl Config {
         };
         Ok(Config {
             listen,
+            worker_listen,
             data_dir,
             database_url,
             master_key,
@@ -432,6 +444,7 @@ mod tests {
     fn no_configuration_gives_the_embedded_default() {
         let config = load("", &[]).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.worker_listen, None, "a worker serves no HTTP unless told to");
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.database_url, "sqlite://./data/hookline.db");
         assert!(config.master_key.is_none());
@@ -457,6 +470,10 @@ mod tests {
         assert!(err.to_string().starts_with("HOOKLINE_DATABASE_URL"), "{err}");
         let err = load("", &[("HOOKLINE_RETRY_SCHEDULE", "5,x")]).unwrap_err();
         assert!(err.to_string().starts_with("HOOKLINE_RETRY_SCHEDULE"), "{err}");
+        let err = load("", &[("HOOKLINE_WORKER_LISTEN", "9090")]).unwrap_err();
+        assert!(err.to_string().starts_with("HOOKLINE_WORKER_LISTEN"), "{err}");
+        let config = load("worker_listen = \"0.0.0.0:9090\"", &[]).unwrap();
+        assert_eq!(config.worker_listen.map(|a| a.to_string()).as_deref(), Some("0.0.0.0:9090"));
     }
 
     #[test]

@@ -223,6 +223,28 @@ async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
         }
         tracing::info!(%address, dashboard = %ctx.config.dashboard_dir.display(), "API listening");
     }
+    if worker
+        && !api
+        && let Some(listen) = ctx.config.worker_listen
+    {
+        let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let server = hookline_api::serve_ops(ctx.clone(), listener)?;
+        let handle = server.handle();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            stopped(&mut stop).await;
+            handle.stop(true).await;
+        });
+        tasks.spawn(async move { server.await.context("worker health and metrics server") });
+        // Tests and scripts read this line to find the port (HOOKLINE_WORKER_LISTEN may say :0).
+        #[allow(clippy::print_stdout)]
+        {
+            println!("hookline worker listening on http://{address}");
+        }
+        tracing::info!(%address, "worker health and metrics listening");
+    }
     if worker {
         let mut stop = stop_rx.clone();
         let worker_ctx = ctx.clone();
