@@ -9,6 +9,7 @@ both_databases!(
     the_quick_start_works_end_to_end,
     signup_login_and_csrf_protect_the_dashboard_session,
     api_keys_are_shown_once_scoped_and_revocable,
+    a_key_revoked_through_another_api_process_is_refused_once_its_cache_expires,
     event_types_validate_their_schema_and_the_messages_of_their_type,
     applications_are_addressable_by_uid_and_patches_tell_null_from_absent,
     endpoints_validate_their_fields_and_keep_secrets_encrypted,
@@ -201,6 +202,38 @@ async fn api_keys_are_shown_once_scoped_and_revocable(db: Backend) {
         .await
         .expect_error(401, "unauthorized");
     server.client_with_key("not-a-key").get("/api/v1/app").await.expect_error(401, "unauthorized");
+}
+
+/// Two API processes on one database: a key revoked through one stays cached in the other for
+/// at most its TTL (5 s); after that the other refuses it on every request — not only on the one
+/// request that reloads it while the rest keep the cached principal.
+async fn a_key_revoked_through_another_api_process_is_refused_once_its_cache_expires(db: Backend) {
+    let server = TestServer::start(db).await;
+    let other = TestServer::spawn(
+        db,
+        tempfile::tempdir().unwrap(),
+        server.database_url.clone(),
+        hookline_e2e::ServerOptions::default().api_only(),
+    );
+    let admin = server.tenant("acme");
+    let created = admin.post("/api/v1/api-key", json!({"name": "ci", "scopes": ["read"]})).await.expect(201);
+    let reader = server.client_with_key(created["key"].as_str().unwrap());
+    reader.get("/api/v1/app").await.expect(200);
+    let Auth::Bearer(admin_key) = &admin.auth else { panic!("the tenant's client holds its key") };
+    other
+        .client_with_key(admin_key)
+        .delete(&format!("/api/v1/api-key/{}", created["api_key"]["id"].as_str().unwrap()))
+        .await
+        .expect(200);
+    other
+        .client_with_key(created["key"].as_str().unwrap())
+        .get("/api/v1/app")
+        .await
+        .expect_error(401, "unauthorized");
+    tokio::time::sleep(std::time::Duration::from_millis(5500)).await;
+    for _ in 0..3 {
+        reader.get("/api/v1/app").await.expect_error(401, "unauthorized");
+    }
 }
 
 async fn event_types_validate_their_schema_and_the_messages_of_their_type(db: Backend) {

@@ -1,7 +1,8 @@
 //! Short-lived in-process caches for the lookups every message ingest repeats (API key, application,
 //! event-type schema). Each query costs a round trip to a database thread; on the hot path they
 //! dominated the profile. Entries live a few seconds; changes made through this process evict
-//! them at once, changes made by another API process are seen within the TTL.
+//! them at once, changes made by another API process are seen within the TTL (plus the one
+//! reload that finds them, [`TtlCache`]).
 
 use std::{
     collections::HashMap,
@@ -16,10 +17,24 @@ use crate::{entities::applications, principal::Principal};
 
 /// A map whose entries expire `ttl` after insertion; at most `capacity` entries (the whole map is
 /// dropped when full: simple, and a refill costs one query per key).
+///
+/// An expired entry is reloaded by one caller at a time: the first [`TtlCache::get`] after expiry
+/// gets `None` (and loads and [`TtlCache::insert`]s), the callers meanwhile keep getting the
+/// expired value, for at most another `ttl` (after which, if no fresh value came — the loader
+/// failed —, the next caller loads). Before, every request in flight at the moment an entry
+/// expired missed together and each ran the same query: under load, a burst of identical reads
+/// every TTL, per key.
 pub struct TtlCache<K, V> {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
+}
+
+struct Entry<V> {
+    at: Instant,
+    value: V,
+    /// When a caller was told to reload this expired entry.
+    reloading_since: Option<Instant>,
 }
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
@@ -27,9 +42,21 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         TtlCache { ttl, capacity, entries: Mutex::new(HashMap::new()) }
     }
 
+    /// The value, if fresh; `None` when absent, or to the one caller that is to reload it.
     pub fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = entries.get_mut(key)?;
+        let now = Instant::now();
+        if now.duration_since(entry.at) < self.ttl {
+            return Some(entry.value.clone());
+        }
+        match entry.reloading_since {
+            Some(since) if now.duration_since(since) < self.ttl => Some(entry.value.clone()),
+            _ => {
+                entry.reloading_since = Some(now);
+                None
+            }
+        }
     }
 
     pub fn insert(&self, key: K, value: V) {
@@ -37,11 +64,17 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         if entries.len() >= self.capacity {
             entries.clear();
         }
-        entries.insert(key, (Instant::now(), value));
+        entries.insert(key, Entry { at: Instant::now(), value, reloading_since: None });
+    }
+
+    /// Forgets the key: a reload found it gone (a revoked key, a deleted application), so the
+    /// old value must not be served meanwhile.
+    pub fn remove(&self, key: &K) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
     pub fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, (_, v)| keep(k, v));
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, entry| keep(k, &entry.value));
     }
 
     pub fn clear(&self) {
@@ -111,6 +144,34 @@ mod tests {
         assert_eq!(cache.get(&"b"), Some(2));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&"b"), None);
+    }
+
+    #[test]
+    fn one_caller_reloads_an_expired_entry_while_the_others_keep_the_old_value() {
+        let cache = TtlCache::new(Duration::from_millis(100), 10);
+        cache.insert("k", 1);
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(cache.get(&"k"), None, "the first caller after expiry reloads");
+        assert_eq!(cache.get(&"k"), Some(1), "the others keep the old value meanwhile");
+        assert_eq!(cache.get(&"k"), Some(1));
+        cache.insert("k", 2);
+        assert_eq!(cache.get(&"k"), Some(2), "the reloaded value");
+        // A reload that never comes back (the loader failed): after another TTL, the next caller
+        // reloads.
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(cache.get(&"k"), None);
+        assert_eq!(cache.get(&"k"), Some(2));
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(cache.get(&"k"), None, "the failed reload is retried");
+        // A reload that finds the key gone removes it: nobody gets the old value any more.
+        cache.remove(&"k");
+        assert_eq!(cache.get(&"k"), None);
+        assert_eq!(cache.get(&"k"), None);
+        cache.insert("k", 3);
+        // Evicted entries are never served, old or not.
+        cache.retain(|_, _| false);
+        assert_eq!(cache.get(&"k"), None);
+        assert_eq!(cache.get(&"k"), None);
     }
 
     #[test]

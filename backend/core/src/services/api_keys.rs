@@ -152,15 +152,18 @@ pub async fn authenticate(ctx: &Context, key: &str) -> CoreResult<Principal> {
         return Ok(cached.principal);
     }
     // Pre-authentication lookup by hash: there is no tenant yet, and the hash is unique.
-    let model = api_keys::Entity::find()
+    let found = api_keys::Entity::find()
         .filter(api_keys::Column::KeyHash.eq(hash.as_str()))
         .one(&ctx.db.conn)
-        .await?
-        .ok_or(INVALID)?;
+        .await?;
     let now = Utc::now();
-    if model.revoked_at.is_some() || model.expires_at.is_some_and(|at| at <= now) {
+    let Some(model) = found.filter(|m| m.revoked_at.is_none() && m.expires_at.is_none_or(|at| at > now))
+    else {
+        // Revoked (perhaps by another process) while cached: the old entry must not be served to
+        // the requests that come while this one reloads it.
+        ctx.caches.api_keys.remove(&hash);
         return Err(INVALID);
-    }
+    };
     if model.last_used_at.is_none_or(|at| now - at > LAST_USED_GRANULARITY) {
         api_keys::Entity::update_many()
             .col_expr(api_keys::Column::LastUsedAt, Expr::value(now))

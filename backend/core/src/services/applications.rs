@@ -108,7 +108,16 @@ pub async fn find_cached(
     if let Some(model) = ctx.caches.applications.get(&key) {
         return Ok(model);
     }
-    let model = find(&ctx.db.conn, tenant, app).await?;
+    let model = match find(&ctx.db.conn, tenant, app).await {
+        Ok(model) => model,
+        Err(err) => {
+            if matches!(err, CoreError::NotFound(_)) {
+                // Deleted by another process while cached: no longer served to anyone.
+                ctx.caches.applications.remove(&key);
+            }
+            return Err(err);
+        }
+    };
     ctx.caches.applications.insert(key, model.clone());
     Ok(model)
 }

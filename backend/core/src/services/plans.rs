@@ -131,10 +131,10 @@ pub async fn limits(ctx: &Context, tenant: &TenantId) -> CoreResult<Arc<Limits>>
     if let Some(limits) = ctx.caches.limits.get(tenant) {
         return Ok(limits);
     }
-    let model = tenants::Entity::find_by_id(tenant.as_str())
-        .one(&ctx.db.conn)
-        .await?
-        .ok_or(CoreError::NotFound("tenant"))?;
+    let Some(model) = tenants::Entity::find_by_id(tenant.as_str()).one(&ctx.db.conn).await? else {
+        ctx.caches.limits.remove(tenant);
+        return Err(CoreError::NotFound("tenant"));
+    };
     let limits = Arc::new(limits_of(ctx, &model).await?);
     ctx.caches.limits.insert(tenant.clone(), limits.clone());
     Ok(limits)
