@@ -117,6 +117,22 @@ impl ServerOptions {
     }
 }
 
+/// The URL a starting process prints on its piped stdout after `announce` (within 60 s); the
+/// rest of its output is read and dropped, so the process never blocks on a full pipe.
+fn announced_url(child: &mut Child, announce: &'static str) -> Option<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(url) = line.strip_prefix(announce) {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).ok()
+}
+
 /// A fresh database URL for one test.
 pub fn fresh_database(backend: Backend, data_dir: &Path) -> String {
     match backend {
@@ -174,19 +190,8 @@ impl TestServer {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("starting hookline");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(url) = line.strip_prefix("hookline listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let base_url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("hookline did not start within 60 s (backend {backend:?})"));
+        let base_url = announced_url(&mut child, "hookline listening on ")
+            .unwrap_or_else(|| panic!("hookline did not start within 60 s (backend {backend:?})"));
         TestServer { base_url, backend, data_dir, database_url, child, client: reqwest::Client::new() }
     }
 
@@ -231,19 +236,9 @@ impl TestServer {
         let mut command = self.worker_command(options);
         command.env("HOOKLINE_WORKER_LISTEN", "127.0.0.1:0").stdout(Stdio::piped());
         let mut child = command.spawn().expect("starting hookline worker");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Some(Ok(line)) = lines.next() {
-                if let Some(url) = line.strip_prefix("hookline worker listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
+        let url = announced_url(&mut child, "hookline worker listening on ");
         let guard = ChildGuard(child);
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("the worker did not listen within 60 s");
-        (guard, url)
+        (guard, url.expect("the worker did not listen within 60 s"))
     }
 
     fn worker_command(&self, options: &ServerOptions) -> Command {

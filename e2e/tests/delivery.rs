@@ -731,16 +731,7 @@ async fn messages_accepted_while_the_circuit_is_open_wait_for_it(db: Backend) {
         .env("HOOKLINE_CIRCUIT_THRESHOLD", "3")
         .env("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", "3");
     let server = TestServer::start_with(db, options).await;
-    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let receiver = Receiver::start_with(
-        Arc::new({
-            let up = up.clone();
-            move |_, _| {
-                if up.load(std::sync::atomic::Ordering::SeqCst) { Reply::ok() } else { Reply::status(503) }
-            }
-        }),
-        2,
-    );
+    let (receiver, up) = down_until_up(Reply::status(503), 2);
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
     endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
@@ -762,14 +753,37 @@ async fn messages_accepted_while_the_circuit_is_open_wait_for_it(db: Backend) {
     assert_eq!(receiver.count(), 3, "requests while the circuit was open: {:?}", receiver.received());
     // The endpoint comes back: the probe after the cool-down succeeds and everything follows.
     up.store(true, std::sync::atomic::Ordering::SeqCst);
+    all_delivered(&receiver, &ids).await;
+}
+
+/// A receiver that answers `down` until the returned flag is set, then 200.
+fn down_until_up(down: Reply, workers: usize) -> (Receiver, Arc<std::sync::atomic::AtomicBool>) {
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = up.clone();
+    let receiver = Receiver::start_with(
+        Arc::new(
+            move |_, _| {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) { Reply::ok() } else { down.clone() }
+            },
+        ),
+        workers,
+    );
+    (receiver, up)
+}
+
+/// Waits until every message of `ids` got a 200 at the receiver (and nothing else did); returns
+/// what the receiver saw.
+async fn all_delivered(receiver: &Receiver, ids: &HashSet<String>) -> Vec<hookline_e2e::receiver::Received> {
     let received = receiver
         .wait_until(WAIT, "every message delivered", |r| {
-            r.iter().filter(|r| r.status == 200).map(|r| r.msg_id()).collect::<HashSet<_>>().len() == 13
+            r.iter().filter(|r| r.status == 200).map(|r| r.msg_id()).collect::<HashSet<_>>().len()
+                == ids.len()
         })
         .await;
     let delivered: HashSet<String> =
         received.iter().filter(|r| r.status == 200).map(|r| r.msg_id().to_owned()).collect();
-    assert_eq!(delivered, ids);
+    assert_eq!(&delivered, ids);
+    received
 }
 
 /// Deliveries leased as their messages were accepted, waiting in the engine for one of their
@@ -781,21 +795,8 @@ async fn deliveries_waiting_for_a_slot_when_the_circuit_opens_wait_for_it(db: Ba
         .env("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", "3")
         .env("HOOKLINE_ENDPOINT_IN_FLIGHT", "2");
     let server = TestServer::start_with(db, options).await;
-    let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // Slow failures: the first two requests are still open when the other messages are accepted.
-    let receiver = Receiver::start_with(
-        Arc::new({
-            let up = up.clone();
-            move |_, _| {
-                if up.load(std::sync::atomic::Ordering::SeqCst) {
-                    Reply::ok()
-                } else {
-                    Reply::status(503).after(Duration::from_secs(1))
-                }
-            }
-        }),
-        4,
-    );
+    let (receiver, up) = down_until_up(Reply::status(503).after(Duration::from_secs(1)), 4);
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
     endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
@@ -815,14 +816,7 @@ async fn deliveries_waiting_for_a_slot_when_the_circuit_opens_wait_for_it(db: Ba
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.count(), 2, "requests while the circuit was open: {:?}", receiver.received());
     up.store(true, std::sync::atomic::Ordering::SeqCst);
-    let received = receiver
-        .wait_until(WAIT, "every message delivered", |r| {
-            r.iter().filter(|r| r.status == 200).map(|r| r.msg_id()).collect::<HashSet<_>>().len() == 4
-        })
-        .await;
-    let delivered: HashSet<String> =
-        received.iter().filter(|r| r.status == 200).map(|r| r.msg_id().to_owned()).collect();
-    assert_eq!(delivered, ids);
+    let received = all_delivered(&receiver, &ids).await;
     // Nothing was sent before the cool-down ended (one probe first, then the rest).
     let first_success = received.iter().filter(|r| r.status == 200).map(|r| r.at).min().unwrap();
     assert!(

@@ -13,9 +13,11 @@ pub mod routes;
 
 use std::{net::TcpListener, path::PathBuf};
 
-use actix_web::{App, HttpServer, dev::Server, middleware, web};
+use actix_web::{App, HttpServer, middleware, web};
 use hookline_core::Context;
 
+/// The running HTTP server [`serve`] and [`serve_ops`] return.
+pub use actix_web::dev::Server;
 pub use routes::openapi::document as openapi_document;
 
 /// Adds every route and the shared state to an actix app.

@@ -204,45 +204,22 @@ async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
 
     if api {
-        let listener =
-            TcpListener::bind(ctx.config.listen).with_context(|| format!("binding {}", ctx.config.listen))?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
-        let server = hookline_api::serve(ctx.clone(), listener, ctx.config.dashboard_dir.clone())?;
-        let handle = server.handle();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            stopped(&mut stop).await;
-            handle.stop(true).await;
-        });
-        tasks.spawn(async move { server.await.context("HTTP server") });
-        // Tests and scripts read this line to find the port (HOOKLINE_LISTEN may say :0).
-        #[allow(clippy::print_stdout)]
-        {
-            println!("hookline listening on http://{address}");
-        }
+        let dashboard = ctx.config.dashboard_dir.clone();
+        let server_ctx = ctx.clone();
+        let address = listen(ctx.config.listen, "hookline listening on", &stop_rx, &mut tasks, |listener| {
+            hookline_api::serve(server_ctx, listener, dashboard)
+        })?;
         tracing::info!(%address, dashboard = %ctx.config.dashboard_dir.display(), "API listening");
     }
     if worker
         && !api
-        && let Some(listen) = ctx.config.worker_listen
+        && let Some(worker_listen) = ctx.config.worker_listen
     {
-        let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
-        let server = hookline_api::serve_ops(ctx.clone(), listener)?;
-        let handle = server.handle();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            stopped(&mut stop).await;
-            handle.stop(true).await;
-        });
-        tasks.spawn(async move { server.await.context("worker health and metrics server") });
-        // Tests and scripts read this line to find the port (HOOKLINE_WORKER_LISTEN may say :0).
-        #[allow(clippy::print_stdout)]
-        {
-            println!("hookline worker listening on http://{address}");
-        }
+        let server_ctx = ctx.clone();
+        let address =
+            listen(worker_listen, "hookline worker listening on", &stop_rx, &mut tasks, |listener| {
+                hookline_api::serve_ops(server_ctx, listener)
+            })?;
         tracing::info!(%address, "worker health and metrics listening");
     }
     if worker {
@@ -280,6 +257,34 @@ async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds `address`, starts the HTTP server `serve` builds on it (stopped gracefully with the
+/// rest) and prints `<announce> http://<address>` on stdout: tests and scripts read that line to
+/// find the port (the setting may say :0). Returns the bound address.
+fn listen(
+    address: std::net::SocketAddr,
+    announce: &str,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    serve: impl FnOnce(TcpListener) -> std::io::Result<hookline_api::Server>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+    listener.set_nonblocking(true)?;
+    let address = listener.local_addr()?;
+    let server = serve(listener)?;
+    let handle = server.handle();
+    let mut stop = stop_rx.clone();
+    tokio::spawn(async move {
+        stopped(&mut stop).await;
+        handle.stop(true).await;
+    });
+    tasks.spawn(async move { server.await.with_context(|| format!("HTTP server on {address}")) });
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{announce} http://{address}");
+    }
+    Ok(address)
 }
 
 /// Resolves once the stop flag is set (or its sender is gone).
