@@ -1264,7 +1264,7 @@ fn health_change(
     HealthChange { failures, failing_since, circuit_open_until, disable_reason }
 }
 
-/// An update that ends leases: the delivery becomes `status` again, due now, held by nobody.
+/// An update that ends leases: the delivery becomes `status` again, due at `due`, held by nobody.
 fn unlease(
     status: &'static str,
     now: DateTime<Utc>,
