@@ -117,6 +117,19 @@ impl ServerOptions {
     }
 }
 
+/// The binary on a data directory and database, with nothing else from the environment.
+fn hookline_command(data_dir: &Path, database_url: &str) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .current_dir(data_dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOOKLINE_DATA_DIR", data_dir)
+        .env("HOOKLINE_DATABASE_URL", database_url)
+        .env("HOOKLINE_LOG", "warn");
+    command
+}
+
 /// The URL a starting process prints on its piped stdout after `announce` (within 60 s); the
 /// rest of its output is read and dropped, so the process never blocks on a full pipe.
 fn announced_url(child: &mut Child, announce: &'static str) -> Option<String> {
@@ -161,29 +174,17 @@ impl TestServer {
     ) -> TestServer {
         let role = options.role.unwrap_or("serve");
         if role != "serve" {
-            let migrated = Command::new(binary())
+            let migrated = hookline_command(data_dir.path(), &database_url)
                 .arg("migrate")
-                .current_dir(data_dir.path())
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("HOOKLINE_DATA_DIR", data_dir.path())
-                .env("HOOKLINE_DATABASE_URL", &database_url)
-                .env("HOOKLINE_LOG", "warn")
                 .status()
                 .expect("running hookline migrate");
             assert!(migrated.success(), "hookline migrate failed");
         }
-        let mut command = Command::new(binary());
+        let mut command = hookline_command(data_dir.path(), &database_url);
         command
             .arg(role)
-            .current_dir(data_dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOOKLINE_LISTEN", "127.0.0.1:0")
-            .env("HOOKLINE_DATA_DIR", data_dir.path())
-            .env("HOOKLINE_DATABASE_URL", &database_url)
             .env("HOOKLINE_DASHBOARD_DIR", workspace_root().join("frontend/dist"))
-            .env("HOOKLINE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (name, value) in &options.env {
@@ -242,16 +243,8 @@ impl TestServer {
     }
 
     fn worker_command(&self, options: &ServerOptions) -> Command {
-        let mut command = Command::new(binary());
-        command
-            .arg("worker")
-            .current_dir(self.data_dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOOKLINE_DATA_DIR", self.data_dir.path())
-            .env("HOOKLINE_DATABASE_URL", &self.database_url)
-            .env("HOOKLINE_LOG", "warn")
-            .stderr(Stdio::inherit());
+        let mut command = hookline_command(self.data_dir.path(), &self.database_url);
+        command.arg("worker").stderr(Stdio::inherit());
         for (name, value) in &options.env {
             command.env(name, value);
         }
@@ -260,14 +253,8 @@ impl TestServer {
 
     /// Runs a `hookline` subcommand against this server's configuration; returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new(binary())
+        let output = hookline_command(self.data_dir.path(), &self.database_url)
             .args(args)
-            .current_dir(self.data_dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOOKLINE_DATA_DIR", self.data_dir.path())
-            .env("HOOKLINE_DATABASE_URL", &self.database_url)
-            .env("HOOKLINE_LOG", "warn")
             .output()
             .expect("running hookline");
         assert!(

@@ -26,9 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
     cfg.app_data(web::Data::new(ctx))
         .app_data(web::PayloadConfig::new(body_limit))
         .app_data(web::Data::new(routes::dashboard::DashboardDir(dashboard_dir)))
-        .route("/healthz", web::get().to(routes::health::healthz))
-        .route("/readyz", web::get().to(routes::health::readyz))
-        .route("/metrics", web::get().to(routes::metrics::metrics))
+        .configure(ops_routes)
         .route("/api/openapi.json", web::get().to(routes::openapi::openapi_json))
         .route("/api/docs", web::get().to(routes::openapi::docs))
         .route("/stripe/webhook", web::post().to(routes::v1::billing::stripe_webhook))
@@ -36,20 +34,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
         .default_service(web::to(routes::dashboard::serve));
 }
 
+/// Health and metrics: on the API's listener, and alone on a worker's ([`serve_ops`]).
+fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(routes::health::healthz))
+        .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/metrics", web::get().to(routes::metrics::metrics));
+}
+
 /// The routes of a `hookline worker` process: health and metrics only (`HOOKLINE_WORKER_LISTEN`),
 /// so each worker replica can be probed and scraped. Everything else is 404.
 pub fn serve_ops(ctx: Context, listener: TcpListener) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(ctx.clone()))
-            .route("/healthz", web::get().to(routes::health::healthz))
-            .route("/readyz", web::get().to(routes::health::readyz))
-            .route("/metrics", web::get().to(routes::metrics::metrics))
-            .default_service(web::to(|| async {
-                actix_web::ResponseError::error_response(&error::ApiError::Core(
-                    hookline_core::CoreError::NotFound("route"),
-                ))
-            }))
+        App::new().app_data(web::Data::new(ctx.clone())).configure(ops_routes).default_service(web::to(
+            || async { Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route")) },
+        ))
     })
     .workers(1)
     .disable_signals()
