@@ -38,6 +38,7 @@ both_databases!(
     a_broadcast_reaches_every_subscribed_application_of_its_tenant_only,
     fan_out_at_acceptance_follows_every_endpoint_change,
     connections_are_reused_however_many_requests_were_in_flight,
+    webhooks_are_sent_from_the_configured_number_of_send_threads,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -1058,4 +1059,38 @@ async fn connections_are_reused_however_many_requests_were_in_flight(db: Backend
         ENDPOINTS * MESSAGES,
         both - first
     );
+}
+
+/// `HOOKLINE_SEND_THREADS` sets how many threads send webhooks (each its own runtime and
+/// connections; one per CPU by default): the process runs exactly that many, and deliveries
+/// spread over them arrive as on any other configuration.
+async fn webhooks_are_sent_from_the_configured_number_of_send_threads(db: Backend) {
+    let server = TestServer::start_with(db, options("1").env("HOOKLINE_SEND_THREADS", "3")).await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    for n in 0..2 {
+        endpoint(&api, "a", json!({"url": receiver.url(&format!("/{n}"))})).await;
+    }
+    let mut sent = HashSet::new();
+    for _ in 0..30 {
+        let message = api.send_message("a", "a.b", json!({})).await;
+        sent.insert(message["id"].as_str().unwrap().to_owned());
+    }
+    let received = receiver.wait_for(60, WAIT).await;
+    let mut per_message: HashMap<&str, usize> = HashMap::new();
+    for r in &received {
+        *per_message.entry(r.msg_id()).or_default() += 1;
+    }
+    assert_eq!(per_message.len(), 30);
+    assert!(per_message.iter().all(|(id, n)| *n == 2 && sent.contains(*id)), "{per_message:?}");
+
+    let mut send_threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .expect("the server's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("hookline-send"))
+        .collect();
+    send_threads.sort();
+    assert_eq!(send_threads, ["hookline-send-0", "hookline-send-1", "hookline-send-2"]);
 }

@@ -34,6 +34,7 @@ use crate::{
     http::{self, SsrfPolicy},
     retry,
     send::{Sender, Target, TokenCache},
+    send_threads::SendThreads,
 };
 
 /// Tunables; the defaults suit the embedded single process.
@@ -52,6 +53,8 @@ pub struct EngineConfig {
     pub fanout_batch: u64,
     /// How often the claim loop looks for due work without being woken.
     pub claim_interval: Duration,
+    /// Threads that send webhooks, each a single-threaded runtime ([`SendThreads`]).
+    pub send_threads: usize,
     pub limits: EngineLimits,
 }
 
@@ -63,6 +66,7 @@ impl Default for EngineConfig {
             per_endpoint: 64,
             fanout_batch: 500,
             claim_interval: Duration::from_millis(250),
+            send_threads: std::thread::available_parallelism().map_or(1, usize::from),
             limits: EngineLimits::default(),
         }
     }
@@ -75,6 +79,7 @@ impl EngineConfig {
             max_in_flight: config.max_in_flight.max(1),
             dedicated_in_flight: config.dedicated_in_flight.max(1),
             per_endpoint: config.endpoint_in_flight.max(1),
+            send_threads: config.send_threads.max(1),
             ..EngineConfig::default()
         };
         engine.limits.lease = chrono::Duration::seconds(i64::from(config.delivery_lease_seconds));
@@ -91,7 +96,8 @@ pub struct Engine {
     ctx: Context,
     pub worker_id: String,
     config: EngineConfig,
-    client: reqwest::Client,
+    /// Where deliveries are sent, each thread with its own client ([`SendThreads`]).
+    send_threads: SendThreads,
     policy: SsrfPolicy,
     tokens: TokenCache,
     schedule: RetrySchedule,
@@ -248,14 +254,16 @@ impl Engine {
         ctx: Context,
         config: EngineConfig,
         worker_id: String,
-    ) -> (Arc<Engine>, Vec<tokio::task::JoinHandle<()>>) {
+    ) -> std::io::Result<(Arc<Engine>, Vec<tokio::task::JoinHandle<()>>)> {
         let policy = SsrfPolicy { allow: ctx.config.ssrf_allow.clone() };
+        let idle_per_host = config.max_in_flight + config.dedicated_in_flight;
+        let send_threads = SendThreads::start(config.send_threads, || http::client(&policy, idle_per_host))?;
         let (outcomes, outcomes_rx) = mpsc::unbounded_channel();
         let (inline, inline_rx) = mpsc::unbounded_channel();
         let (held_back, held_back_rx) = mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
             schedule: ctx.config.retry_schedule.clone(),
-            client: http::client(&policy, config.max_in_flight + config.dedicated_in_flight),
+            send_threads,
             policy,
             tokens: TokenCache::default(),
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -291,7 +299,7 @@ impl Engine {
         if engine.ctx.inline_engine.set(inline).is_err() {
             tracing::warn!("another engine already takes deliveries at acceptance in this process");
         }
-        (engine, tasks)
+        Ok((engine, tasks))
     }
 
     /// Deliveries were left in the database for the claim loops: wake them.
@@ -371,6 +379,12 @@ impl Engine {
             Ok(n) => tracing::warn!(n, "handed back deliveries still in flight at shutdown"),
             Err(err) => tracing::warn!(error = %err, "could not hand back leases; they will expire"),
         }
+    }
+
+    /// Ends the send threads, once [`Engine::stop`] has waited for the attempts in flight (any
+    /// still running are dropped; their leases were handed back).
+    pub fn stop_sending(&self) {
+        self.send_threads.stop();
     }
 
     fn total_inflight(&self) -> usize {
@@ -660,7 +674,9 @@ impl Engine {
             };
             let engine = self.clone();
             self.unrecorded.fetch_add(1, Ordering::AcqRel);
-            tokio::spawn(async move {
+            let (send_thread, client) = self.send_threads.next();
+            let client = client.clone();
+            send_thread.spawn(async move {
                 // The endpoint's slot first: a delivery waiting for its endpoint holds no lane slot.
                 let endpoint_permit = endpoint_slots.acquire_owned().await;
                 if leased == Leased::AtAcceptance && engine.circuit_tripped(&c.endpoint_id) {
@@ -672,7 +688,7 @@ impl Engine {
                     return;
                 }
                 let permit = engine.slots(lane).clone().acquire_owned().await;
-                let outcome = engine.attempt(c, &target, payload.as_ref()).await;
+                let outcome = engine.attempt(c, &target, payload.as_ref(), &client).await;
                 // Counted before the slot frees: the next delivery waiting for it sees this answer.
                 engine.answered(&outcome.claimed.endpoint_id, outcome.succeeded);
                 drop(permit);
@@ -690,7 +706,13 @@ impl Engine {
     }
 
     /// One attempt and the decision about the next one.
-    async fn attempt(&self, claimed: Claimed, target: &Target, payload: Option<&Arc<str>>) -> AttemptOutcome {
+    async fn attempt(
+        &self,
+        claimed: Claimed,
+        target: &Target,
+        payload: Option<&Arc<str>>,
+        client: &reqwest::Client,
+    ) -> AttemptOutcome {
         let Some(payload) = payload else {
             // The payload was purged (retention) or expunged: nothing left to send.
             return AttemptOutcome {
@@ -709,7 +731,7 @@ impl Engine {
                 claimed,
             };
         };
-        let sender = Sender { client: &self.client, policy: &self.policy, tokens: &self.tokens };
+        let sender = Sender { client, policy: &self.policy, tokens: &self.tokens };
         let sent = sender.send(&claimed, target, payload).await;
         let succeeded = sent.succeeded();
         let gone = sent.status == Some(reqwest::StatusCode::GONE);

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod http;
 pub mod retry;
 pub mod send;
+pub mod send_threads;
 pub mod signing;
 
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
@@ -108,7 +109,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let instance = worker_instance_id();
-    let (engine, engine_tasks) = Engine::start(ctx.clone(), config, format!("worker-{instance}"));
+    let (engine, engine_tasks) = Engine::start(ctx.clone(), config, format!("worker-{instance}"))?;
     let (retry_tx, retry_rx) = mpsc::unbounded_channel();
     let _ = engine.retry_sink.set(retry_tx);
 
@@ -166,6 +167,7 @@ pub async fn run(
     for task in engine_tasks {
         task.abort();
     }
+    engine.stop_sending();
     Ok(())
 }
 

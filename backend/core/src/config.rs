@@ -84,6 +84,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "deliveries in flight at once per worker process for tenants with a dedicated queue",
     ),
     (
+        "HOOKLINE_SEND_THREADS",
+        "one per CPU",
+        "threads that send webhooks, each with its own connections (per worker process)",
+    ),
+    (
         "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
         "2000",
         "SQLite payload search: words with at least this many matches walk the messages newest first instead of the matches",
@@ -152,6 +157,7 @@ pub struct Config {
     pub max_in_flight: usize,
     pub dedicated_in_flight: usize,
     pub endpoint_in_flight: usize,
+    pub send_threads: usize,
     pub sqlite_synchronous_full: bool,
     pub session_ttl_hours: u32,
     pub stripe_api_base: String,
@@ -189,6 +195,7 @@ struct FileLayer {
     max_in_flight: Option<String>,
     dedicated_in_flight: Option<String>,
     endpoint_in_flight: Option<String>,
+    send_threads: Option<String>,
     sqlite_synchronous: Option<String>,
     session_ttl_hours: Option<String>,
     stripe_api_base: Option<String>,
@@ -352,6 +359,14 @@ impl Config {
             pick("HOOKLINE_ENDPOINT_IN_FLIGHT", file.endpoint_in_flight),
             64,
         )?;
+        let send_threads: usize = number(
+            "HOOKLINE_SEND_THREADS",
+            pick("HOOKLINE_SEND_THREADS", file.send_threads),
+            std::thread::available_parallelism().map_or(1, usize::from),
+        )?;
+        if send_threads == 0 {
+            return Err(invalid("HOOKLINE_SEND_THREADS", "must be at least 1".to_owned()));
+        }
         let search_common_word_matches: i64 = number(
             "HOOKLINE_SEARCH_COMMON_WORD_MATCHES",
             pick("HOOKLINE_SEARCH_COMMON_WORD_MATCHES", file.search_common_word_matches),
@@ -392,6 +407,7 @@ impl Config {
             max_in_flight,
             dedicated_in_flight,
             endpoint_in_flight,
+            send_threads,
             sqlite_synchronous_full,
             session_ttl_hours,
             stripe_api_base: pick("HOOKLINE_STRIPE_API_BASE", file.stripe_api_base)
@@ -449,6 +465,8 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://./data/hookline.db");
         assert!(config.master_key.is_none());
         assert_eq!(config.retry_schedule.seconds(), &[5, 300, 1800, 7200, 18000, 36000, 36000]);
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(config.send_threads, cpus, "one send thread per CPU");
     }
 
     #[test]
@@ -472,6 +490,9 @@ mod tests {
         assert!(err.to_string().starts_with("HOOKLINE_RETRY_SCHEDULE"), "{err}");
         let err = load("", &[("HOOKLINE_WORKER_LISTEN", "9090")]).unwrap_err();
         assert!(err.to_string().starts_with("HOOKLINE_WORKER_LISTEN"), "{err}");
+        let err = load("", &[("HOOKLINE_SEND_THREADS", "0")]).unwrap_err();
+        assert!(err.to_string().starts_with("HOOKLINE_SEND_THREADS"), "{err}");
+        assert_eq!(load("send_threads = \"3\"", &[]).unwrap().send_threads, 3);
         let config = load("worker_listen = \"0.0.0.0:9090\"", &[]).unwrap();
         assert_eq!(config.worker_listen.map(|a| a.to_string()).as_deref(), Some("0.0.0.0:9090"));
     }
