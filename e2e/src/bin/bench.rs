@@ -13,7 +13,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -243,9 +243,36 @@ async fn collect(
 
 /// CPU used by the server and by this bench process (client and receiver) during a scenario:
 /// throughput figures move with the machine, CPU per message shows where an optimisation went.
+/// The server's share is also split by thread name (`sqlx-sqlite-wor` is the SQLite connections'
+/// threads, the writer's among them; `hookline-send` the send threads; `tokio-rt-worker` the
+/// engine's loops and the recorder; `actix-server` the API).
 struct CpuUse {
     server: u32,
     at_start: (Duration, Duration),
+    threads_at_start: HashMap<String, (String, u64)>,
+}
+
+/// CPU ticks (user + system, 1/100 s) of each of the process's threads, by thread id, with the
+/// thread's name.
+fn thread_ticks(pid: u32) -> HashMap<String, (String, u64)> {
+    let mut threads = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return threads };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(stat)) =
+            (std::fs::read_to_string(path.join("comm")), std::fs::read_to_string(path.join("stat")))
+        else {
+            continue;
+        };
+        let Some(fields) = stat.rfind(')').map(|at| stat[at + 2..].split_whitespace().collect::<Vec<_>>())
+        else {
+            continue;
+        };
+        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        threads.insert(task.file_name().to_string_lossy().into_owned(), (name.trim().to_owned(), ticks));
+    }
+    threads
 }
 
 impl CpuUse {
@@ -254,6 +281,7 @@ impl CpuUse {
         CpuUse {
             server,
             at_start: (hookline_e2e::cpu_time(server), hookline_e2e::cpu_time(std::process::id())),
+            threads_at_start: thread_ticks(server),
         }
     }
 
@@ -261,9 +289,22 @@ impl CpuUse {
     fn per(&self, items: u32) -> String {
         let server = hookline_e2e::cpu_time(self.server) - self.at_start.0;
         let bench = hookline_e2e::cpu_time(std::process::id()) - self.at_start.1;
+        let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
+        for (tid, (name, ticks)) in thread_ticks(self.server) {
+            let before = self.threads_at_start.get(&tid).map_or(0, |(_, ticks)| *ticks);
+            // Numbered threads of one kind (`hookline-send-0`, `-1`, …) count together.
+            let kind = name.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('-');
+            *by_name.entry(kind.to_owned()).or_default() += ticks.saturating_sub(before);
+        }
+        let threads: Vec<String> = by_name
+            .iter()
+            .filter(|(_, ticks)| **ticks > 0)
+            .map(|(name, ticks)| format!("{name} {:.0}", *ticks as f64 * 1e4 / f64::from(items)))
+            .collect();
         format!(
-            "CPU/item server {:.0} µs, bench {:.0} µs",
+            "CPU/item server {:.0} µs ({}), bench {:.0} µs",
             server.as_secs_f64() * 1e6 / f64::from(items),
+            threads.join(", "),
             bench.as_secs_f64() * 1e6 / f64::from(items)
         )
     }
