@@ -1337,7 +1337,53 @@ mod tests {
 
     use super::{Headers, LEASED, WAITING};
 
-    hookline_e2e::both_databases!(the_status_conditions_reach_the_partial_indexes);
+    hookline_e2e::both_databases!(
+        the_status_conditions_reach_the_partial_indexes,
+        the_delivery_logs_lookups_reach_indexes_that_do_not_start_with_the_tenant
+    );
+
+    /// The attempt and delivery listings filter on the tenant and name a message, an endpoint or
+    /// an application: they reach the indexes keyed by those ids alone (migration 10), which no
+    /// longer carry the tenant in every entry.
+    async fn the_delivery_logs_lookups_reach_indexes_that_do_not_start_with_the_tenant(
+        backend: hookline_e2e::Backend,
+    ) {
+        let (_dir, _, db) = crate::db::migrated_for_test(backend).await;
+        let txn = sea_orm::TransactionTrait::begin(&db.conn).await.unwrap();
+        if !db.is_sqlite() {
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+        }
+        for (query, index) in [
+            (
+                "SELECT id FROM attempts WHERE tenant_id = 't' AND message_id = 'm' ORDER BY id DESC LIMIT 50",
+                "idx_attempts_message",
+            ),
+            (
+                "SELECT id FROM attempts WHERE tenant_id = 't' AND app_id = 'a' AND endpoint_id = 'e' \
+                 ORDER BY id DESC LIMIT 50",
+                "idx_attempts_app_endpoint",
+            ),
+            (
+                "SELECT id FROM deliveries WHERE tenant_id = 't' AND endpoint_id = 'e' ORDER BY id DESC LIMIT 50",
+                "idx_deliveries_endpoint",
+            ),
+        ] {
+            let plan = crate::db::query_plan(&txn, query, Vec::new()).await;
+            assert!(plan.iter().any(|line| line.contains(index)), "{query}: {plan:?}");
+            let definition = if db.is_sqlite() {
+                format!("SELECT sql AS d FROM sqlite_master WHERE name = '{index}'")
+            } else {
+                format!("SELECT indexdef AS d FROM pg_indexes WHERE indexname = '{index}'")
+            };
+            let row = txn
+                .query_one_raw(Statement::from_string(txn.get_database_backend(), definition))
+                .await
+                .unwrap()
+                .unwrap();
+            let sql: String = row.try_get("", "d").unwrap();
+            assert!(!sql.contains("tenant_id"), "{sql}");
+        }
+    }
 
     /// The claim and lease queries spell [`WAITING`] and [`LEASED`]; the planner must find the
     /// partial indexes with them (PostgreSQL is told to avoid sequential scans, which it would
