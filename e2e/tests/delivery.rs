@@ -1062,7 +1062,7 @@ async fn connections_are_reused_however_many_requests_were_in_flight(db: Backend
 }
 
 /// `HOOKLINE_SEND_THREADS` sets how many threads send webhooks (each its own runtime and
-/// connections; one per CPU by default): the process runs exactly that many, and deliveries
+/// connections; half the CPUs by default): the process runs exactly that many, and deliveries
 /// spread over them arrive as on any other configuration.
 async fn webhooks_are_sent_from_the_configured_number_of_send_threads(db: Backend) {
     let server = TestServer::start_with(db, options("1").env("HOOKLINE_SEND_THREADS", "3")).await;

@@ -66,7 +66,7 @@ impl Default for EngineConfig {
             per_endpoint: 64,
             fanout_batch: 500,
             claim_interval: Duration::from_millis(250),
-            send_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            send_threads: hookline_core::config::default_send_threads(),
             limits: EngineLimits::default(),
         }
     }

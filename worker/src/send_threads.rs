@@ -1,6 +1,6 @@
 //! The threads webhooks are sent on: one single-threaded tokio runtime per thread
-//! (`HOOKLINE_SEND_THREADS`, one per CPU by default), each with its own HTTP client. Deliveries
-//! are handed to them in turn.
+//! (`HOOKLINE_SEND_THREADS`, half the CPUs by default: `config::default_send_threads`), each with
+//! its own HTTP client. Deliveries are handed to them in turn.
 //!
 //! Why not the process's multi-threaded runtime: there each request involved two tasks (the
 //! delivery's and hyper's connection task) that the scheduler woke and moved across its worker
