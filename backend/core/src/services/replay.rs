@@ -659,7 +659,7 @@ fn recent_attempts(
     attempts::Entity::scoped(tenant)
         .select_only()
         .apply_if(endpoint, |query, endpoint| {
-            // The application narrows the search to the (tenant, app, endpoint, id) index.
+            // The application narrows the search to the (app, endpoint, id) index.
             query
                 .filter(attempts::Column::AppId.eq(endpoint.app_id.as_str()))
                 .filter(attempts::Column::EndpointId.eq(endpoint.id.as_str()))
