@@ -1003,12 +1003,18 @@ async fn fan_out_at_acceptance_follows_every_endpoint_change(db: Backend) {
 
 /// More requests in flight to one host than the client used to keep idle (256) made it close
 /// connections and open new ones all the time (≈ 8,000 connections for bench (c)'s 50,000
-/// deliveries to 10 endpoints of one receiver). Now the connections of a first burst carry a
-/// second one: the number of connections does not grow with the number of requests.
+/// deliveries to 10 endpoints of one receiver). Now the number of connections is bounded by how
+/// many requests can be open at once (here 10 endpoints × 64), however many requests are sent:
+/// three bursts of 3,000 stay within that bound plus a quarter (a request that finds no idle
+/// connection starts one, and uses whichever is ready first: one returning to the pool may win,
+/// and the new one joins the pool; up to 717 were seen). With the old idle limit the same three
+/// bursts opened 1,000 or more after the second burst already. (This test used to compare the
+/// second burst's new connections with the first burst's count; but a first burst does not always
+/// open one for every slot — 356 to 640 were seen — and the second then rightly opened the rest.)
 async fn connections_are_reused_however_many_requests_were_in_flight(db: Backend) {
     const ENDPOINTS: usize = 10;
     const MESSAGES: usize = 300;
-    let server = server(db, "1").await;
+    let server = TestServer::start_with(db, options("1").env("HOOKLINE_ENDPOINT_IN_FLIGHT", "64")).await;
     let receiver = Receiver::start();
     let api = server.tenant("acme");
     server.cli(&[
@@ -1049,16 +1055,17 @@ async fn connections_are_reused_however_many_requests_were_in_flight(db: Backend
     let connections = |received: &[hookline_e2e::receiver::Received]| {
         received.iter().map(|r| r.peer.expect("a peer address")).collect::<HashSet<_>>().len()
     };
-    burst().await;
-    let first = connections(&receiver.wait_for(ENDPOINTS * MESSAGES, WAIT).await);
-    burst().await;
-    let both = connections(&receiver.wait_for(2 * ENDPOINTS * MESSAGES, WAIT).await);
-    assert!(
-        both - first <= first / 10,
-        "{first} connections for the first {} requests, {} more for as many again",
-        ENDPOINTS * MESSAGES,
-        both - first
-    );
+    let cap = ENDPOINTS * 64;
+    for round in 1..=3 {
+        burst().await;
+        let received = receiver.wait_for(round * ENDPOINTS * MESSAGES, WAIT).await;
+        let opened = connections(&received);
+        assert!(
+            opened <= cap + cap / 4,
+            "{opened} connections for {} requests, with at most {cap} in flight at once",
+            received.len()
+        );
+    }
 }
 
 /// `HOOKLINE_SEND_THREADS` sets how many threads send webhooks (each its own runtime and
