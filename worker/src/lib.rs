@@ -34,6 +34,13 @@ const RETENTION_BATCH: u64 = 500;
 const QUEUE_POLL: Duration = Duration::from_millis(250);
 /// The longest the engine waits for in-flight attempts at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How long the job queues may take to stop once the engine has (its attempts recorded, its
+/// leases handed back). Their jobs are idempotent and a stopped worker's are taken up again, so
+/// nothing waits on them; but on SQLite, stopping them in the middle of a fetch has left the one
+/// writer connection unavailable until the pool's 30 s acquire timeout (seen in ≈ 1 of 10–40
+/// quick start-and-SIGTERM runs: every waiter on the writer pool, Hookline's and apalis' alike,
+/// stalled for exactly that long), which held the process's exit up as long.
+const QUEUE_STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MaintenanceJob {
@@ -148,9 +155,26 @@ pub async fn run(
             // (empty) fetch and polled the writer connection hundreds of times a second.
             let a = tokio::spawn(maintenance_worker.run_until(until_stopped(stop_rx.clone())));
             let b = tokio::spawn(retry_worker.run_until(until_stopped(stop_rx.clone())));
-            let ((), ()) = tokio::join!(scheduler, pusher);
-            a.await?.map_err(|err| anyhow::anyhow!("maintenance worker: {err}"))?;
-            b.await?.map_err(|err| anyhow::anyhow!("retry worker: {err}"))?;
+            let aborts = [a.abort_handle(), b.abort_handle()];
+            let queues = async {
+                let ((), ()) = tokio::join!(scheduler, pusher);
+                a.await?.map_err(|err| anyhow::anyhow!("maintenance worker: {err}"))?;
+                b.await?.map_err(|err| anyhow::anyhow!("retry worker: {err}"))?;
+                Ok::<(), anyhow::Error>(())
+            };
+            let mut stop = stop_rx.clone();
+            tokio::select! {
+                done = queues => done?,
+                () = async { stopped(&mut stop).await; tokio::time::sleep(QUEUE_STOP_GRACE).await } => {
+                    tracing::warn!(
+                        grace = ?QUEUE_STOP_GRACE,
+                        "the job queues did not stop in time after the engine had; exiting without them"
+                    );
+                    for abort in aborts {
+                        abort.abort();
+                    }
+                }
+            }
         }};
     }
 
