@@ -507,8 +507,15 @@ pub async fn count_all(client: &Client, path: &str) -> usize {
 /// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process's /proc entry");
+    Duration::from_millis(cpu_ticks(&stat).expect("a stat line") * 10) // USER_HZ is 100 on Linux.
+}
+
+/// User + system CPU ticks (1/100 s) from a `/proc/…/stat` line, of a process or of one of its
+/// threads (`/proc/<pid>/task/<tid>/stat`).
+pub fn cpu_ticks(stat: &str) -> Option<u64> {
     // Fields after the command name (which may hold spaces) start at its closing parenthesis.
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("a stat line") + 2..].split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }

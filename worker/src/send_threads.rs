@@ -71,6 +71,11 @@ impl SendThreads {
         (&shard.runtime, &shard.client)
     }
 
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.len()
+    }
+
     /// Ends the threads; tasks still on them are dropped. The engine calls it once its graceful
     /// stop has waited for the attempts in flight.
     pub fn stop(&self) {
@@ -79,14 +84,6 @@ impl SendThreads {
                 let _ = stop.send(());
             }
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.shards.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.shards.is_empty()
     }
 }
 

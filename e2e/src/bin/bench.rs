@@ -264,12 +264,7 @@ fn thread_ticks(pid: u32) -> HashMap<String, (String, u64)> {
         else {
             continue;
         };
-        let Some(fields) = stat.rfind(')').map(|at| stat[at + 2..].split_whitespace().collect::<Vec<_>>())
-        else {
-            continue;
-        };
-        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        let Some(ticks) = hookline_e2e::cpu_ticks(&stat) else { continue };
         threads.insert(task.file_name().to_string_lossy().into_owned(), (name.trim().to_owned(), ticks));
     }
     threads
