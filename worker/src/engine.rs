@@ -12,6 +12,8 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    panic::AssertUnwindSafe,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -20,6 +22,7 @@ use std::{
 };
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use hookline_core::{
     Context, CoreResult,
     domain::RetrySchedule,
@@ -33,7 +36,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use crate::{
     http::{self, SsrfPolicy},
     retry,
-    send::{Sender, Target, TokenCache},
+    send::{Sender, Sent, Target, TokenCache},
     send_threads::SendThreads,
 };
 
@@ -732,7 +735,8 @@ impl Engine {
             };
         };
         let sender = Sender { client, policy: &self.policy, tokens: &self.tokens };
-        let sent = sender.send(&claimed, target, payload).await;
+        let sent =
+            unless_panicked(&claimed.endpoint_id, &target.url, sender.send(&claimed, target, payload)).await;
         let succeeded = sent.succeeded();
         let gone = sent.status == Some(reqwest::StatusCode::GONE);
         let schedule = target.retry_schedule.as_ref().unwrap_or(&self.schedule);
@@ -945,4 +949,76 @@ async fn emit_operational(
 /// How the attempt log names what caused an attempt.
 fn trigger(claimed: &Claimed) -> &'static str {
     if claimed.one_shot { "manual" } else { "scheduled" }
+}
+
+/// Runs a send; a panic in it (a bug, or an answer nobody thought of) becomes a failed attempt,
+/// retried on the schedule like any other failure. Unwound out of the task instead, it left the
+/// delivery `sending` until a restart (its lease renewed all the while), its outcome never
+/// recorded, and its slots and counts held. The sender's shared state survives an unwind: the
+/// token cache's locks tolerate poisoning and the single-flight guard is released by its drop.
+async fn unless_panicked(endpoint_id: &str, url: &str, send: impl Future<Output = Sent>) -> Sent {
+    let started = Instant::now();
+    match AssertUnwindSafe(send).catch_unwind().await {
+        Ok(sent) => sent,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            tracing::error!(endpoint = %endpoint_id, panic = %message, "a delivery's send panicked; recorded as a failed attempt");
+            Sent {
+                url: url.to_owned(),
+                request_headers: Headers::default(),
+                status: None,
+                response_headers: None,
+                response_body: None,
+                duration: started.elapsed(),
+                error_class: Some("internal"),
+                error_detail: Some(format!("the delivery task panicked: {message}")),
+                retry_after: None,
+                bearer: None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boom() -> Sent {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_send_that_panics_is_a_failed_attempt() {
+        let sent = unless_panicked("ep_1", "https://a.example/hook", async { boom() }).await;
+        assert!(!sent.succeeded());
+        assert_eq!(sent.url, "https://a.example/hook");
+        assert_eq!(sent.status, None);
+        assert_eq!(sent.error_class, Some("internal"));
+        assert_eq!(sent.error_detail.as_deref(), Some("the delivery task panicked: boom"));
+    }
+
+    #[tokio::test]
+    async fn a_send_that_returns_is_passed_through() {
+        let sent = unless_panicked("ep_1", "https://a.example/hook", async {
+            Sent {
+                url: "https://a.example/hook".to_owned(),
+                request_headers: Headers::default(),
+                status: Some(reqwest::StatusCode::OK),
+                response_headers: None,
+                response_body: Some("ok".to_owned()),
+                duration: Duration::from_millis(3),
+                error_class: None,
+                error_detail: None,
+                retry_after: None,
+                bearer: None,
+            }
+        })
+        .await;
+        assert!(sent.succeeded());
+        assert_eq!(sent.response_body.as_deref(), Some("ok"));
+    }
 }

@@ -26,18 +26,39 @@ pub struct SsrfBlocked {
 }
 
 /// The kind of address `ip` is, when endpoints must not reach it.
+///
+/// IPv6 ranges that carry an IPv4 address are judged by it where the address is real (NAT64,
+/// 6to4), and refused as a whole where no endpoint's address lies (IPv4-compatible, -mapped,
+/// -translated) or where the embedded address is hidden (Teredo); a whole range refused is named
+/// by its embedded address's range when that one is forbidden too.
 pub fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return forbidden_v4(v4);
-            }
             let segments = v6.segments();
+            let embedded_low = || {
+                Ipv4Addr::new(
+                    (segments[6] >> 8) as u8,
+                    segments[6] as u8,
+                    (segments[7] >> 8) as u8,
+                    segments[7] as u8,
+                )
+            };
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() {
                 Some("unspecified")
+            } else if segments[..6] == [0; 6] {
+                // IPv4-compatible (`::a.b.c.d`), deprecated since RFC 4291: no resolver returns
+                // it for a real host, and some stacks still route it to the IPv4 address.
+                forbidden_v4(embedded_low()).or(Some("IPv4-compatible (deprecated)"))
+            } else if segments[..6] == [0, 0, 0, 0, 0, 0xffff] {
+                // IPv4-mapped (`::ffff:a.b.c.d`): how a dual-stack socket names an IPv4 peer; a
+                // real endpoint resolves to the IPv4 address itself, never to this.
+                forbidden_v4(embedded_low()).or(Some("IPv4-mapped"))
+            } else if segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
+                // IPv4-translated (`::ffff:0:a.b.c.d`, RFC 2765 SIIT): the same, for translators.
+                forbidden_v4(embedded_low()).or(Some("IPv4-translated"))
             } else if v6.is_multicast() {
                 Some("multicast")
             } else if segments[0] & 0xffc0 == 0xfe80 {
@@ -46,13 +67,18 @@ pub fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
                 Some("unique-local")
             } else if segments[0] == 0x0064 && segments[1] == 0xff9b {
                 // NAT64: the embedded IPv4 address decides.
-                let v4 = Ipv4Addr::new(
-                    (segments[6] >> 8) as u8,
-                    segments[6] as u8,
-                    (segments[7] >> 8) as u8,
-                    segments[7] as u8,
-                );
-                forbidden_v4(v4)
+                forbidden_v4(embedded_low())
+            } else if segments[0] == 0x2002 {
+                // 6to4: the relay sends to the IPv4 address in segments 1–2.
+                let [a, b] = segments[1].to_be_bytes();
+                let [c, d] = segments[2].to_be_bytes();
+                forbidden_v4(Ipv4Addr::new(a, b, c, d))
+            } else if segments[0] == 0x2001 && segments[1] == 0 {
+                // Teredo: the client's address is obfuscated (and the server's may be anything),
+                // so what the packets reach cannot be told from the address.
+                Some("Teredo")
+            } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
+                Some("documentation")
             } else if v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254) {
                 Some("cloud metadata")
             } else {
@@ -63,7 +89,7 @@ pub fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if ip.is_loopback() {
         Some("loopback")
     } else if ip.is_unspecified() || a == 0 {
@@ -76,6 +102,12 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("private")
     } else if a == 100 && (64..128).contains(&b) {
         Some("shared (carrier-grade NAT)")
+    } else if (a, b, c) == (192, 0, 0) {
+        Some("IETF protocol assignments")
+    } else if a == 198 && (18..20).contains(&b) {
+        Some("benchmarking")
+    } else if matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113)) {
+        Some("documentation")
     } else if ip.is_multicast() || a >= 224 {
         Some("multicast or reserved")
     } else if ip.is_broadcast() {
@@ -192,6 +224,52 @@ mod tests {
         check("fd00:ec2::254", Some("unique-local"));
         check("93.184.216.34", None);
         check("2606:2800:220:1:248:1893:25c8:1946", None);
+    }
+
+    #[test]
+    fn edge_ranges_that_embed_or_reserve_addresses_are_forbidden() {
+        // IPv4-compatible (::a.b.c.d, deprecated): the embedded range, or the whole range.
+        check("::127.0.0.1", Some("loopback"));
+        check("::10.0.0.1", Some("private"));
+        check("::93.184.216.34", Some("IPv4-compatible (deprecated)"));
+        // IPv4-mapped and IPv4-translated: never a real endpoint's address.
+        check("::ffff:93.184.216.34", Some("IPv4-mapped"));
+        check("::ffff:0:127.0.0.1", Some("loopback"));
+        check("::ffff:0:93.184.216.34", Some("IPv4-translated"));
+        // 6to4: the embedded IPv4 address (segments 1–2) decides.
+        check("2002:7f00:1::1", Some("loopback"));
+        check("2002:a00:1::1", Some("private"));
+        check("2002:a9fe:a9fe::", Some("cloud metadata"));
+        check("2002:5db8:d822::1", None);
+        // Teredo hides its client's address: refused as a whole.
+        check("2001:0:4136:e378:8000:63bf:3fff:fdd2", Some("Teredo"));
+        check("2001:4860:4860::8888", None);
+        check("2001:db8::1", Some("documentation"));
+        check("192.0.0.1", Some("IETF protocol assignments"));
+        check("192.0.0.255", Some("IETF protocol assignments"));
+        check("192.0.1.1", None);
+        check("198.18.0.1", Some("benchmarking"));
+        check("198.19.255.255", Some("benchmarking"));
+        check("198.17.255.255", None);
+        check("198.20.0.1", None);
+        check("192.0.2.1", Some("documentation"));
+        check("198.51.100.7", Some("documentation"));
+        check("203.0.113.9", Some("documentation"));
+        check("203.0.114.1", None);
+        // The ones already handled stay as they were.
+        check("::", Some("unspecified"));
+        check("::1", Some("loopback"));
+    }
+
+    #[test]
+    fn the_allow_list_opens_the_edge_ranges_too() {
+        let policy = SsrfPolicy {
+            allow: vec![Cidr::parse("198.18.0.0/15").unwrap(), Cidr::parse("2002:a00:1::/48").unwrap()],
+        };
+        assert!(policy.check("198.18.5.5".parse().unwrap()).is_ok());
+        assert!(policy.check("2002:a00:1::1".parse().unwrap()).is_ok());
+        assert!(policy.check("198.51.100.1".parse().unwrap()).is_err());
+        assert!(policy.check("2002:a00:2::1".parse().unwrap()).is_err());
     }
 
     #[test]

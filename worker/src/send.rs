@@ -48,30 +48,85 @@ impl Sent {
     }
 }
 
-/// Cached OAuth2 access tokens, per endpoint. Fetches are single-flight per endpoint: concurrent
-/// deliveries wait for one token request instead of each asking the provider (whose newest token
-/// may revoke the previous one).
+/// Cached OAuth2 access tokens, per endpoint and [`AuthVersion`]: a token is used only while the
+/// endpoint's origin and OAuth2 settings are the ones it was fetched under. Fetches are
+/// single-flight per endpoint: concurrent deliveries wait for one token request instead of each
+/// asking the provider (whose newest token may revoke the previous one).
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    tokens: Mutex<HashMap<String, CachedToken>>,
     fetching: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// One endpoint's token; a fetch under other settings replaces it.
+struct CachedToken {
+    auth_version: AuthVersion,
+    token: String,
+    expires: Instant,
+}
+
+/// A hash of what a token was fetched for ([`auth_version`]).
+type AuthVersion = [u8; 32];
+
+/// The longest a token is cached, whatever its `expires_in` says: a provider's "never" (up to
+/// u64::MAX seconds) overflowed the expiry instant and panicked the delivery task.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What a token may be used for: the endpoint URL's origin and the OAuth2 settings that obtained
+/// it. Changing any of them (another host, a rotated client secret) makes the next delivery fetch
+/// a new token instead of sending the old one to the new host, or using one its credentials no
+/// longer stand for.
+fn auth_version(
+    url: &reqwest::Url,
+    token_url: &str,
+    client_id: &str,
+    client_secret: &str,
+    scope: Option<&str>,
+) -> AuthVersion {
+    use sha2::Digest;
+    let origin = url.origin().ascii_serialization();
+    let mut hash = sha2::Sha256::new();
+    for part in [Some(origin.as_str()), Some(token_url), Some(client_id), Some(client_secret), scope] {
+        // Tagged and length-prefixed: no two settings hash alike by moving bytes between fields.
+        match part {
+            Some(part) => {
+                hash.update([1]);
+                hash.update((part.len() as u64).to_be_bytes());
+                hash.update(part.as_bytes());
+            }
+            None => hash.update([0]),
+        }
+    }
+    hash.finalize().into()
+}
+
+/// How long to cache a token the provider says lives `expires_in` seconds (300 when unsaid):
+/// refreshed a little before, and never more than [`MAX_TOKEN_TTL`].
+fn token_ttl(expires_in: Option<u64>) -> Duration {
+    Duration::from_secs(expires_in.unwrap_or(300).saturating_sub(10).max(1)).min(MAX_TOKEN_TTL)
+}
+
 impl TokenCache {
-    fn get(&self, endpoint_id: &str) -> Option<String> {
+    fn get(&self, endpoint_id: &str, auth_version: &AuthVersion) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.get(endpoint_id).filter(|(_, expires)| *expires > Instant::now()).map(|(t, _)| t.clone())
+        tokens
+            .get(endpoint_id)
+            .filter(|cached| cached.auth_version == *auth_version && cached.expires > Instant::now())
+            .map(|cached| cached.token.clone())
     }
 
-    fn put(&self, endpoint_id: &str, token: String, ttl: Duration) {
+    fn put(&self, endpoint_id: &str, auth_version: AuthVersion, token: String, ttl: Duration) {
+        let Some(expires) = Instant::now().checked_add(ttl.min(MAX_TOKEN_TTL)) else {
+            return; // Not cached: the next delivery fetches again.
+        };
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        tokens.insert(endpoint_id.to_owned(), (token, Instant::now() + ttl));
+        tokens.insert(endpoint_id.to_owned(), CachedToken { auth_version, token, expires });
     }
 
     /// Drops the cached token if it is still `used` (another delivery may have refreshed it).
     fn forget_if(&self, endpoint_id: &str, used: &str) {
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        if tokens.get(endpoint_id).is_some_and(|(token, _)| token == used) {
+        if tokens.get(endpoint_id).is_some_and(|cached| cached.token == used) {
             tokens.remove(endpoint_id);
         }
     }
@@ -224,16 +279,19 @@ impl Sender<'_> {
             }
             Some(EndpointAuthIn::Header { name, value }) => insert(headers, name, value)?,
             Some(EndpointAuthIn::OAuth2ClientCredentials { token_url, client_id, client_secret, scope }) => {
-                let token = match self.tokens.get(&target.id) {
+                let version =
+                    auth_version(request.url(), token_url, client_id, client_secret, scope.as_deref());
+                let token = match self.tokens.get(&target.id, &version) {
                     Some(token) => token,
                     None => {
                         let lock = self.tokens.fetch_lock(&target.id);
                         let _single_flight = lock.lock().await;
-                        match self.tokens.get(&target.id) {
+                        match self.tokens.get(&target.id, &version) {
                             Some(token) => token,
                             None => {
                                 self.fetch_token(
                                     &target.id,
+                                    version,
                                     token_url,
                                     client_id,
                                     client_secret,
@@ -253,6 +311,7 @@ impl Sender<'_> {
     async fn fetch_token(
         &self,
         endpoint_id: &str,
+        auth_version: AuthVersion,
         token_url: &str,
         client_id: &str,
         client_secret: &str,
@@ -286,15 +345,23 @@ impl Sender<'_> {
             .await
             .map_err(|err| (classify(&err), format!("OAuth2 token request: {}", describe(&err))))?;
         let status = response.status();
-        let json: Value =
-            response.json().await.map_err(|err| ("status", format!("OAuth2 token response: {err}")))?;
+        // Capped like a delivery's response: the token endpoint is the endpoint owner's server.
+        let body = read_capped(response).await;
+        if body.full {
+            return Err(("status", "OAuth2 token response over 64 KiB".to_owned()));
+        }
+        if let Some(err) = body.error {
+            // As for a delivery's response body (`execute`).
+            return Err(("timeout", format!("OAuth2 token response: {err}")));
+        }
+        let json: Value = serde_json::from_slice(&body.bytes)
+            .map_err(|err| ("status", format!("OAuth2 token response: {err}")))?;
         let token = json["access_token"]
             .as_str()
             .filter(|_| status.is_success())
             .ok_or(("status", format!("OAuth2 token endpoint answered {status} without an access_token")))?;
-        // Refresh a little before the stated expiry.
-        let ttl = json["expires_in"].as_u64().unwrap_or(300).saturating_sub(10).max(1);
-        self.tokens.put(endpoint_id, token.to_owned(), Duration::from_secs(ttl));
+        let ttl = token_ttl(json["expires_in"].as_u64());
+        self.tokens.put(endpoint_id, auth_version, token.to_owned(), ttl);
         Ok(token.to_owned())
     }
 
@@ -328,7 +395,8 @@ impl Sender<'_> {
         let response_headers = header_list(response.headers(), |_| false);
         let retry_after =
             response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-        let (body, body_error) = read_capped(response).await;
+        let CappedBody { bytes, error: body_error, .. } = read_capped(response).await;
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         let error_class = if body_error.is_some() {
             Some("timeout")
         } else if status.is_success() {
@@ -370,23 +438,31 @@ fn insert(headers: &mut HeaderMap, name: &str, value: &str) -> Result<(), (&'sta
     Ok(())
 }
 
+/// A response body, read up to [`MAX_RESPONSE_BODY`] bytes.
+struct CappedBody {
+    bytes: Vec<u8>,
+    /// The body reached the cap: whatever came after was dropped unread.
+    full: bool,
+    /// Why reading stopped before the end, if it did.
+    error: Option<String>,
+}
+
 /// Reads at most [`MAX_RESPONSE_BODY`] bytes of the body (the rest is dropped unread).
-async fn read_capped(mut response: reqwest::Response) -> (String, Option<String>) {
-    let mut body = Vec::new();
+async fn read_capped(mut response: reqwest::Response) -> CappedBody {
+    let mut bytes = Vec::new();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                let room = MAX_RESPONSE_BODY - body.len();
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if body.len() >= MAX_RESPONSE_BODY {
-                    break;
+                let room = MAX_RESPONSE_BODY - bytes.len();
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if bytes.len() >= MAX_RESPONSE_BODY {
+                    return CappedBody { bytes, full: true, error: None };
                 }
             }
-            Ok(None) => break,
-            Err(err) => return (String::from_utf8_lossy(&body).into_owned(), Some(describe(&err))),
+            Ok(None) => return CappedBody { bytes, full: false, error: None },
+            Err(err) => return CappedBody { bytes, full: false, error: Some(describe(&err)) },
         }
     }
-    (String::from_utf8_lossy(&body).into_owned(), None)
 }
 
 /// `Retry-After` as seconds: a number, or an HTTP date.
@@ -443,7 +519,178 @@ fn describe(err: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hookline_core::domain::{Cidr, SigningSecret};
+    use hookline_types::EndpointOrdering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+
+    /// A token endpoint on 127.0.0.1: answers its nth request (from 1) with `body(n)`, as JSON.
+    /// Returns its URL and how many requests it answered.
+    async fn token_server(
+        body: impl Fn(usize) -> String + Send + Sync + 'static,
+    ) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let answered = Arc::new(AtomicUsize::new(0));
+        let (counter, body) = (answered.clone(), Arc::new(body));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (counter, body) = (counter.clone(), body.clone());
+                tokio::spawn(async move {
+                    // The request: its head, then as many bytes as its content-length says.
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        let Ok(n) = stream.read(&mut buffer).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buffer[..n]);
+                        let text = String::from_utf8_lossy(&request).to_lowercase();
+                        if let Some(head_end) = text.find("\r\n\r\n") {
+                            let length = text[..head_end]
+                                .lines()
+                                .find_map(|line| line.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if request.len() >= head_end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    let body = body(n);
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    // The client may stop reading (a body over the cap): write errors are expected.
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(body.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        (url, answered)
+    }
+
+    fn oauth_target(url: &str, token_url: &str, client_secret: &str) -> Target {
+        Target::new(EndpointTarget {
+            id: "ep_1".to_owned(),
+            tenant_id: "ten_1".to_owned(),
+            app_id: "app_1".to_owned(),
+            url: url.to_owned(),
+            disabled: false,
+            secrets: vec![SigningSecret::generate()],
+            headers: Vec::new(),
+            auth: Some(EndpointAuthIn::OAuth2ClientCredentials {
+                token_url: token_url.to_owned(),
+                client_id: "ci".to_owned(),
+                client_secret: client_secret.to_owned(),
+                scope: None,
+            }),
+            format: EndpointFormat::Json,
+            ordering: EndpointOrdering::None,
+            timeout_ms: None,
+            retry_schedule: None,
+            rate_limit: None,
+        })
+    }
+
+    fn claimed() -> Claimed {
+        Claimed {
+            delivery_id: "dlv_1".to_owned(),
+            tenant_id: "ten_1".to_owned(),
+            app_id: "app_1".to_owned(),
+            message_id: "msg_1".to_owned(),
+            endpoint_id: "ep_1".to_owned(),
+            event_type: "a.b".to_owned(),
+            attempt_number: 1,
+            message_created_at: Utc::now(),
+            one_shot: false,
+        }
+    }
+
+    /// The `Authorization` header `build` puts on a request to `target`, or its error.
+    async fn bearer_for(tokens: &TokenCache, target: &Target) -> Result<String, (&'static str, String)> {
+        let policy = SsrfPolicy { allow: vec![Cidr::parse("127.0.0.1/32").unwrap()] };
+        let client = crate::http::client(&policy, 4);
+        let sender = Sender { client: &client, policy: &policy, tokens };
+        let request = sender.build(&claimed(), target, &Arc::from("{}")).await?;
+        Ok(request.headers()["authorization"].to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn token_lifetimes_end_a_little_early_and_within_a_day() {
+        fn check(expires_in: Option<u64>, expected_seconds: u64) {
+            assert_eq!(token_ttl(expires_in), Duration::from_secs(expected_seconds), "{expires_in:?}");
+        }
+        check(None, 290);
+        check(Some(3600), 3590);
+        check(Some(5), 1);
+        check(Some(0), 1);
+        check(Some(86_410), 86_400);
+        check(Some(10_000_000), 86_400);
+        check(Some(u64::MAX), 86_400);
+    }
+
+    #[test]
+    fn a_cached_token_that_never_expires_does_not_overflow() {
+        let tokens = TokenCache::default();
+        tokens.put("ep_1", [0; 32], "t".to_owned(), Duration::MAX);
+        assert_eq!(tokens.get("ep_1", &[0; 32]), Some("t".to_owned()));
+        assert_eq!(tokens.get("ep_1", &[1; 32]), None, "another auth version");
+    }
+
+    #[tokio::test]
+    async fn a_token_that_never_expires_is_cached_without_overflowing() {
+        let (token_url, answered) =
+            token_server(|_| r#"{"access_token":"t","expires_in":18446744073709551615}"#.to_owned()).await;
+        let tokens = TokenCache::default();
+        let target = oauth_target("https://a.example/hook", &token_url, "s1");
+        assert_eq!(bearer_for(&tokens, &target).await, Ok("Bearer t".to_owned()));
+        assert_eq!(bearer_for(&tokens, &target).await, Ok("Bearer t".to_owned()));
+        assert_eq!(answered.load(Ordering::SeqCst), 1, "cached");
+    }
+
+    #[tokio::test]
+    async fn a_token_response_over_64_kib_fails_the_attempt() {
+        let padding = "x".repeat(1024 * 1024);
+        let (token_url, _) =
+            token_server(move |_| format!(r#"{{"access_token":"t","expires_in":60,"padding":"{padding}"}}"#))
+                .await;
+        let tokens = TokenCache::default();
+        let target = oauth_target("https://a.example/hook", &token_url, "s1");
+        assert_eq!(
+            bearer_for(&tokens, &target).await,
+            Err(("status", "OAuth2 token response over 64 KiB".to_owned()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_token_is_not_sent_after_the_endpoint_origin_or_credentials_change() {
+        let (token_url, answered) =
+            token_server(|n| format!(r#"{{"access_token":"t{n}","expires_in":3600}}"#)).await;
+        let tokens = TokenCache::default();
+        let check = |url: &'static str, secret: &'static str, expected: &'static str| {
+            let target = oauth_target(url, &token_url, secret);
+            let tokens = &tokens;
+            async move { assert_eq!(bearer_for(tokens, &target).await, Ok(expected.to_owned()), "{url} {secret}") }
+        };
+        check("https://a.example/hook", "s1", "Bearer t1").await;
+        // Another path on the same origin, same credentials: the cached token.
+        check("https://a.example/other", "s1", "Bearer t1").await;
+        // Another origin: a token of its own.
+        check("https://b.example/hook", "s1", "Bearer t2").await;
+        check("https://a.example:8443/hook", "s1", "Bearer t3").await;
+        // Another client secret: a token of its own.
+        check("https://a.example:8443/hook", "s2", "Bearer t4").await;
+        check("https://a.example:8443/hook", "s2", "Bearer t4").await;
+        assert_eq!(answered.load(Ordering::SeqCst), 4);
+    }
 
     #[test]
     fn retry_after_takes_seconds_and_dates() {

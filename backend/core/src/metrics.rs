@@ -263,8 +263,10 @@ const HTTP_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 static MESSAGES_ACCEPTED: Counter = Counter::new();
 static ATTEMPTS: CounterSet<2> = CounterSet::new("outcome", ["succeeded", "failed"]);
-static ATTEMPT_ERRORS: CounterSet<8> =
-    CounterSet::new("class", ["dns", "connect", "tls", "timeout", "status", "ssrf", "config", "other"]);
+static ATTEMPT_ERRORS: CounterSet<9> = CounterSet::new(
+    "class",
+    ["dns", "connect", "tls", "timeout", "status", "ssrf", "config", "internal", "other"],
+);
 static ATTEMPT_DURATION: Histogram<12> = Histogram::new(DURATION_BUCKETS);
 static DELIVERY_LATENCY: Histogram<16> = Histogram::new(LATENCY_BUCKETS);
 static DEAD: Counter = Counter::new();

@@ -499,7 +499,8 @@ pub struct AttemptOut {
     /// `succeeded` or `failed`.
     pub status: String,
     pub response_status_code: Option<u16>,
-    /// dns, connect, tls, timeout, status, ssrf, or config; absent on success.
+    /// dns, connect, tls, timeout, status, ssrf, config, or internal (the send failed inside
+    /// Hookline, e.g. a panic; retried like any failure); absent on success.
     pub error_class: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub request_headers: Value,
