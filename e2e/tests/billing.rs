@@ -18,6 +18,8 @@ both_databases!(
     an_overage_report_retried_after_a_network_error_is_billed_once,
     without_keys_billing_says_it_is_off,
     a_stripe_refusal_is_a_clear_502_and_changes_nothing,
+    a_subscription_update_delivered_after_its_deletion_leaves_the_tenant_on_free,
+    an_unpaid_checkout_completion_does_not_grant_pro,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -71,7 +73,7 @@ async fn checkout_then_webhook_upgrades_and_duplicate_events_apply_once(db: Back
     let completed = FakeStripe::event(
         "evt_1",
         "checkout.session.completed",
-        json!({"object": "checkout.session", "id": "cs_1", "client_reference_id": tenant, "customer": customer, "subscription": "sub_1", "mode": "subscription"}),
+        json!({"object": "checkout.session", "id": "cs_1", "client_reference_id": tenant, "customer": customer, "subscription": "sub_1", "mode": "subscription", "payment_status": "paid"}),
     );
     assert_eq!(webhook(&server, &completed).await, 204);
     let after = billing(&api).await;
@@ -135,7 +137,7 @@ async fn a_failed_payment_keeps_the_plan_through_grace_then_downgrades(db: Backe
         let event = FakeStripe::event(
             &format!("evt_up{n}"),
             "checkout.session.completed",
-            json!({"object": "checkout.session", "client_reference_id": tenant, "customer": customer, "subscription": format!("sub_{n}")}),
+            json!({"object": "checkout.session", "client_reference_id": tenant, "customer": customer, "subscription": format!("sub_{n}"), "payment_status": "paid"}),
         );
         assert_eq!(webhook(&server, &event).await, 204);
         customers.push(customer);
@@ -189,7 +191,7 @@ async fn forged_or_stale_signatures_change_nothing(db: Backend) {
     let event = FakeStripe::event(
         "evt_x",
         "checkout.session.completed",
-        json!({"object": "checkout.session", "client_reference_id": tenant, "customer": customer, "subscription": "sub_x"}),
+        json!({"object": "checkout.session", "client_reference_id": tenant, "customer": customer, "subscription": "sub_x", "payment_status": "paid"}),
     );
     let target = server.url("/stripe/webhook");
     assert_eq!(FakeStripe::send_webhook(&target, &event, "whsec_forged", None).await, 401, "wrong secret");
@@ -315,5 +317,111 @@ async fn without_keys_billing_says_it_is_off(db: Backend) {
     assert_eq!(
         FakeStripe::send_webhook(&server.url("/stripe/webhook"), &event, WEBHOOK_SECRET, None).await,
         409
+    );
+}
+
+/// An event as Stripe shapes it, created `seconds_ago` (Stripe does not deliver in order).
+fn event_created(id: &str, kind: &str, object: Value, seconds_ago: i64) -> Value {
+    let mut event = FakeStripe::event(id, kind, object);
+    event["created"] = json!(chrono::Utc::now().timestamp() - seconds_ago);
+    event
+}
+
+/// Whether the event id is recorded as processed (a redelivery is then acknowledged and ignored).
+async fn recorded(server: &TestServer, event_id: &str) -> bool {
+    use sea_orm::ConnectionTrait;
+    let url = match server.backend {
+        Backend::Sqlite => format!("{}?mode=ro", server.database_url),
+        Backend::Postgres => server.database_url.clone(),
+    };
+    let conn = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => "SELECT id FROM stripe_events WHERE id = $1",
+        _ => "SELECT id FROM stripe_events WHERE id = ?",
+    };
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [event_id.into()]))
+        .await
+        .unwrap();
+    rows.len() == 1
+}
+
+/// Stripe may deliver a subscription's events out of order: an update created before the
+/// deletion, arriving after it, must not bring the Pro plan back.
+async fn a_subscription_update_delivered_after_its_deletion_leaves_the_tenant_on_free(db: Backend) {
+    let stripe = FakeStripe::start();
+    let server = TestServer::start_with(db, options(&stripe)).await;
+    let api = server.tenant_on("acme", "free");
+    let (tenant, customer) = checkout(&api, &stripe).await;
+    let subscription =
+        json!({"object": "subscription", "id": "sub_1", "customer": customer, "status": "active"});
+    let completed = event_created(
+        "evt_paid",
+        "checkout.session.completed",
+        json!({"object": "checkout.session", "client_reference_id": tenant, "customer": customer, "subscription": "sub_1", "payment_status": "paid"}),
+        120,
+    );
+    assert_eq!(webhook(&server, &completed).await, 204);
+    assert_eq!(billing(&api).await["plan"], "pro");
+    let mut canceled = subscription.clone();
+    canceled["status"] = json!("canceled");
+    let deleted = event_created("evt_deleted", "customer.subscription.deleted", canceled, 10);
+    assert_eq!(webhook(&server, &deleted).await, 204);
+    assert_eq!(billing(&api).await["plan"], "free");
+    // Created a minute before the deletion, delivered after it: acknowledged, recorded, ignored.
+    let late = event_created("evt_late", "customer.subscription.updated", subscription.clone(), 60);
+    assert_eq!(webhook(&server, &late).await, 204);
+    let state = billing(&api).await;
+    assert_eq!(
+        (state["plan"].as_str(), state["billing_state"].as_str(), state["stripe_subscription_id"].as_str()),
+        (Some("free"), Some("canceled"), None),
+        "{state}"
+    );
+    assert!(recorded(&server, "evt_late").await, "the ignored event is recorded as processed");
+    // A late invoice or checkout event is ignored the same way.
+    let late_invoice = event_created(
+        "evt_late_invoice",
+        "invoice.paid",
+        json!({"object": "invoice", "id": "in_1", "customer": customer, "subscription": "sub_1"}),
+        30,
+    );
+    assert_eq!(webhook(&server, &late_invoice).await, 204);
+    assert_eq!(billing(&api).await["plan"], "free");
+    // A newer event still applies: the tenant subscribes again.
+    let mut again = subscription;
+    again["id"] = json!("sub_2");
+    let resubscribed = event_created("evt_again", "customer.subscription.created", again, 0);
+    assert_eq!(webhook(&server, &resubscribed).await, 204);
+    let state = billing(&api).await;
+    assert_eq!(
+        (state["plan"].as_str(), state["stripe_subscription_id"].as_str()),
+        (Some("pro"), Some("sub_2")),
+        "{state}"
+    );
+}
+
+/// A Checkout Session paid by a delayed method (bank debit) completes `unpaid`: Pro comes with
+/// `checkout.session.async_payment_succeeded`, not before.
+async fn an_unpaid_checkout_completion_does_not_grant_pro(db: Backend) {
+    let stripe = FakeStripe::start();
+    let server = TestServer::start_with(db, options(&stripe)).await;
+    let api = server.tenant_on("acme", "free");
+    let (tenant, customer) = checkout(&api, &stripe).await;
+    let session = json!({"object": "checkout.session", "id": "cs_1", "client_reference_id": tenant, "customer": customer, "subscription": "sub_1", "mode": "subscription", "payment_status": "unpaid"});
+    let completed = FakeStripe::event("evt_completed", "checkout.session.completed", session.clone());
+    assert_eq!(webhook(&server, &completed).await, 204);
+    let state = billing(&api).await;
+    assert_eq!(state["plan"], "free", "{state}");
+    assert_ne!(state["billing_state"], "active", "{state}");
+    let mut paid = session;
+    paid["payment_status"] = json!("paid");
+    let succeeded = FakeStripe::event("evt_succeeded", "checkout.session.async_payment_succeeded", paid);
+    assert_eq!(webhook(&server, &succeeded).await, 204);
+    let state = billing(&api).await;
+    assert_eq!(
+        (state["plan"].as_str(), state["billing_state"].as_str(), state["stripe_subscription_id"].as_str()),
+        (Some("pro"), Some("active"), Some("sub_1")),
+        "{state}"
     );
 }

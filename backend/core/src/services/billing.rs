@@ -5,7 +5,11 @@
 //! Requests are built with async-stripe's typed builders and their responses read as plain JSON
 //! (only `id` and `url` are used), so a field Stripe adds or drops cannot break an upgrade.
 //! Webhooks are verified here (HMAC-SHA256 of `"{t}.{body}"` with the endpoint secret, timestamp
-//! within 5 minutes, as Stripe documents) and applied once each (`stripe_events`).
+//! within 5 minutes, as Stripe documents) and applied once each (`stripe_events`), in the order
+//! Stripe created them per subscription (Stripe does not deliver in order): an event older than
+//! the last one applied about its subscription is acknowledged, recorded and ignored. The
+//! `created` time of that last one is kept in the tenant's settings
+//! (`settings.stripe.subscription_events.<subscription id>`).
 //!
 //! Overage reports carry a deterministic identifier (`hl-{tenant}-{hour}`): a report retried
 //! after a network error is deduplicated by Stripe, so it is never billed twice.
@@ -15,7 +19,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use hookline_types::{ApiKeyScope, BillingOut, BillingSessionIn, BillingSessionOut, TenantId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, Set, sea_query::OnConflict,
+};
 use serde_json::Value;
 use sha2::Sha256;
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
@@ -256,15 +262,22 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
         return Ok(());
     }
     let str_of = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
+    // Locked (PostgreSQL; SQLite's write transaction already excludes other writers) so that two
+    // events of one tenant applied at once are still checked against each other's order.
     let tenant = match kind.as_str() {
-        "checkout.session.completed" => match str_of("client_reference_id") {
-            Some(tenant_id) => tenants::Entity::find_by_id(tenant_id.as_str()).one(&txn).await?,
-            None => None,
-        },
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            match str_of("client_reference_id") {
+                Some(tenant_id) => {
+                    tenants::Entity::find_by_id(tenant_id.as_str()).lock_exclusive().one(&txn).await?
+                }
+                None => None,
+            }
+        }
         _ => match str_of("customer") {
             Some(customer) => {
                 tenants::Entity::find()
                     .filter(tenants::Column::StripeCustomerId.eq(customer))
+                    .lock_exclusive()
                     .one(&txn)
                     .await?
             }
@@ -276,6 +289,18 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
         txn.commit().await?;
         return Ok(());
     };
+    // The subscription the event is about, and whether a newer event about it was applied.
+    let created = event.get("created").and_then(Value::as_i64);
+    let subscription = event_subscription(&kind, &object).or_else(|| tenant.stripe_subscription_id.clone());
+    let last_applied = subscription.as_deref().and_then(|s| last_applied_event(&tenant.settings, s));
+    if APPLIED_EVENTS.contains(&kind.as_str())
+        && let (Some(created), Some(last_applied)) = (created, last_applied)
+        && created < last_applied
+    {
+        tracing::info!(event = %id, kind = %kind, tenant = %tenant.id, created, last_applied, "Stripe event older than one already applied to its subscription; recorded and ignored");
+        txn.commit().await?;
+        return Ok(());
+    }
     let now = Utc::now();
     let tenant_id = tenant.id.clone();
     let mut active: tenants::ActiveModel = tenant.clone().into();
@@ -291,8 +316,15 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
         active.stripe_subscription_id = Set(None);
     };
     match kind.as_str() {
-        "checkout.session.completed" => {
-            paid(&mut active);
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            // Completed is not paid: with a delayed payment method (a bank debit) the session
+            // completes `unpaid`, and Pro waits for `async_payment_succeeded` (or the
+            // subscription's and invoices' own events, which know the subscription id set here).
+            let paid_now = kind == "checkout.session.async_payment_succeeded"
+                || matches!(str_of("payment_status").as_deref(), Some("paid" | "no_payment_required"));
+            if paid_now {
+                paid(&mut active);
+            }
             if let Some(customer) = str_of("customer") {
                 active.stripe_customer_id = Set(Some(customer));
             }
@@ -329,11 +361,60 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
             return Ok(());
         }
     }
+    if let (Some(subscription), Some(created)) = (&subscription, created) {
+        active.settings = Set(with_applied_event(tenant.settings.clone(), subscription, created));
+    }
     active.updated_at = Set(now);
     active.update(&txn).await?;
     txn.commit().await?;
     plans::forget(ctx, &tenant_id);
     Ok(())
+}
+
+/// The events [`webhook`] applies to a tenant; any other is recorded and ignored.
+const APPLIED_EVENTS: &[&str] = &[
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "invoice.paid",
+    "invoice.payment_failed",
+];
+
+/// The subscription an event names: a subscription's own id, a Checkout Session's subscription,
+/// or an invoice's (top-level before API version 2025-03-31, under `parent` since).
+fn event_subscription(kind: &str, object: &Value) -> Option<String> {
+    let at = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+    if kind.starts_with("customer.subscription.") {
+        at("/id")
+    } else if kind.starts_with("invoice.") {
+        at("/subscription").or_else(|| at("/parent/subscription_details/subscription"))
+    } else {
+        at("/subscription")
+    }
+}
+
+/// The `created` time of the last event applied about `subscription`.
+fn last_applied_event(settings: &Value, subscription: &str) -> Option<i64> {
+    settings.get("stripe")?.get("subscription_events")?.get(subscription)?.as_i64()
+}
+
+/// `settings` with `created` remembered as the last event applied about `subscription` (never
+/// moved back).
+fn with_applied_event(mut settings: Value, subscription: &str, created: i64) -> Value {
+    if !settings.is_object() {
+        settings = serde_json::json!({});
+    }
+    let latest = last_applied_event(&settings, subscription).map_or(created, |last| last.max(created));
+    if !settings["stripe"].is_object() {
+        settings["stripe"] = serde_json::json!({});
+    }
+    if !settings["stripe"]["subscription_events"].is_object() {
+        settings["stripe"]["subscription_events"] = serde_json::json!({});
+    }
+    settings["stripe"]["subscription_events"][subscription] = latest.into();
+    settings
 }
 
 fn grace(ctx: &Context) -> Duration {
@@ -460,4 +541,49 @@ pub async fn report_usage(ctx: &Context) -> CoreResult<u64> {
         }
     }
     Ok(reported)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn events_name_their_subscription_wherever_their_api_version_puts_it() {
+        fn check(kind: &str, object: Value, expected: Option<&str>) {
+            assert_eq!(event_subscription(kind, &object).as_deref(), expected, "{kind} {object}");
+        }
+        check("customer.subscription.deleted", json!({"id": "sub_1", "customer": "cus_1"}), Some("sub_1"));
+        check("checkout.session.completed", json!({"id": "cs_1", "subscription": "sub_1"}), Some("sub_1"));
+        check("checkout.session.completed", json!({"id": "cs_1"}), None);
+        check("invoice.paid", json!({"id": "in_1", "subscription": "sub_1"}), Some("sub_1"));
+        check(
+            "invoice.payment_failed",
+            json!({"id": "in_1", "parent": {"subscription_details": {"subscription": "sub_1"}}}),
+            Some("sub_1"),
+        );
+        check("invoice.paid", json!({"id": "in_1"}), None);
+    }
+
+    #[test]
+    fn the_last_applied_event_only_moves_forward_and_keeps_the_other_settings() {
+        let settings = with_applied_event(json!({"overrides": {"monthly_messages": 2}}), "sub_1", 100);
+        let settings = with_applied_event(settings, "sub_1", 90);
+        let settings = with_applied_event(settings, "sub_2", 50);
+        assert_eq!(
+            settings,
+            json!({"overrides": {"monthly_messages": 2}, "stripe": {"subscription_events": {"sub_1": 100, "sub_2": 50}}})
+        );
+        assert_eq!(last_applied_event(&settings, "sub_1"), Some(100));
+        assert_eq!(last_applied_event(&settings, "sub_3"), None);
+        assert_eq!(
+            with_applied_event(Value::Null, "sub_1", 7),
+            json!({"stripe": {"subscription_events": {"sub_1": 7}}})
+        );
+        assert_eq!(
+            with_applied_event(json!({"stripe": "junk"}), "sub_1", 7),
+            json!({"stripe": {"subscription_events": {"sub_1": 7}}})
+        );
+    }
 }
