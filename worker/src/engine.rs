@@ -474,9 +474,10 @@ impl Engine {
 
     /// Feeds bulk jobs (recover, replay-missing) to the claim loop and keeps their progress.
     async fn jobs_loop(self: Arc<Self>) {
+        let mut rotation = hookline_core::services::replay::JobRotation::default();
         while !self.is_stopping() {
             let woken = self.ctx.signals.jobs.notified();
-            if let Err(err) = hookline_core::services::replay::run_jobs(&self.ctx).await {
+            if let Err(err) = hookline_core::services::replay::run_jobs(&self.ctx, &mut rotation).await {
                 tracing::error!(error = %err, "running bulk jobs failed; retrying");
             }
             let _ = tokio::time::timeout(Duration::from_millis(500), woken).await;

@@ -81,7 +81,7 @@ pub async fn run_maintenance(ctx: &Context, job: &MaintenanceJob) -> anyhow::Res
         }
         MaintenanceJob::PurgeRetention => {
             let purged = hookline_core::services::retention::purge(ctx, RETENTION_BATCH).await?;
-            Ok(purged.payloads + purged.attempt_bodies)
+            Ok(purged.payloads + purged.attempt_bodies + purged.broadcast_payloads)
         }
     }
 }

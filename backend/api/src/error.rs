@@ -68,6 +68,10 @@ impl ApiError {
                 CoreError::Upstream { code, detail, .. } => {
                     (StatusCode::BAD_GATEWAY, code, detail.clone(), Vec::new())
                 }
+                // The same request may pass when the database is less busy, or narrowed.
+                CoreError::QueryTimeout { detail } => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "query_timeout", detail.clone(), Vec::new())
+                }
                 CoreError::Database(_) | CoreError::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",

@@ -38,6 +38,10 @@ pub enum CoreError {
     /// caller, `cause` (the service's own answer) only for the log.
     #[error("{detail} ({cause})")]
     Upstream { code: &'static str, detail: String, cause: String },
+    /// An expensive read (statistics, a payload search) was stopped at its time limit: `detail`
+    /// says how to narrow it, or to try again.
+    #[error("{detail}")]
+    QueryTimeout { detail: String },
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0:#}")]

@@ -304,14 +304,26 @@ async fn poll_job(id: String, job: RwSignal<Option<JobOut>>) {
 #[component]
 fn JobProgress(job: JobOut) -> impl IntoView {
     let finished = job.done + job.failed;
-    let share = if job.total == 0 { 1.0 } else { finished as f64 / job.total as f64 };
+    // A running job counts its candidates before it sends: until then its total is 0.
+    let counting = job.state == "running" && job.total == 0;
+    let share = if counting {
+        0.0
+    } else if job.total == 0 {
+        1.0
+    } else {
+        finished as f64 / job.total as f64
+    };
     let kind = if job.kind == "recover" { "Recovery" } else { "Replay" };
     view! {
         <div class="job" id="job-progress" data-state=job.state.clone()>
             <div class="meter-caption">
                 <span>{kind} " " {badge(&job.state)}</span>
                 <span class="job-counts">
-                    {format!("{} of {} sent", fmt_count(finished), fmt_count(job.total))}
+                    {if counting {
+                        "counting what to send…".to_owned()
+                    } else {
+                        format!("{} of {} sent", fmt_count(finished), fmt_count(job.total))
+                    }}
                     {(job.failed > 0).then(|| format!(" · {} failed again", fmt_count(job.failed)))}
                 </span>
             </div>

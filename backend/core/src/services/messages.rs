@@ -62,6 +62,18 @@ pub struct MessageFilter {
 /// A payload search without `after` looks this far back, so it stays fast on a large table.
 pub const SEARCH_DEFAULT_WINDOW_DAYS: i64 = 30;
 
+/// The PostgreSQL payload search: the words (first value) among the tenant's (second) payloads
+/// from a message id on (third). The full-text index (`idx_message_payloads_search`, migration
+/// 12) holds the words of each payload's first 262,144 characters, which keeps its `tsvector`
+/// under PostgreSQL's 1 MiB; the expression here must be the index's, character for character,
+/// for the planner to use it. Words past that point are not found.
+pub(crate) const PG_PAYLOAD_SEARCH: &str = "messages.id IN (SELECT p.message_id FROM message_payloads p \
+     WHERE to_tsvector('simple', left(p.payload, 262144)) @@ plainto_tsquery('simple', ?) \
+     AND p.tenant_id = ? AND p.message_id >= ?)";
+
+const SEARCH: (&str, &str) =
+    ("the search", "narrow it (a later `after` or an earlier `before`, an event type, more words)");
+
 /// Whether the FTS5 query matches at least `HOOKLINE_SEARCH_COMMON_WORD_MATCHES` payloads in the
 /// whole index (a cheap, bounded probe: FTS5 stops counting there). Beyond that, a payload search
 /// walks the messages instead of the matches.
@@ -438,13 +450,7 @@ pub async fn list(
                 )
             }
         } else {
-            custom_sql(
-                false,
-                "messages.id IN (SELECT p.message_id FROM message_payloads p \
-                 WHERE to_tsvector('simple', p.payload) @@ plainto_tsquery('simple', ?) \
-                 AND p.tenant_id = ? AND p.message_id >= ?)",
-                [q.clone(), tenant.to_string(), lower],
-            )
+            custom_sql(false, PG_PAYLOAD_SEARCH, [q.clone(), tenant.to_string(), lower])
         });
     }
     // Time bounds become id bounds: ids start with their creation time, so the primary index
@@ -455,16 +461,34 @@ pub async fn list(
     if let Some(before) = filter.before {
         select = select.filter(messages::Column::Id.lt(time_boundary(MessageId::PREFIX, before)));
     }
-    let list = paginate(
-        &ctx.db.conn,
-        select,
-        messages::Column::Id,
-        Order::Desc,
-        page,
-        |model| model,
-        |model| model.id.clone(),
-    )
-    .await?;
+    let list = if filter.q.is_some() {
+        // A payload search can be expensive: on PostgreSQL it is stopped after
+        // `replay::READ_TIMEOUT_SECONDS` (on SQLite its window bounds it, see `begin_bounded_read`).
+        let txn = crate::services::replay::begin_bounded_read(ctx).await?;
+        let list = paginate(
+            &txn,
+            select,
+            messages::Column::Id,
+            Order::Desc,
+            page,
+            |model| model,
+            |model| model.id.clone(),
+        )
+        .await
+        .map_err(CoreError::from);
+        crate::services::replay::end_bounded_read(txn, list, SEARCH).await?
+    } else {
+        paginate(
+            &ctx.db.conn,
+            select,
+            messages::Column::Id,
+            Order::Desc,
+            page,
+            |model| model,
+            |model| model.id.clone(),
+        )
+        .await?
+    };
     let rows = list.data;
     let mut payloads =
         load_payloads(&ctx.db.conn, tenant, rows.iter().map(|m| m.id.clone()).collect()).await?;

@@ -10,6 +10,16 @@
 //! and no more per tick than the endpoint's rate limit), moving a cursor forward under an
 //! optimistic lock, so two workers never feed the same chunk and a job never resends a delivery
 //! twice. Progress is counted from the deliveries the job fed (`deliveries.job_id`).
+//!
+//! The request that starts a job only stores it (`total` 0, `running`): the job's own steps
+//! count its candidates, [`COUNT_PAGE`] rows looked at per step behind a cursor in its params,
+//! before they feed it, so a request costs the same whatever the endpoint's history. A tenant
+//! runs at most [`MAX_RUNNING_JOBS_PER_TENANT`] jobs at once, and each pass of the runner steps
+//! one job per tenant (its oldest), going round the tenants, so every tenant's jobs progress
+//! whatever another has queued.
+//!
+//! The statistics are expensive reads: they run in a read transaction that PostgreSQL stops
+//! after [`READ_TIMEOUT_SECONDS`] ([`begin_bounded_read`]), answered as `query_timeout`.
 
 use std::collections::BTreeMap;
 
@@ -20,14 +30,16 @@ use hookline_types::{
     TenantStatsOut,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RuntimeErr, Select, Set,
+    TransactionTrait,
+    sea_query::{Alias, Expr, Func, Query},
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
     Context,
-    entities::{attempts, deliveries, endpoint_health, endpoints, jobs, messages},
+    entities::{attempts, deliveries, endpoint_health, endpoints, jobs, messages, tenants},
     error::{CoreError, CoreResult},
     ids::{NewId, time_boundary},
     principal::Principal,
@@ -42,19 +54,38 @@ use crate::{
 
 /// At most this many deliveries of one job wait for their attempt at a time.
 pub const WINDOW: u64 = 100;
+/// Running bulk jobs one tenant may have at once: one more is refused (`too_many_jobs`) until
+/// one finishes or is cancelled.
+pub const MAX_RUNNING_JOBS_PER_TENANT: u64 = 5;
+/// Rows a job's step looks at to count its candidates (deliveries of the endpoint for recover,
+/// messages of the application for replay-missing).
+const COUNT_PAGE: u64 = 10_000;
+/// Tenants one pass of the job runner steps, one job each.
+const TENANTS_PER_PASS: u64 = 50;
 pub(crate) const RUNNING: &str = "running";
 const COMPLETED: &str = "completed";
 const CANCELLED: &str = "cancelled";
 const RECOVER: &str = "recover";
 const REPLAY_MISSING: &str = "replay_missing";
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct JobParams {
     since: DateTime<Utc>,
     until: Option<DateTime<Utc>>,
     /// Every candidate has been fed.
     #[serde(default)]
     fed_all: bool,
+    /// Every candidate has been counted into the job's `total`; nothing is fed before. (Jobs
+    /// stored before the steps counted were counted by the request that created them.)
+    #[serde(default = "counted_at_creation")]
+    counted: bool,
+    /// The last delivery (recover) or message (replay-missing) id the count looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    count_cursor: Option<String>,
+}
+
+fn counted_at_creation() -> bool {
+    true
 }
 
 fn internal(err: impl Into<anyhow::Error>) -> CoreError {
@@ -164,9 +195,14 @@ pub async fn recover(
     let now = Utc::now();
     check_window(input.since, input.until, now)?;
     let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
-    let params = JobParams { since: input.since, until: input.until, fed_all: false };
-    let total = recover_candidates(&endpoint, &params, None).count(&ctx.db.conn).await?;
-    create_job(ctx, &endpoint, RECOVER, params, total, now).await
+    let params = JobParams {
+        since: input.since,
+        until: input.until,
+        fed_all: false,
+        counted: false,
+        count_cursor: None,
+    };
+    create_job(ctx, &endpoint, RECOVER, params, now).await
 }
 
 fn recover_candidates(
@@ -201,21 +237,14 @@ pub async fn replay_missing(
     let now = Utc::now();
     check_window(input.since, None, now)?;
     let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
-    let params = JobParams { since: input.since, until: Some(now), fed_all: false };
-    // Count exactly, a page at a time: the filters (wildcards, channels) are applied in Rust.
-    let mut total = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let page =
-            missing_candidates(&ctx.db.conn, ctx.db.is_sqlite(), &endpoint, &params, cursor.as_deref(), 1000)
-                .await?;
-        total += page.matching.len() as u64;
-        match page.last_seen {
-            Some(last) => cursor = Some(last),
-            None => break,
-        }
-    }
-    create_job(ctx, &endpoint, REPLAY_MISSING, params, total, now).await
+    let params = JobParams {
+        since: input.since,
+        until: Some(now),
+        fed_all: false,
+        counted: false,
+        count_cursor: None,
+    };
+    create_job(ctx, &endpoint, REPLAY_MISSING, params, now).await
 }
 
 struct MissingPage {
@@ -262,24 +291,47 @@ async fn missing_candidates<C: ConnectionTrait>(
     Ok(MissingPage { matching, last_seen })
 }
 
+/// Stores a running job with nothing counted yet (its steps count), unless the tenant already
+/// runs [`MAX_RUNNING_JOBS_PER_TENANT`].
 async fn create_job(
     ctx: &Context,
     endpoint: &endpoints::Model,
     kind: &str,
     params: JobParams,
-    total: u64,
     now: DateTime<Utc>,
 ) -> CoreResult<JobOut> {
-    let done = total == 0;
+    let txn = ctx.db.begin_write().await?;
+    if !ctx.db.is_sqlite() {
+        // The tenant's requests take turns from the count to the insert, so two at once cannot
+        // both see room for one (on SQLite the one writer already serializes them).
+        tenants::Entity::find_by_id(endpoint.tenant_id.as_str()).lock_exclusive().one(&txn).await?;
+    }
+    let running = jobs::Entity::find()
+        .filter(jobs::Column::TenantId.eq(endpoint.tenant_id.as_str()))
+        .filter(jobs::Column::State.eq(RUNNING))
+        .count(&txn)
+        .await?;
+    if running >= MAX_RUNNING_JOBS_PER_TENANT {
+        txn.rollback().await?;
+        return Err(CoreError::TooManyRequests {
+            code: "too_many_jobs",
+            detail: format!(
+                "{running} bulk jobs are running, the most a tenant may run at once is \
+                 {MAX_RUNNING_JOBS_PER_TENANT}: wait for one to finish, or cancel one"
+            ),
+            retry_after_seconds: 30,
+            quota_limit: None,
+        });
+    }
     let model = jobs::ActiveModel {
         id: Set(JobId::new_id().into_string()),
         tenant_id: Set(endpoint.tenant_id.clone()),
         app_id: Set(endpoint.app_id.clone()),
         endpoint_id: Set(endpoint.id.clone()),
         kind: Set(kind.to_owned()),
-        params: Set(to_json(&JobParams { fed_all: done, ..params })),
-        state: Set(if done { COMPLETED } else { RUNNING }.to_owned()),
-        total: Set(total as i64),
+        params: Set(to_json(&params)),
+        state: Set(RUNNING.to_owned()),
+        total: Set(0),
         done: Set(0),
         failed: Set(0),
         fed: Set(0),
@@ -287,10 +339,11 @@ async fn create_job(
         error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-        finished_at: Set(done.then_some(now)),
+        finished_at: Set(None),
     }
-    .insert(&ctx.db.writer)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     ctx.signals.jobs.notify_waiters();
     job_out(model)
 }
@@ -400,18 +453,49 @@ async fn job_counts<C: ConnectionTrait>(conn: &C, job_id: &str) -> CoreResult<(i
     Ok((done, failed, waiting))
 }
 
-/// One pass over the running jobs: refreshes their progress, feeds the next chunk of each, and
-/// completes those with nothing left. Returns how many deliveries were fed.
-pub async fn run_jobs(ctx: &Context) -> CoreResult<u64> {
-    let running = jobs::Entity::find()
-        .filter(jobs::Column::State.eq(RUNNING))
-        .order_by_asc(jobs::Column::Id)
-        .limit(50)
+/// Where the job runner's passes are in their round of the tenants: the last tenant stepped.
+/// Each process's runner keeps its own.
+#[derive(Debug, Default)]
+pub struct JobRotation {
+    last_tenant: Option<String>,
+}
+
+/// One pass over the running jobs, one per tenant (its oldest), at most [`TENANTS_PER_PASS`]
+/// tenants, starting after the tenant the last pass ended with: refreshes the job's progress,
+/// counts or feeds its next chunk, and completes it when nothing is left. Returns how many
+/// deliveries were fed.
+pub async fn run_jobs(ctx: &Context, rotation: &mut JobRotation) -> CoreResult<u64> {
+    run_pass(ctx, rotation, TENANTS_PER_PASS, COUNT_PAGE).await
+}
+
+async fn run_pass(
+    ctx: &Context,
+    rotation: &mut JobRotation,
+    tenants_per_pass: u64,
+    count_page: u64,
+) -> CoreResult<u64> {
+    // The tenants after the last one stepped, then from the first tenant round to it.
+    let mut oldest =
+        oldest_running_jobs(&ctx.db.conn, rotation.last_tenant.as_deref(), None, tenants_per_pass).await?;
+    if let Some(last) = rotation.last_tenant.as_deref()
+        && (oldest.len() as u64) < tenants_per_pass
+    {
+        let room = tenants_per_pass - oldest.len() as u64;
+        oldest.extend(oldest_running_jobs(&ctx.db.conn, None, Some(last), room).await?);
+    }
+    let ids: Vec<&str> = oldest.iter().map(|(_, id)| id.as_str()).collect();
+    let mut running: BTreeMap<String, jobs::Model> = jobs::Entity::find()
+        .filter(jobs::Column::Id.is_in(ids))
         .all(&ctx.db.conn)
-        .await?;
+        .await?
+        .into_iter()
+        .map(|job| (job.id.clone(), job))
+        .collect();
     let mut fed = 0;
-    for job in running {
-        match step(ctx, job).await {
+    for (tenant, id) in oldest {
+        rotation.last_tenant = Some(tenant);
+        let Some(job) = running.remove(&id) else { continue };
+        match step(ctx, job, count_page).await {
             Ok(n) => fed += n,
             Err(err) => tracing::warn!(error = %err, "a bulk job step failed; it is retried"),
         }
@@ -422,8 +506,96 @@ pub async fn run_jobs(ctx: &Context) -> CoreResult<u64> {
     Ok(fed)
 }
 
-async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
+/// (tenant, its oldest running job) for up to `limit` tenants in order, those after `after` or
+/// those up to `through`.
+async fn oldest_running_jobs<C: ConnectionTrait>(
+    conn: &C,
+    after: Option<&str>,
+    through: Option<&str>,
+    limit: u64,
+) -> CoreResult<Vec<(String, String)>> {
+    Ok(jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::TenantId)
+        .column_as(jobs::Column::Id.min(), "id")
+        .filter(jobs::Column::State.eq(RUNNING))
+        .apply_if(after, |query, after| query.filter(jobs::Column::TenantId.gt(after)))
+        .apply_if(through, |query, through| query.filter(jobs::Column::TenantId.lte(through)))
+        .group_by(jobs::Column::TenantId)
+        .order_by_asc(jobs::Column::TenantId)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// Counts the job's candidates among the next `count_page` rows after its count cursor: how
+/// many, and where the next count starts (`None`: every candidate is counted).
+async fn count_candidates<C: ConnectionTrait>(
+    conn: &C,
+    sqlite: bool,
+    kind: &str,
+    endpoint: &endpoints::Model,
+    params: &JobParams,
+    count_page: u64,
+) -> CoreResult<(u64, Option<String>)> {
+    if kind != RECOVER {
+        let page =
+            missing_candidates(conn, sqlite, endpoint, params, params.count_cursor.as_deref(), count_page)
+                .await?;
+        return Ok((page.matching.len() as u64, page.last_seen));
+    }
+    // The endpoint's deliveries in id order, from the first that can belong to a message of the
+    // window (a delivery is never older than its message). Paging by the rows looked at, not
+    // by the candidates found, bounds each step however few of them are candidates.
+    let tenant = TenantId::parse(&endpoint.tenant_id).map_err(internal)?;
+    let rows: Vec<(String, String, String)> = deliveries::Entity::scoped(&tenant)
+        .select_only()
+        .column(deliveries::Column::Id)
+        .column(deliveries::Column::Status)
+        .column(deliveries::Column::MessageId)
+        .filter(deliveries::Column::EndpointId.eq(endpoint.id.as_str()))
+        .filter(match &params.count_cursor {
+            Some(after) => deliveries::Column::Id.gt(after.as_str()),
+            None => {
+                deliveries::Column::Id.gte(time_boundary(hookline_types::DeliveryId::PREFIX, params.since))
+            }
+        })
+        .order_by_asc(deliveries::Column::Id)
+        .limit(count_page)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let since = time_boundary(MessageId::PREFIX, params.since);
+    let until = params.until.map(|until| time_boundary(MessageId::PREFIX, until));
+    let n = rows
+        .iter()
+        .filter(|(_, status, message)| {
+            (status == FAILED || status == DEAD)
+                && *message >= since
+                && until.as_ref().is_none_or(|until| message < until)
+        })
+        .count() as u64;
+    let next = if (rows.len() as u64) < count_page { None } else { rows.last().map(|(id, _, _)| id.clone()) };
+    Ok((n, next))
+}
+
+async fn step(ctx: &Context, job: jobs::Model, count_page: u64) -> CoreResult<u64> {
     let mut params: JobParams = from_json(job.params.clone(), "job params")?;
+    let mut total = job.total;
+    if !params.counted
+        && let Some(endpoint) =
+            endpoints::Entity::find_by_id(job.endpoint_id.as_str()).one(&ctx.db.conn).await?
+    {
+        // On a reader, before the write transaction: counting holds no lock (the update below
+        // is guarded by the total it started from, so a page is never counted twice).
+        let (n, next) =
+            count_candidates(&ctx.db.conn, ctx.db.is_sqlite(), &job.kind, &endpoint, &params, count_page)
+                .await?;
+        total += n as i64;
+        params.counted = next.is_none();
+        params.count_cursor = next;
+    }
     let now = Utc::now();
     let txn = ctx.db.begin_write().await?;
     let (done, failed, waiting) = job_counts(&txn, &job.id).await?;
@@ -448,7 +620,7 @@ async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
         .min(endpoint.rate_limit.map_or(WINDOW, |r| r.max(1) as u64));
     let mut fed_now = 0;
     let mut cursor = job.cursor.clone();
-    if !params.fed_all && room > 0 {
+    if params.counted && !params.fed_all && room > 0 {
         if job.kind == RECOVER {
             let chosen = recover_candidates(&endpoint, &params, cursor.as_deref())
                 .order_by_asc(deliveries::Column::Id)
@@ -502,7 +674,11 @@ async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
     }
     let waiting = waiting + fed_now as i64;
     let finished = params.fed_all && waiting == 0;
-    // The cursor guards the update: if another worker moved it first, this step is rolled back.
+    // What the job counted; at the end, what was really sent (a delivery counted may have been
+    // resent by hand or by another job meanwhile, a message may have got its delivery).
+    let total = if finished { done + failed } else { total };
+    // The cursor and the total guard the update: if another worker fed or counted first, this
+    // step is rolled back.
     let mut update = jobs::Entity::update_many()
         .col_expr(jobs::Column::Cursor, Expr::value(cursor.clone()))
         .col_expr(jobs::Column::Params, Expr::value(to_json(&params)))
@@ -512,18 +688,18 @@ async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
         )
         .col_expr(jobs::Column::Done, Expr::value(done))
         .col_expr(jobs::Column::Failed, Expr::value(failed))
+        .col_expr(jobs::Column::Total, Expr::value(total))
         .col_expr(jobs::Column::UpdatedAt, Expr::value(now))
         .filter(jobs::Column::Id.eq(job.id.as_str()))
-        .filter(jobs::Column::State.eq(RUNNING));
+        .filter(jobs::Column::State.eq(RUNNING))
+        .filter(jobs::Column::Total.eq(job.total));
     update = match &job.cursor {
         Some(old) => update.filter(jobs::Column::Cursor.eq(old.as_str())),
         None => update.filter(jobs::Column::Cursor.is_null()),
     };
     if finished {
-        // Replay-missing counts at creation; what was really sent is the truth at the end.
         update = update
             .col_expr(jobs::Column::State, Expr::value(COMPLETED))
-            .col_expr(jobs::Column::Total, Expr::value(done + failed))
             .col_expr(jobs::Column::FinishedAt, Expr::value(Some(now)));
     }
     if update.exec(&txn).await?.rows_affected == 0 {
@@ -541,6 +717,61 @@ async fn step(ctx: &Context, job: jobs::Model) -> CoreResult<u64> {
 const STATS_SAMPLE: u64 = 100_000;
 /// The most endpoints each of the tenant statistics' alert lists holds.
 const ALERTS: u64 = 50;
+/// How long PostgreSQL lets one statement of an expensive read (statistics, payload search) run.
+pub const READ_TIMEOUT_SECONDS: u64 = 5;
+const STATS: (&str, &str) = ("the statistics", "try again later");
+
+/// Starts the read transaction of an expensive read. On PostgreSQL each of its statements is
+/// stopped after [`READ_TIMEOUT_SECONDS`] (`SET LOCAL`: the setting ends with the transaction,
+/// never stays on a pooled connection), which [`timed_out`] turns into `query_timeout`.
+///
+/// SQLite has no such setting, and sqlx can stop a running SQLite statement only through a
+/// progress handler (a callback every few virtual-machine steps of every statement of the
+/// connection); a timer around the future would not stop it, only stop waiting for it. There
+/// the reads are bounded instead: statistics by their windows (7 days at most) and samples
+/// ([`STATS_SAMPLE`] attempts and deliveries), searches by their default window of
+/// `messages::SEARCH_DEFAULT_WINDOW_DAYS` (an explicit `after` widens it) and, for rare words,
+/// by the index.
+pub(crate) async fn begin_bounded_read(ctx: &Context) -> CoreResult<DatabaseTransaction> {
+    let txn = ctx.db.conn.begin().await?;
+    if !ctx.db.is_sqlite() {
+        txn.execute_unprepared(&format!("SET LOCAL statement_timeout = '{READ_TIMEOUT_SECONDS}s'")).await?;
+    }
+    Ok(txn)
+}
+
+/// Ends a read begun with [`begin_bounded_read`] with its result, a timed-out statement becoming
+/// `QueryTimeout`: "(what the read was) took longer than … s: (advice)".
+pub(crate) async fn end_bounded_read<T>(
+    txn: DatabaseTransaction,
+    result: CoreResult<T>,
+    (what, advice): (&str, &str),
+) -> CoreResult<T> {
+    match result {
+        Ok(value) => {
+            txn.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            // After a failed statement PostgreSQL only takes the rollback; the error is the news.
+            let _ = txn.rollback().await;
+            Err(match err {
+                CoreError::Database(err) if is_statement_timeout(&err) => CoreError::QueryTimeout {
+                    detail: format!("{what} took longer than {READ_TIMEOUT_SECONDS} s: {advice}"),
+                },
+                other => other,
+            })
+        }
+    }
+}
+
+/// PostgreSQL's `query_canceled` (SQLSTATE 57014), which a statement timeout raises.
+fn is_statement_timeout(err: &DbErr) -> bool {
+    let (DbErr::Query(RuntimeErr::SqlxError(err)) | DbErr::Exec(RuntimeErr::SqlxError(err))) = err else {
+        return false;
+    };
+    err.as_database_error().and_then(|err| err.code()).is_some_and(|code| code == "57014")
+}
 
 pub async fn endpoint_stats(
     ctx: &Context,
@@ -550,7 +781,9 @@ pub async fn endpoint_stats(
 ) -> CoreResult<EndpointStatsOut> {
     principal.require(ApiKeyScope::Read)?;
     let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
-    let windows = stats_windows(ctx, &principal.tenant_id, Some(&endpoint), Utc::now()).await?;
+    let txn = begin_bounded_read(ctx).await?;
+    let windows = stats_windows(&txn, &principal.tenant_id, Some(&endpoint), Utc::now()).await;
+    let windows = end_bounded_read(txn, windows, STATS).await?;
     Ok(EndpointStatsOut { endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?, windows })
 }
 
@@ -559,10 +792,18 @@ pub async fn endpoint_stats(
 pub async fn tenant_stats(ctx: &Context, principal: &Principal) -> CoreResult<TenantStatsOut> {
     principal.require(ApiKeyScope::Read)?;
     principal.require_tenant_wide("stats")?;
-    let tenant = &principal.tenant_id;
-    let now = Utc::now();
-    let windows = stats_windows(ctx, tenant, None, now).await?;
-    let hourly = hourly_attempts(ctx, tenant, now).await?;
+    let txn = begin_bounded_read(ctx).await?;
+    let stats = tenant_stats_in(&txn, &principal.tenant_id, Utc::now()).await;
+    end_bounded_read(txn, stats, STATS).await
+}
+
+async fn tenant_stats_in<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    now: DateTime<Utc>,
+) -> CoreResult<TenantStatsOut> {
+    let windows = stats_windows(conn, tenant, None, now).await?;
+    let hourly = hourly_attempts(conn, tenant, now).await?;
 
     // Failing: enabled endpoints with failures since their last success, the worst first.
     let enabled = endpoints::Entity::scoped(tenant)
@@ -576,12 +817,12 @@ pub async fn tenant_stats(ctx: &Context, principal: &Principal) -> CoreResult<Te
         .order_by_desc(endpoint_health::Column::ConsecutiveFailures)
         .order_by_asc(endpoint_health::Column::EndpointId)
         .limit(ALERTS)
-        .all(&ctx.db.conn)
+        .all(conn)
         .await?;
     let failing_ids: Vec<&str> = failing_health.iter().map(|h| h.endpoint_id.as_str()).collect();
     let failing_endpoints: BTreeMap<String, endpoints::Model> = endpoints::Entity::scoped(tenant)
         .filter(endpoints::Column::Id.is_in(failing_ids))
-        .all(&ctx.db.conn)
+        .all(conn)
         .await?
         .into_iter()
         .map(|e| (e.id.clone(), e))
@@ -597,12 +838,12 @@ pub async fn tenant_stats(ctx: &Context, principal: &Principal) -> CoreResult<Te
         .order_by_desc(endpoints::Column::UpdatedAt)
         .order_by_desc(endpoints::Column::Id)
         .limit(ALERTS)
-        .all(&ctx.db.conn)
+        .all(conn)
         .await?;
     let disabled_ids: Vec<&str> = disabled_endpoints.iter().map(|e| e.id.as_str()).collect();
     let disabled_health: BTreeMap<String, endpoint_health::Model> = endpoint_health::Entity::scoped(tenant)
         .filter(endpoint_health::Column::EndpointId.is_in(disabled_ids))
-        .all(&ctx.db.conn)
+        .all(conn)
         .await?
         .into_iter()
         .map(|h| (h.endpoint_id.clone(), h))
@@ -634,8 +875,8 @@ fn alert_out(
 }
 
 /// The 1 h, 24 h and 7 d windows of one endpoint (`Some`) or of the whole tenant (`None`).
-async fn stats_windows(
-    ctx: &Context,
+async fn stats_windows<C: ConnectionTrait>(
+    conn: &C,
     tenant: &TenantId,
     endpoint: Option<&endpoints::Model>,
     now: DateTime<Utc>,
@@ -644,7 +885,7 @@ async fn stats_windows(
     for (name, length) in
         [("1h", Duration::hours(1)), ("24h", Duration::hours(24)), ("7d", Duration::days(7))]
     {
-        windows.push(stats_window(ctx, tenant, endpoint, name, now - length).await?);
+        windows.push(stats_window(conn, tenant, endpoint, name, now - length).await?);
     }
     Ok(windows)
 }
@@ -671,8 +912,8 @@ fn recent_attempts(
 
 /// One statistics window: attempts since `since` (outcomes and duration percentiles, over the
 /// newest [`STATS_SAMPLE`]) and the deliveries created since then by current status.
-async fn stats_window(
-    ctx: &Context,
+async fn stats_window<C: ConnectionTrait>(
+    conn: &C,
     tenant: &TenantId,
     endpoint: Option<&endpoints::Model>,
     name: &str,
@@ -682,7 +923,7 @@ async fn stats_window(
         .column(attempts::Column::DurationMs)
         .column(attempts::Column::ErrorClass)
         .into_tuple()
-        .all(&ctx.db.conn)
+        .all(conn)
         .await?;
     let succeeded = rows.iter().filter(|(_, class)| class.is_none()).count() as u64;
     let mut durations: Vec<u32> = rows.iter().map(|(ms, _)| (*ms).max(0) as u32).collect();
@@ -690,18 +931,38 @@ async fn stats_window(
     let percentile = |p: f64| -> Option<u32> {
         (!durations.is_empty()).then(|| durations[((durations.len() - 1) as f64 * p).round() as usize])
     };
-    let by_status: Vec<(String, i64)> = deliveries::Entity::scoped(tenant)
+    let created_since = deliveries::Entity::scoped(tenant)
         .select_only()
         .column(deliveries::Column::Status)
-        .column_as(deliveries::Column::Id.count(), "n")
         .apply_if(endpoint, |query, endpoint| {
             query.filter(deliveries::Column::EndpointId.eq(endpoint.id.as_str()))
         })
-        .filter(deliveries::Column::Id.gte(time_boundary(hookline_types::DeliveryId::PREFIX, since)))
-        .group_by(deliveries::Column::Status)
-        .into_tuple()
-        .all(&ctx.db.conn)
-        .await?;
+        .filter(deliveries::Column::Id.gte(time_boundary(hookline_types::DeliveryId::PREFIX, since)));
+    let backend = conn.get_database_backend();
+    let by_status: Vec<(String, i64)> = if backend == sea_orm::DbBackend::Sqlite {
+        // A read SQLite cannot stop (see `begin_bounded_read`): the newest [`STATS_SAMPLE`]
+        // deliveries, like the attempts.
+        let newest = created_since.order_by_desc(deliveries::Column::Id).limit(STATS_SAMPLE).into_query();
+        let status = Alias::new("status");
+        let count = Query::select()
+            .column(status.clone())
+            .expr_as(Func::count(Expr::col(status.clone())), Alias::new("n"))
+            .from_subquery(newest, Alias::new("newest"))
+            .group_by_col(status)
+            .to_owned();
+        conn.query_all_raw(backend.build(&count))
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("", "status")?, row.try_get("", "n")?)))
+            .collect::<Result<_, DbErr>>()?
+    } else {
+        created_since
+            .column_as(deliveries::Column::Id.count(), "n")
+            .group_by(deliveries::Column::Status)
+            .into_tuple()
+            .all(conn)
+            .await?
+    };
     let mut deliveries_by_status: BTreeMap<String, u64> =
         [PENDING, SENDING, FAILED, SUCCEEDED, DEAD].iter().map(|s| ((*s).to_owned(), 0)).collect();
     for (status, n) in by_status {
@@ -723,8 +984,8 @@ async fn stats_window(
 /// The tenant's attempts by hour: 24 buckets, oldest first, the current (partial) hour last.
 /// Counted over the newest [`STATS_SAMPLE`] attempts since the first bucket's start, so a tenant
 /// past that many attempts a day sees its older hours undercounted.
-async fn hourly_attempts(
-    ctx: &Context,
+async fn hourly_attempts<C: ConnectionTrait>(
+    conn: &C,
     tenant: &TenantId,
     now: DateTime<Utc>,
 ) -> CoreResult<Vec<AttemptBucket>> {
@@ -737,7 +998,7 @@ async fn hourly_attempts(
         .column(attempts::Column::CreatedAt)
         .column(attempts::Column::ErrorClass)
         .into_tuple()
-        .all(&ctx.db.conn)
+        .all(conn)
         .await?;
     for (created_at, error_class) in rows {
         // The hour is the creation time's (the id bound selected by the id's millisecond).
@@ -752,4 +1013,216 @@ async fn hourly_attempts(
         }
     }
     Ok(buckets)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+    use hookline_types::{AppId, EndpointId, JobId, MessageId, TenantId};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+    use serde_json::json;
+
+    use super::{DEAD, JobParams, JobRotation, RECOVER, RUNNING, SUCCEEDED};
+    use crate::{
+        Context,
+        entities::{endpoints, jobs, messages},
+        ids::NewId,
+    };
+
+    hookline_e2e::both_databases!(
+        one_pass_steps_each_tenants_oldest_job_whatever_another_tenant_queued,
+        passes_go_round_the_tenants_when_more_have_jobs_than_one_pass_takes,
+        a_job_counts_its_candidates_a_bounded_page_per_step_before_it_feeds_them,
+    );
+
+    async fn context(backend: hookline_e2e::Backend) -> (tempfile::TempDir, Context) {
+        let (dir, config, db) = crate::db::migrated_for_test(backend).await;
+        (dir, Context::new(db, crate::crypto::Keys::for_tests(), config))
+    }
+
+    /// An enabled endpoint of a new application of `tenant`.
+    async fn endpoint(ctx: &Context, tenant: &TenantId) -> String {
+        let now = Utc::now();
+        let id = EndpointId::new_id().into_string();
+        endpoints::ActiveModel {
+            id: Set(id.clone()),
+            tenant_id: Set(tenant.to_string()),
+            app_id: Set(AppId::new_id().into_string()),
+            uid: Set(None),
+            url: Set("http://127.0.0.1:9/".to_owned()),
+            description: Set(String::new()),
+            disabled: Set(false),
+            disabled_reason: Set(None),
+            filter_types: Set(None),
+            channels: Set(None),
+            rate_limit: Set(None),
+            metadata: Set(json!({})),
+            headers_ciphertext: Set(None),
+            header_names: Set(json!([])),
+            format: Set("json".to_owned()),
+            ordering: Set("none".to_owned()),
+            timeout_ms: Set(None),
+            retry_schedule: Set(None),
+            auth_ciphertext: Set(None),
+            auth_summary: Set(None),
+            secret_ciphertext: Set("unused".to_owned()),
+            previous_secrets: Set(json!([])),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&ctx.db.writer)
+        .await
+        .unwrap();
+        id
+    }
+
+    /// A running recover job as a request creates it: nothing counted or fed yet.
+    async fn running_job(ctx: &Context, tenant: &TenantId, endpoint_id: &str) -> String {
+        let now = Utc::now();
+        let endpoint = endpoints::Entity::find_by_id(endpoint_id).one(&ctx.db.conn).await.unwrap().unwrap();
+        let id = JobId::new_id().into_string();
+        jobs::ActiveModel {
+            id: Set(id.clone()),
+            tenant_id: Set(tenant.to_string()),
+            app_id: Set(endpoint.app_id),
+            endpoint_id: Set(endpoint_id.to_owned()),
+            kind: Set(RECOVER.to_owned()),
+            params: Set(
+                json!({"since": now - Duration::hours(1), "until": null, "fed_all": false, "counted": false}),
+            ),
+            state: Set(RUNNING.to_owned()),
+            total: Set(0),
+            done: Set(0),
+            failed: Set(0),
+            fed: Set(0),
+            cursor: Set(None),
+            error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            finished_at: Set(None),
+        }
+        .insert(&ctx.db.writer)
+        .await
+        .unwrap();
+        id
+    }
+
+    async fn states(ctx: &Context, tenant: &TenantId) -> Vec<(String, String)> {
+        jobs::Entity::find()
+            .filter(jobs::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(jobs::Column::Id)
+            .all(&ctx.db.conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|job| (job.id, job.state))
+            .collect()
+    }
+
+    /// One tenant has more running jobs than a pass of the runner used to take (jobs from before
+    /// the cap, say); another tenant's job, the newest, is still stepped in the very next pass,
+    /// and of the busy tenant's jobs only the oldest is.
+    async fn one_pass_steps_each_tenants_oldest_job_whatever_another_tenant_queued(
+        backend: hookline_e2e::Backend,
+    ) {
+        let (_dir, ctx) = context(backend).await;
+        let (busy, small) = (TenantId::new_id(), TenantId::new_id());
+        let busy_endpoint = endpoint(&ctx, &busy).await;
+        let small_endpoint = endpoint(&ctx, &small).await;
+        for _ in 0..60 {
+            running_job(&ctx, &busy, &busy_endpoint).await;
+        }
+        let small_job = running_job(&ctx, &small, &small_endpoint).await;
+
+        super::run_jobs(&ctx, &mut JobRotation::default()).await.unwrap();
+
+        // Nothing to recover: a stepped job completes.
+        assert_eq!(states(&ctx, &small).await, [(small_job, "completed".to_owned())]);
+        let busy_states = states(&ctx, &busy).await;
+        let stepped: Vec<usize> = (0..busy_states.len()).filter(|n| busy_states[*n].1 != RUNNING).collect();
+        assert_eq!(stepped, [0], "only the busy tenant's oldest job is stepped: {busy_states:?}");
+    }
+
+    /// Three tenants with jobs and passes of two: each pass goes on from the tenant the last
+    /// one ended with, so no tenant waits more than one pass.
+    async fn passes_go_round_the_tenants_when_more_have_jobs_than_one_pass_takes(
+        backend: hookline_e2e::Backend,
+    ) {
+        let (_dir, ctx) = context(backend).await;
+        let mut tenants = [TenantId::new_id(), TenantId::new_id(), TenantId::new_id()];
+        tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        for tenant in &tenants {
+            let endpoint = endpoint(&ctx, tenant).await;
+            running_job(&ctx, tenant, &endpoint).await;
+            running_job(&ctx, tenant, &endpoint).await;
+        }
+        let mut rotation = JobRotation::default();
+        for expected in [[1, 1, 0], [2, 1, 1], [2, 2, 2]] {
+            super::run_pass(&ctx, &mut rotation, 2, super::COUNT_PAGE).await.unwrap();
+            let mut completed = [0; 3];
+            for (n, tenant) in tenants.iter().enumerate() {
+                completed[n] =
+                    states(&ctx, tenant).await.iter().filter(|(_, state)| state != RUNNING).count();
+            }
+            assert_eq!(completed, expected, "jobs completed per tenant");
+        }
+    }
+
+    /// The request stores the job with nothing counted; each step counts the candidates among
+    /// the next page of the endpoint's deliveries (here 3, dead ones among succeeded ones), and
+    /// only once all are counted does the job feed them.
+    async fn a_job_counts_its_candidates_a_bounded_page_per_step_before_it_feeds_them(
+        backend: hookline_e2e::Backend,
+    ) {
+        let (_dir, ctx) = context(backend).await;
+        let tenant = TenantId::new_id();
+        let endpoint_id = endpoint(&ctx, &tenant).await;
+        let endpoint =
+            endpoints::Entity::find_by_id(endpoint_id.as_str()).one(&ctx.db.conn).await.unwrap().unwrap();
+        let now = Utc::now();
+        // Nine deliveries, seven of them dead.
+        for status in [DEAD, SUCCEEDED, DEAD, DEAD, SUCCEEDED, DEAD, DEAD, DEAD, DEAD] {
+            let message = messages::ActiveModel {
+                id: Set(MessageId::new_id().into_string()),
+                tenant_id: Set(tenant.to_string()),
+                app_id: Set(endpoint.app_id.clone()),
+                event_type: Set("a.b".to_owned()),
+                event_id: Set(None),
+                channels: Set(json!([])),
+                payload_size: Set(2),
+                created_at: Set(now),
+            }
+            .insert(&ctx.db.writer)
+            .await
+            .unwrap();
+            let mut delivery = super::new_delivery(&message, &endpoint_id, None, now);
+            delivery.status = Set(status.to_owned());
+            delivery.one_shot = Set(false);
+            delivery.next_attempt_at = Set(None);
+            delivery.insert(&ctx.db.writer).await.unwrap();
+        }
+        let params = JobParams {
+            since: now - Duration::hours(1),
+            until: None,
+            fed_all: false,
+            counted: false,
+            count_cursor: None,
+        };
+        let created = super::create_job(&ctx, &endpoint, RECOVER, params, now).await.unwrap();
+        assert_eq!((created.state.as_str(), created.total), (RUNNING, 0));
+
+        let job = || async {
+            jobs::Entity::find_by_id(created.id.as_str()).one(&ctx.db.conn).await.unwrap().unwrap()
+        };
+        // (total, fed) after each step: a page of three per step, then an empty page.
+        for expected in [(2, 0), (4, 0), (7, 0), (7, 7)] {
+            super::step(&ctx, job().await, 3).await.unwrap();
+            let job = job().await;
+            assert_eq!(
+                (job.total, job.fed, job.state.as_str()),
+                (expected.0, expected.1, RUNNING),
+                "{job:?}"
+            );
+        }
+    }
 }

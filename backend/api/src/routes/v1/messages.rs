@@ -58,7 +58,7 @@ pub async fn create(
         ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text). Without after, the last 30 days are searched"),
         ("event_id" = Option<String>, Query, description = "The message with this event_id (idempotency key)"),
     ),
-    responses((status = 200, description = "One page", body = ListResponse<MessageOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "One page", body = ListResponse<MessageOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, description = "query_timeout: a payload search took longer than allowed; narrow it with after/before", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     req: HttpRequest,

@@ -52,7 +52,7 @@ pub async fn resend(
 #[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/recover", operation_id = "v1.endpoint.recover", tag = "Replay",
     params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
     request_body = RecoverIn,
-    responses((status = 202, description = "The job; poll GET /api/v1/job/{id}", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 202, description = "The job; poll GET /api/v1/job/{id} (its total is 0 until it has counted what to send)", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "too_many_jobs: the organization already runs its maximum of jobs", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn recover(
     ctx: web::Data<Context>,
@@ -70,7 +70,7 @@ pub async fn recover(
 #[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/replay-missing", operation_id = "v1.endpoint.replay_missing", tag = "Replay",
     params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
     request_body = ReplayMissingIn,
-    responses((status = 202, description = "The job; poll GET /api/v1/job/{id}", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 202, description = "The job; poll GET /api/v1/job/{id} (its total is 0 until it has counted what to send)", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "too_many_jobs: the organization already runs its maximum of jobs", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay_missing(
     ctx: web::Data<Context>,
@@ -116,7 +116,7 @@ pub async fn cancel_job(
 /// Attempt outcomes and latency percentiles over the last hour, day and week.
 #[utoipa::path(get, path = "/api/v1/app/{app}/endpoint/{ep}/stats", operation_id = "v1.endpoint.stats", tag = "Endpoint",
     params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
-    responses((status = 200, description = "Statistics", body = EndpointStatsOut), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "Statistics", body = EndpointStatsOut), (status = 404, body = ErrorBody), (status = 503, description = "query_timeout: the statistics took longer than allowed; try again", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stats(
     ctx: web::Data<Context>,
@@ -131,7 +131,7 @@ pub async fn stats(
 /// The whole tenant: attempt outcomes, latency and deliveries over the last hour, day and week,
 /// attempts by hour over the last day, and the endpoints that are failing or disabled.
 #[utoipa::path(get, path = "/api/v1/stats", operation_id = "v1.stats", tag = "Stats",
-    responses((status = 200, description = "Statistics", body = TenantStatsOut), (status = 404, description = "Not for portal tokens", body = ErrorBody)),
+    responses((status = 200, description = "Statistics", body = TenantStatsOut), (status = 404, description = "Not for portal tokens", body = ErrorBody), (status = 503, description = "query_timeout: the statistics took longer than allowed; try again", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn tenant_stats(ctx: web::Data<Context>, Auth(principal): Auth) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(replay::tenant_stats(&ctx, &principal).await?))
