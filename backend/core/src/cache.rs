@@ -94,7 +94,7 @@ pub struct Caches {
     pub api_keys: TtlCache<String, CachedKey>,
     pub applications: TtlCache<(TenantId, AppRef), applications::Model>,
     /// The compiled JSON Schema of an event type, or `None` when it has none (or does not exist).
-    pub schemas: TtlCache<(TenantId, String), Option<Arc<jsonschema::Validator>>>,
+    pub schemas: TtlCache<(TenantId, String), Option<Arc<crate::schemas::Validator>>>,
     /// A tenant's plan limits (overrides applied).
     pub limits: TtlCache<TenantId, Arc<crate::services::plans::Limits>>,
     /// API rate-limit buckets per credential.

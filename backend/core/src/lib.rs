@@ -15,6 +15,7 @@ pub mod ids;
 pub mod metrics;
 pub mod pagination;
 pub mod principal;
+pub mod schemas;
 pub mod scope;
 pub mod services;
 
@@ -36,6 +37,8 @@ pub struct Context {
     /// The delivery engine of this process, once it runs: the ingest writer fans out small
     /// applications' messages itself and hands the engine what it leased.
     pub inline_engine: services::ingest::InlineEngineSlot,
+    /// Where tenants' JSON Schemas are compiled and run (never on the async workers).
+    pub schema_threads: std::sync::Arc<schemas::SchemaThreads>,
 }
 
 impl Context {
@@ -52,6 +55,7 @@ impl Context {
             ingest: std::sync::Arc::new(ingest),
             caches: std::sync::Arc::new(cache::Caches::default()),
             inline_engine,
+            schema_threads: std::sync::Arc::new(schemas::SchemaThreads::start(2)),
         }
     }
 }

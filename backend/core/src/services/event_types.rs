@@ -16,6 +16,7 @@ use crate::{
     ids::NewId,
     pagination::{PageRequest, paginate, try_map},
     principal::Principal,
+    schemas,
     scope::TenantScoped,
     services::is_unique_violation,
 };
@@ -33,18 +34,36 @@ fn to_out(model: event_types::Model) -> CoreResult<EventTypeOut> {
     })
 }
 
-/// Checks that `schema` is a JSON Schema, and that `example` (when given) satisfies it.
-fn validate_schema(errors: &mut Errors, schema: Option<&Value>, example: Option<&Value>) {
+/// Checks that `schema` is a JSON Schema Hookline accepts ([`schemas::compile`]), and that
+/// `example` (when given) satisfies it. Both run on the schema threads.
+async fn validate_schema(
+    ctx: &Context,
+    errors: &mut Errors,
+    schema: Option<&Value>,
+    example: Option<&Value>,
+) {
     let Some(schema) = schema else { return };
-    match jsonschema::validator_for(schema) {
-        Err(err) => errors.push(&["body", "schema"], format!("not a valid JSON Schema: {err}")),
-        Ok(validator) => {
-            if let Some(example) = example
-                && let Err(err) = validator.validate(example)
-            {
-                errors.push(&["body", "example"], format!("does not match the schema: {err}"));
+    let (schema, example) = (schema.clone(), example.cloned());
+    let checked = ctx
+        .schema_threads
+        .run(move || {
+            let validator = schemas::compile(&schema).map_err(|err| (&["body", "schema"], err))?;
+            match example.map(|example| schemas::violations(&validator, &example)) {
+                Some(found) if !found.is_empty() => {
+                    let at = found[0].path.join("/");
+                    Err((
+                        &["body", "example"],
+                        format!("does not match the schema at /{at}: {}", found[0].message),
+                    ))
+                }
+                _ => Ok(()),
             }
-        }
+        })
+        .await;
+    match checked {
+        Ok(Ok(())) => {}
+        Ok(Err((loc, msg))) => errors.push(loc, msg),
+        Err(panic) => errors.push(&["body", "schema"], format!("the schema could not be checked: {panic}")),
     }
 }
 
@@ -60,7 +79,7 @@ pub async fn create(ctx: &Context, principal: &Principal, input: EventTypeIn) ->
     let mut errors = Errors::default();
     let name = errors.check(&["body", "name"], EventTypeName::parse(&input.name));
     check_description(&mut errors, &input.description);
-    validate_schema(&mut errors, input.schema.as_ref(), input.example.as_ref());
+    validate_schema(ctx, &mut errors, input.schema.as_ref(), input.example.as_ref()).await;
     errors.into_result()?;
     let name = name.expect("checked above");
     let now = Utc::now();
@@ -143,7 +162,7 @@ pub async fn patch(
     if let Some(description) = &patch.description {
         check_description(&mut errors, description);
     }
-    validate_schema(&mut errors, schema.as_ref(), example.as_ref());
+    validate_schema(ctx, &mut errors, schema.as_ref(), example.as_ref()).await;
     errors.into_result()?;
     let mut active: event_types::ActiveModel = model.into();
     if let Some(description) = patch.description {

@@ -2,7 +2,7 @@
 //! entry in one transaction) before the API answers. A message with an `event_id` already used for the same application
 //! returns the original instead of creating a second one.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use hookline_types::{
@@ -191,6 +191,7 @@ pub(crate) fn validate(ctx: &Context, input: &MessageIn) -> CoreResult<Validated
 }
 
 /// Validates the payload against the event type's JSON Schema, when the type exists and has one.
+/// Compiling and validating run on the schema threads (see [`crate::schemas`]).
 pub(crate) async fn check_schema(
     ctx: &Context,
     tenant: &TenantId,
@@ -201,17 +202,23 @@ pub(crate) async fn check_schema(
     let validator = match ctx.caches.schemas.get(&key) {
         Some(cached) => cached,
         None => {
-            let compiled =
-                match event_types::find(&ctx.db.conn, tenant, event_type).await?.and_then(|m| m.schema) {
-                    None => None,
-                    Some(schema) => {
-                        Some(std::sync::Arc::new(jsonschema::validator_for(&schema).map_err(|err| {
-                            CoreError::Internal(anyhow::anyhow!(
-                                "stored schema of {event_type} is invalid: {err}"
-                            ))
-                        })?))
-                    }
-                };
+            let compiled = match event_types::find(&ctx.db.conn, tenant, event_type).await?.and_then(|m| m.schema) {
+                None => None,
+                // A schema stored before the checks existed may fail them: its messages are
+                // refused with the reason until the type's schema is fixed.
+                Some(schema) => Some(Arc::new(
+                    ctx.schema_threads
+                        .run(move || crate::schemas::compile(&schema))
+                        .await
+                        .map_err(|panic| CoreError::Internal(anyhow::anyhow!("compiling a schema panicked: {panic}")))?
+                        .map_err(|err| {
+                            CoreError::invalid(
+                                &["body", "event_type"],
+                                format!("the schema of event type {event_type} is refused ({err}); fix it with PATCH /api/v1/event-type/{event_type}"),
+                            )
+                        })?,
+                )),
+            };
             ctx.caches.schemas.insert(key, compiled.clone());
             compiled
         }
@@ -219,30 +226,40 @@ pub(crate) async fn check_schema(
     let Some(validator) = validator else {
         return Ok(());
     };
-    let errors: Vec<_> = validator
-        .iter_errors(payload)
-        .take(20)
-        .map(|err| {
+    let payload = payload.clone();
+    let found =
+        ctx.schema_threads.run(move || crate::schemas::violations(&validator, &payload)).await.map_err(
+            |panic| CoreError::Internal(anyhow::anyhow!("validating a payload panicked: {panic}")),
+        )?;
+    let errors: Vec<_> = found
+        .into_iter()
+        .map(|violation| {
             let mut loc = vec!["body".to_owned(), "payload".to_owned()];
-            loc.extend(
-                err.instance_path
-                    .as_str()
-                    .split('/')
-                    .filter(|segment| !segment.is_empty())
-                    .map(str::to_owned),
-            );
-            hookline_types::FieldError { loc, msg: err.to_string() }
+            loc.extend(violation.path);
+            hookline_types::FieldError { loc, msg: violation.message }
         })
         .collect();
     if errors.is_empty() { Ok(()) } else { Err(CoreError::Validation(errors)) }
 }
 
+/// Accepts a message. Tenant credentials only: a portal token (the tenant's customer) manages
+/// endpoints and replays but never publishes — it would spend the tenant's quota and send events
+/// signed with the tenant's secrets.
 pub async fn create(
     ctx: &Context,
     principal: &Principal,
     app: &IdOrUid<AppId>,
     input: MessageIn,
 ) -> CoreResult<Created> {
+    if principal.only_app().is_some() {
+        // Another application is "not found" for a portal token, as everywhere.
+        applications::find_for(&ctx.db.conn, principal, app).await?;
+        return Err(CoreError::Forbidden {
+            code: "portal_cannot_publish",
+            detail: "a consumer-portal token cannot publish messages; the tenant sends them with an API key"
+                .to_owned(),
+        });
+    }
     create_for(ctx, principal, app, input, None).await
 }
 

@@ -26,6 +26,7 @@ use crate::{
         (status = 202, description = "Accepted", body = MessageOut),
         (status = 200, description = "A message with this event_id exists: the original", body = MessageOut),
         (status = 404, body = ErrorBody),
+        (status = 403, description = "portal_cannot_publish: a consumer-portal token cannot publish", body = ErrorBody),
         (status = 413, description = "Payload over the limit", body = ErrorBody),
         (status = 422, body = ErrorBody),
     ),
@@ -148,8 +149,9 @@ pub async fn get(
     responses(
         (status = 202, description = "Accepted", body = BroadcastOut),
         (status = 200, description = "A broadcast with this event_id exists: the original", body = BroadcastOut),
-        (status = 413, description = "Payload over the limit", body = ErrorBody),
+        (status = 413, description = "Payload over the plan's limit", body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 429, description = "quota_exceeded: the messages it would become do not fit in the plan's monthly quota", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn broadcast(
