@@ -1,5 +1,7 @@
-//! API rate limits: a token bucket per credential (API key, dashboard user, portal token), sized
-//! by the tenant's plan (`api_rate_per_second`, `api_burst`). Every authenticated `/api/v1`
+//! API rate limits: a token bucket per tenant, shared by all its API keys and dashboard users (so
+//! minting more keys does not raise the limit), and one per portal application (a tenant's
+//! customer cannot use up the tenant's own), sized by the tenant's plan (`api_rate_per_second`,
+//! `api_burst`). Every authenticated `/api/v1`
 //! response carries `X-RateLimit-Limit` (the bucket's size), `X-RateLimit-Remaining` and
 //! `X-RateLimit-Reset` (seconds until the bucket is full); a refused request is `429
 //! rate_limited` with `Retry-After`. Requests without valid credentials pass through to the
@@ -21,10 +23,12 @@ pub const LIMIT: &str = "x-ratelimit-limit";
 pub const REMAINING: &str = "x-ratelimit-remaining";
 pub const RESET: &str = "x-ratelimit-reset";
 
-fn credential(principal: &hookline_core::Principal) -> String {
+/// The bucket a request draws from.
+fn bucket(principal: &hookline_core::Principal) -> String {
     match &principal.kind {
-        PrincipalKind::ApiKey { id, .. } => format!("key:{id}"),
-        PrincipalKind::Session { user_id, .. } => format!("user:{user_id}"),
+        PrincipalKind::ApiKey { .. } | PrincipalKind::Session { .. } => {
+            format!("tenant:{}", principal.tenant_id)
+        }
         PrincipalKind::Portal { app_id, .. } => format!("portal:{}:{app_id}", principal.tenant_id),
     }
 }
@@ -59,16 +63,13 @@ pub async fn middleware(
             return Ok(req.into_response(response).map_into_boxed_body());
         }
     };
-    let taken: Taken = ctx.caches.rate_limits.take(
-        &credential(&caller.principal),
-        limits.api_rate_per_second,
-        limits.api_burst,
-    );
+    let taken: Taken =
+        ctx.caches.rate_limits.take(&bucket(&caller.principal), limits.api_rate_per_second, limits.api_burst);
     if !taken.allowed {
         let mut response = ApiError::from(hookline_core::CoreError::TooManyRequests {
             code: "rate_limited",
             detail: format!(
-                "more than {} requests a second (burst {}) with this credential: slow down",
+                "more than {} requests a second (burst {}) for this organization, across all its API keys and users: slow down",
                 limits.api_rate_per_second, limits.api_burst
             ),
             retry_after_seconds: taken.retry_after_seconds,

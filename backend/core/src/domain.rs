@@ -122,6 +122,10 @@ impl EndpointUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
 }
 
 /// A dotted event-type name such as `invoice.paid`: segments of letters, digits, `_` and `-`.

@@ -1,14 +1,17 @@
 //! Broadcasts: `POST /api/v1/msg/broadcast` stores one row (bounded work, whatever the number of
 //! applications); the worker expands it into one message per application that has an enabled
 //! endpoint subscribed to the event type (filters and channels as for fan-out), in one
-//! transaction with the messages' usage and fan-out queue rows.
+//! transaction with the messages' usage and fan-out queue rows, and empties the row's payload
+//! (the messages carry it). Under a hard monthly cap it is counted at acceptance as the messages
+//! it will become, and refused whole when they do not fit.
 
 use std::collections::BTreeSet;
 
 use chrono::Utc;
 use hookline_types::{ApiKeyScope, AppId, BroadcastId, BroadcastOut, MessageId, MessageIn, TenantId};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::Expr,
 };
 
 use crate::{
@@ -21,10 +24,10 @@ use crate::{
     services::{
         delivery::matches_filters,
         from_json, ingest,
-        ingest::NewMessage,
+        ingest::{NewMessage, Quota, StoreError},
         is_unique_violation,
         messages::{Validated, check_schema, validate},
-        to_json,
+        plans, to_json,
     },
 };
 
@@ -69,7 +72,37 @@ pub async fn create(
     {
         return Ok((to_out(original)?, false));
     }
+    let limits = plans::limits(ctx, tenant).await?;
+    if payload_text.len() > limits.max_payload_bytes {
+        return Err(CoreError::PayloadTooLarge { size: payload_text.len(), limit: limits.max_payload_bytes });
+    }
     check_schema(ctx, tenant, event_type.as_str(), &input.payload).await?;
+    let now = Utc::now();
+    // A hard cap counts what the broadcast will become now, as that many messages would be.
+    let mut reserved = 0;
+    if !limits.overage_allowed {
+        let subscribed = subscribed_apps(&ctx.db.conn, tenant, event_type.as_str(), &channels).await?;
+        reserved = subscribed.len() as i64;
+        let quota = Quota { monthly: limits.monthly_messages, hard: true };
+        match ctx.ingest.reserve(tenant, reserved, quota, now).await {
+            Ok(()) => {}
+            Err(StoreError::QuotaExceeded { limit, resets_at }) => {
+                return Err(CoreError::TooManyRequests {
+                    code: "quota_exceeded",
+                    detail: format!(
+                        "this broadcast would become {reserved} messages, more than the {} plan's {limit} messages \
+                         this month have left; it resets at {} (upgrade to continue)",
+                        limits.plan,
+                        resets_at.to_rfc3339()
+                    ),
+                    retry_after_seconds: std::cmp::max((resets_at - now).num_seconds(), 1) as u64,
+                    quota_limit: Some(std::cmp::max(limit, 0) as u64),
+                });
+            }
+            Err(StoreError::Database(err)) => return Err(err.into()),
+            Err(other) => return Err(CoreError::Internal(anyhow::anyhow!("{other}"))),
+        }
+    }
     let model = broadcasts::ActiveModel {
         id: Set(BroadcastId::new_id().into_string()),
         tenant_id: Set(tenant.to_string()),
@@ -78,8 +111,9 @@ pub async fn create(
         channels: Set(to_json(&channels)),
         payload: Set(payload_text),
         state: Set(QUEUED.to_owned()),
-        message_count: Set(0),
-        created_at: Set(Utc::now()),
+        // Queued: what it was counted as against a hard cap; expanded: what it became.
+        message_count: Set(reserved as i32),
+        created_at: Set(now),
     };
     let model = match model.insert(&ctx.db.writer).await {
         Ok(model) => model,
@@ -107,88 +141,124 @@ pub async fn get(ctx: &Context, principal: &Principal, id: &BroadcastId) -> Core
     to_out(model)
 }
 
-/// Expands up to `limit` queued broadcasts; returns how many messages were created. Run by the
-/// worker's fan-out loop.
+/// The applications a broadcast of `event_type` on `channels` becomes a message in: those with an
+/// enabled endpoint whose filters take it.
+async fn subscribed_apps<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    event_type: &str,
+    channels: &[String],
+) -> CoreResult<BTreeSet<String>> {
+    Ok(endpoints::Entity::scoped(tenant)
+        .filter(endpoints::Column::Disabled.eq(false))
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter(|endpoint| matches_filters(endpoint, event_type, channels).unwrap_or(false))
+        .map(|endpoint| endpoint.app_id)
+        .collect())
+}
+
+/// Messages the tenant's queued broadcasts were counted as at acceptance (against a hard cap),
+/// which the usage counters do not hold until they are expanded.
+pub(crate) async fn reserved<C: ConnectionTrait>(conn: &C, tenant: &TenantId) -> Result<i64, sea_orm::DbErr> {
+    let sum: Option<Option<i64>> = broadcasts::Entity::scoped(tenant)
+        .select_only()
+        .column_as(broadcasts::Column::MessageCount.sum(), "n")
+        .filter(broadcasts::Column::State.eq(QUEUED))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(sum.flatten().unwrap_or(0))
+}
+
+/// Expands up to `limit` queued broadcasts, oldest first, each in its own transaction: one that
+/// fails (its tenant's endpoints, a row the database refuses) is logged and left queued for the
+/// next pass without holding back the others, which may be other tenants'. Returns how many
+/// messages were created. Run by the worker's fan-out loop.
 pub async fn expand_queued(ctx: &Context, limit: u64) -> CoreResult<usize> {
-    // Cheap check first, outside the write lock: usually there is nothing to do.
-    let any = broadcasts::Entity::find()
+    let queued: Vec<String> = broadcasts::Entity::find()
         .select_only()
         .column(broadcasts::Column::Id)
         .filter(broadcasts::Column::State.eq(QUEUED))
-        .limit(1)
-        .into_tuple::<String>()
-        .one(&ctx.db.conn)
-        .await?;
-    if any.is_none() {
-        return Ok(0);
-    }
-    let txn = ctx.db.begin_write().await?;
-    let queued = broadcasts::Entity::find()
-        .filter(broadcasts::Column::State.eq(QUEUED))
         .order_by_asc(broadcasts::Column::Id)
         .limit(limit)
-        .all(&txn)
+        .into_tuple()
+        .all(&ctx.db.conn)
         .await?;
     let mut created = 0;
-    for broadcast in queued {
-        // Claim it first: on PostgreSQL a concurrent worker's identical update then finds nothing.
-        let claimed = broadcasts::Entity::update_many()
-            .col_expr(broadcasts::Column::State, Expr::value(EXPANDED))
-            .filter(broadcasts::Column::Id.eq(broadcast.id.as_str()))
-            .filter(broadcasts::Column::State.eq(QUEUED))
-            .exec(&txn)
-            .await?;
-        if claimed.rows_affected == 0 {
-            continue;
+    for id in queued {
+        match expand_one(ctx, &id).await {
+            Ok(n) => created += n,
+            Err(err) => {
+                tracing::error!(broadcast = %id, error = %err, "expanding a broadcast failed; it stays queued");
+            }
         }
-        let channels: Vec<String> = from_json(broadcast.channels.clone(), "channels")?;
-        let tenant = TenantId::parse(&broadcast.tenant_id).map_err(|err| CoreError::Internal(err.into()))?;
-        let subscribed: BTreeSet<String> = endpoints::Entity::scoped(&tenant)
-            .filter(endpoints::Column::Disabled.eq(false))
-            .all(&txn)
-            .await?
-            .into_iter()
-            .filter(|endpoint| matches_filters(endpoint, &broadcast.event_type, &channels).unwrap_or(false))
-            .map(|endpoint| endpoint.app_id)
-            .collect();
-        let now = Utc::now();
-        let messages: Vec<NewMessage> = subscribed
-            .into_iter()
-            .map(|app_id| {
-                Ok(NewMessage {
-                    id: MessageId::new_id().into_string(),
-                    tenant_id: tenant.clone(),
-                    app_id: AppId::parse(&app_id).map_err(|err| CoreError::Internal(err.into()))?,
-                    event_type: broadcast.event_type.clone(),
-                    event_id: None,
-                    channels: broadcast.channels.clone(),
-                    payload_text: broadcast.payload.clone(),
-                    only_endpoint: None,
-                    created_at: now,
-                    // Counted, but not refused: the broadcast was accepted already.
-                    quota: None,
-                    counts_as_usage: true,
-                    // Fanned out by the worker.
-                    plan_rate: None,
-                })
-            })
-            .collect::<CoreResult<_>>()?;
-        let refs: Vec<&NewMessage> = messages.iter().collect();
-        for chunk in refs.chunks(200) {
-            ingest::insert_messages(&txn, chunk)
-                .await
-                .map_err(|err| CoreError::Internal(anyhow::anyhow!("{err}")))?;
-        }
-        broadcasts::Entity::update_many()
-            .col_expr(broadcasts::Column::MessageCount, Expr::value(messages.len() as i32))
-            .filter(broadcasts::Column::Id.eq(broadcast.id.as_str()))
-            .exec(&txn)
-            .await?;
-        created += messages.len();
     }
-    txn.commit().await?;
     if created > 0 {
         ctx.signals.fanout.notify_one();
     }
+    Ok(created)
+}
+
+/// Expands one broadcast, if it is still queued, in one transaction; returns the messages made.
+async fn expand_one(ctx: &Context, id: &str) -> CoreResult<usize> {
+    let txn = ctx.db.begin_write().await?;
+    let Some(broadcast) =
+        broadcasts::Entity::find_by_id(id).filter(broadcasts::Column::State.eq(QUEUED)).one(&txn).await?
+    else {
+        return Ok(0);
+    };
+    // Claim it first: on PostgreSQL a concurrent worker's identical update then finds nothing.
+    let claimed = broadcasts::Entity::update_many()
+        .col_expr(broadcasts::Column::State, Expr::value(EXPANDED))
+        .filter(broadcasts::Column::Id.eq(broadcast.id.as_str()))
+        .filter(broadcasts::Column::State.eq(QUEUED))
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected == 0 {
+        return Ok(0);
+    }
+    let channels: Vec<String> = from_json(broadcast.channels.clone(), "channels")?;
+    let tenant = TenantId::parse(&broadcast.tenant_id).map_err(|err| CoreError::Internal(err.into()))?;
+    let subscribed = subscribed_apps(&txn, &tenant, &broadcast.event_type, &channels).await?;
+    let now = Utc::now();
+    let messages: Vec<NewMessage> = subscribed
+        .into_iter()
+        .map(|app_id| {
+            Ok(NewMessage {
+                id: MessageId::new_id().into_string(),
+                tenant_id: tenant.clone(),
+                app_id: AppId::parse(&app_id).map_err(|err| CoreError::Internal(err.into()))?,
+                event_type: broadcast.event_type.clone(),
+                event_id: None,
+                channels: broadcast.channels.clone(),
+                payload_text: broadcast.payload.clone(),
+                only_endpoint: None,
+                created_at: now,
+                // Counted, but not refused: the broadcast was accepted already.
+                quota: None,
+                counts_as_usage: true,
+                // Fanned out by the worker.
+                plan_rate: None,
+            })
+        })
+        .collect::<CoreResult<_>>()?;
+    let refs: Vec<&NewMessage> = messages.iter().collect();
+    for chunk in refs.chunks(200) {
+        ingest::insert_messages(&txn, chunk)
+            .await
+            .map_err(|err| CoreError::Internal(anyhow::anyhow!("{err}")))?;
+    }
+    // The messages hold the payload now: the broadcast keeps no copy that retention or an
+    // expunge of those messages would miss.
+    broadcasts::Entity::update_many()
+        .col_expr(broadcasts::Column::MessageCount, Expr::value(messages.len() as i32))
+        .col_expr(broadcasts::Column::Payload, Expr::value(""))
+        .filter(broadcasts::Column::Id.eq(broadcast.id.as_str()))
+        .exec(&txn)
+        .await?;
+    let created = messages.len();
+    txn.commit().await?;
     Ok(created)
 }

@@ -397,10 +397,26 @@ pub async fn patch(
     };
     errors.into_result()?;
 
+    // Stored credentials were given for the endpoint's host: a URL on another origin (scheme,
+    // host, port) drops them unless this request supplies them again, so a URL change alone
+    // never hands a password, header value or OAuth secret to a new host.
+    let origin_changed = url.as_ref().is_some_and(|new| {
+        url::Url::parse(&model.url).map(|old| old.origin()).ok() != Some(new.url().origin())
+    });
     let keys = &ctx.keys;
     let mut active: endpoints::ActiveModel = model.into();
     if let Some(url) = url {
         active.url = Set(url.as_str().to_owned());
+    }
+    if origin_changed {
+        if patch.auth.is_absent() {
+            active.auth_ciphertext = Set(None);
+            active.auth_summary = Set(None);
+        }
+        if patch.headers.is_none() {
+            active.headers_ciphertext = Set(None);
+            active.header_names = Set(header_names(&BTreeMap::new()));
+        }
     }
     let new_uid = patch.uid.into_update();
     if let Some(uid) = new_uid.clone() {

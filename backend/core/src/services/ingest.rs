@@ -136,6 +136,16 @@ pub enum StoreError {
 type Reply = Result<Option<QuotaCrossing>, StoreError>;
 type Request = (NewMessage, oneshot::Sender<Reply>);
 
+/// Messages a broadcast will become, counted against the tenant's hard monthly quota when it is
+/// accepted (see [`IngestQueue::reserve`]).
+struct Reservation {
+    tenant: TenantId,
+    messages: i64,
+    quota: Quota,
+    at: DateTime<Utc>,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
 /// Outcomes to record ([`delivery::record`]) in the writer's next transaction.
 struct RecordRequest {
     worker: String,
@@ -147,6 +157,7 @@ struct RecordRequest {
 pub struct IngestQueue {
     requests: mpsc::Sender<Request>,
     records: mpsc::UnboundedSender<RecordRequest>,
+    reservations: mpsc::UnboundedSender<Reservation>,
     db: Db,
 }
 
@@ -155,8 +166,26 @@ impl IngestQueue {
     pub fn start(db: Db, signals: Arc<crate::Signals>, engine: InlineEngineSlot) -> IngestQueue {
         let (requests, rx) = mpsc::channel(4 * MAX_BATCH);
         let (records, records_rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(db.clone(), rx, records_rx, signals, engine));
-        IngestQueue { requests, records, db }
+        let (reservations, reservations_rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(db.clone(), rx, records_rx, reservations_rx, signals, engine));
+        IngestQueue { requests, records, reservations, db }
+    }
+
+    /// Counts `messages` (what a broadcast becomes) against the tenant's hard monthly `quota`,
+    /// in the writer's running count, before the broadcast is stored: `QuotaExceeded` when they
+    /// do not all fit. The writer takes it in turn with the messages it stores, so the two
+    /// cannot together pass the cap.
+    pub async fn reserve(
+        &self,
+        tenant: &TenantId,
+        messages: i64,
+        quota: Quota,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let reservation = Reservation { tenant: tenant.clone(), messages, quota, at, reply };
+        self.reservations.send(reservation).map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
     }
 
     /// Stores the message; returns once it is committed, with the quota threshold it crossed.
@@ -194,6 +223,7 @@ async fn writer(
     db: Db,
     mut rx: mpsc::Receiver<Request>,
     mut records_rx: mpsc::UnboundedReceiver<RecordRequest>,
+    mut reservations_rx: mpsc::UnboundedReceiver<Reservation>,
     signals: Arc<crate::Signals>,
     engine: InlineEngineSlot,
 ) {
@@ -206,6 +236,10 @@ async fn writer(
         tokio::select! {
             n = rx.recv_many(&mut batch, MAX_BATCH) => if n == 0 { return },
             Some(request) = records_rx.recv() => records.push(request),
+            Some(reservation) = reservations_rx.recv() => {
+                reserve(&db, &mut counts, reservation).await;
+                continue;
+            }
         }
         // Whatever else waits joins this transaction.
         while batch.len() < MAX_BATCH
@@ -427,8 +461,30 @@ async fn writer(
     }
 }
 
-/// Messages the tenant has had accepted this month, from the running count (re-read from the
-/// counters when the month changed or the count is older than [`COUNT_TTL`]).
+/// Takes a broadcast's messages into the running count when they fit under the hard cap.
+async fn reserve(db: &Db, counts: &mut HashMap<TenantId, MonthCount>, reservation: Reservation) {
+    let Reservation { tenant, messages, quota, at, reply } = reservation;
+    let used = match month_count(db, counts, &tenant, at).await {
+        Ok(used) => used,
+        Err(err) => {
+            let _ = reply.send(Err(StoreError::Database(err)));
+            return;
+        }
+    };
+    if quota.hard && used + messages > quota.monthly {
+        let resets_at = crate::services::usage::next_month_start(at);
+        let _ = reply.send(Err(StoreError::QuotaExceeded { limit: quota.monthly, resets_at }));
+        return;
+    }
+    if let Some(count) = counts.get_mut(&tenant) {
+        count.used += messages;
+    }
+    let _ = reply.send(Ok(()));
+}
+
+/// Messages the tenant has had accepted this month, from the running count (re-read when the
+/// month changed or the count is older than [`COUNT_TTL`]: the counters, plus what queued
+/// broadcasts were counted as when they were accepted and have not yet become).
 async fn month_count(
     db: &Db,
     counts: &mut HashMap<TenantId, MonthCount>,
@@ -442,7 +498,8 @@ async fn month_count(
     {
         return Ok(count.used);
     }
-    let used = crate::services::usage::messages_this_month(&db.writer, tenant, now).await?;
+    let used = crate::services::usage::messages_this_month(&db.writer, tenant, now).await?
+        + crate::services::broadcasts::reserved(&db.writer, tenant).await?;
     counts.insert(tenant.clone(), MonthCount { month, used, loaded: std::time::Instant::now() });
     Ok(used)
 }
