@@ -44,7 +44,8 @@ const QUEUE_STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MaintenanceJob {
-    /// Delete `Idempotency-Key` records past their 24 hours, in small batches.
+    /// Delete `Idempotency-Key` records past their 24 hours, in small batches, and expired
+    /// dashboard sessions.
     PurgeIdempotencyKeys,
     /// Delete payloads and clear attempt bodies past each tenant's retention, in small batches.
     PurgeRetention,
@@ -72,7 +73,7 @@ pub async fn run_maintenance(ctx: &Context, job: &MaintenanceJob) -> anyhow::Res
                 // Let API writes in between batches.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Ok(total)
+            Ok(total + hookline_core::services::auth::purge_sessions(ctx).await?)
         }
         MaintenanceJob::Billing => {
             let reported = hookline_core::services::billing::report_usage(ctx).await?;

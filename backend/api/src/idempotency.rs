@@ -1,7 +1,9 @@
 //! `Idempotency-Key` middleware for every POST under `/api/v1`. It authenticates the request (the
-//! key space is per tenant), fingerprints method, path, query and body, and then runs, replays or
-//! refuses the request as `hookline_core::services::idempotency` decides. Responses of 5xx are not
-//! stored, so a request that failed on our side can be retried with the same key.
+//! key space is per tenant and per credential), fingerprints method, path, query and body, and
+//! then runs, replays or refuses the request as `hookline_core::services::idempotency` decides.
+//! Responses of 5xx are not stored, so a request that failed on our side can be retried with the
+//! same key; responses marked [`CarriesSecret`] are not stored either, and a repeat of their
+//! request is refused (`409 idempotency_secret_not_replayed`).
 
 use actix_web::{
     HttpMessage, HttpResponse,
@@ -21,6 +23,17 @@ use crate::{auth, error::ApiError, json::payload_error};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// A response extension: the body holds a secret shown once (a new API key, a portal token, a
+/// session's CSRF token), so it is never stored for replay.
+#[derive(Clone, Copy, Debug)]
+pub struct CarriesSecret;
+
+/// Marks `response` as carrying a secret ([`CarriesSecret`]).
+pub fn carries_secret(mut response: HttpResponse) -> HttpResponse {
+    response.extensions_mut().insert(CarriesSecret);
+    response
+}
 
 pub async fn middleware(
     mut req: ServiceRequest,
@@ -47,6 +60,7 @@ pub async fn middleware(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let tenant = caller.principal.tenant_id.clone();
+    let principal = idempotency::principal_key(&caller.principal);
     let body = match req.extract::<web::Bytes>().await {
         Ok(body) => body,
         Err(err) => return Ok(req.error_response(payload_error(err)).map_into_boxed_body()),
@@ -64,7 +78,7 @@ pub async fn middleware(
     req.extensions_mut().insert(caller);
 
     let ctx = req.app_data::<web::Data<Context>>().expect("the app is built with a Context").clone();
-    let decision = match idempotency::begin(&ctx, &tenant, &key, &fingerprint).await {
+    let decision = match idempotency::begin(&ctx, &tenant, &principal, &key, &fingerprint).await {
         Ok(decision) => decision,
         Err(err) => return Ok(req.error_response(ApiError::from(err)).map_into_boxed_body()),
     };
@@ -85,6 +99,16 @@ pub async fn middleware(
             );
             return Ok(req.error_response(err).map_into_boxed_body());
         }
+        Begin::Withheld => {
+            let err = ApiError::http(
+                StatusCode::CONFLICT,
+                "idempotency_secret_not_replayed",
+                "the request with this Idempotency-Key created a secret, which is shown only once and is not \
+                 replayed; list the resources to find what it created (revoke it and create another if the \
+                 secret was lost)",
+            );
+            return Ok(req.error_response(err).map_into_boxed_body());
+        }
         Begin::Mismatch => {
             let err = ApiError::http(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -98,17 +122,18 @@ pub async fn middleware(
     let response = match next.call(req).await {
         Ok(response) => response,
         Err(err) => {
-            let _ = idempotency::abandon(&ctx, &tenant, &key).await;
+            let _ = idempotency::abandon(&ctx, &tenant, &principal, &key).await;
             return Err(err);
         }
     };
     let status = response.status();
+    let secret = response.response().extensions().get::<CarriesSecret>().is_some();
     let (http_req, http_res) = response.into_parts();
     let (head, body) = http_res.into_parts();
     let bytes = match actix_web::body::to_bytes(body).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            let _ = idempotency::abandon(&ctx, &tenant, &key).await;
+            let _ = idempotency::abandon(&ctx, &tenant, &principal, &key).await;
             let err = ApiError::http(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -118,16 +143,10 @@ pub async fn middleware(
         }
     };
     let stored = if status.is_server_error() {
-        idempotency::abandon(&ctx, &tenant, &key).await
+        idempotency::abandon(&ctx, &tenant, &principal, &key).await
     } else {
-        idempotency::finish(
-            &ctx,
-            &tenant,
-            &key,
-            status.as_u16(),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )
-        .await
+        let body = (!secret).then(|| String::from_utf8_lossy(&bytes).into_owned());
+        idempotency::finish(&ctx, &tenant, &principal, &key, status.as_u16(), body).await
     };
     if let Err(err) = stored {
         tracing::error!(error = %err, "could not store the idempotent response");

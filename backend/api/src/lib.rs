@@ -10,6 +10,7 @@ pub mod json;
 pub mod query;
 pub mod rate_limit;
 pub mod routes;
+pub mod security_headers;
 
 use std::{net::TcpListener, path::PathBuf};
 
@@ -34,6 +35,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
         .default_service(web::to(routes::dashboard::serve));
 }
 
+/// Whether `GET /metrics` answers without `HOOKLINE_METRICS_TOKEN`: only on a loopback listener.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsOpen(pub bool);
+
+fn metrics_open(listener: &TcpListener) -> MetricsOpen {
+    MetricsOpen(listener.local_addr().is_ok_and(|addr| addr.ip().is_loopback()))
+}
+
 /// Health and metrics: on the API's listener, and alone on a worker's ([`serve_ops`]).
 fn ops_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::health::healthz))
@@ -44,10 +53,16 @@ fn ops_routes(cfg: &mut web::ServiceConfig) {
 /// The routes of a `hookline worker` process: health and metrics only (`HOOKLINE_WORKER_LISTEN`),
 /// so each worker replica can be probed and scraped. Everything else is 404.
 pub fn serve_ops(ctx: Context, listener: TcpListener) -> std::io::Result<Server> {
+    let open = metrics_open(&listener);
     let server = HttpServer::new(move || {
-        App::new().app_data(web::Data::new(ctx.clone())).configure(ops_routes).default_service(web::to(
-            || async { Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route")) },
-        ))
+        App::new()
+            .wrap(middleware::from_fn(security_headers::middleware))
+            .app_data(web::Data::new(ctx.clone()))
+            .app_data(open)
+            .configure(ops_routes)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
+            }))
     })
     .workers(1)
     .disable_signals()
@@ -59,14 +74,22 @@ pub fn serve_ops(ctx: Context, listener: TcpListener) -> std::io::Result<Server>
 /// Starts the HTTP server on an already-bound listener (port 0 works: tests start many). Signals
 /// are left to the caller, which stops the server and the workers together.
 pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std::io::Result<Server> {
+    let open = metrics_open(&listener);
+    if !open.0 && ctx.config.metrics_token.is_none() {
+        tracing::warn!(
+            "the API listens beyond loopback without HOOKLINE_METRICS_TOKEN: GET /metrics is refused until it is set"
+        );
+    }
     let server = HttpServer::new(move || {
         let ctx = ctx.clone();
         let dashboard_dir = dashboard_dir.clone();
         App::new()
+            .app_data(open)
             .wrap(middleware::from_fn(idempotency::middleware))
             .wrap(middleware::from_fn(rate_limit::middleware))
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("hookline::http"))
             .wrap(middleware::from_fn(http_metrics::middleware))
+            .wrap(middleware::from_fn(security_headers::middleware))
             .configure(|cfg| configure(cfg, ctx, dashboard_dir))
     })
     .disable_signals()

@@ -68,6 +68,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "(none)",
         "comma-separated CIDRs that endpoints may reach despite SSRF rules, e.g. 127.0.0.1/32",
     ),
+    (
+        "HOOKLINE_TRUSTED_PROXIES",
+        "(none)",
+        "comma-separated CIDRs of reverse proxies whose X-Forwarded-Proto is believed (Secure cookie, HSTS)",
+    ),
     ("HOOKLINE_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000", "seconds before each retry"),
     (
         "HOOKLINE_DELIVERY_LEASE_SECONDS",
@@ -136,8 +141,8 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("HOOKLINE_DASHBOARD_DIR", "./frontend/dist", "the built dashboard served at /"),
     (
         "HOOKLINE_METRICS_TOKEN",
-        "(none: /metrics is open)",
-        "when set, GET /metrics requires Authorization: Bearer <token>; unset, keep /metrics off the public internet",
+        "(none)",
+        "GET /metrics requires Authorization: Bearer <token>; unset, /metrics answers only on a loopback listener",
     ),
     ("HOOKLINE_LOG", "info", "tracing filter, e.g. hookline=debug,info"),
     ("HOOKLINE_LOG_FORMAT", "text", "text or json"),
@@ -155,6 +160,8 @@ pub struct Config {
     pub previous_master_keys: Vec<Secret>,
     pub object_store: String,
     pub ssrf_allow: Vec<Cidr>,
+    /// Peers whose `X-Forwarded-Proto` / `Forwarded` headers are believed (reverse proxies).
+    pub trusted_proxies: Vec<Cidr>,
     pub retry_schedule: RetrySchedule,
     pub max_payload_bytes: usize,
     pub delivery_lease_seconds: u32,
@@ -193,6 +200,7 @@ struct FileLayer {
     previous_master_keys: Option<String>,
     object_store: Option<String>,
     ssrf_allow: Option<String>,
+    trusted_proxies: Option<String>,
     retry_schedule: Option<String>,
     max_payload_bytes: Option<String>,
     delivery_lease_seconds: Option<String>,
@@ -279,16 +287,21 @@ impl Config {
             .unwrap_or_default();
         let object_store = pick("HOOKLINE_OBJECT_STORE", file.object_store)
             .unwrap_or_else(|| data_dir.join("objects").display().to_string());
-        let ssrf_allow = match pick("HOOKLINE_SSRF_ALLOW", file.ssrf_allow) {
-            None => Vec::new(),
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(Cidr::parse)
-                .collect::<Result<_, _>>()
-                .map_err(|err| invalid("HOOKLINE_SSRF_ALLOW", err.to_string()))?,
+        let cidrs = |name: &'static str, list: Option<String>| -> Result<Vec<Cidr>, ConfigError> {
+            match list {
+                None => Ok(Vec::new()),
+                Some(list) => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Cidr::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|err| invalid(name, err.to_string())),
+            }
         };
+        let ssrf_allow = cidrs("HOOKLINE_SSRF_ALLOW", pick("HOOKLINE_SSRF_ALLOW", file.ssrf_allow))?;
+        let trusted_proxies =
+            cidrs("HOOKLINE_TRUSTED_PROXIES", pick("HOOKLINE_TRUSTED_PROXIES", file.trusted_proxies))?;
         let retry_schedule = match pick("HOOKLINE_RETRY_SCHEDULE", file.retry_schedule) {
             None => RetrySchedule::default(),
             Some(list) => RetrySchedule::parse_list(&list)
@@ -405,6 +418,7 @@ impl Config {
             previous_master_keys,
             object_store,
             ssrf_allow,
+            trusted_proxies,
             retry_schedule,
             max_payload_bytes,
             delivery_lease_seconds,

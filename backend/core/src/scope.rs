@@ -48,5 +48,6 @@ tenant_scoped!(
     broadcasts,
     endpoint_health,
     usage_counters,
-    idempotency_keys
+    idempotency_keys,
+    sessions
 );

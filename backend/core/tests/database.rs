@@ -76,6 +76,7 @@ async fn expired_idempotency_keys_are_purged_in_batches_and_live_ones_stay(backe
         let age = if n < 20 { Duration::hours(25) + Duration::seconds(n) } else { Duration::hours(1) };
         idempotency_keys::ActiveModel {
             tenant_id: Set(tenant.to_string()),
+            principal: Set("key:k".to_owned()),
             key: Set(format!("key-{n}")),
             request_fingerprint: Set("f".to_owned()),
             state: Set("done".to_owned()),

@@ -1,6 +1,7 @@
-//! `GET /metrics`: Prometheus text exposition (format 0.0.4). Open when `HOOKLINE_METRICS_TOKEN`
-//! is unset (like `/healthz`: keep it off the public internet), else it takes that token as
-//! `Authorization: Bearer <token>`.
+//! `GET /metrics`: Prometheus text exposition (format 0.0.4). With `HOOKLINE_METRICS_TOKEN` set it
+//! takes that token as `Authorization: Bearer <token>`; unset, it answers only when the listener is
+//! on loopback (a listener reachable from elsewhere would publish queue depths and traffic to
+//! anyone), and `401 metrics_token_required` otherwise.
 
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header, web};
 use hookline_core::{Context, CoreError};
@@ -13,15 +14,25 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Prometheus metrics.
 ///
 /// Deliveries by outcome and error class, attempt duration and delivery latency histograms,
-/// queue depths, HTTP requests. Open unless `HOOKLINE_METRICS_TOKEN` is set; then it needs
-/// `Authorization: Bearer <token>`.
+/// queue depths, HTTP requests. Needs `Authorization: Bearer <HOOKLINE_METRICS_TOKEN>` when that
+/// is set; without it, open only on a loopback listener.
 #[utoipa::path(get, path = "/metrics", operation_id = "health.metrics", tag = "Health",
     responses(
         (status = 200, description = "The metrics, in the Prometheus text format 0.0.4", body = String,
             content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "HOOKLINE_METRICS_TOKEN is set and the request does not carry it", body = hookline_types::ErrorBody),
+        (status = 401, description = "HOOKLINE_METRICS_TOKEN is set and the request does not carry it, or it is unset and the listener is not loopback", body = hookline_types::ErrorBody),
     ))]
 pub async fn metrics(req: HttpRequest, ctx: web::Data<Context>) -> HttpResponse {
+    let open = req.app_data::<crate::MetricsOpen>().is_some_and(|open| open.0);
+    if ctx.config.metrics_token.is_none() && !open {
+        return ApiError::http(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "metrics_token_required",
+            "this server listens beyond loopback: GET /metrics needs HOOKLINE_METRICS_TOKEN set on the server and \
+             sent as Authorization: Bearer <token>",
+        )
+        .error_response();
+    }
     if let Some(token) = &ctx.config.metrics_token {
         let given = req
             .headers()

@@ -105,10 +105,21 @@ pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(document())
 }
 
-/// An interactive viewer (Scalar) over `/api/openapi.json`. The viewer's script comes from a CDN,
-/// so it needs a browser with internet access; the document itself is always served locally.
+/// The API reference viewer's script (Scalar), pinned to one release and its SHA-384 (Subresource
+/// Integrity): a changed file at that address is refused by the browser, and the page's
+/// Content-Security-Policy allows no other script. To upgrade: `npm pack
+/// @scalar/api-reference@<version>`, then `openssl dgst -sha384 -binary
+/// package/dist/browser/standalone.js | openssl base64 -A`.
+pub const VIEWER_SCRIPT: &str =
+    "https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.4/dist/browser/standalone.js";
+pub const VIEWER_INTEGRITY: &str = "sha384-hwB9WroDTpZaI38gr+u9CXA6ksz5gUYgD2GxXazKl/agT1L2GWUiRFWGJYNiFu4Q";
+
+/// An interactive viewer (Scalar) over `/api/openapi.json`. The viewer's script comes from a CDN
+/// (pinned, see [`VIEWER_SCRIPT`]), so it needs a browser with internet access; the document
+/// itself is always served locally.
 pub async fn docs() -> HttpResponse {
-    const PAGE: &str = r#"<!doctype html>
+    let page = format!(
+        r#"<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
@@ -117,10 +128,19 @@ pub async fn docs() -> HttpResponse {
 </head>
 <body>
   <noscript>The interactive reference needs JavaScript. The raw document is at <a href="/api/openapi.json">/api/openapi.json</a>.</noscript>
-  <script id="api-reference" data-url="/api/openapi.json"></script>
-  <script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1"></script>
+  <script id="api-reference" type="application/json" data-url="/api/openapi.json"></script>
+  <script src="{VIEWER_SCRIPT}" integrity="{VIEWER_INTEGRITY}" crossorigin="anonymous"></script>
 </body>
 </html>
-"#;
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(PAGE)
+"#
+    );
+    let csp = format!(
+        "default-src 'none'; script-src {VIEWER_SCRIPT}; style-src 'unsafe-inline' https://cdn.jsdelivr.net; \
+         font-src data: https://cdn.jsdelivr.net; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CONTENT_SECURITY_POLICY, csp))
+        .body(page)
 }

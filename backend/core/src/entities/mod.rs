@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod message_payloads;
 pub mod messages;
 pub mod plans;
+pub mod sessions;
 pub mod stripe_events;
 pub mod tenants;
 pub mod usage_counters;

@@ -1,8 +1,10 @@
 //! Dashboard accounts: signup (creates the tenant and its owner), login, and the session token.
 //!
-//! A session is an HS256 JWT (`jsonwebtoken`) signed with a key derived from the master key. It
-//! carries a random CSRF token; state-changing requests authenticated by the session cookie must
-//! echo that token in the `X-CSRF-Token` header (the cookie is also `SameSite=Strict`).
+//! A session is an HS256 JWT (`jsonwebtoken`) signed with a key derived from the master key,
+//! naming a row of `sessions` (`sid`) that log-out revokes: a copied token stops working at
+//! log-out, not when it expires. It carries a random CSRF token; state-changing requests
+//! authenticated by the session cookie must echo that token in the `X-CSRF-Token` header (the
+//! cookie is also `SameSite=Strict`).
 
 use chrono::{Duration, Utc};
 use hookline_types::{LoginIn, Role, SessionOut, SignupIn, TenantId, UserId, UserOut};
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Context, crypto,
-    entities::{tenants, users},
+    entities::{sessions, tenants, users},
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
     principal::{Principal, PrincipalKind},
@@ -29,6 +31,8 @@ struct SessionClaims {
     tid: String,
     role: Role,
     csrf: String,
+    /// The `sessions` row: revoked at log-out.
+    sid: String,
     iat: i64,
     exp: i64,
 }
@@ -64,16 +68,28 @@ fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-fn issue(ctx: &Context, user: &users::Model, tenant: tenants::Model) -> CoreResult<Session> {
+async fn issue(ctx: &Context, user: &users::Model, tenant: tenants::Model) -> CoreResult<Session> {
     let ttl = Duration::hours(i64::from(ctx.config.session_ttl_hours));
     let now = Utc::now();
     let csrf = crypto::random_token();
     let user_out = user_out(user)?;
+    let sid = format!("sess_{}", crypto::random_token());
+    sessions::ActiveModel {
+        id: Set(sid.clone()),
+        tenant_id: Set(user.tenant_id.clone()),
+        user_id: Set(user.id.clone()),
+        created_at: Set(now),
+        expires_at: Set(now + ttl),
+        revoked_at: Set(None),
+    }
+    .insert(&ctx.db.writer)
+    .await?;
     let claims = SessionClaims {
         sub: user.id.clone(),
         tid: user.tenant_id.clone(),
         role: user_out.role,
         csrf: csrf.clone(),
+        sid,
         iat: now.timestamp(),
         exp: (now + ttl).timestamp(),
     };
@@ -122,7 +138,7 @@ pub async fn signup(ctx: &Context, input: SignupIn) -> CoreResult<Session> {
         Err(err) => return Err(err.into()),
     };
     txn.commit().await?;
-    issue(ctx, &user, tenant)
+    issue(ctx, &user, tenant).await
 }
 
 pub async fn login(ctx: &Context, input: LoginIn) -> CoreResult<Session> {
@@ -140,18 +156,30 @@ pub async fn login(ctx: &Context, input: LoginIn) -> CoreResult<Session> {
         .one(&ctx.db.conn)
         .await?
         .ok_or(CoreError::Unauthenticated("wrong email or password"))?;
-    issue(ctx, &user, tenant)
+    issue(ctx, &user, tenant).await
 }
 
-/// Verifies a session token and that its user still exists.
-pub async fn verify(ctx: &Context, token: &str) -> CoreResult<VerifiedSession> {
+fn decode(ctx: &Context, token: &str) -> CoreResult<SessionClaims> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
     let key =
         DecodingKey::from_secret(ctx.keys.session_key()).map_err(|err| CoreError::Internal(err.into()))?;
-    let claims = jsonwebtoken::decode::<SessionClaims>(token, &key, &validation)
+    Ok(jsonwebtoken::decode::<SessionClaims>(token, &key, &validation)
         .map_err(|_| CoreError::Unauthenticated("the session is invalid or has expired: log in again"))?
-        .claims;
+        .claims)
+}
+
+/// Verifies a session token, that its session is neither revoked nor expired, and that its user
+/// still exists.
+pub async fn verify(ctx: &Context, token: &str) -> CoreResult<VerifiedSession> {
+    let claims = decode(ctx, token)?;
+    sessions::Entity::find_by_id(claims.sid.as_str())
+        .filter(sessions::Column::UserId.eq(claims.sub.as_str()))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::ExpiresAt.gt(Utc::now()))
+        .one(&ctx.db.conn)
+        .await?
+        .ok_or(CoreError::Unauthenticated("the session has ended: log in again"))?;
     let user = users::Entity::find_by_id(claims.sub.as_str())
         .filter(users::Column::TenantId.eq(claims.tid.as_str()))
         .one(&ctx.db.conn)
@@ -168,6 +196,28 @@ pub async fn verify(ctx: &Context, token: &str) -> CoreResult<VerifiedSession> {
         },
         csrf_token: claims.csrf,
     })
+}
+
+/// Ends the session `token` names (when it is valid): its token is refused from now on, wherever
+/// a copy of it is.
+pub async fn logout(ctx: &Context, token: &str) -> CoreResult<()> {
+    let Ok(claims) = decode(ctx, token) else { return Ok(()) };
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, sea_orm::sea_query::Expr::value(Some(Utc::now())))
+        .filter(sessions::Column::Id.eq(claims.sid.as_str()))
+        .filter(sessions::Column::UserId.eq(claims.sub.as_str()))
+        .exec(&ctx.db.writer)
+        .await?;
+    Ok(())
+}
+
+/// Deletes sessions that expired (revoked or not); returns how many. Run by the maintenance job.
+pub async fn purge_sessions(ctx: &Context) -> CoreResult<u64> {
+    let result = sessions::Entity::delete_many()
+        .filter(sessions::Column::ExpiresAt.lt(Utc::now()))
+        .exec(&ctx.db.writer)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// The current session's user and tenant.

@@ -1,7 +1,10 @@
 //! `Idempotency-Key` on POST requests: the first request with a key runs and its response is
 //! stored; a repeat with the same key and the same request gets the stored response; a repeat
 //! while the first still runs gets a conflict; the same key with a different request is refused.
-//! Keys are per tenant and kept for 24 hours.
+//! Keys are per tenant and per principal (the credential that made the request), and kept for 24
+//! hours: another credential of the tenant never gets the replay, and its requests with the same
+//! key run on their own. A response that carries a secret (a new API key, a portal token) is
+//! never stored: the record is `withheld`, and a repeat is refused instead of replayed.
 
 use chrono::{Duration, Utc};
 use hookline_types::TenantId;
@@ -27,12 +30,33 @@ pub enum Begin {
     InFlight,
     /// The key was used for a different request.
     Mismatch,
+    /// The first request's response carried a secret, which is shown once and not stored.
+    Withheld,
 }
 
-pub async fn begin(ctx: &Context, tenant: &TenantId, key: &str, fingerprint: &str) -> CoreResult<Begin> {
+/// Whose record a key names: the credential that made the request.
+pub fn principal_key(principal: &crate::Principal) -> String {
+    use crate::principal::PrincipalKind;
+    match &principal.kind {
+        PrincipalKind::ApiKey { id, .. } => format!("key:{id}"),
+        PrincipalKind::Session { user_id, .. } => format!("user:{user_id}"),
+        PrincipalKind::Portal { app_id, read_only } => {
+            format!("portal:{app_id}:{}", if *read_only { "ro" } else { "rw" })
+        }
+    }
+}
+
+pub async fn begin(
+    ctx: &Context,
+    tenant: &TenantId,
+    principal: &str,
+    key: &str,
+    fingerprint: &str,
+) -> CoreResult<Begin> {
     let now = Utc::now();
     let fresh = || idempotency_keys::ActiveModel {
         tenant_id: Set(tenant.to_string()),
+        principal: Set(principal.to_owned()),
         key: Set(key.to_owned()),
         request_fingerprint: Set(fingerprint.to_owned()),
         state: Set("pending".to_owned()),
@@ -46,6 +70,7 @@ pub async fn begin(ctx: &Context, tenant: &TenantId, key: &str, fingerprint: &st
         Err(err) => return Err(err.into()),
     }
     let Some(existing) = idempotency_keys::Entity::scoped(tenant)
+        .filter(idempotency_keys::Column::Principal.eq(principal))
         .filter(idempotency_keys::Column::Key.eq(key))
         .one(&ctx.db.conn)
         .await?
@@ -64,6 +89,7 @@ pub async fn begin(ctx: &Context, tenant: &TenantId, key: &str, fingerprint: &st
             .col_expr(idempotency_keys::Column::CreatedAt, Expr::value(now))
             .col_expr(idempotency_keys::Column::ResponseStatus, Expr::value(Option::<i32>::None))
             .col_expr(idempotency_keys::Column::ResponseBody, Expr::value(Option::<String>::None))
+            .filter(idempotency_keys::Column::Principal.eq(principal))
             .filter(idempotency_keys::Column::Key.eq(key))
             .filter(idempotency_keys::Column::CreatedAt.eq(existing.created_at))
             .exec(&ctx.db.writer)
@@ -75,21 +101,29 @@ pub async fn begin(ctx: &Context, tenant: &TenantId, key: &str, fingerprint: &st
     }
     match (existing.state.as_str(), existing.response_status, existing.response_body) {
         ("done", Some(status), Some(body)) => Ok(Begin::Replay { status: status as u16, body }),
+        (WITHHELD, ..) => Ok(Begin::Withheld),
         _ => Ok(Begin::InFlight),
     }
 }
 
+const WITHHELD: &str = "withheld";
+
+/// Stores the response for replays; `body` is `None` when it carried a secret, which is never
+/// stored (the record is then `withheld`).
 pub async fn finish(
     ctx: &Context,
     tenant: &TenantId,
+    principal: &str,
     key: &str,
     status: u16,
-    body: String,
+    body: Option<String>,
 ) -> CoreResult<()> {
+    let state = if body.is_some() { "done" } else { WITHHELD };
     idempotency_keys::Entity::scoped_update(tenant)
-        .col_expr(idempotency_keys::Column::State, Expr::value("done"))
+        .col_expr(idempotency_keys::Column::State, Expr::value(state))
         .col_expr(idempotency_keys::Column::ResponseStatus, Expr::value(i32::from(status)))
         .col_expr(idempotency_keys::Column::ResponseBody, Expr::value(body))
+        .filter(idempotency_keys::Column::Principal.eq(principal))
         .filter(idempotency_keys::Column::Key.eq(key))
         .exec(&ctx.db.writer)
         .await?;
@@ -97,8 +131,9 @@ pub async fn finish(
 }
 
 /// Forgets the key, so that a request that failed on our side can be retried with it.
-pub async fn abandon(ctx: &Context, tenant: &TenantId, key: &str) -> CoreResult<()> {
+pub async fn abandon(ctx: &Context, tenant: &TenantId, principal: &str, key: &str) -> CoreResult<()> {
     idempotency_keys::Entity::scoped_delete(tenant)
+        .filter(idempotency_keys::Column::Principal.eq(principal))
         .filter(idempotency_keys::Column::Key.eq(key))
         .exec(&ctx.db.writer)
         .await?;

@@ -34,7 +34,8 @@ pub async fn create(
     Auth(principal): Auth,
     Json(input): Json<ApiKeyIn>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Created().json(api_keys::create(&ctx, &principal, input).await?))
+    let created = api_keys::create(&ctx, &principal, input).await?;
+    Ok(crate::idempotency::carries_secret(HttpResponse::Created().json(created)))
 }
 
 /// Revoke an API key: it stops working immediately.

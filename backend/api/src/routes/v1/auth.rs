@@ -12,15 +12,18 @@ use hookline_types::{ErrorBody, LoginIn, SessionOut, SignupIn};
 use crate::{
     auth::{AuthDetails, SESSION_COOKIE},
     error::ApiResult,
+    idempotency::carries_secret,
     json::Json,
 };
 
+/// The session cookie. `Secure` when the request came over https (a forwarded scheme counts only
+/// from a trusted proxy: [`crate::security_headers::is_https`]).
 fn session_cookie(req: &HttpRequest, token: String, max_age_seconds: i64) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, token)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
+        .secure(crate::security_headers::is_https(req))
         .max_age(Duration::seconds(max_age_seconds))
         .finish()
 }
@@ -39,9 +42,11 @@ pub async fn signup(
     Json(input): Json<SignupIn>,
 ) -> ApiResult<HttpResponse> {
     let session = auth::signup(&ctx, input).await?;
-    Ok(HttpResponse::Created()
-        .cookie(session_cookie(&req, session.token, session.max_age_seconds))
-        .json(session.out))
+    Ok(carries_secret(
+        HttpResponse::Created()
+            .cookie(session_cookie(&req, session.token, session.max_age_seconds))
+            .json(session.out),
+    ))
 }
 
 /// Log in with email and password.
@@ -57,18 +62,24 @@ pub async fn login(
     Json(input): Json<LoginIn>,
 ) -> ApiResult<HttpResponse> {
     let session = auth::login(&ctx, input).await?;
-    Ok(HttpResponse::Ok()
-        .cookie(session_cookie(&req, session.token, session.max_age_seconds))
-        .json(session.out))
+    Ok(carries_secret(
+        HttpResponse::Ok()
+            .cookie(session_cookie(&req, session.token, session.max_age_seconds))
+            .json(session.out),
+    ))
 }
 
-/// Log out: clears the session cookie.
+/// Log out: ends the session on the server (its token, wherever a copy of it is, is refused from
+/// now on) and clears the session cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "v1.auth.logout", tag = "Auth",
     responses((status = 204, description = "Logged out")))]
-pub async fn logout(req: HttpRequest) -> HttpResponse {
+pub async fn logout(req: HttpRequest, ctx: web::Data<Context>) -> ApiResult<HttpResponse> {
+    if let Some(session) = req.cookie(SESSION_COOKIE) {
+        auth::logout(&ctx, session.value()).await?;
+    }
     let mut cookie = session_cookie(&req, String::new(), 0);
     cookie.make_removal();
-    HttpResponse::NoContent().cookie(cookie).finish()
+    Ok(HttpResponse::NoContent().cookie(cookie).finish())
 }
 
 /// The signed-in user and organization.

@@ -171,5 +171,6 @@ pub async fn portal_token(
     } else {
         crate::json::parse_body(&body)?
     };
-    Ok(HttpResponse::Created().json(portal::mint(&ctx, &principal, &app_ref(&path), input).await?))
+    let minted = portal::mint(&ctx, &principal, &app_ref(&path), input).await?;
+    Ok(crate::idempotency::carries_secret(HttpResponse::Created().json(minted)))
 }
