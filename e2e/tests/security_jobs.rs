@@ -252,6 +252,25 @@ async fn retention_clears_attempt_headers_and_expanded_broadcast_payloads(db: Ba
         db.close().await.unwrap();
         payload
     };
+    // Expansion keeps no copy of the payload in the broadcast: the messages carry it.
+    assert_eq!(broadcast_payload().await, "");
+    // A broadcast expanded before expansion emptied payloads still holds one: retention clears it.
+    {
+        let db = database(&server).await;
+        let sql = if server.backend == Backend::Sqlite {
+            "UPDATE broadcasts SET payload = '{\"broadcast-payload\":true}' WHERE id = ?"
+        } else {
+            "UPDATE broadcasts SET payload = '{\"broadcast-payload\":true}' WHERE id = $1"
+        };
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [id(&broadcast).into()],
+        ))
+        .await
+        .unwrap();
+        db.close().await.unwrap();
+    }
     assert!(broadcast_payload().await.contains("broadcast-payload"));
 
     set_plan(&server, "purged", "free", &["--retention-days", "0"]).await;
