@@ -4,7 +4,12 @@
 //! the process) or `FULL` (across power loss); PostgreSQL keeps its default synchronous commit.
 
 use std::{
+    collections::HashMap,
     str::FromStr,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
+    },
     time::{Duration, Instant},
 };
 
@@ -32,6 +37,61 @@ use crate::config::Config;
 pub struct Db {
     pub conn: DatabaseConnection,
     pub writer: DatabaseConnection,
+    /// SQLite: the deadline of each reader connection (see [`ReadDeadlines`]).
+    pub read_deadlines: Arc<ReadDeadlines>,
+}
+
+/// How many SQLite virtual-machine steps run between two looks at a reader's deadline.
+const PROGRESS_STEPS: i32 = 10_000;
+
+/// SQLite cannot time a statement out by itself: each reader connection gets a progress handler
+/// (sqlx's `set_progress_handler`) that interrupts the statement running on it once that
+/// connection's deadline (Unix milliseconds, 0 for none) has passed. A connection names itself in
+/// a temporary table (`temp.hookline_connection`, one per connection), so a transaction finds its
+/// own deadline ([`Db::limit_read`]). Connections the pool closed leave dead entries, dropped as
+/// new ones open.
+#[derive(Debug, Default)]
+pub struct ReadDeadlines {
+    next: AtomicU64,
+    by_connection: Mutex<HashMap<u64, Weak<AtomicI64>>>,
+}
+
+/// A deadline set on a connection; dropping it clears the deadline, however the read ended (a
+/// request dropped in the middle must not leave a deadline on a pooled connection).
+pub struct ReadDeadline(Option<Arc<AtomicI64>>);
+
+impl Drop for ReadDeadline {
+    fn drop(&mut self) {
+        if let Some(deadline) = &self.0 {
+            deadline.store(0, Relaxed);
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl ReadDeadlines {
+    /// Registers a new reader connection: its name in `temp.hookline_connection` and the progress
+    /// handler that enforces its deadline.
+    async fn register(&self, conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+        use sqlx::Executor;
+        let id = self.next.fetch_add(1, Relaxed);
+        let deadline = Arc::new(AtomicI64::new(0));
+        {
+            let mut by_connection = self.by_connection.lock().unwrap_or_else(|p| p.into_inner());
+            by_connection.retain(|_, weak| weak.strong_count() > 0);
+            by_connection.insert(id, Arc::downgrade(&deadline));
+        }
+        let name = format!("CREATE TEMP TABLE IF NOT EXISTS hookline_connection AS SELECT {id} AS id");
+        conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(name))).await?;
+        conn.lock_handle().await?.set_progress_handler(PROGRESS_STEPS, move || {
+            let at = deadline.load(Relaxed);
+            at == 0 || now_millis() < at
+        });
+        Ok(())
+    }
 }
 
 impl Db {
@@ -61,7 +121,13 @@ impl Db {
                 .connect_with(options.clone())
                 .await
                 .with_context(|| format!("opening {}", config.database_url))?;
+            let read_deadlines = Arc::new(ReadDeadlines::default());
+            let deadlines = read_deadlines.clone();
             let readers = SqlitePoolOptions::new()
+                .after_connect(move |conn, _| {
+                    let deadlines = deadlines.clone();
+                    Box::pin(async move { deadlines.register(conn).await })
+                })
                 .max_connections(8)
                 .min_connections(1)
                 .test_before_acquire(false)
@@ -72,6 +138,7 @@ impl Db {
             return Ok(Db {
                 conn: SqlxSqliteConnector::from_sqlx_sqlite_pool(readers),
                 writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
+                read_deadlines,
             });
         } else {
             let options =
@@ -84,7 +151,7 @@ impl Db {
                 .context("connecting to PostgreSQL")?;
             SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
         };
-        Ok(Db { writer: conn.clone(), conn })
+        Ok(Db { writer: conn.clone(), conn, read_deadlines: Arc::default() })
     }
 
     pub fn backend(&self) -> DbBackend {
@@ -252,6 +319,37 @@ pub enum RawPool<'a> {
 }
 
 impl Db {
+    /// Gives the SQLite reader connection running `txn` a deadline `seconds` from now: a
+    /// statement still running then is interrupted (SQLite's `interrupted` error). Nothing on
+    /// PostgreSQL, which has `statement_timeout`. Dropping the returned value clears it.
+    pub async fn limit_read<C: sea_orm::ConnectionTrait>(
+        &self,
+        txn: &C,
+        seconds: u64,
+    ) -> Result<ReadDeadline, sea_orm::DbErr> {
+        if !self.is_sqlite() {
+            return Ok(ReadDeadline(None));
+        }
+        let row = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT id FROM temp.hookline_connection",
+            ))
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::Custom("a reader connection without its name".to_owned()))?;
+        let id: i64 = row.try_get("", "id")?;
+        let deadline = self
+            .read_deadlines
+            .by_connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(id as u64))
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| sea_orm::DbErr::Custom(format!("reader connection {id} has no deadline")))?;
+        deadline.store(now_millis() + (seconds as i64) * 1000, Relaxed);
+        Ok(ReadDeadline(Some(deadline)))
+    }
+
     pub fn raw_pool(&self) -> RawPool<'_> {
         if self.is_sqlite() {
             RawPool::Sqlite(self.writer.get_sqlite_connection_pool())

@@ -479,11 +479,11 @@ pub async fn list(
         select = select.filter(messages::Column::Id.lt(time_boundary(MessageId::PREFIX, before)));
     }
     let list = if filter.q.is_some() {
-        // A payload search can be expensive: on PostgreSQL it is stopped after
-        // `replay::READ_TIMEOUT_SECONDS` (on SQLite its window bounds it, see `begin_bounded_read`).
-        let txn = crate::services::replay::begin_bounded_read(ctx).await?;
+        // A payload search can be expensive: its statements are stopped after
+        // `replay::READ_TIMEOUT_SECONDS` on both databases (see `begin_bounded_read`).
+        let read = crate::services::replay::begin_bounded_read(ctx).await?;
         let list = paginate(
-            &txn,
+            &read.txn,
             select,
             messages::Column::Id,
             Order::Desc,
@@ -493,7 +493,7 @@ pub async fn list(
         )
         .await
         .map_err(CoreError::from);
-        crate::services::replay::end_bounded_read(txn, list, SEARCH).await?
+        crate::services::replay::end_bounded_read(read, list, SEARCH).await?
     } else {
         paginate(
             &ctx.db.conn,

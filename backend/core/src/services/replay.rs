@@ -19,7 +19,7 @@
 //! whatever another has queued.
 //!
 //! The statistics are expensive reads: they run in a read transaction that PostgreSQL stops
-//! after [`READ_TIMEOUT_SECONDS`] ([`begin_bounded_read`]), answered as `query_timeout`.
+//! after [`READ_TIMEOUT_SECONDS`] on both databases ([`begin_bounded_read`]), answered as `query_timeout`.
 
 use std::collections::BTreeMap;
 
@@ -721,32 +721,36 @@ const ALERTS: u64 = 50;
 pub const READ_TIMEOUT_SECONDS: u64 = 5;
 const STATS: (&str, &str) = ("the statistics", "try again later");
 
-/// Starts the read transaction of an expensive read. On PostgreSQL each of its statements is
-/// stopped after [`READ_TIMEOUT_SECONDS`] (`SET LOCAL`: the setting ends with the transaction,
-/// never stays on a pooled connection), which [`timed_out`] turns into `query_timeout`.
-///
-/// SQLite has no such setting, and sqlx can stop a running SQLite statement only through a
-/// progress handler (a callback every few virtual-machine steps of every statement of the
-/// connection); a timer around the future would not stop it, only stop waiting for it. There
-/// the reads are bounded instead: statistics by their windows (7 days at most) and samples
-/// ([`STATS_SAMPLE`] attempts and deliveries), searches by their default window of
-/// `messages::SEARCH_DEFAULT_WINDOW_DAYS` (an explicit `after` widens it) and, for rare words,
-/// by the index.
-pub(crate) async fn begin_bounded_read(ctx: &Context) -> CoreResult<DatabaseTransaction> {
+/// The read transaction of an expensive read, and (on SQLite) its connection's deadline.
+pub(crate) struct BoundedRead {
+    pub txn: DatabaseTransaction,
+    _deadline: crate::db::ReadDeadline,
+}
+
+/// Starts the read transaction of an expensive read: each of its statements is stopped after
+/// [`READ_TIMEOUT_SECONDS`] — on PostgreSQL by `SET LOCAL statement_timeout` (it ends with the
+/// transaction, never stays on a pooled connection), on SQLite by the reader connection's
+/// progress handler ([`crate::db::Db::limit_read`]) — which [`end_bounded_read`] turns into
+/// `query_timeout`. The reads are bounded besides: statistics by their windows (7 days at most)
+/// and samples ([`STATS_SAMPLE`]), searches by their default window of
+/// `messages::SEARCH_DEFAULT_WINDOW_DAYS`.
+pub(crate) async fn begin_bounded_read(ctx: &Context) -> CoreResult<BoundedRead> {
     let txn = ctx.db.conn.begin().await?;
     if !ctx.db.is_sqlite() {
         txn.execute_unprepared(&format!("SET LOCAL statement_timeout = '{READ_TIMEOUT_SECONDS}s'")).await?;
     }
-    Ok(txn)
+    let deadline = ctx.db.limit_read(&txn, READ_TIMEOUT_SECONDS).await?;
+    Ok(BoundedRead { txn, _deadline: deadline })
 }
 
 /// Ends a read begun with [`begin_bounded_read`] with its result, a timed-out statement becoming
 /// `QueryTimeout`: "(what the read was) took longer than … s: (advice)".
 pub(crate) async fn end_bounded_read<T>(
-    txn: DatabaseTransaction,
+    read: BoundedRead,
     result: CoreResult<T>,
     (what, advice): (&str, &str),
 ) -> CoreResult<T> {
+    let BoundedRead { txn, _deadline } = read;
     match result {
         Ok(value) => {
             txn.commit().await?;
@@ -765,12 +769,13 @@ pub(crate) async fn end_bounded_read<T>(
     }
 }
 
-/// PostgreSQL's `query_canceled` (SQLSTATE 57014), which a statement timeout raises.
+/// PostgreSQL's `query_canceled` (SQLSTATE 57014), which a statement timeout raises, or SQLite's
+/// `SQLITE_INTERRUPT` (9), which the progress handler's deadline raises.
 fn is_statement_timeout(err: &DbErr) -> bool {
     let (DbErr::Query(RuntimeErr::SqlxError(err)) | DbErr::Exec(RuntimeErr::SqlxError(err))) = err else {
         return false;
     };
-    err.as_database_error().and_then(|err| err.code()).is_some_and(|code| code == "57014")
+    err.as_database_error().and_then(|err| err.code()).is_some_and(|code| code == "57014" || code == "9")
 }
 
 pub async fn endpoint_stats(
@@ -781,9 +786,9 @@ pub async fn endpoint_stats(
 ) -> CoreResult<EndpointStatsOut> {
     principal.require(ApiKeyScope::Read)?;
     let endpoint = endpoint_service::find_in_app(ctx, principal, app, endpoint).await?;
-    let txn = begin_bounded_read(ctx).await?;
-    let windows = stats_windows(&txn, &principal.tenant_id, Some(&endpoint), Utc::now()).await;
-    let windows = end_bounded_read(txn, windows, STATS).await?;
+    let read = begin_bounded_read(ctx).await?;
+    let windows = stats_windows(&read.txn, &principal.tenant_id, Some(&endpoint), Utc::now()).await;
+    let windows = end_bounded_read(read, windows, STATS).await?;
     Ok(EndpointStatsOut { endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?, windows })
 }
 
@@ -792,9 +797,9 @@ pub async fn endpoint_stats(
 pub async fn tenant_stats(ctx: &Context, principal: &Principal) -> CoreResult<TenantStatsOut> {
     principal.require(ApiKeyScope::Read)?;
     principal.require_tenant_wide("stats")?;
-    let txn = begin_bounded_read(ctx).await?;
-    let stats = tenant_stats_in(&txn, &principal.tenant_id, Utc::now()).await;
-    end_bounded_read(txn, stats, STATS).await
+    let read = begin_bounded_read(ctx).await?;
+    let stats = tenant_stats_in(&read.txn, &principal.tenant_id, Utc::now()).await;
+    end_bounded_read(read, stats, STATS).await
 }
 
 async fn tenant_stats_in<C: ConnectionTrait>(
@@ -1028,6 +1033,43 @@ mod tests {
         entities::{endpoints, jobs, messages},
         ids::NewId,
     };
+
+    /// SQLite has no statement timeout: the reader connection's progress handler interrupts a
+    /// bounded read at its deadline, and the connection serves later reads without one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bounded_read_on_sqlite_is_interrupted_at_its_deadline_and_the_connection_stays_usable() {
+        use sea_orm::{ConnectionTrait, Statement};
+
+        use crate::error::CoreError;
+        let (_dir, ctx) = context(hookline_e2e::Backend::Sqlite).await;
+        // A query that runs for minutes: counting to ten billion.
+        let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000000) \
+                       SELECT count(*) AS c FROM n";
+        let started = std::time::Instant::now();
+        let read = super::begin_bounded_read(&ctx).await.unwrap();
+        let result = read
+            .txn
+            .query_one_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, endless))
+            .await
+            .map(|_| ())
+            .map_err(CoreError::from);
+        let err = super::end_bounded_read(read, result, ("the count", "count less")).await.unwrap_err();
+        assert!(
+            matches!(&err, CoreError::QueryTimeout { detail } if detail.contains("the count")),
+            "{err:?}"
+        );
+        let took = started.elapsed();
+        assert!(took >= std::time::Duration::from_secs(super::READ_TIMEOUT_SECONDS), "{took:?}");
+        assert!(took < std::time::Duration::from_secs(super::READ_TIMEOUT_SECONDS + 10), "{took:?}");
+        // Every reader connection, that one included, still answers ordinary reads at once.
+        let quick = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+                     SELECT count(*) AS c FROM n";
+        for _ in 0..16 {
+            let row =
+                ctx.db.conn.query_one_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, quick)).await;
+            assert_eq!(row.unwrap().unwrap().try_get::<i64>("", "c").unwrap(), 100_000);
+        }
+    }
 
     hookline_e2e::both_databases!(
         one_pass_steps_each_tenants_oldest_job_whatever_another_tenant_queued,
