@@ -156,6 +156,9 @@ pub type RetrySink = mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>
 /// waiting for the endpoint hold no lane slot: nobody else waits behind them.
 const LEASED_PER_SLOT: usize = 2;
 
+/// How often one outcome is tried before its delivery is handed back ([`Engine::record_batch`]).
+const RECORD_TRIES: u32 = 8;
+
 /// One endpoint's deliveries held by this process.
 struct EndpointLoad {
     /// Leased and not yet answered, whether sending or waiting for a slot.
@@ -214,6 +217,10 @@ impl Capacity for Engine {
     fn paused(&self, endpoint_id: &str) -> bool {
         self.circuit_tripped(endpoint_id)
     }
+
+    fn room(&self) -> usize {
+        self.room()
+    }
 }
 
 impl InlineEngine for Engine {
@@ -248,6 +255,10 @@ impl Capacity for LaneCapacity<'_> {
 
     fn paused(&self, endpoint_id: &str) -> bool {
         self.engine.circuit_tripped(endpoint_id)
+    }
+
+    fn room(&self) -> usize {
+        self.engine.room()
     }
 }
 
@@ -394,6 +405,17 @@ impl Engine {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner()).values().map(|load| load.held).sum()
     }
 
+    /// How many more deliveries this process may hold now, across all endpoints: twice its
+    /// request slots ([`LEASED_PER_SLOT`]). Fan-out (at acceptance and in the loop) and claims
+    /// lease no more than this, so what the engine leases, loads and renews at once is bounded
+    /// by `HOOKLINE_MAX_IN_FLIGHT` and `HOOKLINE_DEDICATED_IN_FLIGHT`, whatever a burst creates:
+    /// 100 messages to 1,000 endpoints each leased 100,000 deliveries at once, and loading their
+    /// payloads passed SQLite's bind limit, again after every lease expiry.
+    fn room(&self) -> usize {
+        let most = LEASED_PER_SLOT * (self.config.max_in_flight + self.config.dedicated_in_flight);
+        most.saturating_sub(self.total_inflight())
+    }
+
     /// How many deliveries of one endpoint this process may hold ([`LEASED_PER_SLOT`]).
     fn leasable(&self) -> usize {
         self.config.per_endpoint * LEASED_PER_SLOT
@@ -462,6 +484,7 @@ impl Engine {
                     }
                 }
                 Err(err) => {
+                    hookline_core::metrics::engine_error("fanout");
                     tracing::error!(error = %err, "fan-out failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -501,7 +524,10 @@ impl Engine {
                         continue;
                     }
                     Ok(_) => {}
-                    Err(err) => tracing::error!(error = %err, "claiming due deliveries failed; retrying"),
+                    Err(err) => {
+                        hookline_core::metrics::engine_error("claim");
+                        tracing::error!(error = %err, "claiming due deliveries failed; retrying");
+                    }
                 }
             }
             due = tokio::select! {
@@ -514,7 +540,7 @@ impl Engine {
 
     /// Claims the lane's due deliveries (all, or only `ids`) and sends them. Returns how many.
     pub async fn claim(self: &Arc<Self>, lane: Lane, ids: Option<&[String]>) -> CoreResult<usize> {
-        let room = self.slots(lane).available_permits().min(500);
+        let room = self.slots(lane).available_permits().min(500).min(self.room());
         if room == 0 || self.is_stopping() {
             return Ok(0);
         }
@@ -582,7 +608,10 @@ impl Engine {
                         found.insert(id, target);
                     }
                 }
-                Err(err) => tracing::error!(error = %err, "loading endpoints failed"),
+                Err(err) => {
+                    hookline_core::metrics::engine_error("targets");
+                    tracing::error!(error = %err, "loading endpoints failed");
+                }
             }
         }
         found
@@ -619,7 +648,8 @@ impl Engine {
         let payloads = match delivery::load_payloads(&self.ctx, &message_ids).await {
             Ok(payloads) => payloads,
             Err(err) => {
-                tracing::error!(error = %err, "loading payloads failed; handing the deliveries back");
+                hookline_core::metrics::engine_error("payloads");
+                tracing::error!(error = %err, n = claimed.len(), "loading payloads failed; handing the deliveries back");
                 self.release(&claimed).await;
                 return;
             }
@@ -802,6 +832,7 @@ impl Engine {
         if let Err(err) =
             delivery::release_leases_of(&self.ctx, &self.worker_id, Some(&ids), Utc::now()).await
         {
+            hookline_core::metrics::engine_error("release");
             tracing::warn!(error = %err, "could not release leases; they will expire");
         }
         self.done(claimed.iter().map(|c| c.endpoint_id.as_str()));
@@ -822,44 +853,14 @@ impl Engine {
 
     /// Records outcomes in batches: whatever has arrived, up to 1000, in one transaction (on
     /// SQLite the ingest writer's next one, shared with the messages accepted meanwhile; see
-    /// `IngestQueue::record`). A batch that fails to record is retried; if the process dies
-    /// first, the leases expire and the deliveries are sent again (at-least-once).
+    /// `IngestQueue::record`). A batch that fails is recorded in halves ([`Engine::record_batch`]);
+    /// if the process dies first, the leases expire and the deliveries are sent again
+    /// (at-least-once).
     async fn record_loop(self: Arc<Self>, mut outcomes: mpsc::UnboundedReceiver<AttemptOutcome>) {
         let mut batch = Vec::with_capacity(1000);
         while outcomes.recv_many(&mut batch, 1000).await > 0 {
             let n = batch.len();
-            loop {
-                let started = Instant::now();
-                let recorded = match self
-                    .ctx
-                    .ingest
-                    .record(&self.worker_id, std::mem::take(&mut batch), &self.config.limits)
-                    .await
-                {
-                    Some((outcomes, recorded)) => {
-                        batch = outcomes;
-                        recorded
-                    }
-                    None => {
-                        // The writer is gone (shutting down): the leases expire and the
-                        // deliveries are sent again by whoever runs next.
-                        tracing::error!(n, "the ingest writer stopped; attempts left unrecorded");
-                        break;
-                    }
-                };
-                tracing::debug!(target: "hookline::batch", kind = "record", n, us = started.elapsed().as_micros() as u64);
-                match recorded {
-                    Ok(recorded) => {
-                        hookline_core::metrics::attempts_recorded(&batch);
-                        self.after_record(recorded);
-                        break;
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, n = batch.len(), "recording attempts failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            }
+            self.record_batch(std::mem::take(&mut batch)).await;
             self.unrecorded.fetch_sub(n, Ordering::AcqRel);
             batch.clear();
             // Slots freed: what a claim had to leave behind may go now.
@@ -887,12 +888,75 @@ impl Engine {
         }
     }
 
+    /// Records one batch of outcomes. A batch that fails is split in halves, each recorded on its
+    /// own, so one outcome the database refuses holds no other back; a single outcome is retried
+    /// with a growing pause (a database that is down), and after [`RECORD_TRIES`] its delivery
+    /// is handed back to be sent again, with the cause in the log. Every failure counts in
+    /// `hookline_engine_errors_total{stage="record"}`.
+    async fn record_batch(&self, batch: Vec<AttemptOutcome>) {
+        let mut queue: Vec<(Vec<AttemptOutcome>, u32)> = vec![(batch, 0)];
+        while let Some((batch, failures)) = queue.pop() {
+            let n = batch.len();
+            let started = Instant::now();
+            let Some((mut batch, recorded)) =
+                self.ctx.ingest.record(&self.worker_id, batch, &self.config.limits).await
+            else {
+                // The writer is gone (shutting down): the leases expire and the deliveries are
+                // sent again by whoever runs next.
+                let left = n + queue.iter().map(|(b, _)| b.len()).sum::<usize>();
+                tracing::error!(n = left, "the ingest writer stopped; attempts left unrecorded");
+                return;
+            };
+            tracing::debug!(target: "hookline::batch", kind = "record", n, us = started.elapsed().as_micros() as u64);
+            let err = match recorded {
+                Ok(recorded) => {
+                    hookline_core::metrics::attempts_recorded(&batch);
+                    self.after_record(recorded);
+                    continue;
+                }
+                Err(err) => err,
+            };
+            hookline_core::metrics::engine_error("record");
+            if n > 1 {
+                tracing::error!(error = %err, n, "recording attempts failed; recording the batch in halves");
+                let second = batch.split_off(n / 2);
+                queue.push((second, 0));
+                queue.push((batch, 0));
+                continue;
+            }
+            let delivery_id = batch[0].claimed.delivery_id.clone();
+            if failures + 1 < RECORD_TRIES {
+                tracing::error!(error = %err, delivery = %delivery_id, "recording an attempt failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 << failures.min(5))).await;
+                queue.push((batch, failures + 1));
+                continue;
+            }
+            tracing::error!(error = %err, delivery = %delivery_id, "recording an attempt keeps failing; handing its delivery back to be sent again");
+            // A lease this process keeps is renewed, so it would never expire: retried until
+            // the database takes it.
+            while let Err(err) = delivery::release_leases_of(
+                &self.ctx,
+                &self.worker_id,
+                Some(std::slice::from_ref(&delivery_id)),
+                Utc::now(),
+            )
+            .await
+            {
+                hookline_core::metrics::engine_error("release");
+                tracing::warn!(error = %err, delivery = %delivery_id, "could not hand the delivery back; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            // Its endpoint's slot was freed with its answer ([`Engine::done`] in `send_all`).
+        }
+    }
+
     /// Every third of a lease: renew ours, take back expired ones.
     async fn lease_loop(self: Arc<Self>) {
         let period = (self.config.limits.lease / 3).to_std().unwrap_or(Duration::from_secs(1));
         while !self.is_stopping() {
             tokio::time::sleep(period).await;
             if let Err(err) = delivery::renew_leases(&self.ctx, &self.worker_id, &self.config.limits).await {
+                hookline_core::metrics::engine_error("leases");
                 tracing::error!(error = %err, "renewing leases failed");
             }
             match delivery::release_expired_leases(&self.ctx).await {
@@ -901,7 +965,10 @@ impl Engine {
                     tracing::warn!(n, "took back deliveries whose lease expired");
                     self.mark_claimable();
                 }
-                Err(err) => tracing::error!(error = %err, "sweeping expired leases failed"),
+                Err(err) => {
+                    hookline_core::metrics::engine_error("leases");
+                    tracing::error!(error = %err, "sweeping expired leases failed");
+                }
             }
         }
     }

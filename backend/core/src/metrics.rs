@@ -270,6 +270,10 @@ static ATTEMPT_ERRORS: CounterSet<9> = CounterSet::new(
 static ATTEMPT_DURATION: Histogram<12> = Histogram::new(DURATION_BUCKETS);
 static DELIVERY_LATENCY: Histogram<16> = Histogram::new(LATENCY_BUCKETS);
 static DEAD: Counter = Counter::new();
+static ENGINE_ERRORS: CounterSet<8> = CounterSet::new(
+    "stage",
+    ["fanout", "claim", "payloads", "targets", "record", "release", "leases", "other"],
+);
 /// By method, route pattern and status.
 static HTTP_REQUESTS: Family<(&'static str, String, u16), Counter> = Family::new();
 /// By method and route pattern.
@@ -308,6 +312,13 @@ pub fn attempts_recorded(outcomes: &[AttemptOutcome]) {
     DEAD.add(dead);
 }
 
+/// A step of the delivery engine failed (`stage`: fanout, claim, payloads, targets, record,
+/// release, leases; anything else counts as other). The engine logs the cause; this makes a step
+/// that keeps failing visible on `/metrics`.
+pub fn engine_error(stage: &str) {
+    ENGINE_ERRORS.add(stage, 1);
+}
+
 /// One HTTP request answered. `route` is the matched route pattern (`None` for the dashboard's
 /// fallback); a method outside the standard ones is counted as `other`.
 pub fn http_request(method: &str, route: Option<String>, status: u16, seconds: f64) {
@@ -341,6 +352,11 @@ fn render_process(text: &mut Text) {
             "hookline_delivery_attempt_errors_total",
             "Failed delivery attempts recorded by this process, by error class.",
             &ATTEMPT_ERRORS,
+        ),
+        (
+            "hookline_engine_errors_total",
+            "Failed steps of this process's delivery engine, by stage (the log says why).",
+            &ENGINE_ERRORS,
         ),
     ] {
         text.family(name, "counter", help);

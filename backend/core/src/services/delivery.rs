@@ -175,6 +175,13 @@ pub trait Capacity {
     /// How many more deliveries of this endpoint (of this tenant) may be leased now.
     fn available(&self, endpoint_id: &str, tenant_id: &str) -> usize;
 
+    /// How many more deliveries this worker may lease now, whatever their endpoints: what a
+    /// worker holds (and so leases, loads and renews at once) is bounded by its configuration,
+    /// not by how many deliveries a burst creates.
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+
     /// Whether new deliveries of this endpoint must not be leased as they are created (at
     /// acceptance or fan-out) but left to the claims, which honour its circuit in the database:
     /// the engine saw it fail `circuit_threshold` times in a row.
@@ -235,6 +242,8 @@ pub(crate) struct FanOutPlan<'a> {
     worker: &'a str,
     capacity: &'a (dyn Capacity + Sync),
     leased_per_endpoint: HashMap<String, usize>,
+    /// [`Capacity::room`] when the plan began: it leases no more than that in all.
+    room: usize,
     /// The plan's time and its leases' end, as stored.
     now: String,
     lease_until: String,
@@ -268,6 +277,7 @@ impl<'a> FanOutPlan<'a> {
             worker,
             capacity,
             leased_per_endpoint: HashMap::new(),
+            room: capacity.room(),
             now: ts(now),
             lease_until: ts(now + lease),
             rows: Rows::default(),
@@ -300,6 +310,7 @@ impl<'a> FanOutPlan<'a> {
                 || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
             let here = self.leased_per_endpoint.entry(endpoint.id.clone()).or_default();
             let lease_now = !special
+                && self.leased.len() < self.room
                 && !self.capacity.paused(&endpoint.id)
                 && *here < self.capacity.available(&endpoint.id, &endpoint.tenant_id);
             if lease_now {
@@ -705,15 +716,30 @@ async fn take_tokens<C: ConnectionTrait>(
     Ok(tokens)
 }
 
+/// The most values one statement binds for an `IN (…)` list. SQLite takes at most 32,766 bound
+/// variables and PostgreSQL 65,535 parameters in one statement: a list built from however many
+/// deliveries are at hand is cut into chunks of this many (deduplicated first), each its own
+/// statement.
+pub const MAX_IDS_PER_STATEMENT: usize = 10_000;
+
+/// `ids` without repeats, in chunks of at most [`MAX_IDS_PER_STATEMENT`].
+pub fn id_chunks(ids: &[String]) -> Vec<Vec<String>> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    let unique: Vec<String> = ids.iter().filter(|id| seen.insert(id.as_str())).cloned().collect();
+    unique.chunks(MAX_IDS_PER_STATEMENT).map(<[String]>::to_vec).collect()
+}
+
 /// Loads and decrypts the endpoints' delivery settings.
 pub async fn load_targets(
     ctx: &Context,
     endpoint_ids: &[String],
 ) -> CoreResult<HashMap<String, EndpointTarget>> {
-    let rows = endpoints::Entity::find()
-        .filter(endpoints::Column::Id.is_in(endpoint_ids.to_vec()))
-        .all(&ctx.db.conn)
-        .await?;
+    let mut rows = Vec::new();
+    for chunk in id_chunks(endpoint_ids) {
+        rows.extend(
+            endpoints::Entity::find().filter(endpoints::Column::Id.is_in(chunk)).all(&ctx.db.conn).await?,
+        );
+    }
     let now = Utc::now();
     let mut targets = HashMap::new();
     for row in rows {
@@ -760,18 +786,21 @@ pub async fn load_targets(
     Ok(targets)
 }
 
-/// The payloads (JSON text) of these messages; missing ones have expired.
+/// The payloads (JSON text) of these messages, each loaded once however many deliveries share
+/// it; missing ones have expired.
 pub async fn load_payloads(
     ctx: &Context,
     message_ids: &[String],
 ) -> CoreResult<HashMap<String, std::sync::Arc<str>>> {
-    Ok(message_payloads::Entity::find()
-        .filter(message_payloads::Column::MessageId.is_in(message_ids.to_vec()))
-        .all(&ctx.db.conn)
-        .await?
-        .into_iter()
-        .map(|row| (row.message_id, std::sync::Arc::from(row.payload)))
-        .collect())
+    let mut payloads = HashMap::new();
+    for chunk in id_chunks(message_ids) {
+        let rows = message_payloads::Entity::find()
+            .filter(message_payloads::Column::MessageId.is_in(chunk))
+            .all(&ctx.db.conn)
+            .await?;
+        payloads.extend(rows.into_iter().map(|row| (row.message_id, std::sync::Arc::from(row.payload))));
+    }
+    Ok(payloads)
 }
 
 /// After this many failed attempts of one delivery, `message.attempt.failing` is emitted, and a
@@ -1310,14 +1339,21 @@ pub async fn release_leases_of(
     delivery_ids: Option<&[String]>,
     due: DateTime<Utc>,
 ) -> CoreResult<u64> {
-    let mut update = unlease(PENDING, Utc::now(), due).filter(deliveries::Column::LeaseOwner.eq(worker));
-    if let Some(ids) = delivery_ids {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        update = update.filter(deliveries::Column::Id.is_in(ids.to_vec()));
+    let now = Utc::now();
+    let Some(ids) = delivery_ids else {
+        let update = unlease(PENDING, now, due).filter(deliveries::Column::LeaseOwner.eq(worker));
+        return Ok(update.exec(&ctx.db.writer).await?.rows_affected);
+    };
+    let mut released = 0;
+    for chunk in id_chunks(ids) {
+        released += unlease(PENDING, now, due)
+            .filter(deliveries::Column::LeaseOwner.eq(worker))
+            .filter(deliveries::Column::Id.is_in(chunk))
+            .exec(&ctx.db.writer)
+            .await?
+            .rows_affected;
     }
-    Ok(update.exec(&ctx.db.writer).await?.rows_affected)
+    Ok(released)
 }
 
 /// How many messages wait for fan-out and deliveries wait to be sent (for metrics and tests).
@@ -1339,8 +1375,47 @@ mod tests {
 
     hookline_e2e::both_databases!(
         the_status_conditions_reach_the_partial_indexes,
-        the_delivery_logs_lookups_reach_indexes_that_do_not_start_with_the_tenant
+        the_delivery_logs_lookups_reach_indexes_that_do_not_start_with_the_tenant,
+        lists_past_both_databases_bind_limits_are_cut_into_statements_that_fit
     );
+
+    /// Payloads, endpoint settings and lease hand-backs are read and written for lists as long
+    /// as the deliveries at hand: 70,000 ids are past SQLite's 32,766 bound variables and
+    /// PostgreSQL's 65,535 parameters in one statement (SQLite answered "too many SQL
+    /// variables", and the engine retried the same batch after every lease expiry).
+    async fn lists_past_both_databases_bind_limits_are_cut_into_statements_that_fit(
+        backend: hookline_e2e::Backend,
+    ) {
+        use sea_orm::{ActiveModelTrait, Set};
+
+        use crate::{Context, entities::message_payloads};
+        let (_dir, config, db) = crate::db::migrated_for_test(backend).await;
+        let ctx = Context::new(db, crate::crypto::Keys::for_tests(), config);
+        let mut ids: Vec<String> = (0..70_000).map(|n| format!("msg_{n:08}")).collect();
+        // Every delivery of a message names it: repeats are loaded once.
+        ids.extend(ids[..5_000].to_vec());
+        for id in [&ids[3], &ids[69_999]] {
+            message_payloads::ActiveModel {
+                message_id: Set(id.clone()),
+                tenant_id: Set("org_t".to_owned()),
+                payload: Set(format!("{{\"id\":\"{id}\"}}")),
+                created_at: Set(chrono::Utc::now()),
+            }
+            .insert(&ctx.db.writer)
+            .await
+            .unwrap();
+        }
+        let payloads = super::load_payloads(&ctx, &ids).await.unwrap();
+        assert_eq!(payloads.len(), 2);
+        assert_eq!(&*payloads[&ids[69_999]], "{\"id\":\"msg_00069999\"}");
+        assert!(super::load_targets(&ctx, &ids).await.unwrap().is_empty());
+        let released =
+            super::release_leases_of(&ctx, "worker-1", Some(&ids), chrono::Utc::now()).await.unwrap();
+        assert_eq!(released, 0);
+        let chunks = super::id_chunks(&ids);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 70_000);
+        assert!(chunks.iter().all(|chunk| chunk.len() <= super::MAX_IDS_PER_STATEMENT));
+    }
 
     /// The attempt and delivery listings filter on the tenant and name a message, an endpoint or
     /// an application: they reach the indexes keyed by those ids alone (migration 10), which no
