@@ -146,6 +146,17 @@ fn announced_url(child: &mut Child, announce: &'static str) -> Option<String> {
     rx.recv_timeout(Duration::from_secs(60)).ok()
 }
 
+/// The tests' HTTP client for the API. It drops a connection idle for 2 s: the server closes
+/// one idle for 5 s (actix-web's keep-alive), and a request sent on a connection the server is
+/// closing at that moment fails with `IncompleteMessage` (seen when a test waited for deliveries
+/// between two bursts of requests).
+fn api_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("the test client's configuration is valid")
+}
+
 /// A fresh database URL for one test.
 pub fn fresh_database(backend: Backend, data_dir: &Path) -> String {
     match backend {
@@ -193,7 +204,7 @@ impl TestServer {
         let mut child = command.spawn().expect("starting hookline");
         let base_url = announced_url(&mut child, "hookline listening on ")
             .unwrap_or_else(|| panic!("hookline did not start within 60 s (backend {backend:?})"));
-        TestServer { base_url, backend, data_dir, database_url, child, client: reqwest::Client::new() }
+        TestServer { base_url, backend, data_dir, database_url, child, client: api_client() }
     }
 
     pub fn url(&self, path: &str) -> String {
