@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! cargo build --release -p hookline -p hookline-e2e --bin bench
-//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d]
+//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f]
 //! ```
+//!
+//! (a)–(d) run by default; (e) and (f), the fan-out issue's wide fan-outs, with `--only`.
 //!
 //! It is a program that prints figures, not a test: nothing here passes or fails on timing.
 
@@ -42,7 +44,7 @@ fn args() -> Args {
                     other => panic!("--db sqlite|postgres, not {other:?}"),
                 }
             }
-            "--only" => only = it.next().expect("--only a,b,c,d").split(',').map(str::to_owned).collect(),
+            "--only" => only = it.next().expect("--only a,b,c,d,e,f").split(',').map(str::to_owned).collect(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -74,8 +76,41 @@ fn bench_tenant(server: &TestServer) -> Client {
         "1000000000",
         "--endpoint-rate-limit",
         "0",
+        "--max-endpoints",
+        "100000",
     ]);
     api
+}
+
+/// (e) and (f): `messages` messages, posted by 64 clients, to one application with `endpoints`
+/// endpoints (created 16 at a time before the clock starts).
+async fn wide_fan_out(db: Backend, name: &str, messages: usize, endpoints: usize) {
+    use futures_util::StreamExt;
+    let server = start(db, "5").await;
+    let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
+    let api = bench_tenant(&server);
+    api.create_app("Bench", Some("bench")).await;
+    futures_util::stream::iter((0..endpoints).map(|n| {
+        let (api, url) = (api.clone(), receiver.url(&format!("/w{n}")));
+        async move { api.create_endpoint("bench", &url).await }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<_>>()
+    .await;
+    let sent: Sent = Arc::default();
+    let cpu = CpuUse::start(&server);
+    let started = Instant::now();
+    let ingest = post_messages(&api, "bench", messages, burst_concurrency().min(messages), None, &sent).await;
+    let expected = messages * endpoints;
+    let mut figures =
+        collect(name, &receiver, &sent, messages, expected, started, ingest, Duration::from_secs(300)).await;
+    figures.extra = format!(
+        "{} {}  peak RSS {} MiB",
+        figures.extra,
+        cpu.per(expected as u32),
+        peak_rss_kib(server.pid()) / 1024
+    );
+    figures.print();
 }
 
 /// Requests in flight during the bursts of (a) and (c): 64 unless `BENCH_CONCURRENCY` says otherwise.
@@ -476,6 +511,12 @@ async fn main() {
             beyond
         );
         figures.print();
+    }
+    if args.only.iter().any(|s| s == "e") {
+        wide_fan_out(args.db, "(e) 100 × 1,000 endpoints", 100, 1_000).await;
+    }
+    if args.only.iter().any(|s| s == "f") {
+        wide_fan_out(args.db, "(f) 10 × 10,000 endpoints", 10, 10_000).await;
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("# load average after: {}", load.trim());
