@@ -27,13 +27,12 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use hookline_types::{AppId, TenantId};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     db::Db,
-    entities::endpoints,
     error::{CoreError, CoreResult},
     services::{
         bulk::{self, BatchSql, Insert, Other, Rows, ts},
@@ -670,7 +669,7 @@ struct InlineFanOut {
 #[derive(Default)]
 struct EndpointCache {
     version: Option<i64>,
-    apps: HashMap<String, Vec<endpoints::Model>>,
+    apps: HashMap<String, Vec<delivery::FanOutEndpoint>>,
 }
 
 /// At most this many applications' endpoints are cached; past it the cache starts over.
@@ -699,16 +698,22 @@ impl EndpointCache {
             self.version = Some(version);
         }
         let missing: Vec<&str> = apps.iter().copied().filter(|app| !self.apps.contains_key(*app)).collect();
-        let endpoints = endpoints::Entity::find()
-            .filter(endpoints::Column::AppId.is_in(missing.iter().copied()))
-            .filter(endpoints::Column::Disabled.eq(false))
-            .all(&db.conn)
-            .await?;
+        let endpoints =
+            delivery::FanOutEndpoint::enabled_of(&db.conn, missing.iter().map(|app| (*app).to_owned()))
+                .await?;
         for app in missing {
             self.apps.insert(app.to_owned(), Vec::new());
         }
         for endpoint in endpoints {
             self.apps.entry(endpoint.app_id.clone()).or_default().push(endpoint);
+        }
+        // A large application is fanned out by the worker: its endpoints are not kept here
+        // (`inline_fan_out` sees it as large from its cached count).
+        for list in self.apps.values_mut() {
+            if list.len() > INLINE_MAX_ENDPOINTS {
+                list.truncate(INLINE_MAX_ENDPOINTS + 1);
+                list.shrink_to_fit();
+            }
         }
         Ok(())
     }
@@ -774,7 +779,7 @@ async fn inline_fan_out(
     }
     fan_out.guard_version = cache.version;
     let endpoints = apps.iter().filter_map(|app| cache.apps.get(*app)).flatten();
-    let mut by_app: HashMap<&str, Vec<&endpoints::Model>> = HashMap::new();
+    let mut by_app: HashMap<&str, Vec<&delivery::FanOutEndpoint>> = HashMap::new();
     for endpoint in endpoints {
         by_app.entry(endpoint.app_id.as_str()).or_default().push(endpoint);
     }
