@@ -4,7 +4,7 @@
 //! finished delivery, and each state change moved the row in both: a delivery leased at
 //! acceptance and delivered at once cost six index writes, now two (in and out of the lease
 //! index). Queries that want these indexes must spell the same condition with literal values
-//! (`hookline_core::services::delivery::{WAITING, LEASED}`): neither database can prove a
+//! (`hookline_core::delivery::{WAITING, LEASED}`): neither database can prove a
 //! partial index's condition from a bound parameter.
 
 use sea_orm_migration::prelude::*;

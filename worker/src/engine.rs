@@ -25,11 +25,9 @@ use chrono::Utc;
 use futures_util::FutureExt;
 use hookline_core::{
     Context, CoreResult,
+    delivery::{self, AttemptOutcome, Capacity, Claimed, EngineLimits, Headers, TenantFilter},
     domain::RetrySchedule,
-    services::{
-        delivery::{self, AttemptOutcome, Capacity, Claimed, EngineLimits, Headers, TenantFilter},
-        ingest::InlineEngine,
-    },
+    ingest::InlineEngine,
 };
 use tokio::sync::{Notify, Semaphore, mpsc};
 
@@ -349,7 +347,7 @@ impl Engine {
         if let Some(list) = fresh {
             return list;
         }
-        match hookline_core::services::plans::dedicated_tenants(&self.ctx).await {
+        match hookline_core::tenancy::plans::dedicated_tenants(&self.ctx).await {
             Ok(list) => {
                 let list = Arc::new(list);
                 *self.dedicated.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -452,7 +450,7 @@ impl Engine {
     async fn fan_out_loop(self: Arc<Self>) {
         while !self.is_stopping() {
             let woken = self.ctx.signals.fanout.notified();
-            if let Err(err) = hookline_core::services::broadcasts::expand_queued(&self.ctx, 20).await {
+            if let Err(err) = hookline_core::ingest::broadcasts::expand_queued(&self.ctx, 20).await {
                 tracing::error!(error = %err, "expanding broadcasts failed; retrying");
             }
             // One pass for both lanes: fan-out does no network I/O and drains thousands of
@@ -497,10 +495,10 @@ impl Engine {
 
     /// Feeds bulk jobs (recover, replay-missing) to the claim loop and keeps their progress.
     async fn jobs_loop(self: Arc<Self>) {
-        let mut rotation = hookline_core::services::replay::JobRotation::default();
+        let mut rotation = hookline_core::logs::replay::JobRotation::default();
         while !self.is_stopping() {
             let woken = self.ctx.signals.jobs.notified();
-            if let Err(err) = hookline_core::services::replay::run_jobs(&self.ctx, &mut rotation).await {
+            if let Err(err) = hookline_core::logs::replay::run_jobs(&self.ctx, &mut rotation).await {
                 tracing::error!(error = %err, "running bulk jobs failed; retrying");
             }
             let _ = tokio::time::timeout(Duration::from_millis(500), woken).await;
@@ -910,7 +908,7 @@ impl Engine {
             tracing::debug!(target: "hookline::batch", kind = "record", n, us = started.elapsed().as_micros() as u64);
             let err = match recorded {
                 Ok(recorded) => {
-                    hookline_core::metrics::attempts_recorded(&batch);
+                    delivery::attempts_recorded(&batch);
                     self.after_record(recorded);
                     continue;
                 }
@@ -980,7 +978,7 @@ async fn emit_operational(
     disabled: Vec<delivery::Disabled>,
     events: Vec<delivery::DeliveryEvent>,
 ) {
-    use hookline_core::services::operational;
+    use hookline_core::ingest::operational;
     use hookline_types::TenantId;
     let now = Utc::now();
     let mut pending = Vec::new();

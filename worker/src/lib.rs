@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::*;
 use chrono::{DateTime, Utc};
-use hookline_core::{Context, db::RawPool, services::idempotency};
+use hookline_core::{Context, ingest::idempotency, store::db::RawPool};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
@@ -73,15 +73,15 @@ pub async fn run_maintenance(ctx: &Context, job: &MaintenanceJob) -> anyhow::Res
                 // Let API writes in between batches.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Ok(total + hookline_core::services::auth::purge_sessions(ctx).await?)
+            Ok(total + hookline_core::tenancy::auth::purge_sessions(ctx).await?)
         }
         MaintenanceJob::Billing => {
-            let reported = hookline_core::services::billing::report_usage(ctx).await?;
-            let downgraded = hookline_core::services::billing::downgrade_expired(ctx).await?;
+            let reported = hookline_core::billing::stripe::report_usage(ctx).await?;
+            let downgraded = hookline_core::billing::stripe::downgrade_expired(ctx).await?;
             Ok(reported + downgraded)
         }
         MaintenanceJob::PurgeRetention => {
-            let purged = hookline_core::services::retention::purge(ctx, RETENTION_BATCH).await?;
+            let purged = hookline_core::logs::retention::purge(ctx, RETENTION_BATCH).await?;
             Ok(purged.payloads + purged.attempt_bodies + purged.broadcast_payloads)
         }
     }

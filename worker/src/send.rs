@@ -12,7 +12,7 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use cloudevents::{EventBuilder, EventBuilderV10, binding::reqwest::RequestBuilderExt};
-use hookline_core::services::delivery::{Claimed, EndpointTarget, Headers};
+use hookline_core::delivery::{Claimed, EndpointTarget, Headers};
 use hookline_types::{EndpointAuthIn, EndpointFormat};
 use reqwest::{
     StatusCode,

@@ -9,7 +9,7 @@
 use std::{future::Future, pin::Pin};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::Method, web};
-use hookline_core::{Context, CoreError, Principal, services};
+use hookline_core::{Context, CoreError, Principal, catalog, tenancy};
 
 use crate::error::ApiError;
 
@@ -62,18 +62,18 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> 
     let ctx = req.app_data::<web::Data<Context>>().expect("the app is built with a Context").clone();
     let authenticated = if let Some(token) = bearer(req) {
         let token = token?;
-        let principal = if services::portal::looks_like_token(&token) {
-            let principal = services::portal::verify(&ctx, &token)?;
+        let principal = if catalog::portal::looks_like_token(&token) {
+            let principal = catalog::portal::verify(&ctx, &token)?;
             if !portal_may_use(req.method(), req.path()) {
                 return Err(ApiError::not_found("route"));
             }
             principal
         } else {
-            services::api_keys::authenticate(&ctx, &token).await?
+            tenancy::api_keys::authenticate(&ctx, &token).await?
         };
         Authenticated { principal, csrf_token: None }
     } else if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        let session = services::auth::verify(&ctx, cookie.value()).await?;
+        let session = tenancy::auth::verify(&ctx, cookie.value()).await?;
         if !is_safe(req.method()) {
             let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             if sent != Some(session.csrf_token.as_str()) {

@@ -119,9 +119,9 @@ impl ResponseError for ApiError {
         if let ApiError::Core(CoreError::TooManyRequests { retry_after_seconds, quota_limit, .. }) = self {
             response.insert_header(("Retry-After", retry_after_seconds.to_string()));
             if let Some(limit) = quota_limit {
-                response.insert_header((crate::rate_limit::LIMIT, limit.to_string()));
-                response.insert_header((crate::rate_limit::REMAINING, "0"));
-                response.insert_header((crate::rate_limit::RESET, retry_after_seconds.to_string()));
+                response.insert_header((crate::headers::LIMIT, limit.to_string()));
+                response.insert_header((crate::headers::REMAINING, "0"));
+                response.insert_header((crate::headers::RESET, retry_after_seconds.to_string()));
             }
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -1,6 +1,6 @@
 //! `Idempotency-Key` middleware for every POST under `/api/v1`. It authenticates the request (the
 //! key space is per tenant and per credential), fingerprints method, path, query and body, and
-//! then runs, replays or refuses the request as `hookline_core::services::idempotency` decides.
+//! then runs, replays or refuses the request as `hookline_core::ingest::idempotency` decides.
 //! Responses of 5xx are not stored, so a request that failed on our side can be retried with the
 //! same key; responses marked [`CarriesSecret`] are not stored either, and a repeat of their
 //! request is refused (`409 idempotency_secret_not_replayed`).
@@ -15,7 +15,7 @@ use actix_web::{
 };
 use hookline_core::{
     Context,
-    services::idempotency::{self, Begin, MAX_KEY_LEN},
+    ingest::idempotency::{self, Begin, MAX_KEY_LEN},
 };
 use sha2::{Digest, Sha256};
 

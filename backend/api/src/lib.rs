@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod headers;
 pub mod http_metrics;
 pub mod idempotency;
 pub mod json;

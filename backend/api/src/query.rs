@@ -2,7 +2,7 @@
 //! (`?event_type=a&event_type=b`), and unknown keys are refused so a typo is not silently ignored.
 
 use chrono::{DateTime, Utc};
-use hookline_core::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
+use hookline_core::store::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageRequest};
 use hookline_types::has_id_shape;
 
 use crate::error::ApiError;

@@ -15,13 +15,13 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use hookline_core::{Context, cache::Taken, principal::PrincipalKind, services::plans};
+use hookline_core::{Context, store::cache::Taken, tenancy::plans, tenancy::principal::PrincipalKind};
 
-use crate::{auth, error::ApiError};
-
-pub const LIMIT: &str = "x-ratelimit-limit";
-pub const REMAINING: &str = "x-ratelimit-remaining";
-pub const RESET: &str = "x-ratelimit-reset";
+use crate::{
+    auth,
+    error::ApiError,
+    headers::{LIMIT, REMAINING, RESET},
+};
 
 /// The bucket a request draws from.
 fn bucket(principal: &hookline_core::Principal) -> String {

@@ -15,7 +15,7 @@ use std::{
     time::Instant,
 };
 
-use hookline_core::{Config, Context, Db, crypto::Keys, ids::NewId, services::ingest::NewMessage};
+use hookline_core::{Config, Context, Db, crypto::Keys, ids::NewId, ingest::NewMessage};
 use hookline_e2e::Backend;
 use hookline_types::{AppId, MessageId, TenantId};
 

@@ -1,14 +1,16 @@
 //! Prometheus metrics without a metrics crate: process-wide counters and fixed-bucket histograms
-//! (relaxed atomic increments, no lock on the delivery path), rendered by [`render`] in the text
-//! exposition format 0.0.4 for `GET /metrics`.
+//! (relaxed atomic increments, no lock on the delivery path), rendered in the text exposition
+//! format 0.0.4 for `GET /metrics` ([`crate::render_metrics`]). A registry only: it imports no
+//! capability; the scrape-time gauges live with the tables they count (`delivery::gauges`,
+//! `logs::gauges`).
 //!
 //! Counters count what this process did: an API process its HTTP requests and accepted
 //! messages, a worker its attempts (`serve` does both). The queue gauges are read from the
 //! database at scrape time, so every process reports the same backlog.
 //!
-//! Where they are counted: `services::ingest` (accepted messages, once per committed batch),
+//! Where they are counted: `ingest` (accepted messages, once per committed batch),
 //! `hookline_worker::engine` (attempts, after the recorder's batch committed, through
-//! [`attempts_recorded`]), `hookline_api::http_metrics` (requests, through [`http_request`]).
+//! `delivery::attempts_recorded`), `hookline_api::http_metrics` (requests, through [`http_request`]).
 
 use std::{
     collections::BTreeMap,
@@ -16,18 +18,6 @@ use std::{
     sync::{
         RwLock,
         atomic::{AtomicU64, Ordering::Relaxed},
-    },
-};
-
-use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr};
-
-use crate::{
-    Context, CoreResult,
-    entities::{deliveries, fanout_queue, jobs},
-    services::{
-        delivery::{self, AttemptOutcome, FAILED, PENDING, SENDING},
-        replay,
     },
 };
 
@@ -284,27 +274,35 @@ pub fn messages_accepted(n: usize) {
     MESSAGES_ACCEPTED.add(n as u64);
 }
 
+/// One attempt the recorder committed.
+pub struct RecordedAttempt<'a> {
+    pub duration_ms: i32,
+    /// `Ok(latency)`: it succeeded, `latency` from acceptance to this success when it counts as
+    /// a delivery's latency (not a manual resend). `Err(class)`: it failed with this error class.
+    pub outcome: Result<Option<f64>, &'a str>,
+    /// It failed and no attempt follows: its delivery is dead.
+    pub dead: bool,
+}
+
 /// The recorder committed these attempts.
-pub fn attempts_recorded(outcomes: &[AttemptOutcome]) {
-    let now = Utc::now();
+pub fn attempts_recorded<'a>(attempts: impl IntoIterator<Item = RecordedAttempt<'a>>) {
     let (mut succeeded, mut failed, mut dead) = (0, 0, 0);
-    for outcome in outcomes {
-        ATTEMPT_DURATION.observe(f64::from(outcome.duration_ms.max(0)) / 1000.0);
-        if outcome.succeeded {
-            succeeded += 1;
-            // A delivery succeeds once (then it is terminal); a manual resend of a delivered
-            // message is not a delivery latency.
-            if !outcome.claimed.one_shot {
-                let millis = (now - outcome.claimed.message_created_at).num_milliseconds().max(0);
-                DELIVERY_LATENCY.observe(millis as f64 / 1000.0);
+    for attempt in attempts {
+        ATTEMPT_DURATION.observe(f64::from(attempt.duration_ms.max(0)) / 1000.0);
+        match attempt.outcome {
+            Ok(latency) => {
+                succeeded += 1;
+                if let Some(seconds) = latency {
+                    DELIVERY_LATENCY.observe(seconds);
+                }
             }
-        } else {
-            failed += 1;
-            ATTEMPT_ERRORS.add(outcome.error_class.unwrap_or("other"), 1);
-            // No next attempt: the recorder marks the delivery dead.
-            if outcome.next_attempt_at.is_none() {
-                dead += 1;
+            Err(class) => {
+                failed += 1;
+                ATTEMPT_ERRORS.add(class, 1);
             }
+        }
+        if attempt.dead {
+            dead += 1;
         }
     }
     ATTEMPTS.add("succeeded", succeeded);
@@ -331,7 +329,7 @@ pub fn http_request(method: &str, route: Option<String>, status: u16, seconds: f
 }
 
 /// The counters and histograms of this process.
-fn render_process(text: &mut Text) {
+pub fn render_process(text: &mut Text) {
     text.family("hookline_build_info", "gauge", "The running version of Hookline (always 1).");
     text.sample("hookline_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
 
@@ -419,82 +417,6 @@ impl<const N: usize> RenderSet for CounterSet<N> {
             text.sample(name, &[(self.label, value)], counter.get() as f64);
         }
     }
-}
-
-/// The backlog, read from the database: shared by every process.
-struct Backlog {
-    /// Deliveries by non-terminal state.
-    deliveries: [(&'static str, i64); 3],
-    fanout: i64,
-    jobs_running: i64,
-}
-
-/// Counting queries, each over an index of exactly the rows it counts: the partial indexes
-/// `idx_deliveries_due` (waiting: pending, failed) and `idx_deliveries_lease` (in flight), so the
-/// counts read only the backlog, never the delivered history; `fanout_queue` is itself the
-/// backlog; `idx_bulk_jobs_state` (state, id) for running jobs.
-async fn backlog(ctx: &Context) -> CoreResult<Backlog> {
-    let count = || Expr::cust("COUNT(*)");
-    let mut deliveries = [(PENDING, 0), (FAILED, 0), (SENDING, 0)];
-    for unfinished in [delivery::WAITING, delivery::LEASED] {
-        let by_status: Vec<(String, i64)> = deliveries::Entity::find()
-            .select_only()
-            .column(deliveries::Column::Status)
-            .column_as(count(), "n")
-            .filter(Expr::cust(unfinished))
-            .group_by(deliveries::Column::Status)
-            .into_tuple()
-            .all(&ctx.db.conn)
-            .await?;
-        for (status, n) in by_status {
-            if let Some(entry) = deliveries.iter_mut().find(|(s, _)| *s == status) {
-                entry.1 = n;
-            }
-        }
-    }
-    let fanout: Option<i64> = fanout_queue::Entity::find()
-        .select_only()
-        .column_as(count(), "n")
-        .into_tuple()
-        .one(&ctx.db.conn)
-        .await?;
-    let jobs_running: Option<i64> = jobs::Entity::find()
-        .select_only()
-        .column_as(count(), "n")
-        .filter(jobs::Column::State.eq(replay::RUNNING))
-        .into_tuple()
-        .one(&ctx.db.conn)
-        .await?;
-    Ok(Backlog { deliveries, fanout: fanout.unwrap_or(0), jobs_running: jobs_running.unwrap_or(0) })
-}
-
-fn render_backlog(text: &mut Text, backlog: &Backlog) {
-    text.family(
-        "hookline_queue_depth",
-        "gauge",
-        "Deliveries not yet finished, by state (pending: due or waiting; failed: waiting for a retry; sending: leased).",
-    );
-    for (state, n) in backlog.deliveries {
-        text.sample("hookline_queue_depth", &[("state", state)], n as f64);
-    }
-    text.family("hookline_fanout_queue_depth", "gauge", "Accepted messages waiting for fan-out.");
-    text.sample("hookline_fanout_queue_depth", &[], backlog.fanout as f64);
-    text.family("hookline_bulk_jobs_running", "gauge", "Bulk jobs (recover, replay-missing) running.");
-    text.sample("hookline_bulk_jobs_running", &[], backlog.jobs_running as f64);
-}
-
-/// The exposition text for `GET /metrics`. When the database does not answer, the backlog
-/// gauges are left out (and the failure logged); the process counters are still served.
-pub async fn render(ctx: &Context) -> String {
-    let mut text = Text::default();
-    render_process(&mut text);
-    match backlog(ctx).await {
-        Ok(backlog) => render_backlog(&mut text, &backlog),
-        Err(err) => {
-            tracing::warn!(error = %err, "metrics: could not read the backlog; left out of this scrape")
-        }
-    }
-    text.into_string()
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 use chrono::{Duration, Utc};
 use hookline_core::{
     Config, Context, Db,
+    billing::usage,
     crypto::Keys,
-    entities::{idempotency_keys, usage_counters},
     ids::NewId,
-    services::{idempotency, usage},
+    ingest::idempotency,
+    store::entities::{idempotency_keys, usage_counters},
 };
 use hookline_e2e::{Backend, both_databases, fresh_database};
 use hookline_types::{AppId, TenantId};

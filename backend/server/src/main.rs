@@ -6,7 +6,7 @@ use std::net::TcpListener;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use hookline_core::{Config, Context, Db, config::SETTINGS, crypto::Keys, services};
+use hookline_core::{Config, Context, Db, config::SETTINGS, crypto::Keys, tenancy};
 use tokio::sync::watch;
 
 /// jemalloc instead of glibc's malloc: the delivery path allocates and frees short-lived buffers
@@ -153,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             ctx.db.migrate(&ctx.config).await?;
-            let overrides = services::tenants::PlanOverrides {
+            let overrides = tenancy::tenants::PlanOverrides {
                 monthly_messages,
                 overage_allowed: overage,
                 max_applications,
@@ -164,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
                 retention_days,
                 max_payload_bytes,
             };
-            let out = services::tenants::set_plan(&ctx, &tenant, &plan, &overrides)
+            let out = tenancy::tenants::set_plan(&ctx, &tenant, &plan, &overrides)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             #[allow(clippy::print_stdout)]
@@ -175,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Tenant { command: TenantCommand::Create { name, email, plan } } => {
             ctx.db.migrate(&ctx.config).await?;
-            let (tenant, key) = services::tenants::create_with_key(&ctx, &name, &email, &plan)
+            let (tenant, key) = tenancy::tenants::create_with_key(&ctx, &name, &email, &plan)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}: {err:?}"))?;
             #[allow(clippy::print_stdout)]

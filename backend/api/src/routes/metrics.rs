@@ -50,7 +50,7 @@ pub async fn metrics(req: HttpRequest, ctx: web::Data<Context>) -> HttpResponse 
             return response;
         }
     }
-    HttpResponse::Ok().content_type(CONTENT_TYPE).body(hookline_core::metrics::render(&ctx).await)
+    HttpResponse::Ok().content_type(CONTENT_TYPE).body(hookline_core::render_metrics(&ctx).await)
 }
 
 /// Compares digests, in time independent of where the strings differ and of their lengths.

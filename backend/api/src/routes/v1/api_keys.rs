@@ -1,5 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use hookline_core::{Context, services::api_keys};
+use hookline_core::{Context, tenancy::api_keys};
 use hookline_types::{ApiKeyCreatedOut, ApiKeyId, ApiKeyIn, ApiKeyOut, ErrorBody, ListResponse};
 
 use crate::{

@@ -1,5 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use hookline_core::{Context, services::applications};
+use hookline_core::{Context, catalog::applications};
 use hookline_types::{AppId, ApplicationIn, ApplicationOut, ApplicationPatch, ErrorBody, ListResponse};
 
 use super::app_ref;

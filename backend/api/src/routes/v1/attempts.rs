@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use hookline_core::{
     Context,
-    services::attempts::{self, AttemptFilter},
+    logs::attempts::{self, AttemptFilter},
 };
 use hookline_types::{AttemptId, AttemptOut, DeliveryOut, ErrorBody, ListResponse, MessageId};
 

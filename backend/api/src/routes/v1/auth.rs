@@ -6,7 +6,7 @@ use actix_web::{
     cookie::{Cookie, SameSite, time::Duration},
     web,
 };
-use hookline_core::{Context, services::auth};
+use hookline_core::{Context, tenancy::auth};
 use hookline_types::{ErrorBody, LoginIn, SessionOut, SignupIn};
 
 use crate::{

@@ -2,7 +2,7 @@
 //! and Stripe's own webhooks.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use hookline_core::{Context, services::billing};
+use hookline_core::{Context, billing::stripe};
 use hookline_types::{BillingOut, BillingSessionIn, BillingSessionOut, ErrorBody};
 
 use crate::{auth::Auth, error::ApiResult};
@@ -21,7 +21,7 @@ fn session_input(body: &web::Bytes) -> ApiResult<BillingSessionIn> {
     responses((status = 200, description = "Billing", body = BillingOut)),
     security(("bearer" = [])))]
 pub async fn get(ctx: web::Data<Context>, Auth(principal): Auth) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(billing::get(&ctx, &principal).await?))
+    Ok(HttpResponse::Ok().json(stripe::get(&ctx, &principal).await?))
 }
 
 /// A Stripe Checkout Session for the Pro subscription: send the user to its `url`.
@@ -39,7 +39,7 @@ pub async fn checkout(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let input = session_input(&body)?;
-    Ok(HttpResponse::Created().json(billing::checkout(&ctx, &principal, input).await?))
+    Ok(HttpResponse::Created().json(stripe::checkout(&ctx, &principal, input).await?))
 }
 
 /// A Stripe customer-portal session (invoices, payment method, cancellation).
@@ -57,7 +57,7 @@ pub async fn portal(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let input = session_input(&body)?;
-    Ok(HttpResponse::Created().json(billing::portal(&ctx, &principal, input).await?))
+    Ok(HttpResponse::Created().json(stripe::portal(&ctx, &principal, input).await?))
 }
 
 /// Stripe's webhooks to Hookline, verified with `HOOKLINE_STRIPE_WEBHOOK_SECRET` (5-minute
@@ -73,6 +73,6 @@ pub async fn stripe_webhook(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let signature = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok());
-    billing::webhook(&ctx, signature, &body).await?;
+    stripe::webhook(&ctx, signature, &body).await?;
     Ok(HttpResponse::NoContent().finish())
 }

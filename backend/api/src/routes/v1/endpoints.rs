@@ -1,8 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use hookline_core::{
-    Context,
-    services::{endpoints, messages},
-};
+use hookline_core::{Context, catalog::endpoints, ingest::messages};
 use hookline_types::{
     EndpointId, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, ErrorBody,
     ListResponse, MessageOut,

@@ -1,5 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use hookline_core::{Context, services::event_types};
+use hookline_core::{Context, catalog::event_types};
 use hookline_types::{ErrorBody, EventTypeId, EventTypeIn, EventTypeOut, EventTypePatch, ListResponse};
 
 use crate::{auth::Auth, error::ApiResult, json::Json, query::QueryParams};

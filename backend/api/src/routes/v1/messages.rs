@@ -2,10 +2,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use hookline_core::{
     Context,
     domain::{EventTypeName, parse_channel},
-    services::{
-        broadcasts,
-        messages::{self, MessageFilter},
-    },
+    ingest::broadcasts,
+    ingest::messages::{self, MessageFilter},
 };
 use hookline_types::{BroadcastId, BroadcastOut, ErrorBody, ListResponse, MessageId, MessageIn, MessageOut};
 

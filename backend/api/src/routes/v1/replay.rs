@@ -2,10 +2,7 @@
 //! statistics, expunging a payload, and consumer-portal tokens.
 
 use actix_web::{HttpResponse, web};
-use hookline_core::{
-    Context,
-    services::{portal, replay, retention},
-};
+use hookline_core::{Context, catalog::portal, logs::replay, logs::retention};
 use hookline_types::{
     DeliveryOut, EndpointStatsOut, ErrorBody, JobId, JobOut, MessageId, PortalTokenIn, PortalTokenOut,
     RecoverIn, ReplayMissingIn, TenantStatsOut,

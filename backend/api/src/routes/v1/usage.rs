@@ -3,10 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use hookline_core::{
     Context,
-    services::{
-        metering::{self, UsageQuery},
-        usage::Granularity,
-    },
+    billing::metering::{self, UsageQuery},
+    billing::usage::Granularity,
 };
 use hookline_types::{ErrorBody, UsageOut};
 
