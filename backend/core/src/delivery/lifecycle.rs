@@ -154,21 +154,16 @@ pub(crate) fn matches_filters(
     event_type: &str,
     channels: &[String],
 ) -> CoreResult<bool> {
-    if let Some(filter) = &endpoint.filter_types {
-        let filters: Vec<String> = from_json(filter.clone(), "filter_types")?;
-        let matched =
-            filters.iter().filter_map(|f| EventTypeFilter::parse(f).ok()).any(|f| f.matches(event_type));
-        if !matched {
-            return Ok(false);
-        }
-    }
-    if let Some(wanted) = &endpoint.channels {
-        let wanted: Vec<String> = from_json(wanted.clone(), "channels")?;
-        if !channels.iter().any(|c| wanted.contains(c)) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    FanOutEndpoint::from_row(FanOutEndpointRow {
+        id: endpoint.id.clone(),
+        tenant_id: endpoint.tenant_id.clone(),
+        app_id: endpoint.app_id.clone(),
+        filter_types: endpoint.filter_types.clone(),
+        channels: endpoint.channels.clone(),
+        ordering: endpoint.ordering.clone(),
+        rate_limit: endpoint.rate_limit,
+    })
+    .wants(event_type, channels)
 }
 
 /// What fan-out needs of an endpoint: read with only the columns it uses (a full row holds its
@@ -240,8 +235,9 @@ impl FanOutEndpoint {
         }
     }
 
-    /// Whether a message of `event_type` on `channels` goes to this endpoint (the same rules as
-    /// [`matches_filters`]).
+    /// Whether a message of `event_type` on `channels` goes to this endpoint: its event-type
+    /// filter (exact names and `prefix.*` wildcards; entries that do not parse match nothing) and
+    /// its channels (any one shared). [`matches_filters`] is the same for a full endpoint row.
     fn wants(&self, event_type: &str, channels: &[String]) -> CoreResult<bool> {
         let unreadable = |err: &String| CoreError::Internal(anyhow::anyhow!("{err}"));
         if let Some(filters) = self.filter_types.as_ref().map_err(unreadable)?
