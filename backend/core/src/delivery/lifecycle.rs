@@ -149,23 +149,6 @@ fn lease_until(now: DateTime<Utc>, limits: &EngineLimits) -> DateTime<Utc> {
     now + limits.lease
 }
 
-pub(crate) fn matches_filters(
-    endpoint: &endpoints::Model,
-    event_type: &str,
-    channels: &[String],
-) -> CoreResult<bool> {
-    FanOutEndpoint::from_row(FanOutEndpointRow {
-        id: endpoint.id.clone(),
-        tenant_id: endpoint.tenant_id.clone(),
-        app_id: endpoint.app_id.clone(),
-        filter_types: endpoint.filter_types.clone(),
-        channels: endpoint.channels.clone(),
-        ordering: endpoint.ordering.clone(),
-        rate_limit: endpoint.rate_limit,
-    })
-    .wants(event_type, channels)
-}
-
 /// What fan-out needs of an endpoint: read with only the columns it uses (a full row holds its
 /// sealed secrets, headers and metadata), its filters parsed once rather than for every message.
 /// An application with 10,000 endpoints held ≈ 10,000 full rows in the ingest writer's cache
@@ -211,6 +194,19 @@ impl FanOutEndpoint {
         Ok(rows.into_iter().map(FanOutEndpoint::from_row).collect())
     }
 
+    /// The same for a full endpoint row (broadcasts, recover).
+    pub(crate) fn from_model(endpoint: &endpoints::Model) -> FanOutEndpoint {
+        FanOutEndpoint::from_row(FanOutEndpointRow {
+            id: endpoint.id.clone(),
+            tenant_id: endpoint.tenant_id.clone(),
+            app_id: endpoint.app_id.clone(),
+            filter_types: endpoint.filter_types.clone(),
+            channels: endpoint.channels.clone(),
+            ordering: endpoint.ordering.clone(),
+            rate_limit: endpoint.rate_limit,
+        })
+    }
+
     fn from_row(row: FanOutEndpointRow) -> FanOutEndpoint {
         fn parse<T: serde::de::DeserializeOwned>(
             value: Option<Value>,
@@ -237,8 +233,8 @@ impl FanOutEndpoint {
 
     /// Whether a message of `event_type` on `channels` goes to this endpoint: its event-type
     /// filter (exact names and `prefix.*` wildcards; entries that do not parse match nothing) and
-    /// its channels (any one shared). [`matches_filters`] is the same for a full endpoint row.
-    fn wants(&self, event_type: &str, channels: &[String]) -> CoreResult<bool> {
+    /// its channels (any one shared).
+    pub(crate) fn wants(&self, event_type: &str, channels: &[String]) -> CoreResult<bool> {
         let unreadable = |err: &String| CoreError::Internal(anyhow::anyhow!("{err}"));
         if let Some(filters) = self.filter_types.as_ref().map_err(unreadable)?
             && !filters.iter().any(|f| f.matches(event_type))

@@ -16,7 +16,7 @@ use sea_orm::{
 
 use crate::{
     Context,
-    delivery::matches_filters,
+    delivery::FanOutEndpoint,
     error::{CoreError, CoreResult},
     ids::NewId,
     ingest,
@@ -154,7 +154,7 @@ async fn subscribed_apps<C: ConnectionTrait>(
         .all(conn)
         .await?
         .into_iter()
-        .filter(|endpoint| matches_filters(endpoint, event_type, channels).unwrap_or(false))
+        .filter(|endpoint| FanOutEndpoint::from_model(endpoint).wants(event_type, channels).unwrap_or(false))
         .map(|endpoint| endpoint.app_id)
         .collect())
 }

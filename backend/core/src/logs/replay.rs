@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Context,
     catalog::endpoints as endpoint_service,
-    delivery::{DEAD, FAILED, PENDING, SENDING, SUCCEEDED, matches_filters},
+    delivery::{DEAD, FAILED, FanOutEndpoint, PENDING, SENDING, SUCCEEDED},
     error::{CoreError, CoreResult},
     ids::{NewId, time_boundary},
     logs::attempts::delivery_out,
@@ -282,9 +282,10 @@ async fn missing_candidates<C: ConnectionTrait>(
     let rows = select.order_by(messages::Column::Id, Order::Asc).limit(limit).all(conn).await?;
     let last_seen = if (rows.len() as u64) < limit { None } else { rows.last().map(|m| m.id.clone()) };
     let mut matching = Vec::new();
+    let wanted = FanOutEndpoint::from_model(endpoint);
     for message in rows {
         let channels: Vec<String> = from_json(message.channels.clone(), "channels")?;
-        if matches_filters(endpoint, &message.event_type, &channels)? {
+        if wanted.wants(&message.event_type, &channels)? {
             matching.push(message);
         }
     }
