@@ -92,6 +92,24 @@ fn cases() -> BTreeMap<&'static str, Case> {
         // Billing is off in this test's server: the answer names that, and nothing else.
         ("POST /api/v1/billing/checkout", Refused(409)),
         ("POST /api/v1/billing/portal", Refused(409)),
+        ("GET /api/v1/source", Collection(None)),
+        // B's source on B's application (a source on A's application: checked after the walk).
+        (
+            "POST /api/v1/source",
+            Collection(Some(
+                json!({"name": "b source", "app": "b-customer", "verification": {"type": "none"}}),
+            )),
+        ),
+        ("GET /api/v1/source/{src}", Scoped(None)),
+        ("PATCH /api/v1/source/{src}", Scoped(Some(json!({"name": "hijacked"})))),
+        ("DELETE /api/v1/source/{src}", Scoped(None)),
+        ("POST /api/v1/source/{src}/token/rotate", Scoped(Some(json!({})))),
+        ("POST /api/v1/source/{src}/test-request", Scoped(Some(json!({})))),
+        ("GET /api/v1/source/{src}/request", Scoped(None)),
+        // The ingest URL's token is the credential, not a tenant's key (unknown and rotated
+        // tokens: e2e/tests/sources.rs).
+        ("POST /in/{token}", Public),
+        ("GET /in/{token}", Public),
         // Signed by Stripe, not by a tenant's credential (forgery: e2e/tests/billing.rs).
         ("POST /stripe/webhook", Public),
     ])
@@ -135,8 +153,19 @@ async fn seed_victim(a: &Client) -> Victim {
         )
         .await
         .expect(202);
+    // A source of A's, on an application of its own (its messages stay out of a-customer's list).
+    let inbox = a.create_app("A's inbox", Some("a-inbox")).await;
+    let source = a
+        .post("/api/v1/source", json!({"name": "A's GitHub", "uid": "a-source", "app": "a-inbox", "verification": {"type": "none"}}))
+        .await
+        .expect(201);
+    let ingest_url = source["ingest_url"].as_str().unwrap().to_owned();
+    let token = ingest_url.rsplit('/').next().unwrap().to_owned();
+    a.post(&format!("/in/{token}"), json!({"a_inbound": "a-inbound-marker"})).await.expect(202);
     Victim {
         params: BTreeMap::from([
+            ("src", vec![id(&source), "a-source".to_owned()]),
+            ("token", vec![token.clone()]),
             ("app", vec![id(&app), "a-customer".to_owned()]),
             ("ep", vec![id(&endpoint), "a-endpoint".to_owned()]),
             ("msg", vec![id(&message)]),
@@ -155,6 +184,11 @@ async fn seed_victim(a: &Client) -> Victim {
             "a-customer".to_owned(),
             "a-payload-marker".to_owned(),
             "a.private".to_owned(),
+            id(&source),
+            id(&inbox),
+            "a-source".to_owned(),
+            token,
+            "a-inbound-marker".to_owned(),
             secret["key"].as_str().unwrap().to_owned(),
         ],
     }
@@ -285,6 +319,18 @@ async fn every_route_hides_other_tenants_objects(db: Backend) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // B cannot point a source at A's application: the answer is the one for an application that
+    // does not exist. A's source kept its name and token.
+    let source_on = |app: &str| json!({"name": "b source 2", "app": app, "verification": {"type": "none"}});
+    let refused = b.post("/api/v1/source", source_on("a-customer")).await;
+    let unknown = b.post("/api/v1/source", source_on("no-such-app")).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.body, unknown.body, "A's application is told apart from a missing one");
+    assert_no_leak(&victim, "POST /api/v1/source naming A's application", &refused.text);
+    let source = a.get("/api/v1/source/a-source").await.expect(200);
+    assert_eq!(source["name"], "A's GitHub", "{source}");
+    assert!(source["previous_url_expires_at"].is_null(), "A's token was rotated: {source}");
+    assert!(source["ingest_url"].as_str().unwrap().ends_with(&victim.params["token"][0]), "{source}");
     let keys = a.get("/api/v1/api-key").await.expect(200);
     assert!(keys["data"].as_array().unwrap().iter().all(|k| k["revoked_at"].is_null()), "{keys}");
     assert_victim_untouched(&a, &victim).await;

@@ -126,6 +126,7 @@ pub fn Shell(children: ChildrenFn) -> impl IntoView {
                     <div class="nav-group">
                         <NavLink href="/" label="Overview" icon="◔"/>
                         <NavLink href="/apps" label="Applications" icon="▦"/>
+                        <NavLink href="/sources" label="Sources" icon="⇲"/>
                         <NavLink href="/logs" label="Logs" icon="≡"/>
                         <NavLink href="/event-types" label="Event types" icon="◇"/>
                         <NavLink href="/api-keys" label="API keys" icon="✦"/>

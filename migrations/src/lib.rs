@@ -15,6 +15,7 @@ mod m20261202_000009_partial_event_id_index;
 mod m20261204_000010_index_keys_without_tenant;
 mod m20261206_000011_principals_and_sessions;
 mod m20261206_000012_bounded_search_and_purge_indexes;
+mod m20261206_000013_sources;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000010_index_keys_without_tenant::Migration),
             Box::new(m20261206_000011_principals_and_sessions::Migration),
             Box::new(m20261206_000012_bounded_search_and_purge_indexes::Migration),
+            Box::new(m20261206_000013_sources::Migration),
         ]
     }
 }

@@ -133,7 +133,7 @@ pub struct Engine {
     pub retry_sink: std::sync::OnceLock<RetrySink>,
 }
 
-type InlineBatch = (Vec<Claimed>, HashMap<String, Arc<str>>);
+type InlineBatch = (Vec<Claimed>, HashMap<String, Arc<delivery::Payload>>);
 
 /// How the engine came to hold a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,7 +234,7 @@ impl InlineEngine for Engine {
         self.mark_claimable();
     }
 
-    fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>) {
+    fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<delivery::Payload>>) {
         if self.inline.send((leased, payloads)).is_err() {
             tracing::warn!(
                 "the engine stopped; deliveries leased at acceptance wait for their lease to expire"
@@ -679,7 +679,7 @@ impl Engine {
         self: &Arc<Self>,
         claimed: Vec<Claimed>,
         lane: Lane,
-        mut payloads: HashMap<String, Arc<str>>,
+        mut payloads: HashMap<String, Arc<delivery::Payload>>,
         leased: Leased,
     ) {
         if claimed.is_empty() {
@@ -742,7 +742,7 @@ impl Engine {
         &self,
         claimed: Claimed,
         target: &Target,
-        payload: Option<&Arc<str>>,
+        payload: Option<&Arc<delivery::Payload>>,
         client: &reqwest::Client,
     ) -> AttemptOutcome {
         let Some(payload) = payload else {

@@ -12,7 +12,7 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use cloudevents::{EventBuilder, EventBuilderV10, binding::reqwest::RequestBuilderExt};
-use hookline_core::delivery::{Claimed, EndpointTarget, Headers};
+use hookline_core::delivery::{Claimed, EndpointTarget, Headers, Payload};
 use hookline_types::{EndpointAuthIn, EndpointFormat};
 use reqwest::{
     StatusCode,
@@ -191,7 +191,7 @@ pub struct Sender<'a> {
 }
 
 impl Sender<'_> {
-    pub async fn send(&self, claimed: &Claimed, target: &Target, payload: &Arc<str>) -> Sent {
+    pub async fn send(&self, claimed: &Claimed, target: &Target, payload: &Arc<Payload>) -> Sent {
         let started = Instant::now();
         let fail = |class: &'static str, detail: String, headers: Headers| Sent {
             url: target.url.clone(),
@@ -228,7 +228,7 @@ impl Sender<'_> {
         &self,
         claimed: &Claimed,
         target: &Target,
-        payload: &Arc<str>,
+        payload: &Arc<Payload>,
     ) -> Result<reqwest::Request, (&'static str, String)> {
         let url = target.parsed_url.clone().map_err(|err| ("config", err))?;
         check_literal_host(&url, self.policy).map_err(|err| ("ssrf", err.to_string()))?;
@@ -241,8 +241,8 @@ impl Sender<'_> {
                 .header("content-type", "application/json")
                 .body(bytes::Bytes::from_owner(ArcText(payload.clone()))),
             EndpointFormat::CloudeventsStructured | EndpointFormat::CloudeventsBinary => {
-                let data: Value =
-                    serde_json::from_str(payload).map_err(|err| ("config", format!("payload: {err}")))?;
+                let data: Value = serde_json::from_str(&payload.text)
+                    .map_err(|err| ("config", format!("payload: {err}")))?;
                 let event = EventBuilderV10::new()
                     .id(claimed.message_id.clone())
                     .source(format!("/hookline/app/{}", claimed.app_id))
@@ -265,6 +265,11 @@ impl Sender<'_> {
         let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
         let signature = signature_header(&target.secrets, &claimed.message_id, timestamp, body);
         let headers = request.headers_mut();
+        // A received webhook's forwarded headers first: the endpoint's own headers and the
+        // signature headers below replace any of the same name.
+        for (name, value) in &payload.headers {
+            insert(headers, name, value)?;
+        }
         for (name, value) in &target.headers {
             insert(headers, name, value)?;
         }
@@ -421,11 +426,11 @@ impl Sender<'_> {
 }
 
 /// A payload's shared text as a request body's bytes.
-struct ArcText(Arc<str>);
+struct ArcText(Arc<Payload>);
 
 impl AsRef<[u8]> for ArcText {
     fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.0.text.as_bytes()
     }
 }
 
@@ -619,7 +624,8 @@ mod tests {
         let policy = SsrfPolicy { allow: vec![Cidr::parse("127.0.0.1/32").unwrap()] };
         let client = crate::http::client(&policy, 4);
         let sender = Sender { client: &client, policy: &policy, tokens };
-        let request = sender.build(&claimed(), target, &Arc::from("{}")).await?;
+        let payload = Arc::new(Payload { text: "{}".to_owned(), headers: Vec::new() });
+        let request = sender.build(&claimed(), target, &payload).await?;
         Ok(request.headers()["authorization"].to_str().unwrap().to_owned())
     }
 

@@ -59,6 +59,10 @@ impl ApiError {
                 CoreError::Forbidden { code, detail } => {
                     (StatusCode::FORBIDDEN, code, detail.clone(), Vec::new())
                 }
+                CoreError::VerificationFailed { code, detail } => {
+                    (StatusCode::UNAUTHORIZED, code, (*detail).to_owned(), Vec::new())
+                }
+                CoreError::Gone { code, detail } => (StatusCode::GONE, code, detail.clone(), Vec::new()),
                 CoreError::TooManyRequests { code, detail, .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, code, detail.clone(), Vec::new())
                 }

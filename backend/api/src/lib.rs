@@ -32,6 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
         .route("/api/openapi.json", web::get().to(routes::openapi::openapi_json))
         .route("/api/docs", web::get().to(routes::openapi::docs))
         .route("/stripe/webhook", web::post().to(routes::v1::billing::stripe_webhook))
+        .route("/in/{token}", web::post().to(routes::ingest::ingest))
+        .route("/in/{token}", web::get().to(routes::ingest::handshake))
         .configure(routes::v1::configure)
         .default_service(web::to(routes::dashboard::serve));
 }

@@ -58,10 +58,12 @@ async fn main() {
                     event_id: None,
                     channels: serde_json::json!([]),
                     payload_text: serde_json::json!({"i": i, "pad": "x".repeat(200)}).to_string(),
+                    headers: Vec::new(),
                     only_endpoint: None,
                     created_at: chrono::Utc::now(),
                     quota: None,
                     counts_as_usage: true,
+                    inbound: false,
                     plan_rate: None,
                 };
                 ctx.ingest.store(message).await.expect("stored");

@@ -22,6 +22,12 @@ pub enum CoreError {
     /// Valid credentials without the needed permission (scope or role).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// A received webhook failed its source's verification (`code`: `signature_mismatch`, …).
+    #[error("{detail}")]
+    VerificationFailed { code: &'static str, detail: &'static str },
+    /// The object exists but no longer takes requests (a disabled source).
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
     /// A body larger than allowed.
     #[error("payload of {size} bytes is over the limit of {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },

@@ -31,7 +31,8 @@ new_id!(
     AttemptId,
     JobId,
     SourceId,
-    BroadcastId
+    BroadcastId,
+    SourceRequestId
 );
 
 fn next_ulid() -> ulid::Ulid {

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! foundation (domain, ids, error, config, crypto, metrics) → store → tenancy → catalog
-//!     → billing → delivery → ingest → logs
+//!     → billing → delivery → ingest → sources → logs
 //! ```
 //!
 //! This file, the composition root ([`Context`], [`Caches`]), may use them all. `tests/layers.rs`
@@ -25,6 +25,7 @@ pub mod ids;
 pub mod ingest;
 pub mod logs;
 pub mod metrics;
+pub mod sources;
 pub mod store;
 pub mod tenancy;
 
@@ -48,6 +49,8 @@ pub struct Context {
     pub inline_engine: ingest::InlineEngineSlot,
     /// Where tenants' JSON Schemas are compiled and run (never on the async workers).
     pub schema_threads: std::sync::Arc<catalog::schemas::SchemaThreads>,
+    /// The inbound sources' request log, written in batches.
+    pub source_log: std::sync::Arc<sources::requests::RequestLog>,
 }
 
 impl Context {
@@ -56,6 +59,7 @@ impl Context {
         let signals = std::sync::Arc::new(Signals::default());
         let inline_engine = ingest::InlineEngineSlot::default();
         let ingest = ingest::IngestQueue::start(db.clone(), signals.clone(), inline_engine.clone());
+        let source_log = std::sync::Arc::new(sources::requests::RequestLog::start(db.clone()));
         Context {
             db,
             keys: std::sync::Arc::new(keys),
@@ -65,6 +69,7 @@ impl Context {
             caches: std::sync::Arc::new(Caches::default()),
             inline_engine,
             schema_threads: std::sync::Arc::new(catalog::schemas::SchemaThreads::start(2)),
+            source_log,
         }
     }
 }
@@ -96,8 +101,10 @@ pub struct Caches {
     >,
     /// A tenant's plan limits (overrides applied).
     pub limits: store::cache::TtlCache<hookline_types::TenantId, std::sync::Arc<tenancy::plans::Limits>>,
-    /// API rate-limit buckets per credential.
+    /// API rate-limit buckets per credential (and inbound sources' buckets).
     pub rate_limits: store::cache::TokenBuckets,
+    /// Inbound sources by the SHA-256 of an ingest token, decrypted and parsed.
+    pub sources: store::cache::TtlCache<String, std::sync::Arc<sources::receive::Resolved>>,
 }
 
 impl Default for Caches {
@@ -108,6 +115,7 @@ impl Default for Caches {
             schemas: store::cache::TtlCache::new(std::time::Duration::from_secs(2), 10_000),
             limits: store::cache::TtlCache::new(std::time::Duration::from_secs(2), 10_000),
             rate_limits: store::cache::TokenBuckets::default(),
+            sources: store::cache::TtlCache::new(std::time::Duration::from_secs(2), 10_000),
         }
     }
 }

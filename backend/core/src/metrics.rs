@@ -264,6 +264,21 @@ static ENGINE_ERRORS: CounterSet<8> = CounterSet::new(
     "stage",
     ["fanout", "claim", "payloads", "targets", "record", "release", "leases", "other"],
 );
+static SOURCE_REQUESTS: CounterSet<5> =
+    CounterSet::new("outcome", ["accepted", "duplicate", "stale", "handshake", "rejected"]);
+static SOURCE_REJECTED: CounterSet<8> = CounterSet::new(
+    "reason",
+    [
+        "signature_missing",
+        "signature_mismatch",
+        "timestamp_out_of_tolerance",
+        "credentials_invalid",
+        "rate_limited",
+        "payload_too_large",
+        "source_quota_exceeded",
+        "other",
+    ],
+);
 /// By method, route pattern and status.
 static HTTP_REQUESTS: Family<(&'static str, String, u16), Counter> = Family::new();
 /// By method and route pattern.
@@ -317,6 +332,16 @@ pub fn engine_error(stage: &str) {
     ENGINE_ERRORS.add(stage, 1);
 }
 
+/// A request on a source's ingest URL, by what it became.
+pub fn source_request(outcome: &str) {
+    SOURCE_REQUESTS.add(outcome, 1);
+}
+
+/// A request on a source's ingest URL refused, by reason.
+pub fn source_rejected(reason: &str) {
+    SOURCE_REJECTED.add(reason, 1);
+}
+
 /// One HTTP request answered. `route` is the matched route pattern (`None` for the dashboard's
 /// fallback); a method outside the standard ones is counted as `other`.
 pub fn http_request(method: &str, route: Option<String>, status: u16, seconds: f64) {
@@ -355,6 +380,16 @@ pub fn render_process(text: &mut Text) {
             "hookline_engine_errors_total",
             "Failed steps of this process's delivery engine, by stage (the log says why).",
             &ENGINE_ERRORS,
+        ),
+        (
+            "hookline_source_requests_total",
+            "Requests received on inbound sources' ingest URLs by this process, by outcome.",
+            &SOURCE_REQUESTS,
+        ),
+        (
+            "hookline_source_rejected_total",
+            "Requests refused on inbound sources' ingest URLs by this process, by reason.",
+            &SOURCE_REJECTED,
         ),
     ] {
         text.family(name, "counter", help);

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["billing"],
     &["delivery"],
     &["ingest"],
+    &["sources"],
     &["logs"],
 ];
 

@@ -151,6 +151,10 @@ id_type!(
     /// An inbound source.
     SourceId, "src"
 );
+id_type!(
+    /// A request received on a source's ingest URL.
+    SourceRequestId, "sreq"
+);
 
 /// A tenant-chosen identifier (`uid`) for an application or an endpoint: 1 to 256 characters of
 /// `A-Z a-z 0-9 - _ .`. It must not have the shape of the resource's own ids, so that a path
@@ -190,6 +194,7 @@ macro_rules! id_or_uid {
 
 id_or_uid!(AppId);
 id_or_uid!(EndpointId);
+id_or_uid!(SourceId);
 
 #[cfg(test)]
 mod tests {

@@ -7,11 +7,13 @@
 pub mod ids;
 pub mod patch;
 pub mod resources;
+pub mod sources;
 
 pub use ids::*;
 pub use patch::Patch;
 pub use resources::*;
 use serde::{Deserialize, Serialize};
+pub use sources::*;
 
 /// One page of a list. `iterator` is opaque: pass it back as `?iterator=` for the next page;
 /// `done` is true on the last page.

@@ -730,6 +730,8 @@ pub struct PlanLimitsOut {
     pub retention_days: u32,
     pub max_payload_bytes: u64,
     pub features: Vec<String>,
+    /// Inbound sources across the tenant.
+    pub max_sources: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,3 +9,4 @@ pub mod event_types;
 pub mod logs;
 pub mod message;
 pub mod overview;
+pub mod sources;

@@ -1,5 +1,6 @@
 pub mod dashboard;
 pub mod health;
+pub mod ingest;
 pub mod metrics;
 pub mod openapi;
 pub mod v1;

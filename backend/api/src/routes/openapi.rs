@@ -8,7 +8,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{health, metrics, v1};
+use super::{health, ingest, metrics, v1};
 
 struct BearerAuth;
 
@@ -90,6 +90,16 @@ impl Modify for BearerAuth {
         v1::billing::checkout,
         v1::billing::portal,
         v1::billing::stripe_webhook,
+        v1::sources::list,
+        v1::sources::create,
+        v1::sources::get,
+        v1::sources::patch,
+        v1::sources::delete,
+        v1::sources::rotate_token,
+        v1::sources::test_request,
+        v1::sources::list_requests,
+        ingest::ingest,
+        ingest::handshake,
     )
 )]
 pub struct ApiDoc;

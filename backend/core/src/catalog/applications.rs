@@ -11,7 +11,10 @@ use crate::{
     Context,
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
-    store::entities::{applications, attempts, deliveries, endpoints, message_payloads, messages},
+    store::entities::{
+        applications, attempts, deliveries, endpoints, message_payloads, messages, source_order,
+        source_requests, sources,
+    },
     store::from_json,
     store::is_unique_violation,
     store::pagination::{PageRequest, paginate, try_map},
@@ -231,7 +234,7 @@ pub async fn patch(
     }
 }
 
-/// Deletes the application with its endpoints, messages, deliveries and attempts.
+/// Deletes the application with its endpoints, messages, deliveries, attempts and inbound sources.
 pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) -> CoreResult<()> {
     principal.require_tenant_wide("application")?;
     principal.require(ApiKeyScope::Write)?;
@@ -256,12 +259,31 @@ pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) 
         .await?;
     messages::Entity::scoped_delete(tenant).filter(messages::Column::AppId.eq(app_id)).exec(&txn).await?;
     endpoints::Entity::scoped_delete(tenant).filter(endpoints::Column::AppId.eq(app_id)).exec(&txn).await?;
+    // The application's inbound sources go with it (their ingest URLs stop answering).
+    let app_sources = || {
+        sea_orm::sea_query::Query::select()
+            .column(sources::Column::Id)
+            .from(sources::Entity)
+            .and_where(sources::Column::TenantId.eq(tenant.as_str()))
+            .and_where(sources::Column::AppId.eq(app_id))
+            .to_owned()
+    };
+    source_requests::Entity::scoped_delete(tenant)
+        .filter(source_requests::Column::SourceId.in_subquery(app_sources()))
+        .exec(&txn)
+        .await?;
+    source_order::Entity::scoped_delete(tenant)
+        .filter(source_order::Column::SourceId.in_subquery(app_sources()))
+        .exec(&txn)
+        .await?;
+    sources::Entity::scoped_delete(tenant).filter(sources::Column::AppId.eq(app_id)).exec(&txn).await?;
     applications::Entity::scoped_delete(tenant)
         .filter(applications::Column::Id.eq(app_id))
         .exec(&txn)
         .await?;
     txn.commit().await?;
     ctx.caches.applications.clear();
+    ctx.caches.sources.clear();
     Ok(())
 }
 

@@ -1012,19 +1012,41 @@ pub async fn load_targets(
     Ok(targets)
 }
 
+/// A message's payload as the engine sends it, shared by all of the message's deliveries: its
+/// text, and for a received webhook the request headers it forwards to its endpoints.
+#[derive(Debug, Default)]
+pub struct Payload {
+    pub text: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Payload {
+    /// A payload with the forwarded headers as stored (`message_payloads.headers`, a JSON object).
+    pub fn from_stored(text: String, headers: Option<&str>) -> Payload {
+        let headers = headers
+            .and_then(|h| serde_json::from_str::<std::collections::BTreeMap<String, String>>(h).ok())
+            .map(|map| map.into_iter().collect())
+            .unwrap_or_default();
+        Payload { text, headers }
+    }
+}
+
 /// The payloads (JSON text) of these messages, each loaded once however many deliveries share
 /// it; missing ones have expired.
 pub async fn load_payloads(
     ctx: &Context,
     message_ids: &[String],
-) -> CoreResult<HashMap<String, std::sync::Arc<str>>> {
+) -> CoreResult<HashMap<String, std::sync::Arc<Payload>>> {
     let mut payloads = HashMap::new();
     for chunk in id_chunks(message_ids) {
         let rows = message_payloads::Entity::find()
             .filter(message_payloads::Column::MessageId.is_in(chunk))
             .all(&ctx.db.conn)
             .await?;
-        payloads.extend(rows.into_iter().map(|row| (row.message_id, std::sync::Arc::from(row.payload))));
+        payloads.extend(rows.into_iter().map(|row| {
+            let payload = Payload::from_stored(row.payload, row.headers.as_deref());
+            (row.message_id, std::sync::Arc::new(payload))
+        }));
     }
     Ok(payloads)
 }
@@ -1645,6 +1667,7 @@ mod tests {
                 message_id: Set(id.clone()),
                 tenant_id: Set("org_t".to_owned()),
                 payload: Set(format!("{{\"id\":\"{id}\"}}")),
+                headers: Set(None),
                 created_at: Set(chrono::Utc::now()),
             }
             .insert(&ctx.db.writer)
@@ -1653,7 +1676,7 @@ mod tests {
         }
         let payloads = super::load_payloads(&ctx, &ids).await.unwrap();
         assert_eq!(payloads.len(), 2);
-        assert_eq!(&*payloads[&ids[69_999]], "{\"id\":\"msg_00069999\"}");
+        assert_eq!(payloads[&ids[69_999]].text, "{\"id\":\"msg_00069999\"}");
         assert!(super::load_targets(&ctx, &ids).await.unwrap().is_empty());
         let released =
             super::release_leases_of(&ctx, "worker-1", Some(&ids), chrono::Utc::now()).await.unwrap();

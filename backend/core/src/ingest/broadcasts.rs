@@ -234,11 +234,13 @@ async fn expand_one(ctx: &Context, id: &str) -> CoreResult<usize> {
                 event_id: None,
                 channels: broadcast.channels.clone(),
                 payload_text: broadcast.payload.clone(),
+                headers: Vec::new(),
                 only_endpoint: None,
                 created_at: now,
                 // Counted, but not refused: the broadcast was accepted already.
                 quota: None,
                 counts_as_usage: true,
+                inbound: false,
                 // Fanned out by the worker.
                 plan_rate: None,
             })

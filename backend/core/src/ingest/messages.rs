@@ -287,6 +287,45 @@ pub async fn send_test(
     Ok(create_for(ctx, principal, app, input, Some(&endpoint.id)).await?.message)
 }
 
+/// Stores a message through the ingest writer (durable when this returns); `Ok(false)` when
+/// another message of the application already has its `event_id`. A quota threshold the
+/// message crossed is told through the tenant's operational application, off the request's path.
+pub(crate) async fn store_new(ctx: &Context, limits: &plans::Limits, new: NewMessage) -> CoreResult<bool> {
+    let tenant = new.tenant_id.clone();
+    match ctx.ingest.store(new).await {
+        Ok(None) => Ok(true),
+        Ok(Some(crossing)) => {
+            let (ctx, plan) = (ctx.clone(), limits.plan.clone());
+            tokio::spawn(async move {
+                let payload = serde_json::json!({
+                    "type": crossing.event_type,
+                    "plan": plan,
+                    "percent": crossing.percent,
+                    "used": crossing.used,
+                    "monthly_messages": crossing.monthly,
+                });
+                if let Err(err) = operational::emit(&ctx, &tenant, "", crossing.event_type, payload).await {
+                    tracing::warn!(error = %err, "could not emit a quota event");
+                }
+            });
+            Ok(true)
+        }
+        Err(StoreError::QuotaExceeded { limit, resets_at }) => Err(CoreError::TooManyRequests {
+            code: "quota_exceeded",
+            detail: format!(
+                "the {} plan's {limit} messages this month are used up; it resets at {} (upgrade to continue)",
+                limits.plan,
+                resets_at.to_rfc3339()
+            ),
+            retry_after_seconds: std::cmp::max((resets_at - Utc::now()).num_seconds(), 1) as u64,
+            quota_limit: Some(std::cmp::max(limit, 0) as u64),
+        }),
+        Err(StoreError::DuplicateEventId) => Ok(false),
+        Err(StoreError::Database(err)) => Err(err.into()),
+        Err(StoreError::Stopped) => Err(CoreError::Internal(anyhow::anyhow!("the ingest writer stopped"))),
+    }
+}
+
 async fn create_for(
     ctx: &Context,
     principal: &Principal,
@@ -320,54 +359,21 @@ async fn create_for(
         event_id: input.event_id.clone(),
         channels: to_json(&channels),
         payload_text,
+        headers: Vec::new(),
         only_endpoint: only_endpoint.map(str::to_owned),
         created_at: now,
         quota: Some(Quota { monthly: limits.monthly_messages, hard: !limits.overage_allowed }),
         counts_as_usage: true,
+        inbound: false,
         plan_rate: Some(PlanRate(limits.endpoint_rate_limit)),
     };
-    match ctx.ingest.store(new.clone()).await {
-        Ok(None) => {}
-        Ok(Some(crossing)) => {
-            // Told through the tenant's operational application, off the request's path.
-            let (ctx, tenant, plan) = (ctx.clone(), tenant.clone(), limits.plan.clone());
-            tokio::spawn(async move {
-                let payload = serde_json::json!({
-                    "type": crossing.event_type,
-                    "plan": plan,
-                    "percent": crossing.percent,
-                    "used": crossing.used,
-                    "monthly_messages": crossing.monthly,
-                });
-                if let Err(err) = operational::emit(&ctx, &tenant, "", crossing.event_type, payload).await {
-                    tracing::warn!(error = %err, "could not emit a quota event");
-                }
-            });
-        }
-        Err(StoreError::QuotaExceeded { limit, resets_at }) => {
-            return Err(CoreError::TooManyRequests {
-                code: "quota_exceeded",
-                detail: format!(
-                    "the {} plan's {limit} messages this month are used up; it resets at {} (upgrade to continue)",
-                    limits.plan,
-                    resets_at.to_rfc3339()
-                ),
-                retry_after_seconds: std::cmp::max((resets_at - Utc::now()).num_seconds(), 1) as u64,
-                quota_limit: Some(std::cmp::max(limit, 0) as u64),
-            });
-        }
-        Err(StoreError::DuplicateEventId) => {
-            // A concurrent request with the same event_id won the race: answer with its message.
-            let event_id = input.event_id.as_deref().unwrap_or_default();
-            let original = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id)
-                .await?
-                .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("event_id conflict without a message")))?;
-            return Ok(Created { message: original, is_new: false });
-        }
-        Err(StoreError::Database(err)) => return Err(err.into()),
-        Err(StoreError::Stopped) => {
-            return Err(CoreError::Internal(anyhow::anyhow!("the ingest writer stopped")));
-        }
+    if !store_new(ctx, &limits, new.clone()).await? {
+        // A concurrent request with the same event_id won the race: answer with its message.
+        let event_id = input.event_id.as_deref().unwrap_or_default();
+        let original = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id)
+            .await?
+            .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("event_id conflict without a message")))?;
+        return Ok(Created { message: original, is_new: false });
     }
     let model = messages::Model {
         id: new.id,

@@ -46,11 +46,13 @@ pub async fn emit(
         event_id: None,
         channels: serde_json::json!([]),
         payload_text: payload.to_string(),
+        headers: Vec::new(),
         only_endpoint: None,
         created_at: Utc::now(),
         // Hookline's own notices: not the tenant's usage, never refused by its quota.
         quota: None,
         counts_as_usage: false,
+        inbound: false,
         // Fanned out by the worker.
         plan_rate: None,
     };

@@ -54,7 +54,7 @@ pub trait InlineEngine: delivery::Capacity + Send + Sync {
     /// rate-limited): the claim loop has work.
     fn left_for_claim(&self);
     /// Sends deliveries leased at acceptance; `payloads` holds their messages' payloads.
-    fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<str>>);
+    fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<delivery::Payload>>);
 }
 
 /// Where the engine registers itself once it runs (see [`crate::Context::inline_engine`]).
@@ -73,12 +73,16 @@ pub struct NewMessage {
     pub event_id: Option<String>,
     pub channels: serde_json::Value,
     pub payload_text: String,
+    /// Request headers a received webhook forwards to its endpoints (none for API messages).
+    pub headers: Vec<(String, String)>,
     pub only_endpoint: Option<String>,
     pub created_at: DateTime<Utc>,
     /// The tenant's monthly message quota, when this message counts against one.
     pub quota: Option<Quota>,
     /// Counted as accepted usage (false for Hookline's own operational events).
     pub counts_as_usage: bool,
+    /// A received webhook (an inbound source's request): also counted as `inbound_requests`.
+    pub inbound: bool,
     /// The tenant plan's per-endpoint delivery rate, when the request read the plan: only such
     /// messages may be fanned out at acceptance (the rate decides which deliveries wait for the
     /// claim loop).
@@ -445,7 +449,11 @@ async fn answer(
                 let payloads = admitted
                     .iter()
                     .filter(|(m, _)| fan_out.payload_wanted.contains(&m.id))
-                    .map(|(m, _)| (m.id.clone(), Arc::from(m.payload_text.as_str())))
+                    .map(|(m, _)| {
+                        let payload =
+                            delivery::Payload { text: m.payload_text.clone(), headers: m.headers.clone() };
+                        (m.id.clone(), Arc::new(payload))
+                    })
                     .collect();
                 engine.hand_over(fan_out.leased, payloads);
             }
@@ -885,7 +893,7 @@ pub(crate) const MESSAGES: Insert = Insert {
 
 const PAYLOADS: Insert = Insert {
     table: "message_payloads",
-    columns: &["message_id", "tenant_id", "payload", "created_at"],
+    columns: &["message_id", "tenant_id", "payload", "headers", "created_at"],
     tail: "",
 };
 
@@ -977,6 +985,7 @@ impl IngestRows {
             message_id: &'a str,
             tenant_id: &'a str,
             payload: &'a str,
+            headers: Option<String>,
             created_at: &'a str,
         }
         #[derive(serde::Serialize)]
@@ -1009,16 +1018,24 @@ impl IngestRows {
                 message_id: &m.id,
                 tenant_id: m.tenant_id.as_str(),
                 payload: &m.payload_text,
+                headers: (!m.headers.is_empty()).then(|| {
+                    let map: std::collections::BTreeMap<&str, &str> =
+                        m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    serde_json::to_string(&map).expect("strings serialize")
+                }),
                 created_at,
             })
             .collect();
         // Usage: a couple of rows per batch.
         let counters = usage::counter_rows(batch.iter().filter(|m| m.counts_as_usage).flat_map(|m| {
             let (tenant, app) = (m.tenant_id.as_str(), m.app_id.as_str());
+            let inbound = m.inbound.then_some((tenant, app, m.created_at, usage::Metric::InboundRequests, 1));
             [
                 (tenant, app, m.created_at, usage::Metric::MessagesAccepted, 1),
                 (tenant, app, m.created_at, usage::Metric::PayloadBytes, m.payload_text.len() as i64),
             ]
+            .into_iter()
+            .chain(inbound)
         }));
         let queue = batch
             .iter()
@@ -1069,10 +1086,12 @@ mod tests {
             event_id: Some(event_id.to_owned()),
             channels: serde_json::json!([]),
             payload_text: "{}".to_owned(),
+            headers: Vec::new(),
             only_endpoint: None,
             created_at: Utc::now(),
             quota: None,
             counts_as_usage: true,
+            inbound: false,
             plan_rate: None,
         }
     }

@@ -2,7 +2,7 @@
 //! and the payloads broadcasts keep after their expansion, older than the tenant's retention,
 //! are purged by the maintenance job in small batches, each its own short transaction, so no
 //! purge holds a lock for long. Messages, deliveries, attempts' metadata, broadcasts' metadata
-//! and usage stay. Also the one-off expunge of one message's payload.
+//! and usage stay; inbound sources' request-log rows are deleted. Also the one-off expunge of one message's payload.
 
 use chrono::{Duration, Utc};
 use hookline_types::{ApiKeyScope, AppId, AttemptId, BroadcastId, IdOrUid, MessageId, TenantId};
@@ -16,7 +16,7 @@ use crate::{
     catalog::applications,
     error::{CoreError, CoreResult},
     ids::time_boundary,
-    store::entities::{attempts, broadcasts, message_payloads, messages, tenants},
+    store::entities::{attempts, broadcasts, message_payloads, messages, source_requests, tenants},
     store::scope::TenantScoped,
     tenancy::plans,
     tenancy::principal::Principal,
@@ -29,6 +29,8 @@ pub struct Purged {
     /// Attempts whose headers and body were cleared.
     pub attempt_bodies: u64,
     pub broadcast_payloads: u64,
+    /// Rows of inbound sources' request logs.
+    pub source_requests: u64,
 }
 
 /// An attempt retention has not cleared yet: it has a response body or request headers (an
@@ -91,6 +93,14 @@ pub async fn purge(ctx: &Context, batch: u64) -> CoreResult<Purged> {
                 )
                 .await?;
                 purged.broadcast_payloads += n;
+                if n < batch {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            loop {
+                let n = purge_source_requests(ctx, &tenant_id, cutoff, batch).await?;
+                purged.source_requests += n;
                 if n < batch {
                     break;
                 }
@@ -160,6 +170,28 @@ async fn purge_broadcast_payloads(
     let result = broadcasts::Entity::scoped_update(tenant)
         .col_expr(broadcasts::Column::Payload, Expr::value(""))
         .filter(broadcasts::Column::Id.in_subquery(oldest))
+        .exec(&ctx.db.writer)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Deletes the tenant's oldest request-log rows of inbound sources received before `before`.
+async fn purge_source_requests(
+    ctx: &Context,
+    tenant: &TenantId,
+    before: chrono::DateTime<Utc>,
+    batch: u64,
+) -> CoreResult<u64> {
+    let oldest = Query::select()
+        .column(source_requests::Column::Id)
+        .from(source_requests::Entity)
+        .and_where(source_requests::Column::TenantId.eq(tenant.as_str()))
+        .and_where(source_requests::Column::ReceivedAt.lt(before))
+        .order_by(source_requests::Column::ReceivedAt, sea_orm::Order::Asc)
+        .limit(batch)
+        .to_owned();
+    let result = source_requests::Entity::scoped_delete(tenant)
+        .filter(source_requests::Column::Id.in_subquery(oldest))
         .exec(&ctx.db.writer)
         .await?;
     Ok(result.rows_affected)

@@ -46,10 +46,10 @@ const PROGRESS_STEPS: i32 = 10_000;
 
 /// SQLite cannot time a statement out by itself: each reader connection gets a progress handler
 /// (sqlx's `set_progress_handler`) that interrupts the statement running on it once that
-/// connection's deadline (Unix milliseconds, 0 for none) has passed. A connection names itself in
-/// a temporary table (`temp.hookline_connection`, one per connection), so a transaction finds its
-/// own deadline ([`Db::limit_read`]). Connections the pool closed leave dead entries, dropped as
-/// new ones open.
+/// connection's deadline (microseconds on [`now_micros`]'s monotonic clock, 0 for none) has
+/// passed. A connection names itself in a temporary table (`temp.hookline_connection`, one per
+/// connection), so a transaction finds its own deadline ([`Db::limit_read`]). Connections the pool
+/// closed leave dead entries, dropped as new ones open.
 #[derive(Debug, Default)]
 pub struct ReadDeadlines {
     next: AtomicU64,
@@ -68,8 +68,12 @@ impl Drop for ReadDeadline {
     }
 }
 
-fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// Microseconds on a monotonic clock (since the first call in this process): a deadline follows
+/// `Instant`, so a wall-clock step cannot end a read early or late, and the `+ 1` where a deadline is
+/// set rounds the truncated start up, so a read never ends before its full time.
+fn now_micros() -> i64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed().as_micros() as i64
 }
 
 impl ReadDeadlines {
@@ -88,7 +92,7 @@ impl ReadDeadlines {
         conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(name))).await?;
         conn.lock_handle().await?.set_progress_handler(PROGRESS_STEPS, move || {
             let at = deadline.load(Relaxed);
-            at == 0 || now_millis() < at
+            at == 0 || now_micros() < at
         });
         Ok(())
     }
@@ -346,7 +350,7 @@ impl Db {
             .get(&(id as u64))
             .and_then(Weak::upgrade)
             .ok_or_else(|| sea_orm::DbErr::Custom(format!("reader connection {id} has no deadline")))?;
-        deadline.store(now_millis() + (seconds as i64) * 1000, Relaxed);
+        deadline.store(now_micros() + 1 + (seconds as i64) * 1_000_000, Relaxed);
         Ok(ReadDeadline(Some(deadline)))
     }
 

@@ -43,20 +43,21 @@ pub(crate) fn custom_sql<V: Into<sea_orm::Value>>(
     sql: &str,
     values: impl IntoIterator<Item = V>,
 ) -> sea_orm::sea_query::Expr {
-    let sql = if sqlite {
-        sql.to_owned()
-    } else {
-        let mut numbered = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                numbered.push_str(&format!("${n}"));
-            } else {
-                numbered.push(c);
-            }
-        }
-        numbered
-    };
+    let sql = if sqlite { sql.to_owned() } else { numbered(sql) };
     sea_orm::sea_query::Expr::cust_with_values(sql, values)
+}
+
+/// `sql` with its `?` placeholders numbered `$1, $2, …` (PostgreSQL's).
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut numbered = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            numbered.push_str(&format!("${n}"));
+        } else {
+            numbered.push(c);
+        }
+    }
+    numbered
 }

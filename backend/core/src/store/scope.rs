@@ -49,5 +49,8 @@ tenant_scoped!(
     endpoint_health,
     usage_counters,
     idempotency_keys,
-    sessions
+    sessions,
+    sources,
+    source_requests,
+    source_order
 );

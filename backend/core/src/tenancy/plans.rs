@@ -39,6 +39,8 @@ pub struct Limits {
     pub retention_days: i64,
     pub max_payload_bytes: usize,
     pub features: Vec<String>,
+    /// Inbound sources across the tenant (with the `inbound_sources` feature).
+    pub max_sources: i64,
 }
 
 impl Limits {
@@ -71,6 +73,7 @@ impl Limits {
             retention_days: self.retention_days.max(0) as u32,
             max_payload_bytes: self.max_payload_bytes as u64,
             features: self.features.clone(),
+            max_sources: self.max_sources.max(0) as u64,
         }
     }
 }
@@ -104,6 +107,9 @@ fn apply_overrides(mut limits: Limits, overrides: &Value) -> CoreResult<Limits> 
     if let Some(n) = int("max_payload_bytes") {
         limits.max_payload_bytes = n.max(1) as usize;
     }
+    if let Some(n) = int("max_sources") {
+        limits.max_sources = n.max(0);
+    }
     if let Some(features) = overrides.get("features") {
         limits.features = from_json(features.clone(), "feature overrides")?;
     }
@@ -123,6 +129,7 @@ fn from_row(row: plans::Model, hard_max_payload: usize) -> CoreResult<Limits> {
         retention_days: row.retention_days,
         max_payload_bytes: (row.max_payload_bytes.max(1) as usize).min(hard_max_payload),
         features: from_json(row.features, "plan features")?,
+        max_sources: row.max_sources,
     })
 }
 
@@ -171,6 +178,15 @@ pub async fn require_room_for_endpoint(ctx: &Context, tenant: &TenantId) -> Core
     let limits = limits(ctx, tenant).await?;
     let have = count(ctx, crate::store::entities::endpoints::Entity::scoped(tenant)).await?;
     room(&limits, have, limits.max_endpoints, "endpoints")
+}
+
+/// `Forbidden` unless the plan includes inbound sources (`plan_feature_missing`) and has room for
+/// one more (`plan_limit_reached`).
+pub async fn require_room_for_source(ctx: &Context, tenant: &TenantId) -> CoreResult<()> {
+    let limits = limits(ctx, tenant).await?;
+    limits.require_feature(FEATURE_INBOUND_SOURCES)?;
+    let have = count(ctx, crate::store::entities::sources::Entity::scoped(tenant)).await?;
+    room(&limits, have, limits.max_sources, "inbound sources")
 }
 
 /// Counts on the writer, so a count right after this process's own insert sees it.
@@ -262,6 +278,7 @@ mod tests {
             retention_days: 7,
             max_payload_bytes: 262_144,
             features: Vec::new(),
+            max_sources: 1,
         }
     }
 

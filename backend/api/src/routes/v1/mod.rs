@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod messages;
 pub mod replay;
+pub mod sources;
 pub mod usage;
 
 use actix_web::web;
@@ -67,6 +68,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/billing", web::get().to(billing::get))
             .route("/billing/checkout", web::post().to(billing::checkout))
             .route("/billing/portal", web::post().to(billing::portal))
+            .route("/source", web::get().to(sources::list))
+            .route("/source", web::post().to(sources::create))
+            .route("/source/{src}", web::get().to(sources::get))
+            .route("/source/{src}", web::patch().to(sources::patch))
+            .route("/source/{src}", web::delete().to(sources::delete))
+            .route("/source/{src}/token/rotate", web::post().to(sources::rotate_token))
+            .route("/source/{src}/test-request", web::post().to(sources::test_request))
+            .route("/source/{src}/request", web::get().to(sources::list_requests))
             .route("/usage", web::get().to(usage::tenant))
             .route("/app/{app}/usage", web::get().to(usage::application)),
     );

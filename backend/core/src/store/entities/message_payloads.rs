@@ -10,6 +10,9 @@ pub struct Model {
     pub tenant_id: String,
     #[sea_orm(column_type = "Text")]
     pub payload: String,
+    /// The request headers a received message forwards to its endpoints (a JSON object).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub headers: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -18,6 +18,7 @@ pub struct Model {
     pub max_payload_bytes: i64,
     #[sea_orm(column_type = "JsonBinary")]
     pub features: Json,
+    pub max_sources: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
