@@ -147,7 +147,7 @@ async fn wait_for_logged(api: &Client, source: &str, count: usize) {
 /// request" shows a signed curl command for that URL; a wrongly signed delivery is logged as
 /// rejected and the outcome filter shows it alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn github_source_from_the_form_logs_a_signed_delivery_as_accepted_and_shows_a_test_curl() {
+async fn github_source_from_the_form_logs_a_signed_delivery_links_its_message_back_and_shows_a_test_curl() {
     require_dashboard();
     let server = server().await;
     let receiver = Receiver::start();
@@ -233,6 +233,14 @@ async fn github_source_from_the_form_logs_a_signed_delivery_as_accepted_and_show
     click_text(&browser, "#source-requests .request-accepted a", &message).await;
     path_is(&browser, &format!("/apps/{app}/msg/{message}")).await;
     browser.wait_for_text("#payload", "octo-org/hookline-e2e").await;
+    // … and links back to the source and the request it came from.
+    let logged = api.get(&format!("/api/v1/source/{source}/request?outcome=accepted")).await.expect(200);
+    let request_id = logged["data"][0]["id"].as_str().expect("the accepted request's id").to_owned();
+    let received_by = browser.wait_for_text("#received-by", "GitHub").await.text().await;
+    assert!(received_by.contains(&request_id), "the message names its request {request_id}: {received_by}");
+    click_text(&browser, "#received-by a", "GitHub").await;
+    path_is(&browser, &format!("/sources/{source}")).await;
+    browser.find(&format!("tr[id='{request_id}'].request-accepted")).await;
 
     // A delivery signed with another secret is refused and logged as rejected; the outcome filter
     // shows only that one.

@@ -376,6 +376,22 @@ async fn the_same_event_id_twice_is_one_message_and_the_second_answer_says_dupli
     let log = wait_requests(&api, id(&source).as_str(), 12).await;
     let duplicates = log.iter().filter(|r| r["outcome"] == "duplicate").count();
     assert_eq!(duplicates, 11, "{log:?}");
+    // The message names the request that became it — the accepted one, not a duplicate naming it.
+    let accepted: Vec<&Value> = log.iter().filter(|r| r["outcome"] == "accepted").collect();
+    assert_eq!(accepted.len(), 1, "{log:?}");
+    let message_path = format!("/api/v1/app/a/msg/{}", first.body["message"].as_str().unwrap());
+    let message = api.get(&message_path).await.expect(200);
+    assert_eq!(
+        message["received_by"],
+        json!({"source_id": id(&source), "source_name": "gh", "request_id": accepted[0]["id"]}),
+        "{message}"
+    );
+    // A portal token reads the message but not the tenant's sources.
+    let token = api.post("/api/v1/app/a/portal-token", json!({})).await.expect(201);
+    let portal = server.client_with_key(token["token"].as_str().unwrap());
+    let seen = portal.get(&message_path).await.expect(200);
+    assert!(seen.get("received_by").is_none(), "{seen}");
+    assert_eq!(seen["id"], first.body["message"], "{seen}");
 }
 
 async fn past_the_burst_requests_get_429_with_retry_after(db: Backend) {

@@ -476,6 +476,10 @@ pub struct MessageOut {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub payload: Option<Value>,
     pub created_at: DateTime<Utc>,
+    /// For a message received on an inbound source: the source and the logged request it came
+    /// from (on `GET` of one message, while the request is still logged; never for portal tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_by: Option<crate::ReceivedBy>,
 }
 
 // ----- health ---------------------------------------------------------------------------------

@@ -287,3 +287,12 @@ pub struct SourceTestRequestOut {
     pub body: String,
     pub curl: String,
 }
+
+/// The source request a received message came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReceivedBy {
+    pub source_id: SourceId,
+    pub source_name: String,
+    pub request_id: SourceRequestId,
+}

@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! cargo build --release -p hookline -p hookline-e2e --bin bench
-//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f]
+//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h]
 //! ```
 //!
-//! (a)–(d) run by default; (e) and (f), the fan-out issue's wide fan-outs, with `--only`.
+//! (a)–(d) run by default; (e) and (f), the fan-out issue's wide fan-outs, and (g) and (h),
+//! webhooks received on a source, with `--only`.
 //!
 //! It is a program that prints figures, not a test: nothing here passes or fails on timing.
 
@@ -44,7 +45,9 @@ fn args() -> Args {
                     other => panic!("--db sqlite|postgres, not {other:?}"),
                 }
             }
-            "--only" => only = it.next().expect("--only a,b,c,d,e,f").split(',').map(str::to_owned).collect(),
+            "--only" => {
+                only = it.next().expect("--only a,b,c,d,e,f,g,h").split(',').map(str::to_owned).collect()
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -108,6 +111,93 @@ async fn wide_fan_out(db: Backend, name: &str, messages: usize, endpoints: usize
         "{} {}  peak RSS {} MiB",
         figures.extra,
         cpu.per(expected as u32),
+        peak_rss_kib(server.pid()) / 1024
+    );
+    figures.print();
+}
+
+/// (g) and (h): `n` webhooks received on a Standard Webhooks source (1 KiB JSON bodies, each
+/// signed by the client as a provider would), with `concurrency` requests in flight or paced at
+/// `rate` per second; the source's application has one endpoint on the receiver. Prints the
+/// accepted rate, the accept latency (request → 202) and, like the other scenarios, ingest →
+/// receipt at the endpoint.
+async fn inbound(db: Backend, name: &str, n: usize, concurrency: usize, rate: Option<f64>) {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use hmac::Mac;
+    let server = start(db, "5").await;
+    let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
+    let api = bench_tenant(&server);
+    api.create_app("Inbox", Some("inbox")).await;
+    api.create_endpoint("inbox", &receiver.url("/inbox")).await;
+    let key = [7u8; 32];
+    let source = api
+        .post(
+            "/api/v1/source",
+            json!({"name": "bench", "app": "inbox",
+                   "verification": {"type": "standard_webhooks", "secret": format!("whsec_{}", STANDARD.encode(key))}}),
+        )
+        .await
+        .expect(201);
+    let ingest_url = source["ingest_url"].as_str().unwrap();
+    let url = server.url(&ingest_url[ingest_url.find("/in/").unwrap()..]);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let sent: Sent = Arc::default();
+    let accept: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu = CpuUse::start(&server);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, next, sent, accept) =
+            (http.clone(), url.clone(), next.clone(), sent.clone(), accept.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                if let Some(rate) = rate {
+                    tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into())
+                        .await;
+                }
+                let body = json!({"type": "bench.received", "id": i, "pad": "x".repeat(960)}).to_string();
+                let (id, timestamp) = (format!("evt_{i}"), chrono::Utc::now().timestamp());
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+                mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+                let signature = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+                let at = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signature)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("the ingest request");
+                let took = at.elapsed();
+                let status = response.status().as_u16();
+                let answer: serde_json::Value = response.json().await.expect("a JSON answer");
+                assert_eq!(status, 202, "{answer}");
+                accept.lock().unwrap().push(took);
+                sent.lock().unwrap().insert(answer["message"].as_str().unwrap().to_owned(), at);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ingest = started.elapsed();
+    let mut figures = collect(name, &receiver, &sent, n, n, started, ingest, Duration::from_secs(300)).await;
+    let mut accepted = accept.lock().unwrap().clone();
+    accepted.sort();
+    figures.extra = format!(
+        "{} accept p50 {} ms  p99 {} ms  {}  peak RSS {} MiB",
+        figures.extra,
+        ms(percentile(&accepted, 0.5)),
+        ms(percentile(&accepted, 0.99)),
+        cpu.per(n as u32),
         peak_rss_kib(server.pid()) / 1024
     );
     figures.print();
@@ -517,6 +607,12 @@ async fn main() {
     }
     if args.only.iter().any(|s| s == "f") {
         wide_fan_out(args.db, "(f) 10 × 10,000 endpoints", 10, 10_000).await;
+    }
+    if args.only.iter().any(|s| s == "g") {
+        inbound(args.db, "(g) inbound burst 20,000, 64 clients", 20_000, 64, None).await;
+    }
+    if args.only.iter().any(|s| s == "h") {
+        inbound(args.db, "(h) inbound 500/s × 20 s", 10_000, 32, Some(500.0)).await;
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("# load average after: {}", load.trim());

@@ -91,6 +91,13 @@ pub fn MessagePage() -> impl IntoView {
                 <dl class="facts">
                     <dt>"Event id"</dt><dd>{m.event_id.clone().unwrap_or_else(|| "—".into())}</dd>
                     <dt>"Channels"</dt><dd>{if m.channels.is_empty() { "—".to_owned() } else { m.channels.join(", ") }}</dd>
+                    {m.received_by.clone().map(|by| view! {
+                        <dt>"Received by"</dt>
+                        <dd id="received-by">
+                            <a href=format!("/sources/{}#{}", by.source_id, by.request_id)>{by.source_name.clone()}</a>
+                            " · request " <code>{by.request_id.to_string()}</code>
+                        </dd>
+                    })}
                 </dl>
                 {match &m.payload {
                     Some(payload) => view! { <pre class="code" id="payload">{pretty(payload)}</pre> }.into_any(),

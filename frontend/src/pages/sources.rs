@@ -674,7 +674,7 @@ fn request_row(request: SourceRequestOut, app_id: &str) -> impl IntoView + use<>
         detail.push_str(body);
     }
     view! {
-        <tr class=format!("source-request-row request-{outcome}")>
+        <tr class=format!("source-request-row request-{outcome}") id=request.id.to_string()>
             <td>{fmt_time(&request.received_at)}</td>
             <td>{outcome_badge(request.outcome)}</td>
             <td>{request.reason.clone().unwrap_or_else(|| "—".into())}</td>

@@ -111,6 +111,7 @@ fn to_out(model: messages::Model, payload: Option<Value>) -> CoreResult<MessageO
         channels: from_json(model.channels, "channels")?,
         payload,
         created_at: model.created_at,
+        received_by: None,
     })
 }
 

@@ -9,17 +9,17 @@ use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use hookline_types::{
-    ApiKeyScope, IdOrUid, ListResponse, MessageId, SourceId, SourceRequestId, SourceRequestOut,
+    ApiKeyScope, IdOrUid, ListResponse, MessageId, ReceivedBy, SourceId, SourceRequestId, SourceRequestOut,
     SourceRequestOutcome,
 };
-use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder};
 use tokio::sync::mpsc;
 
 use crate::{
     Context,
     error::{CoreError, CoreResult},
     store::db::Db,
-    store::entities::source_requests,
+    store::entities::{source_requests, sources},
     store::pagination::{PageRequest, paginate},
     store::scope::TenantScoped,
     tenancy::principal::Principal,
@@ -240,14 +240,42 @@ pub async fn list(
     crate::store::pagination::try_map(list, to_out)
 }
 
-/// The request a received message came from (for the message's page), if it is still logged.
-pub async fn for_message(
+/// The source and logged request a received message came from (the message's page links back to
+/// it), while the request is still logged. Portal tokens do not see sources: `None` for them.
+pub async fn received_by(
     ctx: &Context,
-    tenant: &hookline_types::TenantId,
-    message_id: &str,
-) -> CoreResult<Option<source_requests::Model>> {
-    Ok(source_requests::Entity::scoped(tenant)
-        .filter(source_requests::Column::MessageId.eq(message_id))
+    principal: &Principal,
+    message: &MessageId,
+) -> CoreResult<Option<ReceivedBy>> {
+    if principal.only_app().is_some() {
+        return Ok(None);
+    }
+    let tenant = &principal.tenant_id;
+    let Some(request) =
+        source_requests::Entity::scoped(tenant)
+            .filter(source_requests::Column::MessageId.eq(message.as_str()))
+            // Duplicates name the message they repeated; the request that became it came first.
+            .filter(source_requests::Column::Outcome.is_in([
+                outcome_name(SourceRequestOutcome::Accepted),
+                outcome_name(SourceRequestOutcome::Stale),
+            ]))
+            .order_by(source_requests::Column::Id, Order::Asc)
+            .one(&ctx.db.conn)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let Some(source) = sources::Entity::scoped(tenant)
+        .filter(sources::Column::Id.eq(request.source_id.as_str()))
         .one(&ctx.db.conn)
-        .await?)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let internal = |err: hookline_types::IdError| CoreError::Internal(err.into());
+    Ok(Some(ReceivedBy {
+        source_id: SourceId::parse(&source.id).map_err(internal)?,
+        source_name: source.name,
+        request_id: SourceRequestId::parse(&request.id).map_err(internal)?,
+    }))
 }

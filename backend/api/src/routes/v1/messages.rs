@@ -137,7 +137,9 @@ pub async fn get(
 ) -> ApiResult<HttpResponse> {
     let (app, msg) = path.into_inner();
     let id = MessageId::parse(&msg).map_err(|_| ApiError::not_found("message"))?;
-    Ok(HttpResponse::Ok().json(messages::get(&ctx, &principal, &app_ref(&app), &id).await?))
+    let mut message = messages::get(&ctx, &principal, &app_ref(&app), &id).await?;
+    message.received_by = hookline_core::sources::requests::received_by(&ctx, &principal, &id).await?;
+    Ok(HttpResponse::Ok().json(message))
 }
 
 /// Broadcast a message to every application with an endpoint subscribed to its event type. The
