@@ -173,7 +173,12 @@ impl Receiver {
         let data = web::Data::new(state.clone());
         let recording = web::Data::new(recording);
         let server = HttpServer::new(move || {
-            App::new().app_data(data.clone()).app_data(recording.clone()).default_service(web::to(record))
+            App::new()
+                .app_data(data.clone())
+                .app_data(recording.clone())
+                // Claim-checked payloads go up to the enterprise plan's 20 MiB.
+                .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
+                .default_service(web::to(record))
         })
         .workers(workers)
         .backlog(4096)

@@ -16,6 +16,7 @@ mod m20261204_000010_index_keys_without_tenant;
 mod m20261206_000011_principals_and_sessions;
 mod m20261206_000012_bounded_search_and_purge_indexes;
 mod m20261206_000013_sources;
+mod m20261206_000014_claim_check;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_principals_and_sessions::Migration),
             Box::new(m20261206_000012_bounded_search_and_purge_indexes::Migration),
             Box::new(m20261206_000013_sources::Migration),
+            Box::new(m20261206_000014_claim_check::Migration),
         ]
     }
 }

@@ -36,7 +36,7 @@ async fn main() {
     let config = Config::with_database(&url, dir.path()).expect("config");
     let db = Db::connect(&config).await.expect("database");
     db.migrate(&config).await.expect("migrations");
-    let ctx = Context::new(db, Keys::for_tests(), config);
+    let ctx = Context::new(db, Keys::for_tests(), config).unwrap();
     let (tenant, app) = (TenantId::new_id(), AppId::new_id());
     let (n, concurrency) = (setting("N", 20_000), setting("CONC", 64));
     let next = Arc::new(AtomicUsize::new(0));
@@ -58,6 +58,7 @@ async fn main() {
                     event_id: None,
                     channels: serde_json::json!([]),
                     payload_text: serde_json::json!({"i": i, "pad": "x".repeat(200)}).to_string(),
+                    object: None,
                     headers: Vec::new(),
                     only_endpoint: None,
                     created_at: chrono::Utc::now(),

@@ -112,7 +112,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "600",
         "how often maintenance runs (retention purge, idempotency-key expiry)",
     ),
-    ("HOOKLINE_MAX_PAYLOAD_BYTES", "1048576", "largest accepted message payload"),
+    (
+        "HOOKLINE_MAX_PAYLOAD_BYTES",
+        "20971520",
+        "largest accepted message payload, whatever the plan (plans set their own, lower limits)",
+    ),
+    (
+        "HOOKLINE_CLAIM_CHECK_BYTES",
+        "262144",
+        "payloads over this size are kept in the object store; the row keeps a reference",
+    ),
     (
         "HOOKLINE_SQLITE_SYNCHRONOUS",
         "normal",
@@ -164,6 +173,7 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     pub retry_schedule: RetrySchedule,
     pub max_payload_bytes: usize,
+    pub claim_check_bytes: usize,
     pub delivery_lease_seconds: u32,
     pub circuit_threshold: u32,
     pub circuit_cooldown_seconds: u32,
@@ -203,6 +213,7 @@ struct FileLayer {
     trusted_proxies: Option<String>,
     retry_schedule: Option<String>,
     max_payload_bytes: Option<String>,
+    claim_check_bytes: Option<String>,
     delivery_lease_seconds: Option<String>,
     circuit_threshold: Option<String>,
     circuit_cooldown_seconds: Option<String>,
@@ -308,8 +319,12 @@ impl Config {
                 .map_err(|err| invalid("HOOKLINE_RETRY_SCHEDULE", err.to_string()))?,
         };
         let max_payload_bytes = match pick("HOOKLINE_MAX_PAYLOAD_BYTES", file.max_payload_bytes) {
-            None => 1024 * 1024,
+            None => 20 * 1024 * 1024,
             Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_MAX_PAYLOAD_BYTES", format!("{err}")))?,
+        };
+        let claim_check_bytes = match pick("HOOKLINE_CLAIM_CHECK_BYTES", file.claim_check_bytes) {
+            None => 256 * 1024,
+            Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_CLAIM_CHECK_BYTES", format!("{err}")))?,
         };
         let delivery_lease_seconds =
             match pick("HOOKLINE_DELIVERY_LEASE_SECONDS", file.delivery_lease_seconds) {
@@ -421,6 +436,7 @@ impl Config {
             trusted_proxies,
             retry_schedule,
             max_payload_bytes,
+            claim_check_bytes,
             delivery_lease_seconds,
             circuit_threshold,
             circuit_cooldown_seconds,

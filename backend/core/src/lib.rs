@@ -7,7 +7,7 @@
 //! One folder per capability, each a layer that uses only those before it:
 //!
 //! ```text
-//! foundation (domain, ids, error, config, crypto, metrics) → store → tenancy → catalog
+//! foundation (domain, ids, error, config, crypto, metrics) → store → objects → tenancy → catalog
 //!     → billing → delivery → ingest → sources → logs
 //! ```
 //!
@@ -25,6 +25,7 @@ pub mod ids;
 pub mod ingest;
 pub mod logs;
 pub mod metrics;
+pub mod objects;
 pub mod sources;
 pub mod store;
 pub mod tenancy;
@@ -51,16 +52,20 @@ pub struct Context {
     pub schema_threads: std::sync::Arc<catalog::schemas::SchemaThreads>,
     /// The inbound sources' request log, written in batches.
     pub source_log: std::sync::Arc<sources::requests::RequestLog>,
+    /// Where payloads over `HOOKLINE_CLAIM_CHECK_BYTES` are kept.
+    pub objects: objects::Objects,
 }
 
 impl Context {
-    /// Builds the context and starts its ingest writer (needs a tokio runtime).
-    pub fn new(db: Db, keys: crypto::Keys, config: Config) -> Context {
+    /// Builds the context, opens the object store and starts the ingest writer (needs a tokio
+    /// runtime).
+    pub fn new(db: Db, keys: crypto::Keys, config: Config) -> anyhow::Result<Context> {
+        let objects = objects::Objects::open(&config)?;
         let signals = std::sync::Arc::new(Signals::default());
         let inline_engine = ingest::InlineEngineSlot::default();
         let ingest = ingest::IngestQueue::start(db.clone(), signals.clone(), inline_engine.clone());
         let source_log = std::sync::Arc::new(sources::requests::RequestLog::start(db.clone()));
-        Context {
+        Ok(Context {
             db,
             keys: std::sync::Arc::new(keys),
             config: std::sync::Arc::new(config),
@@ -70,7 +75,8 @@ impl Context {
             inline_engine,
             schema_threads: std::sync::Arc::new(catalog::schemas::SchemaThreads::start(2)),
             source_log,
-        }
+            objects,
+        })
     }
 }
 

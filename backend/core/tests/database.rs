@@ -30,7 +30,7 @@ async fn context(backend: Backend) -> TestDb {
     let config = Config::with_database(&url, dir.path()).unwrap();
     let db = Db::connect(&config).await.unwrap();
     db.migrate(&config).await.unwrap();
-    TestDb { ctx: Context::new(db, Keys::for_tests(), config), _dir: dir }
+    TestDb { ctx: Context::new(db, Keys::for_tests(), config).unwrap(), _dir: dir }
 }
 
 async fn usage_counters_add_up_exactly_under_concurrent_writers(backend: Backend) {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["domain", "ids", "error", "config", "crypto", "metrics"],
     &["store"],
+    &["objects"],
     &["tenancy"],
     &["catalog"],
     &["billing"],

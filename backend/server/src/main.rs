@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
 async fn context(config: Config) -> anyhow::Result<Context> {
     let keys = Keys::load_or_create(&config)?;
     let db = Db::connect(&config).await?;
-    Ok(Context::new(db, keys, config))
+    Context::new(db, keys, config)
 }
 
 /// Runs the API and/or the workers until SIGTERM or Ctrl-C, then stops both gracefully: the HTTP

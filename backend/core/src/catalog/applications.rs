@@ -5,7 +5,7 @@ use hookline_types::{
     ApiKeyScope, AppId, ApplicationIn, ApplicationOut, ApplicationPatch, IdOrUid, ListResponse, Metadata,
     TenantId, validate_uid,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QuerySelect, Set};
 
 use crate::{
     Context,
@@ -244,6 +244,23 @@ pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) 
     let app_id = model.id.as_str();
     attempts::Entity::scoped_delete(tenant).filter(attempts::Column::AppId.eq(app_id)).exec(&txn).await?;
     deliveries::Entity::scoped_delete(tenant).filter(deliveries::Column::AppId.eq(app_id)).exec(&txn).await?;
+    let app_messages = || {
+        sea_orm::sea_query::Query::select()
+            .column(messages::Column::Id)
+            .from(messages::Entity)
+            .and_where(messages::Column::TenantId.eq(tenant.as_str()))
+            .and_where(messages::Column::AppId.eq(app_id))
+            .to_owned()
+    };
+    // The claim-checked payloads' objects go after the commit.
+    let objects: Vec<Option<String>> = message_payloads::Entity::scoped(tenant)
+        .select_only()
+        .column(message_payloads::Column::ObjectKey)
+        .filter(message_payloads::Column::ObjectKey.is_not_null())
+        .filter(message_payloads::Column::MessageId.in_subquery(app_messages()))
+        .into_tuple()
+        .all(&txn)
+        .await?;
     message_payloads::Entity::scoped_delete(tenant)
         .filter(
             message_payloads::Column::MessageId.in_subquery(
@@ -284,6 +301,7 @@ pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) 
     txn.commit().await?;
     ctx.caches.applications.clear();
     ctx.caches.sources.clear();
+    crate::objects::release(&ctx.db, &ctx.objects, objects.into_iter().flatten().collect()).await?;
     Ok(())
 }
 

@@ -203,6 +203,25 @@ pub async fn expand_queued(ctx: &Context, limit: u64) -> CoreResult<usize> {
 
 /// Expands one broadcast, if it is still queued, in one transaction; returns the messages made.
 async fn expand_one(ctx: &Context, id: &str) -> CoreResult<usize> {
+    // A large payload goes to the object store once, before the write transaction, and every
+    // message of the broadcast names the same object (deleted with the last row naming it).
+    let object = match broadcasts::Entity::find_by_id(id)
+        .filter(broadcasts::Column::State.eq(QUEUED))
+        .one(&ctx.db.conn)
+        .await?
+    {
+        Some(queued) => {
+            crate::objects::claim_check(
+                &ctx.objects,
+                ctx.config.claim_check_bytes,
+                &queued.tenant_id,
+                &queued.id,
+                &queued.payload,
+            )
+            .await?
+        }
+        None => return Ok(0),
+    };
     let txn = ctx.db.begin_write().await?;
     let Some(broadcast) =
         broadcasts::Entity::find_by_id(id).filter(broadcasts::Column::State.eq(QUEUED)).one(&txn).await?
@@ -234,6 +253,7 @@ async fn expand_one(ctx: &Context, id: &str) -> CoreResult<usize> {
                 event_id: None,
                 channels: broadcast.channels.clone(),
                 payload_text: broadcast.payload.clone(),
+                object: object.clone(),
                 headers: Vec::new(),
                 only_endpoint: None,
                 created_at: now,

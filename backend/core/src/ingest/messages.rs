@@ -120,25 +120,36 @@ fn parse_payload(text: &str) -> CoreResult<Value> {
         .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored payload unreadable: {err}")))
 }
 
-async fn load_payloads<C: ConnectionTrait>(
-    conn: &C,
+/// The payloads of these messages (a claim-checked one read back from the object store).
+async fn load_payloads(
+    ctx: &Context,
     tenant: &TenantId,
     ids: Vec<String>,
 ) -> CoreResult<HashMap<String, Value>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    message_payloads::Entity::scoped(tenant)
+    let rows = message_payloads::Entity::scoped(tenant)
         .filter(message_payloads::Column::MessageId.is_in(ids))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|row| Ok((row.message_id, parse_payload(&row.payload)?)))
-        .collect()
+        .all(&ctx.db.conn)
+        .await?;
+    let mut payloads = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let payload = match &row.object_key {
+            Some(key) => {
+                let bytes = ctx.objects.get(key).await?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored payload {key}: {err}")))?
+            }
+            None => parse_payload(&row.payload)?,
+        };
+        payloads.insert(row.message_id, payload);
+    }
+    Ok(payloads)
 }
 
-async fn find_by_event_id<C: ConnectionTrait>(
-    conn: &C,
+async fn find_by_event_id(
+    ctx: &Context,
     tenant: &TenantId,
     app_id: &str,
     event_id: &str,
@@ -146,12 +157,12 @@ async fn find_by_event_id<C: ConnectionTrait>(
     let Some(model) = messages::Entity::scoped(tenant)
         .filter(messages::Column::AppId.eq(app_id))
         .filter(messages::Column::EventId.eq(event_id))
-        .one(conn)
+        .one(&ctx.db.conn)
         .await?
     else {
         return Ok(None);
     };
-    let mut payloads = load_payloads(conn, tenant, vec![model.id.clone()]).await?;
+    let mut payloads = load_payloads(ctx, tenant, vec![model.id.clone()]).await?;
     let payload = payloads.remove(&model.id);
     Ok(Some(to_out(model, payload)?))
 }
@@ -291,9 +302,30 @@ pub async fn send_test(
 /// Stores a message through the ingest writer (durable when this returns); `Ok(false)` when
 /// another message of the application already has its `event_id`. A quota threshold the
 /// message crossed is told through the tenant's operational application, off the request's path.
-pub(crate) async fn store_new(ctx: &Context, limits: &plans::Limits, new: NewMessage) -> CoreResult<bool> {
+/// A payload over `HOOKLINE_CLAIM_CHECK_BYTES` is put in the object store first (the row names
+/// it); when the message is then not stored, the object is deleted again.
+pub(crate) async fn store_new(
+    ctx: &Context,
+    limits: &plans::Limits,
+    mut new: NewMessage,
+) -> CoreResult<bool> {
     let tenant = new.tenant_id.clone();
-    match ctx.ingest.store(new).await {
+    new.object = crate::objects::claim_check(
+        &ctx.objects,
+        ctx.config.claim_check_bytes,
+        tenant.as_str(),
+        &new.id,
+        &new.payload_text,
+    )
+    .await?;
+    let object = new.object.as_ref().map(|o| o.key.clone());
+    let stored = ctx.ingest.store(new).await;
+    if let Some(key) = object
+        && stored.is_err()
+    {
+        ctx.objects.delete_all([key]).await;
+    }
+    match stored {
         Ok(None) => Ok(true),
         Ok(Some(crossing)) => {
             let (ctx, plan) = (ctx.clone(), limits.plan.clone());
@@ -343,7 +375,7 @@ async fn create_for(
     }
     let app = applications::find_cached_for(ctx, principal, app).await?;
     if let Some(event_id) = &input.event_id
-        && let Some(original) = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id).await?
+        && let Some(original) = find_by_event_id(ctx, tenant, &app.id, event_id).await?
     {
         return Ok(Created { message: original, is_new: false });
     }
@@ -360,6 +392,7 @@ async fn create_for(
         event_id: input.event_id.clone(),
         channels: to_json(&channels),
         payload_text,
+        object: None,
         headers: Vec::new(),
         only_endpoint: only_endpoint.map(str::to_owned),
         created_at: now,
@@ -371,7 +404,7 @@ async fn create_for(
     if !store_new(ctx, &limits, new.clone()).await? {
         // A concurrent request with the same event_id won the race: answer with its message.
         let event_id = input.event_id.as_deref().unwrap_or_default();
-        let original = find_by_event_id(&ctx.db.conn, tenant, &app.id, event_id)
+        let original = find_by_event_id(ctx, tenant, &app.id, event_id)
             .await?
             .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("event_id conflict without a message")))?;
         return Ok(Created { message: original, is_new: false });
@@ -518,8 +551,7 @@ pub async fn list(
         .await?
     };
     let rows = list.data;
-    let mut payloads =
-        load_payloads(&ctx.db.conn, tenant, rows.iter().map(|m| m.id.clone()).collect()).await?;
+    let mut payloads = load_payloads(ctx, tenant, rows.iter().map(|m| m.id.clone()).collect()).await?;
     Ok(ListResponse {
         data: rows
             .into_iter()
@@ -548,7 +580,7 @@ pub async fn get(
         .one(&ctx.db.conn)
         .await?
         .ok_or(CoreError::NotFound("message"))?;
-    let mut payloads = load_payloads(&ctx.db.conn, tenant, vec![model.id.clone()]).await?;
+    let mut payloads = load_payloads(ctx, tenant, vec![model.id.clone()]).await?;
     let payload = payloads.remove(&model.id);
     to_out(model, payload)
 }

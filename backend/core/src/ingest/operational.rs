@@ -46,6 +46,7 @@ pub async fn emit(
         event_id: None,
         channels: serde_json::json!([]),
         payload_text: payload.to_string(),
+        object: None,
         headers: Vec::new(),
         only_endpoint: None,
         created_at: Utc::now(),

@@ -72,7 +72,11 @@ pub struct NewMessage {
     pub event_type: String,
     pub event_id: Option<String>,
     pub channels: serde_json::Value,
+    /// The whole payload (the engine gets it at acceptance), also when it is claim-checked.
     pub payload_text: String,
+    /// Where the payload was put when it is over the claim-check threshold: its row then keeps
+    /// only the searchable start ([`crate::objects::search_prefix`]).
+    pub object: Option<crate::objects::StoredObject>,
     /// Request headers a received webhook forwards to its endpoints (none for API messages).
     pub headers: Vec<(String, String)>,
     pub only_endpoint: Option<String>,
@@ -893,7 +897,16 @@ pub(crate) const MESSAGES: Insert = Insert {
 
 const PAYLOADS: Insert = Insert {
     table: "message_payloads",
-    columns: &["message_id", "tenant_id", "payload", "headers", "created_at"],
+    columns: &[
+        "message_id",
+        "tenant_id",
+        "payload",
+        "headers",
+        "created_at",
+        "object_key",
+        "object_size",
+        "object_sha256",
+    ],
     tail: "",
 };
 
@@ -987,6 +1000,9 @@ impl IngestRows {
             payload: &'a str,
             headers: Option<String>,
             created_at: &'a str,
+            object_key: Option<&'a str>,
+            object_size: Option<i64>,
+            object_sha256: Option<&'a str>,
         }
         #[derive(serde::Serialize)]
         struct QueueRow<'a> {
@@ -1017,7 +1033,13 @@ impl IngestRows {
             .map(|(m, created_at)| PayloadRow {
                 message_id: &m.id,
                 tenant_id: m.tenant_id.as_str(),
-                payload: &m.payload_text,
+                payload: match &m.object {
+                    Some(_) => crate::objects::search_prefix(&m.payload_text),
+                    None => &m.payload_text,
+                },
+                object_key: m.object.as_ref().map(|o| o.key.as_str()),
+                object_size: m.object.as_ref().map(|o| o.size),
+                object_sha256: m.object.as_ref().map(|o| o.sha256.as_str()),
                 headers: (!m.headers.is_empty()).then(|| {
                     let map: std::collections::BTreeMap<&str, &str> =
                         m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -1086,6 +1108,7 @@ mod tests {
             event_id: Some(event_id.to_owned()),
             channels: serde_json::json!([]),
             payload_text: "{}".to_owned(),
+            object: None,
             headers: Vec::new(),
             only_endpoint: None,
             created_at: Utc::now(),
@@ -1199,7 +1222,7 @@ mod tests {
         backend: hookline_e2e::Backend,
     ) -> (tempfile::TempDir, Context, TenantId, AppId, String) {
         let (dir, config, db) = crate::store::db::migrated_for_test(backend).await;
-        let ctx = Context::new(db, crate::crypto::Keys::for_tests(), config);
+        let ctx = Context::new(db, crate::crypto::Keys::for_tests(), config).unwrap();
         let (tenant, app) = (TenantId::new_id(), AppId::new_id());
         let first = message(&tenant, &app, "evt-1");
         let message_id = first.id.clone();

@@ -1029,7 +1029,7 @@ mod tests {
 
     async fn context(backend: hookline_e2e::Backend) -> (tempfile::TempDir, Context) {
         let (dir, config, db) = crate::store::db::migrated_for_test(backend).await;
-        (dir, Context::new(db, crate::crypto::Keys::for_tests(), config))
+        (dir, Context::new(db, crate::crypto::Keys::for_tests(), config).unwrap())
     }
 
     /// An enabled endpoint of a new application of `tenant`.

@@ -31,6 +31,8 @@ pub struct Purged {
     pub broadcast_payloads: u64,
     /// Rows of inbound sources' request logs.
     pub source_requests: u64,
+    /// Payload objects no row named (their rows never committed, or a delete left them).
+    pub orphan_objects: u64,
 }
 
 /// An attempt retention has not cleared yet: it has a response body or request headers (an
@@ -108,22 +110,35 @@ pub async fn purge(ctx: &Context, batch: u64) -> CoreResult<Purged> {
             }
         }
     }
+    purged.orphan_objects =
+        crate::objects::sweep_orphans(&ctx.db, &ctx.objects, Utc::now() - Duration::hours(1)).await?;
     Ok(purged)
 }
 
+/// Deletes the oldest `batch` payload rows before `before`, then the objects of the
+/// claim-checked ones that no row names any more.
 async fn purge_payloads(ctx: &Context, tenant: &TenantId, before: &str, batch: u64) -> CoreResult<u64> {
-    let oldest = Query::select()
+    let oldest: Vec<(String, Option<String>)> = message_payloads::Entity::scoped(tenant)
+        .select_only()
         .column(message_payloads::Column::MessageId)
-        .from(message_payloads::Entity)
-        .and_where(message_payloads::Column::TenantId.eq(tenant.as_str()))
-        .and_where(message_payloads::Column::MessageId.lt(before))
+        .column(message_payloads::Column::ObjectKey)
+        .filter(message_payloads::Column::MessageId.lt(before))
         .order_by(message_payloads::Column::MessageId, sea_orm::Order::Asc)
         .limit(batch)
-        .to_owned();
+        .into_tuple()
+        .all(&ctx.db.conn)
+        .await?;
+    if oldest.is_empty() {
+        return Ok(0);
+    }
     let result = message_payloads::Entity::scoped_delete(tenant)
-        .filter(message_payloads::Column::MessageId.in_subquery(oldest))
+        .filter(message_payloads::Column::MessageId.is_in(oldest.iter().map(|(id, _)| id.as_str())))
         .exec(&ctx.db.writer)
         .await?;
+    let keys: Vec<String> = oldest.into_iter().filter_map(|(_, key)| key).collect();
+    if !keys.is_empty() {
+        crate::objects::release(&ctx.db, &ctx.objects, keys).await?;
+    }
     Ok(result.rows_affected)
 }
 
@@ -214,10 +229,20 @@ pub async fn expunge_content(
         .one(&ctx.db.conn)
         .await?
         .ok_or(CoreError::NotFound("message"))?;
+    let object: Option<Option<String>> = message_payloads::Entity::scoped(tenant)
+        .select_only()
+        .column(message_payloads::Column::ObjectKey)
+        .filter(message_payloads::Column::MessageId.eq(message.id.as_str()))
+        .into_tuple()
+        .one(&ctx.db.conn)
+        .await?;
     message_payloads::Entity::scoped_delete(tenant)
         .filter(message_payloads::Column::MessageId.eq(message.id.as_str()))
         .exec(&ctx.db.writer)
         .await?;
+    if let Some(Some(key)) = object {
+        crate::objects::release(&ctx.db, &ctx.objects, vec![key]).await?;
+    }
     Ok(())
 }
 

@@ -267,6 +267,7 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
         event_id: dedup.clone(),
         channels: serde_json::json!([]),
         payload_text: body.payload_text,
+        object: None,
         headers: forwarded,
         only_endpoint: None,
         created_at: now,

@@ -54,7 +54,7 @@ pub async fn create(
         ("before" = Option<String>, Query, description = "RFC 3339 time: created before"),
         ("status" = Option<Vec<String>>, Query, description = "Only messages with a delivery in this state: pending, succeeded, failed (will retry) or dead (repeat the parameter)"),
         ("endpoint" = Option<String>, Query, description = "Only messages with a delivery to this endpoint (id or uid); with status, that delivery's state"),
-        ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text). Without after, the last 30 days are searched"),
+        ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text; of a payload kept in the object store, its first 256 KiB). Without after, the last 30 days are searched"),
         ("event_id" = Option<String>, Query, description = "The message with this event_id (idempotency key)"),
     ),
     responses((status = 200, description = "One page", body = ListResponse<MessageOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, description = "query_timeout: a payload search took longer than allowed; narrow it with after/before", body = ErrorBody)),

@@ -14,6 +14,12 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub headers: Option<String>,
     pub created_at: DateTimeUtc,
+    /// A claim-checked payload's object (`payload` then holds only its first 256 KiB).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub object_key: Option<String>,
+    pub object_size: Option<i64>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub object_sha256: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
