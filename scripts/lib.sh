@@ -57,6 +57,20 @@ ensure_chromium() {
   ensure_debian_packages "[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]" chromium chromium-driver
 }
 
+# moto's S3 server (PyPI), the S3-compatible object store the claim-check tests start on loopback
+# (e2e/src/s3.rs).
+MOTO_VERSION=5.2.1
+ensure_moto() {
+  python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1 && return 0
+  ensure_debian_packages "command -v python3 && python3 -m pip --version" python3 python3-pip
+  say "installing moto[server]==$MOTO_VERSION (pip)"
+  # Debian's own python3 refuses pip installs outside a venv unless told otherwise (PEP 668).
+  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" >/dev/null 2>&1 ||
+    python3 -m pip install --quiet --break-system-packages "moto[server]==$MOTO_VERSION" ||
+    die "could not install moto: run 'python3 -m pip install \"moto[server]==$MOTO_VERSION\"', then try again"
+  python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1 || die "installed moto but 'import moto.server' still fails"
+}
+
 ensure_wasm_target() {
   if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then return 0; fi
   command -v rustup >/dev/null 2>&1 || die "the wasm32-unknown-unknown target is missing and rustup is not installed: install rustup, then 'rustup target add wasm32-unknown-unknown'"

@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_cargo
 ensure_postgres
 ensure_chromium
+ensure_moto
 ensure_wasm_target
 
 say "cargo fmt --check"

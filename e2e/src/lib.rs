@@ -9,6 +9,7 @@ pub mod browser;
 pub mod fake_stripe;
 pub mod postgres;
 pub mod receiver;
+pub mod s3;
 
 use std::{
     io::{BufRead, BufReader},

@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! cargo build --release -p hookline -p hookline-e2e --bin bench
-//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h]
+//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h,i,j]
 //! ```
 //!
-//! (a)–(d) run by default; (e) and (f), the fan-out issue's wide fan-outs, and (g) and (h),
-//! webhooks received on a source, with `--only`.
+//! (a)–(d) run by default; with `--only`: (e) and (f), the fan-out issue's wide fan-outs, (g) and
+//! (h), webhooks received on a source, and (i) and (j), large (claim-checked) payloads.
 //!
 //! It is a program that prints figures, not a test: nothing here passes or fails on timing.
 
@@ -198,6 +198,68 @@ async fn inbound(db: Backend, name: &str, n: usize, concurrency: usize, rate: Op
         ms(percentile(&accepted, 0.5)),
         ms(percentile(&accepted, 0.99)),
         cpu.per(n as u32),
+        peak_rss_kib(server.pid()) / 1024
+    );
+    figures.print();
+}
+
+/// (i) and (j): `messages` payloads of `bytes` bytes each (kept in the object store), posted by
+/// `concurrency` clients, to one application with `endpoints` endpoints. Prints MB/s delivered
+/// (payload bytes × deliveries over the time to the last one) and the server's peak RSS.
+async fn large_payloads(
+    db: Backend,
+    name: &str,
+    messages: usize,
+    bytes: usize,
+    endpoints: usize,
+    concurrency: usize,
+) {
+    let server = start(db, "5").await;
+    let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
+    let api = bench_tenant(&server);
+    api.create_app("Bench", Some("bench")).await;
+    for n in 0..endpoints {
+        api.create_endpoint("bench", &receiver.url(&format!("/l{n}"))).await;
+    }
+    let frame = json!({"i": 0, "pad": ""}).to_string().len();
+    let pad = "x".repeat(bytes - frame - 6);
+    let sent: Sent = Arc::default();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu = CpuUse::start(&server);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.min(messages) {
+        let (api, next, sent, pad) = (api.clone(), next.clone(), sent.clone(), pad.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= messages {
+                    break;
+                }
+                let at = Instant::now();
+                let response = api
+                    .post(
+                        "/api/v1/app/bench/msg",
+                        json!({"event_type": "bench.large", "payload": {"i": i, "pad": pad}}),
+                    )
+                    .await;
+                assert_eq!(response.status.as_u16(), 202, "{}", response.text);
+                sent.lock().unwrap().insert(response.body["id"].as_str().unwrap().to_owned(), at);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ingest = started.elapsed();
+    let expected = messages * endpoints;
+    let mut figures =
+        collect(name, &receiver, &sent, messages, expected, started, ingest, Duration::from_secs(600)).await;
+    figures.extra = format!(
+        "{} {:.0} MB/s delivered  {}  peak RSS {} MiB",
+        figures.extra,
+        figures.delivered_per_s * bytes as f64 / 1e6,
+        cpu.per(expected as u32),
         peak_rss_kib(server.pid()) / 1024
     );
     figures.print();
@@ -613,6 +675,12 @@ async fn main() {
     }
     if args.only.iter().any(|s| s == "h") {
         inbound(args.db, "(h) inbound 500/s × 20 s", 10_000, 32, Some(500.0)).await;
+    }
+    if args.only.iter().any(|s| s == "i") {
+        large_payloads(args.db, "(i) 1,000 × 1 MiB → 1 endpoint", 1_000, 1024 * 1024, 1, 16).await;
+    }
+    if args.only.iter().any(|s| s == "j") {
+        large_payloads(args.db, "(j) 1 × 20 MiB → 50 endpoints", 1, 20 * 1024 * 1024, 50, 1).await;
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("# load average after: {}", load.trim());
