@@ -27,6 +27,7 @@ both_databases!(
     a_stale_ordered_event_is_kept_but_not_delivered,
     unknown_tokens_are_404_disabled_sources_410_and_rotation_keeps_the_old_url_working,
     the_request_log_shows_outcomes_and_redacts_credentials,
+    a_v1a_sources_test_request_says_it_cannot_be_signed_and_is_rejected,
     handshakes_are_answered,
     the_free_plan_has_one_source_and_inbound_requests_are_metered,
     a_kill_during_an_inbound_burst_loses_no_request_that_got_a_2xx,
@@ -627,8 +628,37 @@ async fn the_request_log_shows_outcomes_and_redacts_credentials(db: Backend) {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_owned()))
         .collect();
+    assert!(example.get("unsigned").is_none(), "{example}");
     let sent = deliver(&server, &path, &headers, example["body"].as_str().unwrap().as_bytes()).await;
     assert_eq!(sent.status, 202, "{}", sent.text);
+}
+
+/// A Standard Webhooks `v1a` source holds only the provider's public key: its test request has no
+/// signature, says why, and is rejected if sent.
+async fn a_v1a_sources_test_request_says_it_cannot_be_signed_and_is_rejected(db: Backend) {
+    let server = TestServer::start_with(db, options()).await;
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+    let whpk = format!("whpk_{}", STANDARD.encode(key.verifying_key().to_bytes()));
+    let source = create_source(
+        &api,
+        json!({"name": "v1a", "app": "a", "verification": {"type": "standard_webhooks", "public_key": whpk}}),
+    )
+    .await;
+    let example =
+        api.post(&format!("/api/v1/source/{}/test-request", id(&source)), json!({})).await.expect(200);
+    assert!(example["unsigned"].as_str().unwrap().contains("public key"), "{example}");
+    assert!(example["headers"].get("webhook-signature").is_none(), "{example}");
+    let headers: Vec<(&str, String)> = example["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let sent =
+        deliver(&server, &ingest_path(&source), &headers, example["body"].as_str().unwrap().as_bytes()).await;
+    assert_eq!((sent.status, sent.body["code"].clone()), (401, json!("signature_missing")), "{}", sent.text);
 }
 
 async fn handshakes_are_answered(db: Backend) {

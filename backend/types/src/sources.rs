@@ -286,6 +286,10 @@ pub struct SourceTestRequestOut {
     pub headers: BTreeMap<String, String>,
     pub body: String,
     pub curl: String,
+    /// Why the request is not signed, when Hookline cannot sign for the source's scheme (a
+    /// Standard Webhooks `v1a` source holds only the provider's public key): it will be rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsigned: Option<String>,
 }
 
 /// The source request a received message came from.

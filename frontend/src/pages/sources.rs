@@ -646,6 +646,7 @@ fn TestRequest(src_path: String) -> impl IntoView {
             <p class="muted">"A request signed with the source's current secret, as a curl command. Run it in a terminal within a few minutes, then refresh the requests below."</p>
             {move || result.get().map(|result| match result {
                 Ok(test) => view! {
+                    {test.unsigned.clone().map(|why| view! { <div class="alert alert-info" id="source-test-unsigned" role="status">{why}</div> })}
                     <pre class="code" id="source-curl">{test.curl.clone()}</pre>
                     <CopyButton value=test.curl.clone() button_id="source-curl-copy"/>
                 }

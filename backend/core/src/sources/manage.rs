@@ -404,7 +404,19 @@ pub async fn test_request(
         curl.push_str(&format!(" -H '{name}: {value}'"));
     }
     curl.push_str(&format!(" --data-raw '{body}'"));
-    Ok(SourceTestRequestOut { url, headers, body, curl })
+    Ok(SourceTestRequestOut { url, headers, body, curl, unsigned: unsigned_reason(&stored.scheme) })
+}
+
+/// Why a test request for this scheme cannot be signed, if it cannot.
+fn unsigned_reason(scheme: &VerificationIn) -> Option<String> {
+    match scheme {
+        VerificationIn::StandardWebhooks { secret: None, .. } => Some(
+            "this source verifies v1a (Ed25519) signatures with the provider's public key; only the provider \
+             can sign, so this request carries no signature and will be rejected"
+                .to_owned(),
+        ),
+        _ => None,
+    }
 }
 
 /// The headers that make `body` pass `scheme` now (and name the event, where the source reads
@@ -425,18 +437,18 @@ fn sign_example(
         VerificationIn::StandardWebhooks { secret, .. } => {
             headers.insert("webhook-id".to_owned(), event_id.to_owned());
             headers.insert("webhook-timestamp".to_owned(), timestamp.clone());
-            // A v1a source holds only the public key: it cannot sign; the request shows the
-            // headers and fails verification until the provider signs it.
-            let key = secret
+            // A v1a source holds only the public key: no signature (see `unsigned_reason`).
+            if let Some(key) = secret
                 .as_deref()
                 .and_then(|s| s.strip_prefix("whsec_"))
                 .and_then(|b64| STANDARD.decode(b64).ok())
-                .unwrap_or_default();
-            let content = format!("{event_id}.{timestamp}.{body}");
-            headers.insert(
-                "webhook-signature".to_owned(),
-                format!("v1,{}", STANDARD.encode(sha256(&key, content.as_bytes()))),
-            );
+            {
+                let content = format!("{event_id}.{timestamp}.{body}");
+                headers.insert(
+                    "webhook-signature".to_owned(),
+                    format!("v1,{}", STANDARD.encode(sha256(&key, content.as_bytes()))),
+                );
+            }
         }
         VerificationIn::Stripe { secret, .. } => {
             let sig = hex::encode(sha256(secret.as_bytes(), format!("{timestamp}.{body}").as_bytes()));
