@@ -113,6 +113,12 @@ async fn a_large_payload_is_stored_as_an_object_delivered_whole_read_back_and_ex
     assert_eq!(read["payload"], payload);
     let listed = api.get("/api/v1/app/a/msg?event_type=doc.large").await.expect(200);
     assert_eq!(listed["data"][0]["payload"], payload, "the list reads it back too");
+    let bare = api.get("/api/v1/app/a/msg?with_content=false").await.expect(200);
+    let bare = bare["data"].as_array().unwrap();
+    assert_eq!(bare.len(), 2, "{bare:?}");
+    assert!(bare.iter().all(|m| m["payload"].is_null()), "with_content=false leaves payloads out: {bare:?}");
+    let bad = api.get("/api/v1/app/a/msg?with_content=no").await.expect_error(422, "validation_error");
+    assert_eq!(bad["errors"][0]["loc"], json!(["query", "with_content"]), "{bad}");
     let found = api.get("/api/v1/app/a/msg?q=zanzibarmarker").await.expect(200);
     assert_eq!(found["data"].as_array().unwrap().len(), 1, "{found}");
     assert_eq!(found["data"][0]["id"], large["id"]);

@@ -60,6 +60,9 @@ pub struct MessageFilter {
     /// Words that must all appear in the payload (full-text search).
     pub q: Option<String>,
     pub event_id: Option<String>,
+    /// Load and return each message's payload (`with_content=false` leaves them out: no payload
+    /// rows or objects are read).
+    pub with_content: bool,
 }
 
 /// A payload search without `after` looks this far back, so it stays fast on a large table.
@@ -551,7 +554,11 @@ pub async fn list(
         .await?
     };
     let rows = list.data;
-    let mut payloads = load_payloads(ctx, tenant, rows.iter().map(|m| m.id.clone()).collect()).await?;
+    let mut payloads = if filter.with_content {
+        load_payloads(ctx, tenant, rows.iter().map(|m| m.id.clone()).collect()).await?
+    } else {
+        HashMap::new()
+    };
     Ok(ListResponse {
         data: rows
             .into_iter()

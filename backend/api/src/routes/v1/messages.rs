@@ -56,6 +56,7 @@ pub async fn create(
         ("endpoint" = Option<String>, Query, description = "Only messages with a delivery to this endpoint (id or uid); with status, that delivery's state"),
         ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text; of a payload kept in the object store, its first 256 KiB). Without after, the last 30 days are searched"),
         ("event_id" = Option<String>, Query, description = "The message with this event_id (idempotency key)"),
+        ("with_content" = Option<bool>, Query, description = "true (default): each message's payload; false: no payloads (none are read, from the database or the object store)"),
     ),
     responses((status = 200, description = "One page", body = ListResponse<MessageOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, description = "query_timeout: a payload search took longer than allowed; narrow it with after/before", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -78,6 +79,7 @@ pub async fn list(
             "endpoint",
             "q",
             "event_id",
+            "with_content",
         ],
     )?;
     let page = query.page(MessageId::PREFIX)?;
@@ -111,8 +113,14 @@ pub async fn list(
     {
         return Err(ApiError::invalid(&["query", "event_id"], "must be 1 to 256 characters"));
     }
+    let with_content = match query.one("with_content")?.as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(_) => return Err(ApiError::invalid(&["query", "with_content"], "must be true or false")),
+    };
     let (after, before) = query.time_range()?;
     let filter = MessageFilter {
+        with_content,
         event_types,
         channel,
         after,
