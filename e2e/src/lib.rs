@@ -6,6 +6,7 @@
 //! backends with [`both_databases!`].
 
 pub mod browser;
+pub mod dashboard;
 pub mod fake_stripe;
 pub mod postgres;
 pub mod receiver;

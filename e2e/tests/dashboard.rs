@@ -15,55 +15,16 @@ use std::{
 use hookline_e2e::{
     Backend, Client, ServerOptions, TestServer,
     browser::{Browser, require_dashboard},
+    dashboard::{choose, click, click_text, create_api_key, fill, path_is, server, sign_up},
     fake_stripe::{FakeStripe, PRO_PRICE, SECRET_KEY, WEBHOOK_SECRET},
     receiver::{Receiver, Reply},
 };
 use serde_json::{Value, json};
 
-/// A server that may deliver to the test receiver on 127.0.0.1.
-async fn server() -> TestServer {
-    TestServer::start_with(
-        Backend::Sqlite,
-        ServerOptions::default().env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32"),
-    )
-    .await
-}
-
-async fn fill(browser: &Browser, css: &str, text: &str) {
-    let input = browser.find(css).await;
-    input.clear().await;
-    input.type_text(text).await;
-}
-
-/// Picks an option of a `<select>` the way a user does (the change event included).
-async fn choose(browser: &Browser, css: &str, value: &str) {
-    let select = browser.find(css).await;
-    browser
-        .execute(
-            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
-            vec![select.as_arg(), json!(value)],
-        )
-        .await;
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser.find(css).await.click().await;
-}
-
-async fn click_text(browser: &Browser, css: &str, text: &str) {
-    browser.wait_for_text(css, text).await.click().await;
-}
-
 /// Answers the next `confirm()` dialogs with OK (WebDriver cannot click a native dialog that
 /// blocks its own script calls).
 async fn accept_confirms(browser: &Browser) {
     browser.execute("window.confirm = () => true;", vec![]).await;
-}
-
-async fn path_is(browser: &Browser, prefix: &str) {
-    browser
-        .wait_until(&format!("location.pathname.startsWith({prefix:?})"), &format!("the page {prefix}"))
-        .await;
 }
 
 /// The page fits the window: nothing forces a horizontal scroll bar.
@@ -73,28 +34,6 @@ async fn fits_width(browser: &Browser, what: &str) {
         browser.execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![]).await;
     let (content, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
     assert!(content <= window, "{what}: the page is {content} px wide in a {window} px window");
-}
-
-async fn sign_up(browser: &Browser, server: &TestServer, organization: &str, email: &str) {
-    browser.goto(&server.url("/signup")).await;
-    fill(browser, "input[name=organization]", organization).await;
-    fill(browser, "input[name=email]", email).await;
-    fill(browser, "input[name=password]", "correct horse battery").await;
-    browser.screenshot("signup").await;
-    click(browser, "button[type=submit]").await;
-    path_is(browser, "/apps").await;
-    browser.wait_for_text(".org-name", organization).await;
-}
-
-/// Creates an API key on the API keys page and returns it as shown (once).
-async fn create_api_key(browser: &Browser, server: &TestServer, name: &str) -> String {
-    browser.goto(&server.url("/api-keys")).await;
-    fill(browser, "input[name=key-name]", name).await;
-    click(browser, "#new-api-key button[type=submit]").await;
-    let key = browser.find("#new-key .copy-value").await.text().await;
-    assert!(key.starts_with("hl_live_"), "the new key is shown once: {key}");
-    browser.wait_for_text("#api-keys-table", name).await;
-    key
 }
 
 /// The journey of the issue: sign up → application and endpoint pointing at the receiver → a

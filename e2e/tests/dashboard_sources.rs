@@ -9,8 +9,9 @@ use std::{fmt::Write, time::Duration};
 
 use hmac::{Hmac, Mac};
 use hookline_e2e::{
-    Backend, Client, ServerOptions, TestServer,
+    Client, TestServer,
     browser::{Browser, require_dashboard},
+    dashboard::{choose, click, click_text, create_api_key, fill, path_is, server, sign_up},
     receiver::Receiver,
 };
 use serde_json::{Value, json};
@@ -18,67 +19,6 @@ use sha2::Sha256;
 
 /// The webhook secret set on the source, as on GitHub's webhook settings page.
 const GITHUB_SECRET: &str = "It's a Secret to Everybody";
-
-/// A server that may deliver to the test receiver on 127.0.0.1.
-async fn server() -> TestServer {
-    TestServer::start_with(
-        Backend::Sqlite,
-        ServerOptions::default().env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32"),
-    )
-    .await
-}
-
-async fn fill(browser: &Browser, css: &str, text: &str) {
-    let input = browser.find(css).await;
-    input.clear().await;
-    input.type_text(text).await;
-}
-
-/// Picks an option of a `<select>` the way a user does (the change event included).
-async fn choose(browser: &Browser, css: &str, value: &str) {
-    let select = browser.find(css).await;
-    browser
-        .execute(
-            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
-            vec![select.as_arg(), json!(value)],
-        )
-        .await;
-}
-
-async fn click(browser: &Browser, css: &str) {
-    browser.find(css).await.click().await;
-}
-
-async fn click_text(browser: &Browser, css: &str, text: &str) {
-    browser.wait_for_text(css, text).await.click().await;
-}
-
-async fn path_is(browser: &Browser, prefix: &str) {
-    browser
-        .wait_until(&format!("location.pathname.startsWith({prefix:?})"), &format!("the page {prefix}"))
-        .await;
-}
-
-async fn sign_up(browser: &Browser, server: &TestServer, organization: &str, email: &str) {
-    browser.goto(&server.url("/signup")).await;
-    fill(browser, "input[name=organization]", organization).await;
-    fill(browser, "input[name=email]", email).await;
-    fill(browser, "input[name=password]", "correct horse battery").await;
-    click(browser, "button[type=submit]").await;
-    path_is(browser, "/apps").await;
-    browser.wait_for_text(".org-name", organization).await;
-}
-
-/// Creates an API key on the API keys page and returns it as shown (once).
-async fn create_api_key(browser: &Browser, server: &TestServer, name: &str) -> String {
-    browser.goto(&server.url("/api-keys")).await;
-    fill(browser, "input[name=key-name]", name).await;
-    click(browser, "#new-api-key button[type=submit]").await;
-    let key = browser.find("#new-key .copy-value").await.text().await;
-    assert!(key.starts_with("hl_live_"), "the new key is shown once: {key}");
-    browser.wait_for_text("#api-keys-table", name).await;
-    key
-}
 
 /// `sha256=<hex HMAC-SHA256 of the body>`, GitHub's `X-Hub-Signature-256`.
 fn github_signature(secret: &str, body: &[u8]) -> String {
