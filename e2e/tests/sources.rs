@@ -114,6 +114,16 @@ async fn chunked_post(server: &TestServer, path: &str, chunks: &[usize]) -> u16 
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
+/// The headers of a `…/test-request` answer, as [`deliver`] takes them.
+fn test_request_headers(example: &Value) -> Vec<(&str, String)> {
+    example["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
+
 async fn create_source(api: &Client, body: Value) -> Value {
     api.post("/api/v1/source", body).await.expect(201)
 }
@@ -622,12 +632,7 @@ async fn the_request_log_shows_outcomes_and_redacts_credentials(db: Backend) {
     let example =
         api.post(&format!("/api/v1/source/{}/test-request", id(&source)), json!({})).await.expect(200);
     assert!(example["curl"].as_str().unwrap().starts_with("curl -X POST"));
-    let headers: Vec<(&str, String)> = example["headers"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_owned()))
-        .collect();
+    let headers = test_request_headers(&example);
     assert!(example.get("unsigned").is_none(), "{example}");
     let sent = deliver(&server, &path, &headers, example["body"].as_str().unwrap().as_bytes()).await;
     assert_eq!(sent.status, 202, "{}", sent.text);
@@ -650,12 +655,7 @@ async fn a_v1a_sources_test_request_says_it_cannot_be_signed_and_is_rejected(db:
         api.post(&format!("/api/v1/source/{}/test-request", id(&source)), json!({})).await.expect(200);
     assert!(example["unsigned"].as_str().unwrap().contains("public key"), "{example}");
     assert!(example["headers"].get("webhook-signature").is_none(), "{example}");
-    let headers: Vec<(&str, String)> = example["headers"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_owned()))
-        .collect();
+    let headers = test_request_headers(&example);
     let sent =
         deliver(&server, &ingest_path(&source), &headers, example["body"].as_str().unwrap().as_bytes()).await;
     assert_eq!((sent.status, sent.body["code"].clone()), (401, json!("signature_missing")), "{}", sent.text);
