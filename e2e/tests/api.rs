@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 both_databases!(
     health_and_readiness_answer,
+    unknown_api_paths_answer_a_json_404_and_wrong_methods_a_405_never_the_dashboard,
     the_quick_start_works_end_to_end,
     signup_login_and_csrf_protect_the_dashboard_session,
     api_keys_are_shown_once_scoped_and_revocable,
@@ -27,6 +28,50 @@ async fn health_and_readiness_answer(db: Backend) {
     assert_eq!(anon.get("/healthz").await.expect(200), json!({"status": "ok"}));
     assert_eq!(anon.get("/readyz").await.expect(200), json!({"status": "ok"}));
     anon.get("/api/v1/app").await.expect_error(401, "unauthorized");
+}
+
+async fn unknown_api_paths_answer_a_json_404_and_wrong_methods_a_405_never_the_dashboard(db: Backend) {
+    let server = TestServer::start(db).await;
+    let api = server.tenant("acme");
+    let anon = server.anonymous();
+    // A typo or a route this version does not have: a JSON 404 whatever the method and the caller.
+    let invitation = json!({"email": "a@example.com", "role": "viewer"});
+    for (client, method, path) in [
+        (&api, Method::POST, "/api/v1/invitation"),
+        (&api, Method::GET, "/api/v1/aplication"),
+        (&api, Method::DELETE, "/api/v2/app"),
+        (&api, Method::GET, "/api/v1/app/"),
+        (&anon, Method::GET, "/api"),
+        (&anon, Method::POST, "/in/"),
+        (&anon, Method::GET, "/healthz/deep"),
+    ] {
+        let response = client.request(method.clone(), path, Some(&invitation), &[]).await;
+        assert_eq!(
+            response.headers["content-type"], "application/json",
+            "{method} {path}: {}",
+            response.text
+        );
+        response.expect_error(404, "not_found");
+    }
+    // A known path with a method it does not answer: 405 naming the methods it does.
+    for (client, method, path, allow) in [
+        (&api, Method::DELETE, "/api/v1/app", "GET, POST"),
+        (&api, Method::PUT, "/api/v1/app/app_1", "GET, PATCH, DELETE"),
+        (&anon, Method::DELETE, "/in/sometoken", "GET, POST"),
+        (&anon, Method::POST, "/healthz", "GET"),
+        (&anon, Method::GET, "/stripe/webhook", "POST"),
+        (&anon, Method::POST, "/api/openapi.json", "GET"),
+        (&anon, Method::POST, "/apps", "GET, HEAD"),
+    ] {
+        let response = client.request(method.clone(), path, None, &[]).await;
+        assert_eq!(response.headers["allow"], allow, "{method} {path}");
+        response.expect_error(405, "method_not_allowed");
+    }
+    // The application is still untouched, and dashboard pages still load.
+    assert_eq!(api.get("/api/v1/app").await.expect(200)["data"], json!([]));
+    let page = anon.request(Method::GET, "/apps", None, &[]).await;
+    assert_eq!(page.status.as_u16(), 200);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"), "{:?}", page.headers);
 }
 
 async fn the_quick_start_works_end_to_end(db: Backend) {

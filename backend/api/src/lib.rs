@@ -35,7 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, ctx: Context, dashboard_dir: Path
         .route("/in/{token}", web::post().to(routes::ingest::ingest))
         .route("/in/{token}", web::get().to(routes::ingest::handshake))
         .configure(routes::v1::configure)
-        .default_service(web::to(routes::dashboard::serve));
+        .default_service(web::to(routes::unmatched::unmatched));
 }
 
 /// Whether `GET /metrics` answers without `HOOKLINE_METRICS_TOKEN`: only on a loopback listener.

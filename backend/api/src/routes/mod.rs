@@ -3,4 +3,5 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod openapi;
+pub mod unmatched;
 pub mod v1;
