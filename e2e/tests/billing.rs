@@ -15,7 +15,7 @@ both_databases!(
     checkout_then_webhook_upgrades_and_duplicate_events_apply_once,
     a_failed_payment_keeps_the_plan_through_grace_then_downgrades,
     forged_or_stale_signatures_change_nothing,
-    an_overage_report_retried_after_a_network_error_is_billed_once,
+    the_last_hour_of_the_previous_month_is_billed_after_the_rollover_once_despite_a_retry,
     without_keys_billing_says_it_is_off,
     a_stripe_refusal_is_a_clear_502_and_changes_nothing,
     a_subscription_update_delivered_after_its_deletion_leaves_the_tenant_on_free,
@@ -221,22 +221,21 @@ async fn forged_or_stale_signatures_change_nothing(db: Backend) {
     assert_eq!(billing(&api).await["plan"], "pro");
 }
 
-async fn an_overage_report_retried_after_a_network_error_is_billed_once(db: Backend) {
-    use chrono::{Datelike, DurationRound, Timelike};
+async fn the_last_hour_of_the_previous_month_is_billed_after_the_rollover_once_despite_a_retry(db: Backend) {
+    use chrono::{Datelike, TimeZone, Timelike};
+    // The last hour of the previous month: finished whenever the test runs, and outside the
+    // current month, which is all a reporter that forgets the rollover looks at.
     let now = chrono::Utc::now();
-    let hour = now.duration_trunc(chrono::TimeDelta::hours(1)).unwrap() - chrono::TimeDelta::hours(1);
-    if hour.month() != now.month() {
-        eprintln!("the first hour of a month has no finished hour to report yet; nothing to test now");
-        return;
-    }
-    assert_eq!(hour.minute(), 0);
+    let month_start = chrono::Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).unwrap();
+    let hour = month_start - chrono::TimeDelta::hours(1);
+    assert_eq!((hour.minute(), hour.hour()), (0, 23));
     let stripe = FakeStripe::start();
     let server = TestServer::start_with(db, options(&stripe)).await;
     let api = server.tenant_on("payer", "pro");
     server.cli(&["plan", "set", "--tenant", "payer", "--plan", "pro", "--monthly-messages", "2"]);
     let (tenant, customer) = checkout(&api, &stripe).await;
-    // The previous hour: five messages accepted, three past the two included. (Seeded in the
-    // counters: the reporter only bills finished hours, and a test cannot wait for one.)
+    // That hour: five messages accepted, three past the two included. (Seeded in the counters:
+    // the reporter only bills finished hours, and a test cannot wait for one.)
     stripe.fail_next_meter_event_after_recording();
     let db_url = match db {
         Backend::Sqlite => format!("{}?mode=rwc", server.database_url),

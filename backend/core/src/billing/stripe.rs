@@ -455,10 +455,42 @@ pub fn report_identifier(tenant: &str, hour: DateTime<Utc>) -> String {
     format!("hl-{tenant}-{}", hour.timestamp())
 }
 
-/// Reports every finished hour of this month not yet reported, for each paid tenant with a Stripe
-/// customer: the messages of that hour past the plan's monthly inclusion. Returns how many hours
-/// were reported. A failed report stops that tenant's run; the next run sends the same
-/// identifier again.
+/// How far back Stripe accepts a meter event's timestamp (its documented limit is 35 days).
+const STRIPE_METER_LOOKBACK: TimeDelta = TimeDelta::days(35);
+
+/// One finished hour's overage: the messages of that hour past its month's inclusion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HourOverage {
+    hour: DateTime<Utc>,
+    overage: i64,
+}
+
+/// The overage of every hour in `hours` (messages per finished hour, any order, possibly
+/// spanning several months): each calendar month counts from zero against `included`.
+fn overage_by_hour(mut hours: Vec<(DateTime<Utc>, i64)>, included: i64) -> Vec<HourOverage> {
+    hours.sort_by_key(|(hour, _)| *hour);
+    let mut out = Vec::with_capacity(hours.len());
+    let mut month = None;
+    let mut used_before = 0i64;
+    for (hour, messages) in hours {
+        let this_month = usage::month_start(hour);
+        if month != Some(this_month) {
+            month = Some(this_month);
+            used_before = 0;
+        }
+        let over_before = (used_before - included).max(0);
+        used_before += messages;
+        out.push(HourOverage { hour, overage: (used_before - included).max(0) - over_before });
+    }
+    out
+}
+
+/// Reports every finished hour not yet reported, for each paid tenant with a Stripe customer: the
+/// messages of that hour past the plan's monthly inclusion. The window is the previous calendar
+/// month and this one, so the last hours of a month and any hour a Stripe outage left
+/// unreported across the rollover are billed after it (hours older than Stripe's 35-day limit
+/// for meter events are not sent). Returns how many hours were reported. A failed report stops
+/// that tenant's run; the next run sends the same identifier again.
 pub async fn report_usage(ctx: &Context) -> CoreResult<u64> {
     if ctx.config.stripe_secret_key.is_none() {
         return Ok(0);
@@ -466,7 +498,8 @@ pub async fn report_usage(ctx: &Context) -> CoreResult<u64> {
     let client = client(ctx)?;
     let now = Utc::now();
     let current_hour = now.duration_trunc(TimeDelta::hours(1)).expect("an hour divides UTC time");
-    let month = usage::month_start(now);
+    let window = usage::month_start(usage::month_start(now) - TimeDelta::days(1));
+    let oldest_sendable = now - STRIPE_METER_LOOKBACK;
     let customers = tenants::Entity::find()
         .filter(tenants::Column::StripeCustomerId.is_not_null())
         .all(&ctx.db.conn)
@@ -481,27 +514,22 @@ pub async fn report_usage(ctx: &Context) -> CoreResult<u64> {
         let customer = tenant.stripe_customer_id.clone().expect("filtered");
         let done: Vec<DateTime<Utc>> = usage_reports::Entity::find()
             .filter(usage_reports::Column::TenantId.eq(tenant.id.as_str()))
-            .filter(usage_reports::Column::HourStart.gte(month))
+            .filter(usage_reports::Column::HourStart.gte(window))
             .all(&ctx.db.conn)
             .await?
             .into_iter()
             .map(|r| r.hour_start)
             .collect();
-        // The finished hours of this month with messages, oldest first.
-        let by_hour: Vec<(DateTime<Utc>, i64)> =
-            usage::buckets(&ctx.db.conn, &tenant_id, None, month, current_hour, usage::Granularity::Hour)
+        // The finished hours of the window with messages.
+        let hours: Vec<(DateTime<Utc>, i64)> =
+            usage::buckets(&ctx.db.conn, &tenant_id, None, window, current_hour, usage::Granularity::Hour)
                 .await?
                 .into_iter()
                 .filter(|b| b.messages_accepted > 0)
                 .map(|b| (b.start, b.messages_accepted as i64))
                 .collect();
-        let included = limits.monthly_messages;
-        let mut used_before = 0i64;
-        for (hour, messages) in by_hour {
-            let over_before = (used_before - included).max(0);
-            used_before += messages;
-            let overage = (used_before - included).max(0) - over_before;
-            if done.contains(&hour) {
+        for HourOverage { hour, overage } in overage_by_hour(hours, limits.monthly_messages) {
+            if done.contains(&hour) || hour < oldest_sendable {
                 continue;
             }
             let identifier = report_identifier(&tenant.id, hour);
@@ -551,6 +579,32 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn each_month_counts_its_overage_from_zero_across_the_rollover() {
+        // Two included per month; the hours come in any order.
+        let hours = vec![
+            (at("2026-12-01T00:00:00Z"), 3),
+            (at("2026-11-30T22:00:00Z"), 1),
+            (at("2026-11-30T23:00:00Z"), 5),
+            (at("2026-12-01T01:00:00Z"), 4),
+        ];
+        let overage: Vec<(String, i64)> =
+            overage_by_hour(hours, 2).into_iter().map(|h| (h.hour.to_rfc3339(), h.overage)).collect();
+        assert_eq!(
+            overage,
+            [
+                ("2026-11-30T22:00:00+00:00".to_owned(), 0),
+                ("2026-11-30T23:00:00+00:00".to_owned(), 4),
+                ("2026-12-01T00:00:00+00:00".to_owned(), 1),
+                ("2026-12-01T01:00:00+00:00".to_owned(), 4),
+            ]
+        );
+    }
 
     #[test]
     fn events_name_their_subscription_wherever_their_api_version_puts_it() {
