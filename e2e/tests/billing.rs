@@ -20,6 +20,7 @@ both_databases!(
     a_stripe_refusal_is_a_clear_502_and_changes_nothing,
     a_subscription_update_delivered_after_its_deletion_leaves_the_tenant_on_free,
     an_unpaid_checkout_completion_does_not_grant_pro,
+    the_plan_follows_the_subscriptions_price_and_an_enterprise_invoice_never_demotes,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -110,7 +111,8 @@ async fn checkout_then_webhook_upgrades_and_duplicate_events_apply_once(db: Back
     let updated = FakeStripe::event(
         "evt_3",
         "customer.subscription.updated",
-        json!({"object": "subscription", "id": "sub_2", "customer": customer, "status": "active"}),
+        json!({"object": "subscription", "id": "sub_2", "customer": customer, "status": "active",
+               "items": {"data": [{"price": {"id": PRO_PRICE}}]}}),
     );
     assert_eq!(webhook(&server, &updated).await, 204);
     assert_eq!(billing(&api).await["plan"], "pro");
@@ -353,8 +355,9 @@ async fn a_subscription_update_delivered_after_its_deletion_leaves_the_tenant_on
     let server = TestServer::start_with(db, options(&stripe)).await;
     let api = server.tenant_on("acme", "free");
     let (tenant, customer) = checkout(&api, &stripe).await;
-    let subscription =
-        json!({"object": "subscription", "id": "sub_1", "customer": customer, "status": "active"});
+    // As Stripe sends it: the subscription names its price, which is what decides the plan.
+    let subscription = json!({"object": "subscription", "id": "sub_1", "customer": customer, "status": "active",
+                              "items": {"data": [{"price": {"id": PRO_PRICE}}]}});
     let completed = event_created(
         "evt_paid",
         "checkout.session.completed",
@@ -423,4 +426,87 @@ async fn an_unpaid_checkout_completion_does_not_grant_pro(db: Backend) {
         (Some("pro"), Some("active"), Some("sub_1")),
         "{state}"
     );
+}
+
+/// Before: `invoice.paid` and active subscriptions set `pro` whatever was bought, so an
+/// enterprise tenant paying by Stripe was demoted by its next invoice.
+async fn the_plan_follows_the_subscriptions_price_and_an_enterprise_invoice_never_demotes(db: Backend) {
+    const ENTERPRISE_PRICE: &str = "price_fake_enterprise";
+    let stripe = FakeStripe::start();
+    let server = TestServer::start_with(db, options(&stripe)).await;
+    let api = server.tenant_on("bigco", "free");
+    let (tenant, customer) = checkout(&api, &stripe).await;
+    let out = server.cli(&["plan", "price", "--plan", "enterprise", "--stripe-price", ENTERPRISE_PRICE]);
+    assert!(out.contains("enterprise"), "{out}");
+    let created = chrono::Utc::now().timestamp();
+    let event = |id: &str, kind: &str, object: Value, at: i64| {
+        let mut event = FakeStripe::event(id, kind, object);
+        event["created"] = at.into();
+        event
+    };
+    // A subscription to the enterprise price: enterprise.
+    let subscribed = event(
+        "evt_sub",
+        "customer.subscription.created",
+        json!({"object": "subscription", "id": "sub_e", "customer": customer, "status": "active",
+               "items": {"data": [{"price": {"id": ENTERPRISE_PRICE}}]}}),
+        created,
+    );
+    assert_eq!(webhook(&server, &subscribed).await, 204);
+    assert_eq!(billing(&api).await["plan"], "enterprise");
+    // Its invoices, in the old and the new API shape, and one with no line items: still enterprise.
+    for (n, lines) in [
+        json!({"data": [{"price": {"id": ENTERPRISE_PRICE}}]}),
+        json!({"data": [{"pricing": {"price_details": {"price": ENTERPRISE_PRICE}}}]}),
+        json!({"data": []}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let paid = event(
+            &format!("evt_inv{n}"),
+            "invoice.paid",
+            json!({"object": "invoice", "id": format!("in_{n}"), "customer": customer, "subscription": "sub_e", "lines": lines}),
+            created + 1 + n as i64,
+        );
+        assert_eq!(webhook(&server, &paid).await, 204);
+        let state = billing(&api).await;
+        assert_eq!(
+            (state["plan"].as_str(), state["billing_state"].as_str()),
+            (Some("enterprise"), Some("active")),
+            "invoice {n}: {state}"
+        );
+    }
+    // A price no plan names changes nothing.
+    let unknown = event(
+        "evt_unknown",
+        "customer.subscription.updated",
+        json!({"object": "subscription", "id": "sub_e", "customer": customer, "status": "active",
+               "items": {"data": [{"price": {"id": "price_nobody_sells"}}]}}),
+        created + 10,
+    );
+    assert_eq!(webhook(&server, &unknown).await, 204);
+    assert_eq!(billing(&api).await["plan"], "enterprise");
+    // Moved to the Pro price: pro; a Pro invoice keeps it there.
+    let downgraded = event(
+        "evt_to_pro",
+        "customer.subscription.updated",
+        json!({"object": "subscription", "id": "sub_e", "customer": customer, "status": "active",
+               "items": {"data": [{"price": {"id": PRO_PRICE}}]}}),
+        created + 11,
+    );
+    assert_eq!(webhook(&server, &downgraded).await, 204);
+    assert_eq!(billing(&api).await["plan"], "pro");
+    // The free tenant next door, with a Stripe customer but no subscription, is untouched.
+    let other = server.tenant_on("small", "free");
+    let (_, other_customer) = checkout(&other, &stripe).await;
+    let stray = event(
+        "evt_stray",
+        "invoice.paid",
+        json!({"object": "invoice", "id": "in_stray", "customer": other_customer, "lines": {"data": [{"price": {"id": "price_nobody_sells"}}]}}),
+        created + 12,
+    );
+    assert_eq!(webhook(&server, &stray).await, 204);
+    assert_eq!(billing(&other).await["plan"], "free");
+    assert_ne!(tenant, "", "checkout named the tenant");
 }

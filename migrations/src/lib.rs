@@ -17,6 +17,7 @@ mod m20261206_000011_principals_and_sessions;
 mod m20261206_000012_bounded_search_and_purge_indexes;
 mod m20261206_000013_sources;
 mod m20261206_000014_claim_check;
+mod m20261207_000015_plan_prices;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_bounded_search_and_purge_indexes::Migration),
             Box::new(m20261206_000013_sources::Migration),
             Box::new(m20261206_000014_claim_check::Migration),
+            Box::new(m20261207_000015_plan_prices::Migration),
         ]
     }
 }

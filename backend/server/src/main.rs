@@ -39,7 +39,7 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Operator overrides of a tenant's plan.
+    /// Plans: put a tenant on one (with overrides), name the Stripe price of one.
     Plan {
         #[command(subcommand)]
         command: PlanCommand,
@@ -79,6 +79,17 @@ enum PlanCommand {
         retention_days: Option<i64>,
         #[arg(long)]
         max_payload_bytes: Option<i64>,
+    },
+    /// Name the Stripe price whose subscription puts a tenant on a plan: billing webhooks follow
+    /// the subscription's or invoice's price (HOOKLINE_STRIPE_PRO_PRICE stands for pro unless a
+    /// plan names it).
+    Price {
+        /// The plan (free, pro, enterprise).
+        #[arg(long)]
+        plan: String,
+        /// The Stripe price id (price_…); taken from any plan that named it before.
+        #[arg(long)]
+        stripe_price: String,
     },
 }
 
@@ -170,6 +181,17 @@ async fn main() -> anyhow::Result<()> {
             #[allow(clippy::print_stdout)]
             {
                 println!("tenant {} ({}) is on the {} plan", out.id, out.name, out.plan);
+            }
+            Ok(())
+        }
+        Command::Plan { command: PlanCommand::Price { plan, stripe_price } } => {
+            ctx.db.migrate(&ctx.config).await?;
+            tenancy::plans::set_stripe_price(&ctx, &plan, &stripe_price)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("a subscription to {stripe_price} puts a tenant on the {plan} plan");
             }
             Ok(())
         }

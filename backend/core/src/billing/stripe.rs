@@ -307,8 +307,31 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
     let now = Utc::now();
     let tenant_id = tenant.id.clone();
     let mut active: tenants::ActiveModel = tenant.clone().into();
+    // The plan the event's price stands for. Checkout sells HOOKLINE_STRIPE_PRO_PRICE (a
+    // session's line items are not in its event); subscriptions and invoices name their prices.
+    let mut prices = event_prices(&object);
+    if kind.starts_with("checkout.session.")
+        && prices.is_empty()
+        && let Some(price) = &ctx.config.stripe_pro_price
+    {
+        prices.push(price.clone());
+    }
+    let mut price_plan = None;
+    for price in &prices {
+        if let Some(plan) = plans::plan_for_price(ctx, &txn, price).await? {
+            price_plan = Some(plan);
+            break;
+        }
+    }
+    if price_plan.is_none() && !prices.is_empty() {
+        tracing::warn!(event = %id, kind = %kind, tenant = %tenant.id, ?prices, "no plan names this Stripe price (hookline plan price); the plan is left as it is");
+    }
+    // Paid: the plan follows the price; without a known price the tenant keeps its plan (an
+    // enterprise tenant's invoice never demotes it).
     let paid = |active: &mut tenants::ActiveModel| {
-        active.plan = Set("pro".to_owned());
+        if let Some(plan) = &price_plan {
+            active.plan = Set(plan.clone());
+        }
         active.billing_state = Set("active".to_owned());
         active.grace_until = Set(None);
     };
@@ -349,7 +372,10 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
         }
         "customer.subscription.deleted" => downgrade(&mut active),
         "invoice.paid" => {
-            if tenant.stripe_subscription_id.is_some() || tenant.plan != tenant_service::DEFAULT_PLAN {
+            if price_plan.is_some()
+                || tenant.stripe_subscription_id.is_some()
+                || tenant.plan != tenant_service::DEFAULT_PLAN
+            {
                 paid(&mut active);
             }
         }
@@ -384,6 +410,29 @@ const APPLIED_EVENTS: &[&str] = &[
     "invoice.paid",
     "invoice.payment_failed",
 ];
+
+/// The Stripe prices an event's object is for: a subscription's items, an invoice's lines
+/// (`price` before API version 2025-03-31, `pricing.price_details.price` since), in order.
+fn event_prices(object: &Value) -> Vec<String> {
+    let mut prices: Vec<String> = Vec::new();
+    for list in ["/items/data", "/lines/data"] {
+        let Some(items) = object.pointer(list).and_then(Value::as_array) else { continue };
+        for item in items {
+            let price = match item.get("price") {
+                Some(Value::String(id)) => Some(id.as_str()),
+                Some(price) => price.get("id").and_then(Value::as_str),
+                None => None,
+            }
+            .or_else(|| item.pointer("/pricing/price_details/price").and_then(Value::as_str));
+            if let Some(price) = price
+                && !prices.iter().any(|p| p == price)
+            {
+                prices.push(price.to_owned());
+            }
+        }
+    }
+    prices
+}
 
 /// The subscription an event names: a subscription's own id, a Checkout Session's subscription,
 /// or an invoice's (top-level before API version 2025-03-31, under `parent` since).
@@ -604,6 +653,18 @@ mod tests {
                 ("2026-12-01T01:00:00+00:00".to_owned(), 4),
             ]
         );
+    }
+
+    #[test]
+    fn prices_come_from_subscription_items_and_invoice_lines_of_either_api_version() {
+        let subscription = json!({"items": {"data": [{"price": {"id": "price_a"}}, {"price": "price_b"}]}});
+        assert_eq!(event_prices(&subscription), ["price_a", "price_b"]);
+        let old_invoice =
+            json!({"lines": {"data": [{"price": {"id": "price_a"}}, {"price": {"id": "price_a"}}]}});
+        assert_eq!(event_prices(&old_invoice), ["price_a"]);
+        let new_invoice = json!({"lines": {"data": [{"pricing": {"price_details": {"price": "price_c"}}}]}});
+        assert_eq!(event_prices(&new_invoice), ["price_c"]);
+        assert!(event_prices(&json!({"id": "in_1"})).is_empty());
     }
 
     #[test]

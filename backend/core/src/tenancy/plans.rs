@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use hookline_types::{PlanLimitsOut, TenantId};
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::Value;
 
 use crate::{
@@ -16,7 +16,6 @@ use crate::{
     store::scope::TenantScoped,
 };
 
-pub const FEATURE_TRANSFORMATIONS: &str = "transformations";
 pub const FEATURE_INBOUND_SOURCES: &str = "inbound_sources";
 pub const FEATURE_DEDICATED_QUEUE: &str = "dedicated_queue";
 
@@ -162,6 +161,45 @@ pub async fn limits_of(ctx: &Context, tenant: &tenants::Model) -> CoreResult<Lim
         Some(overrides) => apply_overrides(limits, overrides),
         None => Ok(limits),
     }
+}
+
+/// The plan a Stripe price puts a tenant on: the plan whose `stripe_price_id` it is (set with
+/// `hookline plan price`), else `pro` for `HOOKLINE_STRIPE_PRO_PRICE` (the price Checkout sells);
+/// `None` for a price no plan names.
+pub async fn plan_for_price<C: ConnectionTrait>(
+    ctx: &Context,
+    conn: &C,
+    price: &str,
+) -> CoreResult<Option<String>> {
+    let named = plans::Entity::find().filter(plans::Column::StripePriceId.eq(price)).one(conn).await?;
+    if let Some(plan) = named {
+        return Ok(Some(plan.name));
+    }
+    Ok((ctx.config.stripe_pro_price.as_deref() == Some(price)).then(|| "pro".to_owned()))
+}
+
+/// Names `price` as the Stripe price of `plan` (taking it from any other plan that had it).
+pub async fn set_stripe_price(ctx: &Context, plan: &str, price: &str) -> CoreResult<()> {
+    let price = price.trim();
+    if price.is_empty() {
+        return Err(CoreError::invalid(&["stripe_price"], "a Stripe price id such as price_1Q…"));
+    }
+    let txn = ctx.db.begin_write().await?;
+    if plans::Entity::find_by_id(plan).one(&txn).await?.is_none() {
+        return Err(CoreError::invalid(&["plan"], format!("no plan is named {plan}")));
+    }
+    plans::Entity::update_many()
+        .col_expr(plans::Column::StripePriceId, Expr::value(Option::<String>::None))
+        .filter(plans::Column::StripePriceId.eq(price))
+        .exec(&txn)
+        .await?;
+    plans::Entity::update_many()
+        .col_expr(plans::Column::StripePriceId, Expr::value(price))
+        .filter(plans::Column::Name.eq(plan))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// `Forbidden` (`plan_limit_reached`) when the tenant already has as many applications as its

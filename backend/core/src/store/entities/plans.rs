@@ -19,6 +19,8 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub features: Json,
     pub max_sources: i64,
+    /// The Stripe price whose subscription puts a tenant on this plan.
+    pub stripe_price_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
