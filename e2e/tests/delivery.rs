@@ -25,6 +25,7 @@ both_databases!(
     endpoint_auth_and_custom_headers_are_sent_and_redacted_in_the_log,
     oauth2_client_credentials_tokens_are_fetched_cached_and_refreshed_on_401,
     the_rate_limit_holds,
+    the_application_rate_limit_holds_across_its_endpoints_and_worker_processes,
     fifo_order_holds_under_failures,
     a_slow_endpoint_does_not_delay_another_tenants_deliveries,
     an_endpoint_never_has_more_requests_open_than_its_cap,
@@ -486,6 +487,33 @@ async fn the_rate_limit_holds(db: Backend) {
     for (i, first) in received.iter().enumerate() {
         let in_window = received[i..].iter().take_while(|r| r.at - first.at < Duration::from_secs(1)).count();
         assert!(in_window <= 10, "{in_window} deliveries within one second");
+    }
+}
+
+/// Before: an application's `rate_limit` was stored and documented and did nothing.
+async fn the_application_rate_limit_holds_across_its_endpoints_and_worker_processes(db: Backend) {
+    let server = server(db, "1").await;
+    let _second_worker = server.spawn_worker(&options("1"));
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.post("/api/v1/app", json!({"name": "A", "uid": "a", "rate_limit": 10})).await.expect(201);
+    for path in ["/one", "/two", "/three"] {
+        endpoint(&api, "a", json!({"url": receiver.url(path)})).await;
+    }
+    for n in 0..15 {
+        api.send_message("a", "a.b", json!({"n": n})).await;
+    }
+    let received = receiver.wait_for(45, WAIT).await;
+    for path in ["/one", "/two", "/three"] {
+        assert_eq!(received.iter().filter(|r| r.path == path).count(), 15, "{path}");
+    }
+    // One bucket of 10 refilled at 10/s for the three endpoints together, whichever process
+    // claims: 45 deliveries need at least 3.5 s (each endpoint alone has no limit).
+    let span = received[44].at - received[0].at;
+    assert!(span >= Duration::from_millis(3300), "45 deliveries at 10/s took only {span:?}");
+    for (i, first) in received.iter().enumerate() {
+        let in_window = received[i..].iter().take_while(|r| r.at - first.at < Duration::from_secs(1)).count();
+        assert!(in_window <= 20, "{in_window} deliveries within one second");
     }
 }
 

@@ -18,6 +18,7 @@ mod m20261206_000012_bounded_search_and_purge_indexes;
 mod m20261206_000013_sources;
 mod m20261206_000014_claim_check;
 mod m20261207_000015_plan_prices;
+mod m20261207_000016_app_rate_buckets;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000013_sources::Migration),
             Box::new(m20261206_000014_claim_check::Migration),
             Box::new(m20261207_000015_plan_prices::Migration),
+            Box::new(m20261207_000016_app_rate_buckets::Migration),
         ]
     }
 }

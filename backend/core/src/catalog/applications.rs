@@ -12,8 +12,8 @@ use crate::{
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
     store::entities::{
-        applications, attempts, deliveries, endpoints, message_payloads, messages, source_order,
-        source_requests, sources,
+        app_rate_buckets, applications, attempts, deliveries, endpoint_health, endpoints, message_payloads,
+        messages, source_order, source_requests, sources,
     },
     store::from_json,
     store::is_unique_violation,
@@ -275,7 +275,24 @@ pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) 
         .exec(&txn)
         .await?;
     messages::Entity::scoped_delete(tenant).filter(messages::Column::AppId.eq(app_id)).exec(&txn).await?;
+    endpoint_health::Entity::scoped_delete(tenant)
+        .filter(
+            endpoint_health::Column::EndpointId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(endpoints::Column::Id)
+                    .from(endpoints::Entity)
+                    .and_where(endpoints::Column::TenantId.eq(tenant.as_str()))
+                    .and_where(endpoints::Column::AppId.eq(app_id))
+                    .to_owned(),
+            ),
+        )
+        .exec(&txn)
+        .await?;
     endpoints::Entity::scoped_delete(tenant).filter(endpoints::Column::AppId.eq(app_id)).exec(&txn).await?;
+    app_rate_buckets::Entity::scoped_delete(tenant)
+        .filter(app_rate_buckets::Column::AppId.eq(app_id))
+        .exec(&txn)
+        .await?;
     // The application's inbound sources go with it (their ingest URLs stop answering).
     let app_sources = || {
         sea_orm::sea_query::Query::select()

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use hookline_types::{AttemptId, DeliveryId, EndpointAuthIn, EndpointFormat, EndpointOrdering};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, Query},
+    sea_query::{Expr, OnConflict, Query},
 };
 use serde_json::Value;
 
@@ -26,7 +26,9 @@ use crate::{
     error::{CoreError, CoreResult},
     ids::NewId,
     store::bulk::{self, BatchSql, Insert, Other, Rows, ts},
-    store::entities::{deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages},
+    store::entities::{
+        app_rate_buckets, deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages,
+    },
     store::from_json,
     tenancy::plans,
 };
@@ -163,6 +165,8 @@ pub(crate) struct FanOutEndpoint {
     channels: Result<Option<Vec<String>>, String>,
     fifo: bool,
     rate_limit: Option<i32>,
+    /// Its application has a `rate_limit`: its deliveries wait for the claim loop, which keeps it.
+    app_rate_limited: bool,
 }
 
 #[derive(sea_orm::FromQueryResult)]
@@ -174,6 +178,7 @@ struct FanOutEndpointRow {
     channels: Option<Value>,
     ordering: String,
     rate_limit: Option<i32>,
+    app_rate_limited: bool,
 }
 
 impl FanOutEndpoint {
@@ -186,6 +191,12 @@ impl FanOutEndpoint {
         let rows = endpoints::Entity::find()
             .select_only()
             .columns([E::Id, E::TenantId, E::AppId, E::FilterTypes, E::Channels, E::Ordering, E::RateLimit])
+            .column_as(
+                Expr::cust(
+                    "EXISTS (SELECT 1 FROM applications a WHERE a.id = endpoints.app_id AND a.rate_limit IS NOT NULL)",
+                ),
+                "app_rate_limited",
+            )
             .filter(E::AppId.is_in(app_ids))
             .filter(E::Disabled.eq(false))
             .into_model::<FanOutEndpointRow>()
@@ -194,7 +205,9 @@ impl FanOutEndpoint {
         Ok(rows.into_iter().map(FanOutEndpoint::from_row).collect())
     }
 
-    /// The same for a full endpoint row (broadcasts, recover).
+    /// The same for a full endpoint row, to match messages with [`FanOutEndpoint::wants`]
+    /// (broadcasts, recover); it does not know its application's rate limit, so it never goes to
+    /// [`FanOutPlan::add`].
     pub(crate) fn from_model(endpoint: &endpoints::Model) -> FanOutEndpoint {
         FanOutEndpoint::from_row(FanOutEndpointRow {
             id: endpoint.id.clone(),
@@ -204,6 +217,7 @@ impl FanOutEndpoint {
             channels: endpoint.channels.clone(),
             ordering: endpoint.ordering.clone(),
             rate_limit: endpoint.rate_limit,
+            app_rate_limited: false,
         })
     }
 
@@ -228,6 +242,7 @@ impl FanOutEndpoint {
             channels: parse(row.channels, "channels"),
             fifo: row.ordering == "fifo",
             rate_limit: row.rate_limit,
+            app_rate_limited: row.app_rate_limited,
         }
     }
 
@@ -386,7 +401,9 @@ impl<'a> FanOutPlan<'a> {
         let mut leased_now = 0;
         for endpoint in wanted {
             let id = DeliveryId::new_id().into_string();
-            let special = endpoint.fifo || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
+            let special = endpoint.fifo
+                || endpoint.app_rate_limited
+                || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
             let here = self.leased_per_endpoint.entry(endpoint.id.clone()).or_default();
             let lease_now = !special
                 && self.leased.len() < self.room
@@ -587,6 +604,7 @@ pub async fn claim_due(
     let mut chosen: Vec<&Candidate> = Vec::new();
     let mut taken: HashMap<&str, usize> = HashMap::new();
     let mut buckets: HashMap<String, (f64, u32)> = HashMap::new();
+    let mut app_buckets: HashMap<String, f64> = HashMap::new();
     for candidate in &candidates {
         let endpoint_id = candidate.endpoint_id.as_str();
         let Some(endpoint) = &candidate.endpoint else {
@@ -613,22 +631,44 @@ pub async fn claim_due(
             left_behind = true;
             continue;
         }
+        // The endpoint's bucket and the application's must both hold a token.
+        let mut endpoint_tokens = None;
         if let Some(rate) = plans::effective_rate(
             endpoint.rate_limit,
             plan_rates.get(&candidate.tenant_id).copied().flatten(),
         ) {
-            let (tokens, _) = match buckets.get(endpoint_id) {
-                Some(bucket) => *bucket,
+            let tokens = match buckets.get(endpoint_id) {
+                Some(bucket) => bucket.0,
                 None => {
                     let tokens = take_tokens(&txn, endpoint_id, &candidate.tenant_id, rate, now).await?;
                     buckets.insert(endpoint_id.to_owned(), (tokens, rate));
-                    (tokens, rate)
+                    tokens
                 }
             };
             if tokens < 1.0 {
                 left_behind = true;
                 continue;
             }
+            endpoint_tokens = Some((tokens, rate));
+        }
+        if let Some(rate) = candidate.app_rate_limit.filter(|n| *n > 0) {
+            let app_id = candidate.app_id.as_str();
+            let tokens = match app_buckets.get(app_id) {
+                Some(tokens) => *tokens,
+                None => {
+                    let tokens =
+                        take_app_tokens(&txn, app_id, &candidate.tenant_id, rate as u32, now).await?;
+                    app_buckets.insert(app_id.to_owned(), tokens);
+                    tokens
+                }
+            };
+            if tokens < 1.0 {
+                left_behind = true;
+                continue;
+            }
+            app_buckets.insert(app_id.to_owned(), tokens - 1.0);
+        }
+        if let Some((tokens, rate)) = endpoint_tokens {
             buckets.insert(endpoint_id.to_owned(), (tokens - 1.0, rate));
         }
         *used += 1;
@@ -639,6 +679,14 @@ pub async fn claim_due(
         endpoint_health::Entity::update_many()
             .col_expr(endpoint_health::Column::Tokens, Expr::value(*tokens))
             .filter(endpoint_health::Column::EndpointId.eq(endpoint_id.as_str()))
+            .exec(&txn)
+            .await?;
+    }
+    for (app_id, tokens) in &app_buckets {
+        app_rate_buckets::Entity::update_many()
+            .col_expr(app_rate_buckets::Column::Tokens, Expr::value(*tokens))
+            .col_expr(app_rate_buckets::Column::TokensAt, Expr::value(now))
+            .filter(app_rate_buckets::Column::AppId.eq(app_id.as_str()))
             .exec(&txn)
             .await?;
     }
@@ -708,6 +756,8 @@ struct Candidate {
     message: Option<(String, DateTime<Utc>)>,
     /// `None`: the endpoint is gone.
     endpoint: Option<CandidateEndpoint>,
+    /// The application's `rate_limit` (deliveries per second across its endpoints).
+    app_rate_limit: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -766,7 +816,7 @@ async fn due_candidates(
     let inner = sea_orm::QueryTrait::build(&select, backend);
     let fields = "d.id, d.tenant_id, d.app_id, d.message_id, d.endpoint_id, d.attempt_count, d.one_shot, \
                   m.event_type, m.created_at, e.id IS NOT NULL, e.disabled, e.ordering, e.rate_limit, \
-                  h.consecutive_failures, h.circuit_open_until";
+                  h.consecutive_failures, h.circuit_open_until, a.rate_limit";
     let aggregate = if backend == sea_orm::DbBackend::Postgres {
         format!("COALESCE(json_agg(json_build_array({fields}) ORDER BY d.next_attempt_at, d.id), '[]')::text")
     } else {
@@ -776,7 +826,8 @@ async fn due_candidates(
         "SELECT {aggregate} AS candidates FROM ({}) AS d \
          LEFT JOIN messages m ON m.id = d.message_id \
          LEFT JOIN endpoints e ON e.id = d.endpoint_id \
-         LEFT JOIN endpoint_health h ON h.endpoint_id = d.endpoint_id",
+         LEFT JOIN endpoint_health h ON h.endpoint_id = d.endpoint_id \
+         LEFT JOIN applications a ON a.id = d.app_id",
         inner.sql
     );
     let statement =
@@ -801,6 +852,7 @@ async fn due_candidates(
         Option<i32>,
         Option<i32>,
         Option<String>,
+        Option<i32>,
     );
     let rows: Vec<Row> = serde_json::from_str(&text).map_err(|err| CoreError::Internal(err.into()))?;
     rows.into_iter()
@@ -831,6 +883,7 @@ async fn due_candidates(
                 one_shot: one_shot.0,
                 message,
                 endpoint,
+                app_rate_limit: r.15,
             })
         })
         .collect()
@@ -931,8 +984,7 @@ async fn take_tokens<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("endpoint_health row vanished")))?;
-    let elapsed = row.tokens_at.map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(1.0);
-    let tokens = (row.tokens + elapsed * f64::from(rate)).min(f64::from(rate));
+    let tokens = refilled(row.tokens, row.tokens_at, rate, now);
     endpoint_health::Entity::update_many()
         .col_expr(endpoint_health::Column::Tokens, Expr::value(tokens))
         .col_expr(endpoint_health::Column::TokensAt, Expr::value(now))
@@ -940,6 +992,40 @@ async fn take_tokens<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(tokens)
+}
+
+/// A bucket of `rate` tokens (its burst) that held `tokens` at `since`, refilled at `rate` per
+/// second until `now`.
+fn refilled(tokens: f64, since: Option<DateTime<Utc>>, rate: u32, now: DateTime<Utc>) -> f64 {
+    let elapsed = since.map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(1.0);
+    (tokens + elapsed * f64::from(rate)).min(f64::from(rate))
+}
+
+/// The tokens in the application's bucket now (created full on first use), its row locked until
+/// the claim's transaction ends (PostgreSQL; SQLite's write transaction excludes other writers).
+/// The claim writes back what it left.
+async fn take_app_tokens<C: ConnectionTrait>(
+    conn: &C,
+    app_id: &str,
+    tenant_id: &str,
+    rate: u32,
+    now: DateTime<Utc>,
+) -> CoreResult<f64> {
+    app_rate_buckets::Entity::insert(app_rate_buckets::ActiveModel {
+        app_id: Set(app_id.to_owned()),
+        tenant_id: Set(tenant_id.to_owned()),
+        tokens: Set(f64::from(rate)),
+        tokens_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(app_rate_buckets::Column::AppId).do_nothing().to_owned())
+    .exec_without_returning(conn)
+    .await?;
+    let row = app_rate_buckets::Entity::find_by_id(app_id)
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("app_rate_buckets row vanished")))?;
+    Ok(refilled(row.tokens, Some(row.tokens_at), rate, now))
 }
 
 /// The most values one statement binds for an `IN (…)` list. SQLite takes at most 32,766 bound

@@ -37,6 +37,7 @@ macro_rules! tenant_scoped {
 tenant_scoped!(
     users,
     api_keys,
+    app_rate_buckets,
     event_types,
     applications,
     endpoints,

@@ -2,6 +2,7 @@
 //! `hookline-types` values. Reach tenant-owned tables through [`crate::store::scope::TenantScoped`].
 
 pub mod api_keys;
+pub mod app_rate_buckets;
 pub mod applications;
 pub mod attempts;
 pub mod broadcasts;
