@@ -17,6 +17,7 @@ both_databases!(
     signing_secrets_rotate,
     idempotency_keys_replay_the_first_response,
     event_ids_deduplicate_messages,
+    an_event_id_deduplicates_within_its_window_and_is_new_after_it,
     message_lists_paginate_and_filter,
     bad_input_gets_clear_errors,
     deleting_an_application_removes_its_endpoints_and_messages,
@@ -584,6 +585,46 @@ async fn event_ids_deduplicate_messages(db: Backend) {
     let other = api.post("/api/v1/app/b/msg", body).await.expect(202);
     assert_ne!(other["id"], first["id"]);
     assert_eq!(api.get("/api/v1/app/a/msg").await.expect(200)["data"].as_array().unwrap().len(), 2);
+}
+
+/// Before: an `event_id` de-duplicated for as long as its message lived; SPEC §2 says 24 hours
+/// (`HOOKLINE_EVENT_ID_WINDOW_SECONDS`, 2 s here).
+async fn an_event_id_deduplicates_within_its_window_and_is_new_after_it(db: Backend) {
+    let options = hookline_e2e::ServerOptions::default().env("HOOKLINE_EVENT_ID_WINDOW_SECONDS", "2");
+    let server = TestServer::start_with(db, options).await;
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let send = |n: u32| {
+        api.post(
+            "/api/v1/app/a/msg",
+            json!({"event_type": "order.created", "event_id": "evt-1", "payload": {"n": n}}),
+        )
+    };
+    let broadcast = |n: u32| {
+        api.post(
+            "/api/v1/msg/broadcast",
+            json!({"event_type": "order.created", "event_id": "bc-1", "payload": {"n": n}}),
+        )
+    };
+    let first = send(1).await.expect(202);
+    assert_eq!(send(2).await.expect(200)["id"], first["id"], "within the window: the first message");
+    let first_broadcast = broadcast(1).await.expect(202);
+    assert_eq!(broadcast(2).await.expect(200)["id"], first_broadcast["id"]);
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    // Past the window the id is new again, and the new message holds it for its own window.
+    let second = send(3).await.expect(202);
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(second["payload"], json!({"n": 3}));
+    assert_eq!(send(4).await.expect(200)["id"], second["id"]);
+    let second_broadcast = broadcast(3).await.expect(202);
+    assert_ne!(second_broadcast["id"], first_broadcast["id"]);
+    assert_eq!(broadcast(4).await.expect(200)["id"], second_broadcast["id"]);
+    // Both messages keep their event_id: the filter finds them, newest first.
+    let found = api.get("/api/v1/app/a/msg?event_id=evt-1").await.expect(200);
+    let ids: Vec<&Value> = found["data"].as_array().unwrap().iter().map(|m| &m["id"]).collect();
+    assert_eq!(ids, [&second["id"], &first["id"]], "{found}");
+    let original = api.get(&format!("/api/v1/app/a/msg/{}", id(&first))).await.expect(200);
+    assert_eq!(original["event_id"], "evt-1");
 }
 
 async fn message_lists_paginate_and_filter(db: Backend) {

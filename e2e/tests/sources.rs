@@ -21,6 +21,7 @@ both_databases!(
     every_scheme_accepts_a_correctly_signed_request_and_rejects_a_wrong_one,
     a_timestamp_outside_the_tolerance_is_rejected,
     the_same_event_id_twice_is_one_message_and_the_second_answer_says_duplicate,
+    an_event_id_is_a_duplicate_only_within_the_sources_dedup_window,
     past_the_burst_requests_get_429_with_retry_after,
     a_body_over_the_limit_gets_413_declared_or_streamed,
     an_accepted_request_reaches_the_endpoint_signed_with_standard_webhooks_and_forwarded_headers,
@@ -403,6 +404,41 @@ async fn the_same_event_id_twice_is_one_message_and_the_second_answer_says_dupli
     let seen = portal.get(&message_path).await.expect(200);
     assert!(seen.get("received_by").is_none(), "{seen}");
     assert_eq!(seen["id"], first.body["message"], "{seen}");
+}
+
+/// `HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS` (7 days by default, 2 s here): a provider's retry
+/// within it is a duplicate; the same id after it is a new event.
+async fn an_event_id_is_a_duplicate_only_within_the_sources_dedup_window(db: Backend) {
+    let server = TestServer::start_with(db, options().env("HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS", "2")).await;
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let source = create_source(
+        &api,
+        json!({"name": "gh", "app": "a", "verification": {"type": "github", "secret": "s"}}),
+    )
+    .await;
+    let path = ingest_path(&source);
+    let body = br#"{"action":"opened"}"#;
+    let headers = vec![
+        ("X-Hub-Signature-256", format!("sha256={}", hex(&hmac_sha256(b"s", body)))),
+        ("X-GitHub-Delivery", "d-1".to_owned()),
+    ];
+    let first = deliver(&server, &path, &headers, body).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let repeat = deliver(&server, &path, &headers, body).await;
+    assert_eq!((repeat.status, repeat.body["duplicate"].clone()), (200, json!(true)), "{}", repeat.text);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let later = deliver(&server, &path, &headers, body).await;
+    assert_eq!(later.status, 202, "past the window: a new event; {}", later.text);
+    assert_ne!(later.body["message"], first.body["message"]);
+    let again = deliver(&server, &path, &headers, body).await;
+    assert_eq!(
+        (again.status, again.body["message"].clone()),
+        (200, later.body["message"].clone()),
+        "{}",
+        again.text
+    );
+    assert_eq!(hookline_e2e::count_all(&api, "/api/v1/app/a/msg").await, 2);
 }
 
 async fn past_the_burst_requests_get_429_with_retry_after(db: Backend) {

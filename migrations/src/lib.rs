@@ -19,6 +19,7 @@ mod m20261206_000013_sources;
 mod m20261206_000014_claim_check;
 mod m20261207_000015_plan_prices;
 mod m20261207_000016_app_rate_buckets;
+mod m20261207_000017_event_id_window;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000014_claim_check::Migration),
             Box::new(m20261207_000015_plan_prices::Migration),
             Box::new(m20261207_000016_app_rate_buckets::Migration),
+            Box::new(m20261207_000017_event_id_window::Migration),
         ]
     }
 }

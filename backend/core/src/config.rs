@@ -123,6 +123,16 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "payloads over this size are kept in the object store; the row keeps a reference",
     ),
     (
+        "HOOKLINE_EVENT_ID_WINDOW_SECONDS",
+        "86400",
+        "a message or broadcast repeating an event_id accepted this recently is answered with the first; later the id is new again",
+    ),
+    (
+        "HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS",
+        "604800",
+        "a received webhook repeating an event id its source accepted this recently (7 days) is answered as a duplicate",
+    ),
+    (
         "HOOKLINE_SQLITE_SYNCHRONOUS",
         "normal",
         "normal (survives a process crash) or full (survives power loss)",
@@ -174,6 +184,10 @@ pub struct Config {
     pub retry_schedule: RetrySchedule,
     pub max_payload_bytes: usize,
     pub claim_check_bytes: usize,
+    /// How long an `event_id` de-duplicates API messages and broadcasts.
+    pub event_id_window_seconds: u64,
+    /// How long a source's event id de-duplicates received webhooks.
+    pub source_dedup_window_seconds: u64,
     pub delivery_lease_seconds: u32,
     pub circuit_threshold: u32,
     pub circuit_cooldown_seconds: u32,
@@ -214,6 +228,8 @@ struct FileLayer {
     retry_schedule: Option<String>,
     max_payload_bytes: Option<String>,
     claim_check_bytes: Option<String>,
+    event_id_window_seconds: Option<String>,
+    source_dedup_window_seconds: Option<String>,
     delivery_lease_seconds: Option<String>,
     circuit_threshold: Option<String>,
     circuit_cooldown_seconds: Option<String>,
@@ -375,6 +391,16 @@ impl Config {
         if maintenance_interval_seconds == 0 {
             return Err(invalid("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", "must be at least 1".to_owned()));
         }
+        let event_id_window_seconds: u64 = number(
+            "HOOKLINE_EVENT_ID_WINDOW_SECONDS",
+            pick("HOOKLINE_EVENT_ID_WINDOW_SECONDS", file.event_id_window_seconds),
+            24 * 3600,
+        )?;
+        let source_dedup_window_seconds: u64 = number(
+            "HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS",
+            pick("HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS", file.source_dedup_window_seconds),
+            7 * 24 * 3600,
+        )?;
         let billing_grace_seconds: u64 = number(
             "HOOKLINE_BILLING_GRACE_SECONDS",
             pick("HOOKLINE_BILLING_GRACE_SECONDS", file.billing_grace_seconds),
@@ -437,6 +463,8 @@ impl Config {
             retry_schedule,
             max_payload_bytes,
             claim_check_bytes,
+            event_id_window_seconds,
+            source_dedup_window_seconds,
             delivery_lease_seconds,
             circuit_threshold,
             circuit_cooldown_seconds,

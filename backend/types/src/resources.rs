@@ -457,7 +457,8 @@ pub struct MessageIn {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
     /// The tenant's id for this event: a second message with the same `event_id` for the same
-    /// application returns the first one instead of creating a new one.
+    /// application within the de-duplication window (24 hours by default) returns the first one
+    /// instead of creating a new one; after it the id is new again.
     #[serde(default)]
     pub event_id: Option<String>,
     #[serde(default)]

@@ -46,15 +46,31 @@ fn to_out(model: broadcasts::Model) -> CoreResult<BroadcastOut> {
     })
 }
 
+/// The broadcast a repeat of `event_id` is answered with: one accepted within
+/// `HOOKLINE_EVENT_ID_WINDOW_SECONDS`; an older holder releases the id (like messages).
 async fn find_by_event_id(
     ctx: &Context,
     tenant: &TenantId,
     event_id: &str,
 ) -> CoreResult<Option<broadcasts::Model>> {
-    Ok(broadcasts::Entity::scoped(tenant)
+    let Some(model) = broadcasts::Entity::scoped(tenant)
         .filter(broadcasts::Column::EventId.eq(event_id))
+        .filter(Expr::cust("NOT event_id_released"))
         .one(&ctx.db.conn)
-        .await?)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let window = chrono::Duration::seconds(ctx.config.event_id_window_seconds as i64);
+    if Utc::now() - model.created_at < window {
+        return Ok(Some(model));
+    }
+    broadcasts::Entity::scoped_update(tenant)
+        .col_expr(broadcasts::Column::EventIdReleased, Expr::value(true))
+        .filter(broadcasts::Column::Id.eq(model.id.as_str()))
+        .exec(&ctx.db.writer)
+        .await?;
+    Ok(None)
 }
 
 /// Accepts a broadcast. A repeated `event_id` returns the original (second value `false`).
@@ -114,6 +130,7 @@ pub async fn create(
         // Queued: what it was counted as against a hard cap; expanded: what it became.
         message_count: Set(reserved as i32),
         created_at: Set(now),
+        event_id_released: Set(false),
     };
     let model = match model.insert(&ctx.db.writer).await {
         Ok(model) => model,

@@ -151,18 +151,46 @@ async fn load_payloads(
     Ok(payloads)
 }
 
+/// The message of the application that holds `event_id` for de-duplication: one accepted less
+/// than `window_seconds` ago, which a repeat is answered with. A holder accepted before that
+/// releases the id (`event_id_released`: it keeps showing its `event_id`), so the repeat is
+/// stored as a new message.
+pub(crate) async fn event_id_holder(
+    ctx: &Context,
+    tenant: &TenantId,
+    app_id: &str,
+    event_id: &str,
+    window_seconds: u64,
+) -> CoreResult<Option<messages::Model>> {
+    let Some(model) = messages::Entity::scoped(tenant)
+        .filter(messages::Column::AppId.eq(app_id))
+        .filter(messages::Column::EventId.eq(event_id))
+        .filter(Expr::cust("NOT event_id_released"))
+        .one(&ctx.db.conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if Utc::now() - model.created_at < chrono::Duration::seconds(window_seconds as i64) {
+        return Ok(Some(model));
+    }
+    messages::Entity::scoped_update(tenant)
+        .col_expr(messages::Column::EventIdReleased, Expr::value(true))
+        .filter(messages::Column::Id.eq(model.id.as_str()))
+        .exec(&ctx.db.writer)
+        .await?;
+    Ok(None)
+}
+
+/// The message a repeat of `event_id` is answered with (within `HOOKLINE_EVENT_ID_WINDOW_SECONDS`).
 async fn find_by_event_id(
     ctx: &Context,
     tenant: &TenantId,
     app_id: &str,
     event_id: &str,
 ) -> CoreResult<Option<MessageOut>> {
-    let Some(model) = messages::Entity::scoped(tenant)
-        .filter(messages::Column::AppId.eq(app_id))
-        .filter(messages::Column::EventId.eq(event_id))
-        .one(&ctx.db.conn)
-        .await?
-    else {
+    let window = ctx.config.event_id_window_seconds;
+    let Some(model) = event_id_holder(ctx, tenant, app_id, event_id, window).await? else {
         return Ok(None);
     };
     let mut payloads = load_payloads(ctx, tenant, vec![model.id.clone()]).await?;
@@ -404,13 +432,18 @@ async fn create_for(
         inbound: false,
         plan_rate: Some(PlanRate(limits.endpoint_rate_limit)),
     };
-    if !store_new(ctx, &limits, new.clone()).await? {
+    let mut conflicts = 0;
+    while !store_new(ctx, &limits, new.clone()).await? {
         // A concurrent request with the same event_id won the race: answer with its message.
+        // (Or the holder was past the window and is released now: store again.)
         let event_id = input.event_id.as_deref().unwrap_or_default();
-        let original = find_by_event_id(ctx, tenant, &app.id, event_id)
-            .await?
-            .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("event_id conflict without a message")))?;
-        return Ok(Created { message: original, is_new: false });
+        if let Some(original) = find_by_event_id(ctx, tenant, &app.id, event_id).await? {
+            return Ok(Created { message: original, is_new: false });
+        }
+        conflicts += 1;
+        if conflicts == 3 {
+            return Err(CoreError::Internal(anyhow::anyhow!("event_id conflict without a message")));
+        }
     }
     let model = messages::Model {
         id: new.id,
@@ -421,6 +454,7 @@ async fn create_for(
         channels: new.channels,
         payload_size: new.payload_text.len() as i64,
         created_at: now,
+        event_id_released: false,
     };
     Ok(Created { message: to_out(model, Some(input.payload))?, is_new: true })
 }
@@ -596,25 +630,26 @@ pub async fn get(
 mod tests {
     use sea_orm::{ConnectionTrait, Statement, Value};
 
-    hookline_e2e::both_databases!(event_ids_stay_unique_and_findable_through_the_partial_index);
+    hookline_e2e::both_databases!(event_ids_stay_unique_until_released_and_findable_through_partial_indexes);
 
-    /// `uq_messages_event_id` holds only messages with an event id (migration 9): a repeated event
-    /// id is still refused, messages without one are accepted side by side, and a lookup by a bound
-    /// event id still reaches the index (PostgreSQL is told to avoid sequential scans, which it
-    /// would prefer on a tiny table: a plan without the index then means it cannot use it).
-    async fn event_ids_stay_unique_and_findable_through_the_partial_index(backend: hookline_e2e::Backend) {
+    /// `uq_messages_event_id` holds only unreleased event ids (migrations 9 and 17): a repeated
+    /// event id is refused until its holder is released, messages without one are accepted side
+    /// by side, the de-duplication lookup reaches the unique index and the `?event_id=` lookup
+    /// `idx_messages_event_id` (PostgreSQL is told to avoid sequential scans, which it would
+    /// prefer on a tiny table: a plan without the index then means it cannot use it).
+    async fn event_ids_stay_unique_until_released_and_findable_through_partial_indexes(
+        backend: hookline_e2e::Backend,
+    ) {
         let (_dir, _, db) = crate::store::db::migrated_for_test(backend).await;
         let backend = db.backend();
+        let sql = |sqlite: &str| if db.is_sqlite() { sqlite.to_owned() } else { numbered(sqlite) };
         let insert = |id: &str, event_id: Option<&str>| {
             Statement::from_sql_and_values(
                 backend,
-                if db.is_sqlite() {
+                sql(
                     "INSERT INTO messages (id, tenant_id, app_id, event_type, event_id, channels, payload_size, created_at) \
-                     VALUES (?, 't', 'a', 'e.x', ?, '[]', 0, '2026-12-02T00:00:00+00:00')"
-                } else {
-                    "INSERT INTO messages (id, tenant_id, app_id, event_type, event_id, channels, payload_size, created_at) \
-                     VALUES ($1, 't', 'a', 'e.x', $2, '[]', 0, '2026-12-02T00:00:00+00:00')"
-                },
+                     VALUES (?, 't', 'a', 'e.x', ?, '[]', 0, '2026-12-02T00:00:00+00:00')",
+                ),
                 [Value::from(id), Value::String(event_id.map(str::to_owned))],
             )
         };
@@ -623,33 +658,62 @@ mod tests {
         }
         let repeated = db.writer.execute_raw(insert("m5", Some("ev"))).await.unwrap_err();
         assert!(crate::store::is_unique_violation(&repeated), "{repeated}");
+        // Released, the id is free again; the new holder reserves it in turn.
+        let release = sql("UPDATE messages SET event_id_released = true WHERE id = ?");
+        db.writer
+            .execute_raw(Statement::from_sql_and_values(backend, release, [Value::from("m1")]))
+            .await
+            .unwrap();
+        db.writer.execute_raw(insert("m5", Some("ev"))).await.unwrap();
+        let again = db.writer.execute_raw(insert("m6", Some("ev"))).await.unwrap_err();
+        assert!(crate::store::is_unique_violation(&again), "{again}");
 
         let txn = sea_orm::TransactionTrait::begin(&db.conn).await.unwrap();
-        let lookup = if db.is_sqlite() {
-            "SELECT id FROM messages WHERE tenant_id = ? AND app_id = ? AND event_id = ?"
-        } else {
+        if !db.is_sqlite() {
             txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
-            "SELECT id FROM messages WHERE tenant_id = $1 AND app_id = $2 AND event_id = $3"
-        };
+        }
         let values = || [Value::from("t"), Value::from("a"), Value::from("ev")];
-        let found =
-            txn.query_all_raw(Statement::from_sql_and_values(backend, lookup, values())).await.unwrap();
-        let ids: Vec<String> = found.iter().map(|row| row.try_get("", "id").unwrap()).collect();
-        assert_eq!(ids, ["m1"]);
-        let plan = crate::store::db::query_plan(&txn, lookup, values().into()).await;
-        assert!(plan.iter().any(|line| line.contains("uq_messages_event_id")), "{plan:?}");
+        // Either index serves the de-duplication lookup (PostgreSQL may take the wider one and
+        // filter the released rows); the plain lookup has only the wider one.
+        for (lookup, indexes, expected) in [
+            (
+                "SELECT id FROM messages WHERE tenant_id = ? AND app_id = ? AND event_id = ? AND NOT event_id_released",
+                &["uq_messages_event_id", "idx_messages_event_id"][..],
+                vec!["m5"],
+            ),
+            (
+                "SELECT id FROM messages WHERE tenant_id = ? AND app_id = ? AND event_id = ?",
+                &["idx_messages_event_id"][..],
+                vec!["m1", "m5"],
+            ),
+        ] {
+            let lookup = sql(lookup);
+            let found =
+                txn.query_all_raw(Statement::from_sql_and_values(backend, &lookup, values())).await.unwrap();
+            let mut ids: Vec<String> = found.iter().map(|row| row.try_get("", "id").unwrap()).collect();
+            ids.sort();
+            assert_eq!(ids, expected, "{lookup}");
+            let plan = crate::store::db::query_plan(&txn, &lookup, values().into()).await;
+            assert!(
+                plan.iter().any(|line| indexes.iter().any(|index| line.contains(index))),
+                "{lookup}: {plan:?}"
+            );
+        }
         txn.commit().await.unwrap();
+    }
 
-        let definition = if db.is_sqlite() {
-            "SELECT sql AS d FROM sqlite_master WHERE name = 'uq_messages_event_id'"
-        } else {
-            "SELECT indexdef AS d FROM pg_indexes WHERE indexname = 'uq_messages_event_id'"
-        };
-        let row = db.conn.query_one_raw(Statement::from_string(backend, definition)).await.unwrap().unwrap();
-        let sql: String = row.try_get("", "d").unwrap();
-        assert!(
-            sql.contains("UNIQUE") && sql.contains("WHERE") && sql.contains("event_id IS NOT NULL"),
-            "{sql}"
-        );
+    /// `?` placeholders as PostgreSQL's `$1`, `$2`, ….
+    fn numbered(sql: &str) -> String {
+        let mut out = String::new();
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 }

@@ -1183,6 +1183,7 @@ mod tests {
                 channels: Set(json!([])),
                 payload_size: Set(2),
                 created_at: Set(now),
+                event_id_released: Set(false),
             }
             .insert(&ctx.db.writer)
             .await

@@ -14,7 +14,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use hookline_types::{AppId, MessageId, SourceRequestId, SourceRequestOutcome, TenantId};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::ExprTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::ExprTrait};
 
 use crate::{
     Context,
@@ -25,8 +25,7 @@ use crate::{
     sources::requests::{LoggedRequest, MAX_LOGGED_BODY, REJECTED_PER_SECOND},
     sources::rules::{self, Settings},
     sources::verify::{Inbound, Rejection, Stored},
-    store::entities::{messages, sources},
-    store::scope::TenantScoped,
+    store::entities::sources,
     tenancy::plans,
 };
 
@@ -276,7 +275,15 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
         inbound: true,
         plan_rate: Some(PlanRate(limits.endpoint_rate_limit)),
     };
-    if crate::ingest::messages::store_new(ctx, &limits, new).await? {
+    let mut stored = crate::ingest::messages::store_new(ctx, &limits, new.clone()).await?;
+    if !stored
+        && let Some(dedup) = &dedup
+        && message_with_event_id(ctx, &source.tenant, &source.model.app_id, dedup).await?.is_none()
+    {
+        // The id's holder was past the window and has released it: this request is new.
+        stored = crate::ingest::messages::store_new(ctx, &limits, new).await?;
+    }
+    if stored {
         log(
             ctx,
             source,
@@ -351,21 +358,17 @@ fn get_handshake(
     })
 }
 
-/// The id of the application's message with this event id, if any.
+/// The id of the application's message holding this event id within the source dedup window
+/// (`HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS`), if any; an older holder releases it.
 async fn message_with_event_id(
     ctx: &Context,
     tenant: &TenantId,
     app_id: &str,
     event_id: &str,
 ) -> CoreResult<Option<String>> {
-    Ok(messages::Entity::scoped(tenant)
-        .select_only()
-        .column(messages::Column::Id)
-        .filter(messages::Column::AppId.eq(app_id))
-        .filter(messages::Column::EventId.eq(event_id))
-        .into_tuple::<String>()
-        .one(&ctx.db.conn)
-        .await?)
+    let window = ctx.config.source_dedup_window_seconds;
+    let holder = crate::ingest::messages::event_id_holder(ctx, tenant, app_id, event_id, window).await?;
+    Ok(holder.map(|message| message.id))
 }
 
 /// Moves the key's newest sequence to `sequence` unless a newer one was accepted: false when

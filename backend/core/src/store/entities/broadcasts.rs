@@ -18,6 +18,8 @@ pub struct Model {
     pub state: String,
     pub message_count: i32,
     pub created_at: DateTimeUtc,
+    /// A repeat of `event_id` came after the de-duplication window: the id is free again.
+    pub event_id_released: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,8 @@ pub struct Model {
     pub channels: Json,
     pub payload_size: i64,
     pub created_at: DateTimeUtc,
+    /// A repeat of `event_id` came after the de-duplication window: the id is free again.
+    pub event_id_released: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
