@@ -210,47 +210,80 @@ pub struct Config {
     pub dashboard_dir: PathBuf,
     /// `GET /metrics` requires it as a bearer token when set.
     pub metrics_token: Option<Secret>,
+    /// The tracing filter (`HOOKLINE_LOG`).
+    pub log: String,
+    /// Log lines as JSON objects instead of text.
+    pub log_json: bool,
 }
 
-/// The file layer: every key optional.
+/// A value in the file: TOML's own types (`send_threads = 3`, `ssrf_allow = ["10.0.0.0/8"]`,
+/// `sqlite_synchronous = "full"`) or the text the environment variable takes (`send_threads =
+/// "3"`); both are checked by the same rules. A list is the comma-separated list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+    List(Vec<FileValue>),
+}
+
+impl FileValue {
+    fn into_text(self) -> String {
+        match self {
+            FileValue::Text(text) => text,
+            FileValue::Integer(n) => n.to_string(),
+            FileValue::Float(x) => x.to_string(),
+            FileValue::Boolean(b) => b.to_string(),
+            FileValue::List(items) => {
+                items.into_iter().map(FileValue::into_text).collect::<Vec<_>>().join(",")
+            }
+        }
+    }
+}
+
+/// The file layer: every key optional, named like its variable without `HOOKLINE_`, lower-case.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileLayer {
-    listen: Option<String>,
-    worker_listen: Option<String>,
-    data_dir: Option<String>,
-    database_url: Option<String>,
-    master_key: Option<String>,
-    previous_master_keys: Option<String>,
-    object_store: Option<String>,
-    ssrf_allow: Option<String>,
-    trusted_proxies: Option<String>,
-    retry_schedule: Option<String>,
-    max_payload_bytes: Option<String>,
-    claim_check_bytes: Option<String>,
-    event_id_window_seconds: Option<String>,
-    source_dedup_window_seconds: Option<String>,
-    delivery_lease_seconds: Option<String>,
-    circuit_threshold: Option<String>,
-    circuit_cooldown_seconds: Option<String>,
-    disable_after_seconds: Option<String>,
-    maintenance_interval_seconds: Option<String>,
-    search_common_word_matches: Option<String>,
-    max_in_flight: Option<String>,
-    dedicated_in_flight: Option<String>,
-    endpoint_in_flight: Option<String>,
-    send_threads: Option<String>,
-    sqlite_synchronous: Option<String>,
-    session_ttl_hours: Option<String>,
-    stripe_api_base: Option<String>,
-    stripe_secret_key: Option<String>,
-    stripe_webhook_secret: Option<String>,
-    stripe_pro_price: Option<String>,
-    stripe_meter_event: Option<String>,
-    billing_grace_seconds: Option<String>,
-    public_url: Option<String>,
-    dashboard_dir: Option<String>,
-    metrics_token: Option<String>,
+    listen: Option<FileValue>,
+    worker_listen: Option<FileValue>,
+    data_dir: Option<FileValue>,
+    database_url: Option<FileValue>,
+    master_key: Option<FileValue>,
+    previous_master_keys: Option<FileValue>,
+    object_store: Option<FileValue>,
+    ssrf_allow: Option<FileValue>,
+    trusted_proxies: Option<FileValue>,
+    retry_schedule: Option<FileValue>,
+    max_payload_bytes: Option<FileValue>,
+    claim_check_bytes: Option<FileValue>,
+    event_id_window_seconds: Option<FileValue>,
+    source_dedup_window_seconds: Option<FileValue>,
+    delivery_lease_seconds: Option<FileValue>,
+    circuit_threshold: Option<FileValue>,
+    circuit_cooldown_seconds: Option<FileValue>,
+    disable_after_seconds: Option<FileValue>,
+    maintenance_interval_seconds: Option<FileValue>,
+    search_common_word_matches: Option<FileValue>,
+    max_in_flight: Option<FileValue>,
+    dedicated_in_flight: Option<FileValue>,
+    endpoint_in_flight: Option<FileValue>,
+    send_threads: Option<FileValue>,
+    sqlite_synchronous: Option<FileValue>,
+    session_ttl_hours: Option<FileValue>,
+    stripe_api_base: Option<FileValue>,
+    stripe_secret_key: Option<FileValue>,
+    stripe_webhook_secret: Option<FileValue>,
+    stripe_pro_price: Option<FileValue>,
+    stripe_meter_event: Option<FileValue>,
+    billing_grace_seconds: Option<FileValue>,
+    public_url: Option<FileValue>,
+    dashboard_dir: Option<FileValue>,
+    metrics_token: Option<FileValue>,
+    log: Option<FileValue>,
+    log_format: Option<FileValue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +318,8 @@ impl Config {
 
     /// Builds the configuration from a file layer and an environment lookup (tests pass their own).
     fn from_layers(file: FileLayer, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let pick = |name: &str, from_file: Option<String>| env(name).or(from_file);
+        let pick =
+            |name: &str, from_file: Option<FileValue>| env(name).or(from_file.map(FileValue::into_text));
         let invalid = |name: &'static str, detail: String| ConfigError::Invalid { name, detail };
 
         let listen = pick("HOOKLINE_LISTEN", file.listen)
@@ -450,7 +484,17 @@ impl Config {
             None => 12,
             Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_SESSION_TTL_HOURS", format!("{err}")))?,
         };
+        let log = pick("HOOKLINE_LOG", file.log).unwrap_or_else(|| "info".to_owned());
+        let log_json = match pick("HOOKLINE_LOG_FORMAT", file.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(invalid("HOOKLINE_LOG_FORMAT", format!("expected text or json, got {other}")));
+            }
+        };
         Ok(Config {
+            log,
+            log_json,
             listen,
             worker_listen,
             data_dir,
@@ -559,7 +603,11 @@ mod tests {
         assert!(err.to_string().starts_with("HOOKLINE_WORKER_LISTEN"), "{err}");
         let err = load("", &[("HOOKLINE_SEND_THREADS", "0")]).unwrap_err();
         assert!(err.to_string().starts_with("HOOKLINE_SEND_THREADS"), "{err}");
-        assert_eq!(load("send_threads = \"3\"", &[]).unwrap().send_threads, 3);
+        let err = load("send_threads = true", &[]).unwrap_err();
+        assert!(err.to_string().starts_with("HOOKLINE_SEND_THREADS"), "{err}");
+        let err = load("log_format = \"yaml\"", &[]).unwrap_err();
+        assert!(err.to_string().starts_with("HOOKLINE_LOG_FORMAT"), "{err}");
+        assert_eq!(load("send_threads = \"3\"", &[]).unwrap().send_threads, 3, "text as in the environment");
         let config = load("worker_listen = \"0.0.0.0:9090\"", &[]).unwrap();
         assert_eq!(config.worker_listen.map(|a| a.to_string()).as_deref(), Some("0.0.0.0:9090"));
     }
@@ -572,6 +620,102 @@ mod tests {
         assert!(!format!("{config:?}").contains("super-secret"));
         assert!(!format!("{config:?}").contains("scrape-secret"));
         assert_eq!(config.metrics_token.as_ref().map(Secret::expose), Some("scrape-secret"));
+    }
+
+    /// Every setting but `HOOKLINE_CONFIG` is a file key, written with its natural TOML type, and
+    /// reaches the configuration. (Before: only strings were accepted, and `log`/`log_format`,
+    /// listed as file keys by `--help`, were refused.)
+    #[test]
+    fn every_setting_is_read_from_a_typed_toml_file() {
+        let file = r#"
+            listen = "127.0.0.1:9100"
+            worker_listen = "127.0.0.1:9101"
+            data_dir = "/srv/hookline"
+            database_url = "postgres://hookline@db/hookline"
+            master_key = "a2V5"
+            previous_master_keys = ["b2xk", "b2xkZXI="]
+            object_store = "s3://bucket/prefix"
+            ssrf_allow = ["127.0.0.1/32", "10.0.0.0/8"]
+            trusted_proxies = ["192.168.0.0/16"]
+            retry_schedule = [1, 2, 3]
+            delivery_lease_seconds = 45
+            circuit_threshold = 7
+            circuit_cooldown_seconds = 12
+            disable_after_seconds = 3600
+            max_in_flight = 512
+            endpoint_in_flight = 16
+            dedicated_in_flight = 128
+            send_threads = 3
+            search_common_word_matches = 500
+            maintenance_interval_seconds = 60
+            max_payload_bytes = 1048576
+            claim_check_bytes = 65536
+            event_id_window_seconds = 3600
+            source_dedup_window_seconds = 7200
+            sqlite_synchronous = "full"
+            session_ttl_hours = 24
+            stripe_api_base = "http://127.0.0.1:12111"
+            stripe_secret_key = "sk_test_x"
+            stripe_webhook_secret = "whsec_x"
+            stripe_pro_price = "price_pro"
+            stripe_meter_event = "meter_x"
+            billing_grace_seconds = 86400
+            public_url = "https://hooks.example.com/"
+            dashboard_dir = "/srv/dashboard"
+            metrics_token = "scrape"
+            log = "hookline=debug,info"
+            log_format = "json"
+        "#;
+        let written: Vec<String> = file
+            .lines()
+            .filter_map(|line| line.trim().split_once(" = ").map(|(key, _)| key.to_owned()))
+            .collect();
+        for (name, _, _) in SETTINGS.iter().filter(|(name, _, _)| *name != "HOOKLINE_CONFIG") {
+            let key = name.trim_start_matches("HOOKLINE_").to_lowercase();
+            assert!(written.contains(&key), "{name} has no file key {key} in this test");
+        }
+        let c = load(file, &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.worker_listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9101"));
+        assert_eq!(c.data_dir, PathBuf::from("/srv/hookline"));
+        assert_eq!(c.database_url, "postgres://hookline@db/hookline");
+        assert_eq!(c.master_key.as_ref().map(Secret::expose), Some("a2V5"));
+        assert_eq!(
+            c.previous_master_keys.iter().map(Secret::expose).collect::<Vec<_>>(),
+            ["b2xk", "b2xkZXI="]
+        );
+        assert_eq!(c.object_store, "s3://bucket/prefix");
+        assert_eq!(c.ssrf_allow.len(), 2);
+        assert_eq!(c.trusted_proxies.len(), 1);
+        assert_eq!(c.retry_schedule.seconds(), &[1, 2, 3]);
+        assert_eq!(
+            (
+                c.delivery_lease_seconds,
+                c.circuit_threshold,
+                c.circuit_cooldown_seconds,
+                c.disable_after_seconds
+            ),
+            (45, 7, 12, 3600)
+        );
+        assert_eq!(
+            (c.max_in_flight, c.endpoint_in_flight, c.dedicated_in_flight, c.send_threads),
+            (512, 16, 128, 3)
+        );
+        assert_eq!((c.search_common_word_matches, c.maintenance_interval_seconds), (500, 60));
+        assert_eq!((c.max_payload_bytes, c.claim_check_bytes), (1048576, 65536));
+        assert_eq!((c.event_id_window_seconds, c.source_dedup_window_seconds), (3600, 7200));
+        assert!(c.sqlite_synchronous_full);
+        assert_eq!(c.session_ttl_hours, 24);
+        assert_eq!(c.stripe_api_base, "http://127.0.0.1:12111");
+        assert_eq!(c.stripe_secret_key.as_ref().map(Secret::expose), Some("sk_test_x"));
+        assert_eq!(c.stripe_webhook_secret.as_ref().map(Secret::expose), Some("whsec_x"));
+        assert_eq!(c.stripe_pro_price.as_deref(), Some("price_pro"));
+        assert_eq!(c.stripe_meter_event, "meter_x");
+        assert_eq!(c.billing_grace_seconds, 86400);
+        assert_eq!(c.public_url, "https://hooks.example.com");
+        assert_eq!(c.dashboard_dir, PathBuf::from("/srv/dashboard"));
+        assert_eq!(c.metrics_token.as_ref().map(Secret::expose), Some("scrape"));
+        assert_eq!((c.log.as_str(), c.log_json), ("hookline=debug,info", true));
     }
 
     #[test]

@@ -116,23 +116,24 @@ fn settings_help() -> String {
     help
 }
 
-fn init_logging() {
+/// Logging as configured (`HOOKLINE_LOG`, `HOOKLINE_LOG_FORMAT`, or their file keys).
+fn init_logging(config: &Config) -> anyhow::Result<()> {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_env("HOOKLINE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("HOOKLINE_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let filter = EnvFilter::try_new(&config.log).map_err(|err| anyhow::anyhow!("HOOKLINE_LOG: {err}"))?;
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
+    if config.log_json {
         builder.json().init();
     } else {
         builder.init();
     }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
     let config = Config::load()?;
+    init_logging(&config)?;
     let command = cli.command.unwrap_or(Command::Serve);
     let ctx = context(config).await?;
     match command {
