@@ -10,6 +10,7 @@ both_databases!(
     the_quick_start_works_end_to_end,
     signup_login_and_csrf_protect_the_dashboard_session,
     api_keys_are_shown_once_scoped_and_revocable,
+    a_key_stops_working_when_it_expires_even_while_cached,
     a_key_revoked_through_another_api_process_is_refused_once_its_cache_expires,
     event_types_validate_their_schema_and_the_messages_of_their_type,
     applications_are_addressable_by_uid_and_patches_tell_null_from_absent,
@@ -237,7 +238,7 @@ async fn api_keys_are_shown_once_scoped_and_revocable(db: Backend) {
         .expect(200);
     assert!(revoked["revoked_at"].is_string());
     reader.get("/api/v1/app").await.expect_error(401, "unauthorized");
-    // Expired keys do not work; expiry must be in the future.
+    // Expiry must be in the future (an expired key at work: the next test).
     admin
         .post("/api/v1/api-key", json!({"name": "old", "expires_at": "2020-01-01T00:00:00Z"}))
         .await
@@ -248,6 +249,25 @@ async fn api_keys_are_shown_once_scoped_and_revocable(db: Backend) {
         .await
         .expect_error(401, "unauthorized");
     server.client_with_key("not-a-key").get("/api/v1/app").await.expect_error(401, "unauthorized");
+}
+
+async fn a_key_stops_working_when_it_expires_even_while_cached(db: Backend) {
+    let server = TestServer::start(db).await;
+    let admin = server.tenant("acme");
+    let expires_at = chrono::Utc::now() + chrono::TimeDelta::seconds(2);
+    let created = admin
+        .post("/api/v1/api-key", json!({"name": "short", "expires_at": expires_at.to_rfc3339()}))
+        .await
+        .expect(201);
+    let short = server.client_with_key(created["key"].as_str().unwrap());
+    // Used before it expires: accepted, and now in the API's key cache (5 s).
+    short.get("/api/v1/app").await.expect(200);
+    let wait = (expires_at - chrono::Utc::now()).to_std().unwrap_or_default()
+        + std::time::Duration::from_millis(200);
+    tokio::time::sleep(wait).await;
+    short.get("/api/v1/app").await.expect_error(401, "unauthorized");
+    short.post("/api/v1/app", json!({"name": "x"})).await.expect_error(401, "unauthorized");
+    admin.get("/api/v1/app").await.expect(200);
 }
 
 /// Two API processes on one database: a key revoked through one stays cached in the other for

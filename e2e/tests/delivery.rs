@@ -25,6 +25,7 @@ both_databases!(
     endpoint_auth_and_custom_headers_are_sent_and_redacted_in_the_log,
     oauth2_client_credentials_tokens_are_fetched_cached_and_refreshed_on_401,
     the_rate_limit_holds,
+    the_free_plans_endpoint_rate_limit_holds_for_an_endpoint_without_its_own,
     the_application_rate_limit_holds_across_its_endpoints_and_worker_processes,
     fifo_order_holds_under_failures,
     a_slow_endpoint_does_not_delay_another_tenants_deliveries,
@@ -487,6 +488,27 @@ async fn the_rate_limit_holds(db: Backend) {
     for (i, first) in received.iter().enumerate() {
         let in_window = received[i..].iter().take_while(|r| r.at - first.at < Duration::from_secs(1)).count();
         assert!(in_window <= 10, "{in_window} deliveries within one second");
+    }
+}
+
+/// The free plan caps every endpoint at 10 deliveries a second (SPEC §5), whatever the endpoint
+/// says; the other tests use enterprise tenants, which have no plan limit.
+async fn the_free_plans_endpoint_rate_limit_holds_for_an_endpoint_without_its_own(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant_on("small", "free");
+    api.create_app("A", Some("a")).await;
+    endpoint(&api, "a", json!({"url": receiver.url("/")})).await;
+    for n in 0..30 {
+        api.send_message("a", "a.b", json!({"n": n})).await;
+    }
+    let received = receiver.wait_for(30, WAIT).await;
+    // A bucket of 10 refilled at 10/s: 30 deliveries need at least 2 s.
+    let span = received[29].at - received[0].at;
+    assert!(span >= Duration::from_millis(1800), "30 deliveries at 10/s took only {span:?}");
+    for (i, first) in received.iter().enumerate() {
+        let in_window = received[i..].iter().take_while(|r| r.at - first.at < Duration::from_secs(1)).count();
+        assert!(in_window <= 20, "{in_window} deliveries within one second");
     }
 }
 

@@ -15,9 +15,22 @@ use serde_json::json;
 
 both_databases!(sigterm_stops_the_server_gracefully);
 
+/// SIGTERM with attempts in flight: the process waits for them, records their outcome and exits
+/// cleanly; after a restart every message is delivered, and none twice (an attempt in flight at
+/// SIGTERM that was not recorded would be sent again).
 async fn sigterm_stops_the_server_gracefully(db: Backend) {
-    let mut server = TestServer::start(db).await;
-    server.anonymous().get("/healthz").await.expect(200);
+    let receiver = Receiver::start_with(Arc::new(|_, _| Reply::ok().after(Duration::from_millis(1500))), 8);
+    let options = ServerOptions::default().env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32");
+    let mut server = TestServer::start_with(db, options.clone()).await;
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    api.create_endpoint("a", &receiver.url("/")).await;
+    let mut ids = HashSet::new();
+    for n in 0..6 {
+        ids.insert(hookline_e2e::id(&api.send_message("a", "a.b", json!({"n": n})).await));
+    }
+    // Attempts have reached the receiver, which answers each 1.5 s later: they are in flight.
+    receiver.wait_for(3, Duration::from_secs(20)).await;
     let status = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
     assert!(status.success());
     assert_eq!(
@@ -25,6 +38,30 @@ async fn sigterm_stops_the_server_gracefully(db: Backend) {
         Some(true),
         "hookline did not exit cleanly on SIGTERM"
     );
+    let key = api.api_key().to_owned();
+    let (data_dir, database_url) = server.stop();
+    let restarted = TestServer::spawn(db, data_dir, database_url, options);
+    receiver
+        .wait_until(Duration::from_secs(30), "every message after the restart", |r| {
+            ids.iter().all(|id| r.iter().any(|received| received.msg_id() == id))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = receiver.received();
+    for id in &ids {
+        let times = received.iter().filter(|r| r.msg_id() == id).count();
+        assert_eq!(times, 1, "{id} was sent {times} times");
+    }
+    let api = restarted.client_with_key(&key);
+    for id in &ids {
+        let deliveries = api.get(&format!("/api/v1/app/a/msg/{id}/delivery")).await.expect(200);
+        let delivery = &deliveries[0];
+        assert_eq!(
+            (delivery["status"].as_str(), delivery["attempt_count"].as_u64()),
+            (Some("succeeded"), Some(1)),
+            "{deliveries}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -118,18 +155,75 @@ async fn secrets_are_encrypted_under_the_configured_master_key() {
 
 both_databases!(a_restart_on_the_same_database_keeps_every_component_running);
 
+/// After a SIGKILL (the first process's worker registrations still look alive) a restarted
+/// server runs every component: the API, fan-out and delivery, retries through the job queue,
+/// and maintenance.
 async fn a_restart_on_the_same_database_keeps_every_component_running(db: Backend) {
-    let server = TestServer::start(db).await;
+    let options = ServerOptions::default()
+        .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
+        .env("HOOKLINE_RETRY_SCHEDULE", "1")
+        .env("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", "1");
+    let server = TestServer::start_with(db, options.clone()).await;
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
+    let lapsed = server.tenant_on("lapsed", "pro");
     let key = api.api_key().to_owned();
-    // SIGKILL: no clean shutdown, so the first process's worker registrations are still live.
+    let lapsed_key = lapsed.api_key().to_owned();
     let (data_dir, database_url) = server.stop();
-    let mut restarted = TestServer::spawn(db, data_dir, database_url, ServerOptions::default());
+    let mut restarted = TestServer::spawn(db, data_dir, database_url, options);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(restarted.wait_exit(Duration::from_millis(10)), None, "the restarted server exited");
+    // The API.
     let api = restarted.client_with_key(&key);
     api.get("/api/v1/app/a").await.expect(200);
+    // Fan-out, delivery and a retry: the first attempt fails, the job queue wakes the retry.
+    let receiver = Receiver::start_with(
+        Arc::new(|_, before| if before == 0 { Reply::status(503) } else { Reply::ok() }),
+        2,
+    );
+    api.create_endpoint("a", &receiver.url("/")).await;
+    let message = hookline_e2e::id(&api.send_message("a", "a.b", json!({})).await);
+    receiver.wait_for(2, Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let deliveries = api.get(&format!("/api/v1/app/a/msg/{message}/delivery")).await.expect(200);
+        if deliveries[0]["status"] == "succeeded" {
+            assert_eq!(deliveries[0]["attempt_count"], 2, "{deliveries}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retry was not recorded: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Maintenance: a tenant whose grace period after a failed payment ran out goes back to free.
+    let url = match db {
+        Backend::Sqlite => format!("{}?mode=rwc", restarted.database_url),
+        Backend::Postgres => restarted.database_url.clone(),
+    };
+    let conn = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "UPDATE tenants SET billing_state = 'past_due', grace_until = $1 WHERE name = 'lapsed'"
+        }
+        _ => "UPDATE tenants SET billing_state = 'past_due', grace_until = ? WHERE name = 'lapsed'",
+    };
+    let expired = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let updated = conn
+        .execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [expired.into()]))
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+    let lapsed = restarted.client_with_key(&lapsed_key);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let billing = lapsed.get("/api/v1/billing").await.expect(200);
+        if billing["plan"] == "free" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "maintenance never ran after the restart: {billing}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 both_databases!(an_idle_server_does_not_spin);
