@@ -21,6 +21,7 @@ both_databases!(
     changing_an_endpoints_origin_drops_its_stored_credentials,
     the_api_rate_limit_is_per_tenant_whatever_the_number_of_keys,
     logout_revokes_the_session_on_the_server,
+    sign_in_is_throttled_per_account_and_per_address_whatever_the_forwarded_header,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -505,4 +506,93 @@ async fn metrics_need_the_token_when_the_listener_is_not_loopback() {
     // On loopback it stays open without a token (a local Prometheus or the operator's curl).
     let local = TestServer::start(Backend::Sqlite).await;
     assert_eq!(local.anonymous().get("/metrics").await.status, 200);
+}
+
+/// Before: 60 wrong passwords in a row were all answered 401, each costing an argon2 hash. Now an
+/// account takes 10 attempts (then 5 a minute) and an address 20 (then 10 a minute); sign-ups 10
+/// an address (then 10 an hour). `X-Forwarded-For` from a peer that is not a trusted proxy
+/// changes nothing. (Buckets refill while the test runs: counts allow for the time it took.)
+async fn sign_in_is_throttled_per_account_and_per_address_whatever_the_forwarded_header(db: Backend) {
+    let server = TestServer::start(db).await;
+    let anon = server.anonymous();
+    anon.post(
+        "/api/v1/auth/signup",
+        json!({"email": "a@example.com", "password": "correct horse battery", "organization_name": "a"}),
+    )
+    .await
+    .expect(201);
+    let started = Instant::now();
+    let refill = |per_minute: f64| (started.elapsed().as_secs_f64() * per_minute / 60.0).ceil() as usize;
+    let mut n = 0;
+    let mut login = |email: String, password: &'static str| {
+        n += 1;
+        let body = json!({"email": email, "password": password});
+        let anon = anon.clone();
+        // A new forwarded address every time: it must not open a new bucket.
+        let forwarded = format!("203.0.113.{}", n % 250);
+        async move {
+            anon.request(
+                Method::POST,
+                "/api/v1/auth/login",
+                Some(&body),
+                &[("X-Forwarded-For", forwarded.as_str())],
+            )
+            .await
+        }
+    };
+    // Account a: ten wrong passwords are 401, then 429 with Retry-After.
+    for _ in 0..10 {
+        login("a@example.com".to_owned(), "wrong password!").await.expect_error(401, "unauthorized");
+    }
+    let mut extra = 0;
+    let refused = loop {
+        let answer = login("a@example.com".to_owned(), "wrong password!").await;
+        if answer.status == 429 {
+            break answer;
+        }
+        answer.expect_error(401, "unauthorized");
+        extra += 1;
+        assert!(extra <= refill(5.0), "{extra} attempts past the account's 10");
+    };
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    assert!(refused.body["detail"].as_str().unwrap().contains("account"), "{}", refused.text);
+    refused.expect_error(429, "rate_limited");
+    if retry_after >= 3 {
+        // No token for seconds: the right password is refused too, before any hash is computed.
+        login("a@example.com".to_owned(), "correct horse battery").await.expect_error(429, "rate_limited");
+    }
+    // The address (127.0.0.1) has 20 - 10 - extra left: one attempt each for unknown accounts (no
+    // account bucket runs out) until the address's refuses.
+    let mut accepted = 0;
+    let refused = loop {
+        let answer = login(format!("nobody{accepted}@example.com"), "wrong password!").await;
+        if answer.status == 429 {
+            break answer;
+        }
+        answer.expect_error(401, "unauthorized");
+        accepted += 1;
+        assert!(accepted <= 10 - extra + refill(10.0), "{accepted} attempts past the address's 20");
+    };
+    assert!(accepted + extra >= 10, "the address was refused after {accepted} + {extra}");
+    assert!(refused.body["detail"].as_str().unwrap().contains("address"), "{}", refused.text);
+    // Sign-ups: one used above, nine more, then 429.
+    for n in 0..9 {
+        anon.post(
+            "/api/v1/auth/signup",
+            json!({"email": format!("s{n}@example.com"), "password": "correct horse battery", "organization_name": format!("s{n}")}),
+        )
+        .await
+        .expect(201);
+    }
+    let refused = anon
+        .post(
+            "/api/v1/auth/signup",
+            json!({"email": "s9@example.com", "password": "correct horse battery", "organization_name": "s9"}),
+        )
+        .await;
+    assert!(refused.headers.contains_key("retry-after"));
+    refused.expect_error(429, "rate_limited");
+    // API keys are not affected.
+    server.tenant("keyed").get("/api/v1/app").await.expect(200);
 }

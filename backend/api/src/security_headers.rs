@@ -35,6 +35,26 @@ pub fn is_https(req: &HttpRequest) -> bool {
     trusted && req.connection_info().scheme() == "https"
 }
 
+/// The caller's address: the peer's, or — when the peer is a trusted proxy — the client address
+/// it forwarded (`Forwarded: for=` / `X-Forwarded-For`). A header from anyone else is ignored, so
+/// a client cannot pick the address it is throttled under.
+pub fn client_ip(req: &HttpRequest) -> std::net::IpAddr {
+    let unknown = std::net::IpAddr::from([0, 0, 0, 0]);
+    let Some(peer) = req.peer_addr().map(|peer| peer.ip()) else { return unknown };
+    let trusted = req
+        .app_data::<web::Data<Context>>()
+        .is_some_and(|ctx| ctx.config.trusted_proxies.iter().any(|cidr| cidr.contains(peer)));
+    if !trusted {
+        return peer;
+    }
+    let info = req.connection_info();
+    let forwarded = info.realip_remote_addr().unwrap_or_default();
+    forwarded
+        .parse::<std::net::IpAddr>()
+        .or_else(|_| forwarded.parse::<std::net::SocketAddr>().map(|addr| addr.ip()))
+        .unwrap_or(peer)
+}
+
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,

@@ -111,6 +111,8 @@ pub struct Caches {
     pub rate_limits: store::cache::TokenBuckets,
     /// Inbound sources by the SHA-256 of an ingest token, decrypted and parsed.
     pub sources: store::cache::TtlCache<String, std::sync::Arc<sources::receive::Resolved>>,
+    /// Sign-up and log-in attempts per client address and per account.
+    pub sign_in: store::cache::TokenBuckets,
 }
 
 impl Default for Caches {
@@ -122,6 +124,7 @@ impl Default for Caches {
             limits: store::cache::TtlCache::new(std::time::Duration::from_secs(2), 10_000),
             rate_limits: store::cache::TokenBuckets::default(),
             sources: store::cache::TtlCache::new(std::time::Duration::from_secs(2), 10_000),
+            sign_in: store::cache::TokenBuckets::default(),
         }
     }
 }

@@ -159,7 +159,12 @@ impl TokenBuckets {
     const MAX_KEYS: usize = 100_000;
 
     pub fn take(&self, key: &str, rate: u32, burst: u32) -> Taken {
-        let (rate, burst) = (f64::from(rate.max(1)), f64::from(burst.max(1)));
+        self.take_at(key, f64::from(rate.max(1)), burst)
+    }
+
+    /// [`TokenBuckets::take`] with a rate below one a second (sign-in attempts: a few a minute).
+    pub fn take_at(&self, key: &str, per_second: f64, burst: u32) -> Taken {
+        let (rate, burst) = (per_second.max(f64::MIN_POSITIVE), f64::from(burst.max(1)));
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= Self::MAX_KEYS {

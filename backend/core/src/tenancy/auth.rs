@@ -24,6 +24,43 @@ use crate::{
 
 pub const MIN_PASSWORD_LEN: usize = 10;
 
+/// Sign-in throttling (token buckets, per process): attempts per client address and, for log-in,
+/// per account (an unknown email has a bucket like a known one: the answers do not differ).
+/// A bucket holds `burst` attempts and refills `per_minute` a minute.
+struct Throttle {
+    what: &'static str,
+    burst: u32,
+    per_minute: f64,
+}
+
+const LOGIN_PER_ADDRESS: Throttle =
+    Throttle { what: "log-in attempts from this address", burst: 20, per_minute: 10.0 };
+const LOGIN_PER_ACCOUNT: Throttle =
+    Throttle { what: "log-in attempts for this account", burst: 10, per_minute: 5.0 };
+const SIGNUP_PER_ADDRESS: Throttle =
+    Throttle { what: "sign-ups from this address", burst: 10, per_minute: 10.0 / 60.0 };
+
+impl Throttle {
+    fn take(&self, ctx: &Context, key: &str) -> CoreResult<()> {
+        let taken = ctx.caches.sign_in.take_at(key, self.per_minute / 60.0, self.burst);
+        if taken.allowed {
+            return Ok(());
+        }
+        Err(CoreError::TooManyRequests {
+            code: "rate_limited",
+            detail: format!("too many {}: try again in {} s", self.what, taken.retry_after_seconds),
+            retry_after_seconds: taken.retry_after_seconds,
+            quota_limit: None,
+        })
+    }
+}
+
+/// Argon2 on the blocking pool: one hash takes tens of milliseconds of CPU, which on an async
+/// worker would stall every request sharing it.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> CoreResult<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|err| CoreError::Internal(err.into()))
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct SessionClaims {
     /// The user id.
@@ -107,7 +144,9 @@ async fn issue(ctx: &Context, user: &users::Model, tenant: tenants::Model) -> Co
     })
 }
 
-pub async fn signup(ctx: &Context, input: SignupIn) -> CoreResult<Session> {
+/// Signs up from `client` (the caller's address, for throttling).
+pub async fn signup(ctx: &Context, input: SignupIn, client: std::net::IpAddr) -> CoreResult<Session> {
+    SIGNUP_PER_ADDRESS.take(ctx, &format!("signup:{client}"))?;
     let email = normalize_email(&input.email);
     let mut errors = Errors::default();
     if !(email.len() <= 254 && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))) {
@@ -119,7 +158,8 @@ pub async fn signup(ctx: &Context, input: SignupIn) -> CoreResult<Session> {
     tenant_service::validate_name(&mut errors, &["body", "organization_name"], &input.organization_name);
     errors.into_result()?;
 
-    let password_hash = crypto::hash_password(&input.password)?;
+    let password = input.password.clone();
+    let password_hash = blocking(move || crypto::hash_password(&password)).await??;
     let txn = ctx.db.begin_write().await?;
     let tenant =
         tenant_service::insert(&txn, &input.organization_name, &email, tenant_service::DEFAULT_PLAN).await?;
@@ -142,14 +182,19 @@ pub async fn signup(ctx: &Context, input: SignupIn) -> CoreResult<Session> {
     issue(ctx, &user, tenant).await
 }
 
-pub async fn login(ctx: &Context, input: LoginIn) -> CoreResult<Session> {
+/// Logs in from `client` (the caller's address, for throttling).
+pub async fn login(ctx: &Context, input: LoginIn, client: std::net::IpAddr) -> CoreResult<Session> {
     let email = normalize_email(&input.email);
+    // The account's bucket first: attempts it refuses do not use up the address's.
+    LOGIN_PER_ACCOUNT.take(ctx, &format!("login-account:{email}"))?;
+    LOGIN_PER_ADDRESS.take(ctx, &format!("login-address:{client}"))?;
     let user = users::Entity::find().filter(users::Column::Email.eq(email)).one(&ctx.db.conn).await?;
     let hash = user
         .as_ref()
-        .and_then(|u| u.password_hash.as_deref())
-        .unwrap_or_else(|| crypto::dummy_password_hash());
-    let password_ok = crypto::verify_password(&input.password, hash);
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| crypto::dummy_password_hash().to_owned());
+    let password = input.password.clone();
+    let password_ok = blocking(move || crypto::verify_password(&password, &hash)).await?;
     let Some(user) = user.filter(|u| password_ok && u.password_hash.is_some()) else {
         return Err(CoreError::Unauthenticated("wrong email or password"));
     };

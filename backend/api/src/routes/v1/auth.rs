@@ -35,13 +35,14 @@ fn session_cookie(req: &HttpRequest, token: String, max_age_seconds: i64) -> Coo
         (status = 201, description = "Signed up and logged in; the session cookie is set", body = SessionOut),
         (status = 409, description = "The email is taken", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn signup(
     req: HttpRequest,
     ctx: web::Data<Context>,
     Json(input): Json<SignupIn>,
 ) -> ApiResult<HttpResponse> {
-    let session = auth::signup(&ctx, input).await?;
+    let session = auth::signup(&ctx, input, crate::security_headers::client_ip(&req)).await?;
     Ok(carries_secret(
         HttpResponse::Created()
             .cookie(session_cookie(&req, session.token, session.max_age_seconds))
@@ -55,13 +56,14 @@ pub async fn signup(
     responses(
         (status = 200, description = "Logged in; the session cookie is set", body = SessionOut),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this account or from this address (`rate_limited`, with `Retry-After`)", body = ErrorBody),
     ))]
 pub async fn login(
     req: HttpRequest,
     ctx: web::Data<Context>,
     Json(input): Json<LoginIn>,
 ) -> ApiResult<HttpResponse> {
-    let session = auth::login(&ctx, input).await?;
+    let session = auth::login(&ctx, input, crate::security_headers::client_ip(&req)).await?;
     Ok(carries_secret(
         HttpResponse::Ok()
             .cookie(session_cookie(&req, session.token, session.max_age_seconds))
