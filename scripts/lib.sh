@@ -71,6 +71,16 @@ ensure_moto() {
   python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1 || die "installed moto but 'import moto.server' still fails"
 }
 
+# cargo-deny checks the dependency graph's licenses and bans (deny.toml).
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+  if command -v cargo-deny >/dev/null 2>&1 && [ "$(cargo-deny --version | awk '{print $2}')" = "$CARGO_DENY_VERSION" ]; then
+    return 0
+  fi
+  say "installing cargo-deny $CARGO_DENY_VERSION (cargo install, a few minutes, once)"
+  cargo install --quiet --locked --version "$CARGO_DENY_VERSION" cargo-deny
+}
+
 ensure_wasm_target() {
   if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then return 0; fi
   command -v rustup >/dev/null 2>&1 || die "the wasm32-unknown-unknown target is missing and rustup is not installed: install rustup, then 'rustup target add wasm32-unknown-unknown'"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints (host and wasm), unit tests, the black-box e2e suite on SQLite
+# Runs every test: formatting, dependency licenses and bans, lints (host and wasm), unit tests, the black-box e2e suite on SQLite
 # and on a throw-away PostgreSQL cluster, and the dashboard in headless Chromium. Installs what a
 # fresh Debian machine lacks first.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -9,9 +9,13 @@ ensure_postgres
 ensure_chromium
 ensure_moto
 ensure_wasm_target
+ensure_cargo_deny
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
+
+say "cargo deny check licenses bans"
+cargo deny --log-level error check licenses bans
 
 say "clippy (server side)"
 cargo clippy --quiet --all-targets -- -D warnings

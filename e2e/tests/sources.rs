@@ -165,7 +165,7 @@ async fn every_scheme_accepts_a_correctly_signed_request_and_rejects_a_wrong_one
     let whpk = format!("whpk_{}", STANDARD.encode(ed_key.verifying_key().to_bytes()));
     let standard = |key: Vec<u8>| {
         move |body: &[u8]| {
-            let (msg, ts) = (format!("msg_{}", ulid::Ulid::new()), now().to_string());
+            let (msg, ts) = (format!("msg_{}", ulid::Ulid::generate()), now().to_string());
             let sig = STANDARD.encode(hmac_sha256(&key, &[format!("{msg}.{ts}.").as_bytes(), body].concat()));
             vec![("webhook-id", msg), ("webhook-timestamp", ts), ("webhook-signature", format!("v1,{sig}"))]
         }
@@ -174,7 +174,7 @@ async fn every_scheme_accepts_a_correctly_signed_request_and_rejects_a_wrong_one
         let key = ed_key.clone();
         move |body: &[u8]| {
             use ed25519_dalek::Signer;
-            let (msg, ts) = (format!("msg_{}", ulid::Ulid::new()), now().to_string());
+            let (msg, ts) = (format!("msg_{}", ulid::Ulid::generate()), now().to_string());
             let sig = key.sign(&[format!("{msg}.{ts}.").as_bytes(), body].concat());
             vec![
                 ("webhook-id", msg),
@@ -194,7 +194,7 @@ async fn every_scheme_accepts_a_correctly_signed_request_and_rejects_a_wrong_one
         move |body: &[u8]| {
             vec![
                 ("X-Hub-Signature-256", format!("sha256={}", hex(&hmac_sha256(secret.as_bytes(), body)))),
-                ("X-GitHub-Delivery", ulid::Ulid::new().to_string()),
+                ("X-GitHub-Delivery", ulid::Ulid::generate().to_string()),
             ]
         }
     };

@@ -777,7 +777,7 @@ impl Engine {
                 claimed.attempt_number,
                 sent.retry_after,
                 Utc::now(),
-                &mut rand::thread_rng(),
+                &mut rand::rng(),
             )
         };
         AttemptOutcome {

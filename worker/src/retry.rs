@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use hookline_core::domain::RetrySchedule;
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 pub const JITTER: f64 = 0.2;
 /// The longest `Retry-After` we honour.
@@ -19,7 +19,7 @@ pub fn next_attempt(
     rng: &mut impl Rng,
 ) -> Option<DateTime<Utc>> {
     let base = *schedule.seconds().get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
-    let factor = 1.0 + rng.gen_range(-JITTER..=JITTER);
+    let factor = 1.0 + rng.random_range(-JITTER..=JITTER);
     let mut millis = (f64::from(base) * 1000.0 * factor).round() as i64;
     if let Some(seconds) = retry_after {
         millis = millis.max(seconds.min(MAX_RETRY_AFTER_SECONDS) as i64 * 1000);

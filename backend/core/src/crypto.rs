@@ -14,7 +14,7 @@ use chacha20poly1305::{
     aead::{Aead, KeyInit},
 };
 use hmac::{Hmac, Mac};
-use rand::{Rng, RngCore, rngs::OsRng};
+use rand::{Rng, RngExt};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Secret};
@@ -88,7 +88,7 @@ impl Keys {
     /// `v1.<key id>.<base64(nonce ‖ ciphertext)>`.
     pub fn encrypt(&self, plaintext: &[u8]) -> String {
         let mut nonce = [0u8; 24];
-        OsRng.fill_bytes(&mut nonce);
+        rand::rng().fill_bytes(&mut nonce);
         let ciphertext = self
             .current
             .cipher
@@ -139,7 +139,7 @@ fn read_or_create_key_file(path: &Path) -> anyhow::Result<String> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     let encoded = STANDARD.encode(bytes);
     write_private(path, &encoded)?;
     tracing::warn!(
@@ -171,7 +171,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 /// A fresh random master key, base64, for `hookline` operators.
 pub fn generate_master_key() -> Secret {
     let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     Secret::new(STANDARD.encode(bytes))
 }
 
@@ -212,8 +212,8 @@ const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 
 /// `hl_live_` / `hl_test_` followed by 32 base62 characters (190 bits).
 pub fn generate_api_key(test_mode: bool) -> String {
-    let mut rng = OsRng;
-    let body: String = (0..32).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect();
+    let mut rng = rand::rng();
+    let body: String = (0..32).map(|_| BASE62[rng.random_range(0..BASE62.len())] as char).collect();
     format!("hl_{}_{body}", if test_mode { "test" } else { "live" })
 }
 
@@ -225,7 +225,7 @@ pub fn hash_token(token: &str) -> String {
 /// A random URL-safe token (CSRF tokens, job nonces).
 pub fn random_token() -> String {
     let mut bytes = [0u8; 24];
-    OsRng.fill_bytes(&mut bytes);
+    rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

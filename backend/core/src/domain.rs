@@ -241,16 +241,16 @@ impl SigningSecret {
     }
 
     pub fn generate_for(scheme: SignatureScheme) -> SigningSecret {
-        use rand::RngCore;
+        use rand::Rng;
         match scheme {
             SignatureScheme::V1 => {
                 let mut bytes = vec![0u8; 24];
-                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                rand::rng().fill_bytes(&mut bytes);
                 SigningSecret::Hmac(bytes)
             }
             SignatureScheme::V1a => {
                 let mut seed = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut seed);
+                rand::rng().fill_bytes(&mut seed);
                 SigningSecret::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
             }
         }

@@ -39,7 +39,12 @@ fn next_ulid() -> ulid::Ulid {
     static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
     let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Overflow needs 2^80 ids in one millisecond; fall back to a fresh random ULID.
-    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::generate())
+}
+
+/// A new id with this prefix that is no resource's (`req_…` for request ids).
+pub fn prefixed(prefix: &str) -> String {
+    format!("{prefix}_{}", next_ulid())
 }
 
 /// The smallest id of this kind minted at or after `time`: `id < boundary` means "created before".

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hookline_e2e::{Backend, TestServer, id};
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value as DbValue};
 use serde_json::json;
 
@@ -102,14 +102,14 @@ async fn seed(db: &DatabaseConnection, tenant: &str, app: &str, endpoints: &[Str
             let i = done + k;
             let ms = start.timestamp_millis() as u64 + span_ms * i as u64 / n as u64;
             let created = chrono::DateTime::from_timestamp_millis(ms as i64).expect("a time");
-            let msg_id = format!("msg_{}", ulid::Ulid::from_parts(ms, rng.r#gen::<u128>()));
-            let event_type = EVENT_TYPES[rng.gen_range(0..EVENT_TYPES.len())];
-            let channel = CHANNELS[rng.gen_range(0..CHANNELS.len())];
-            let customer = format!("cust{:04}", rng.gen_range(0..CUSTOMERS));
+            let msg_id = format!("msg_{}", ulid::Ulid::from_parts(ms, rng.random::<u128>()));
+            let event_type = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
+            let channel = CHANNELS[rng.random_range(0..CHANNELS.len())];
+            let customer = format!("cust{:04}", rng.random_range(0..CUSTOMERS));
             let payload = json!({
                 "customer": customer,
                 "order": i,
-                "amount": rng.gen_range(1..100_000),
+                "amount": rng.random_range(1..100_000),
                 "note": "lorem ipsum dolor sit amet consectetur adipiscing elit",
             })
             .to_string();
@@ -124,7 +124,7 @@ async fn seed(db: &DatabaseConnection, tenant: &str, app: &str, endpoints: &[Str
                 created.into(),
             ]);
             payloads.push(vec![msg_id.clone().into(), tenant.into(), payload.into(), created.into()]);
-            let roll = rng.gen_range(0..100);
+            let roll = rng.random_range(0..100);
             let status = if roll < 90 {
                 "succeeded"
             } else if roll < 95 {
@@ -134,7 +134,7 @@ async fn seed(db: &DatabaseConnection, tenant: &str, app: &str, endpoints: &[Str
             };
             let far = now + chrono::Duration::days(3650);
             deliveries.push(vec![
-                format!("dlv_{}", ulid::Ulid::from_parts(ms, rng.r#gen::<u128>())).into(),
+                format!("dlv_{}", ulid::Ulid::from_parts(ms, rng.random::<u128>())).into(),
                 tenant.into(),
                 app.into(),
                 msg_id.into(),
@@ -261,25 +261,25 @@ async fn main() {
     let mut rng = StdRng::seed_from_u64(7);
     let kinds: Vec<(&str, QueryMaker)> = vec![
         ("newest page (no filter)", Box::new(|_| String::new())),
-        ("event_type", Box::new(|r| format!("event_type={}", EVENT_TYPES[r.gen_range(0..10)]))),
-        ("channel", Box::new(|r| format!("channel={}", CHANNELS[r.gen_range(0..3)]))),
+        ("event_type", Box::new(|r| format!("event_type={}", EVENT_TYPES[r.random_range(0..10)]))),
+        ("channel", Box::new(|r| format!("channel={}", CHANNELS[r.random_range(0..3)]))),
         ("status=dead", Box::new(|_| "status=dead".to_owned())),
         (
             "status=failed&endpoint",
-            Box::new(|r| format!("status=failed&endpoint={}", endpoints[r.gen_range(0..3)])),
+            Box::new(|r| format!("status=failed&endpoint={}", endpoints[r.random_range(0..3)])),
         ),
-        ("q=<customer> (30 days)", Box::new(|r| format!("q=cust{:04}", r.gen_range(0..CUSTOMERS)))),
+        ("q=<customer> (30 days)", Box::new(|r| format!("q=cust{:04}", r.random_range(0..CUSTOMERS)))),
         (
             "q=<customer>&after=7d",
-            Box::new(move |r| format!("q=cust{:04}&after={week_ago}", r.gen_range(0..CUSTOMERS))),
+            Box::new(move |r| format!("q=cust{:04}&after={week_ago}", r.random_range(0..CUSTOMERS))),
         ),
         (
             "q + event_type + status",
             Box::new(|r| {
                 format!(
                     "q=cust{:04}&event_type={}&status=succeeded",
-                    r.gen_range(0..CUSTOMERS),
-                    EVENT_TYPES[r.gen_range(0..10)]
+                    r.random_range(0..CUSTOMERS),
+                    EVENT_TYPES[r.random_range(0..10)]
                 )
             }),
         ),
@@ -288,8 +288,8 @@ async fn main() {
             Box::new(move |r| {
                 format!(
                     "event_type={}&channel={}&after={day_ago}",
-                    EVENT_TYPES[r.gen_range(0..10)],
-                    CHANNELS[r.gen_range(0..3)]
+                    EVENT_TYPES[r.random_range(0..10)],
+                    CHANNELS[r.random_range(0..3)]
                 )
             }),
         ),

@@ -11,8 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A map whose entries expire `ttl` after insertion; at most `capacity` entries (the whole map is
-/// dropped when full: simple, and a refill costs one query per key).
+/// A map whose entries expire `ttl` after insertion, holding at most `capacity` entries: past it
+/// the least useful ones are evicted one by one (`quick_cache`'s CLOCK-Pro policy), so a large
+/// deployment never flushes every cached API key at once.
 ///
 /// An expired entry is reloaded by one caller at a time: the first [`TtlCache::get`] after expiry
 /// gets `None` (and loads and [`TtlCache::insert`]s), the callers meanwhile keep getting the
@@ -22,59 +23,58 @@ use std::{
 /// every TTL, per key.
 pub struct TtlCache<K, V> {
     ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<K, Entry<V>>>,
+    entries: quick_cache::sync::Cache<K, Entry<V>>,
 }
 
+#[derive(Clone)]
 struct Entry<V> {
     at: Instant,
     value: V,
-    /// When a caller was told to reload this expired entry.
-    reloading_since: Option<Instant>,
+    /// When a caller was told to reload this expired entry; shared by the entry's clones, so
+    /// marking it never writes the entry back (a write-back could revive an entry that was
+    /// removed meanwhile: a revoked API key).
+    reloading_since: std::sync::Arc<Mutex<Option<Instant>>>,
 }
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        TtlCache { ttl, capacity, entries: Mutex::new(HashMap::new()) }
+        TtlCache { ttl, entries: quick_cache::sync::Cache::new(capacity.max(1)) }
     }
 
     /// The value, if fresh; `None` when absent, or to the one caller that is to reload it.
     pub fn get(&self, key: &K) -> Option<V> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get_mut(key)?;
+        let entry = self.entries.get(key)?;
         let now = Instant::now();
         if now.duration_since(entry.at) < self.ttl {
-            return Some(entry.value.clone());
+            return Some(entry.value);
         }
-        match entry.reloading_since {
+        let mut reloading_since = entry.reloading_since.lock().unwrap_or_else(|p| p.into_inner());
+        match *reloading_since {
             Some(since) if now.duration_since(since) < self.ttl => Some(entry.value.clone()),
             _ => {
-                entry.reloading_since = Some(now);
+                *reloading_since = Some(now);
                 None
             }
         }
     }
 
     pub fn insert(&self, key: K, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.capacity {
-            entries.clear();
-        }
-        entries.insert(key, Entry { at: Instant::now(), value, reloading_since: None });
+        let entry = Entry { at: Instant::now(), value, reloading_since: Default::default() };
+        self.entries.insert(key, entry);
     }
 
     /// Forgets the key: a reload found it gone (a revoked key, a deleted application), so the
     /// old value must not be served meanwhile.
     pub fn remove(&self, key: &K) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.entries.remove(key);
     }
 
     pub fn retain(&self, keep: impl Fn(&K, &V) -> bool) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, entry| keep(k, &entry.value));
+        self.entries.retain(|k, entry| keep(k, &entry.value));
     }
 
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.entries.clear();
     }
 }
 
@@ -123,14 +123,28 @@ mod tests {
         assert_eq!(cache.get(&"k"), None);
     }
 
+    /// Before: a full cache dropped every entry at once (every API key of a large deployment
+    /// reloaded together). Now it evicts a few and keeps the rest, the hot ones first.
     #[test]
-    fn a_full_cache_starts_over() {
-        let cache = TtlCache::new(Duration::from_secs(60), 2);
-        cache.insert(1, 1);
-        cache.insert(2, 2);
-        cache.insert(3, 3);
-        assert_eq!(cache.get(&1), None);
-        assert_eq!(cache.get(&3), Some(3));
+    fn a_full_cache_evicts_some_entries_not_all() {
+        let cache = TtlCache::new(Duration::from_secs(60), 100);
+        for n in 0..100 {
+            cache.insert(n, n);
+        }
+        // A working set that is read again and again.
+        for _ in 0..3 {
+            for n in 0..20 {
+                assert_eq!(cache.get(&n), Some(n));
+            }
+        }
+        for n in 100..150 {
+            cache.insert(n, n);
+        }
+        let kept = (0..150).filter(|n| cache.get(n).is_some()).count();
+        assert!((50..=110).contains(&kept), "{kept} of 150 entries kept with room for 100");
+        let hot = (0..20).filter(|n| cache.get(n).is_some()).count();
+        assert!(hot >= 15, "only {hot} of the 20 hot entries survived");
+        assert_eq!(cache.get(&149), Some(149), "the newest entry is there");
     }
 }
 
