@@ -60,7 +60,7 @@ async fn unknown_api_paths_answer_a_json_404_and_wrong_methods_a_405_never_the_d
         (&api, Method::DELETE, "/api/v1/app", "GET, POST"),
         (&api, Method::PUT, "/api/v1/app/app_1", "GET, PATCH, DELETE"),
         (&anon, Method::DELETE, "/in/sometoken", "GET, POST"),
-        (&anon, Method::POST, "/healthz", "GET"),
+        (&anon, Method::POST, "/healthz", "GET, HEAD"),
         (&anon, Method::GET, "/stripe/webhook", "POST"),
         (&anon, Method::POST, "/api/openapi.json", "GET"),
         (&anon, Method::POST, "/apps", "GET, HEAD"),
@@ -68,6 +68,10 @@ async fn unknown_api_paths_answer_a_json_404_and_wrong_methods_a_405_never_the_d
         let response = client.request(method.clone(), path, None, &[]).await;
         assert_eq!(response.headers["allow"], allow, "{method} {path}");
         response.expect_error(405, "method_not_allowed");
+    }
+    // Load balancers probe with HEAD.
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(anon.request(Method::HEAD, path, None, &[]).await.status.as_u16(), 200, "HEAD {path}");
     }
     // The application is still untouched, and dashboard pages still load.
     assert_eq!(api.get("/api/v1/app").await.expect(200)["data"], json!([]));

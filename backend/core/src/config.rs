@@ -71,7 +71,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "HOOKLINE_TRUSTED_PROXIES",
         "(none)",
-        "comma-separated CIDRs of reverse proxies whose X-Forwarded-Proto is believed (Secure cookie, HSTS)",
+        "comma-separated CIDRs of reverse proxies whose X-Forwarded-Proto (Secure cookie, HSTS) and X-Forwarded-For (sign-in throttling) are believed",
     ),
     ("HOOKLINE_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000", "seconds before each retry"),
     (

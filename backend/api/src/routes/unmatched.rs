@@ -21,7 +21,8 @@ struct Known {
 }
 
 /// Every path the API serves with its methods, taken from the OpenAPI document (which the e2e
-/// tests keep equal to the registered routes) plus the two routes that serve the document itself.
+/// tests keep equal to the registered routes) plus the two routes that serve the document itself
+/// and the health routes' `HEAD`.
 static KNOWN: LazyLock<Vec<Known>> = LazyLock::new(|| {
     let doc = ApiDoc::openapi();
     let mut known: Vec<Known> = doc
@@ -42,6 +43,9 @@ static KNOWN: LazyLock<Vec<Known>> = LazyLock::new(|| {
         .collect();
     for path in ["/api/openapi.json", "/api/docs"] {
         known.push(Known { segments: segments_of(path), methods: vec!["GET"] });
+    }
+    for path in ["/healthz", "/readyz"] {
+        known.push(Known { segments: segments_of(path), methods: vec!["HEAD"] });
     }
     known
 });

@@ -372,10 +372,9 @@ pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> Cor
         }
         "customer.subscription.deleted" => downgrade(&mut active),
         "invoice.paid" => {
-            if price_plan.is_some()
-                || tenant.stripe_subscription_id.is_some()
-                || tenant.plan != tenant_service::DEFAULT_PLAN
-            {
+            // Only for a tenant with a subscription or a paid plan: a cancelled tenant's final
+            // invoice (its lines still name the old price) must not bring the plan back.
+            if tenant.stripe_subscription_id.is_some() || tenant.plan != tenant_service::DEFAULT_PLAN {
                 paid(&mut active);
             }
         }

@@ -8,7 +8,7 @@
 //! `succeeded` and `dead`. Only a lease holder records an outcome; an expired lease returns the
 //! delivery to `failed` so another worker can take it (at-least-once).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use hookline_types::{AttemptId, DeliveryId, EndpointAuthIn, EndpointFormat, EndpointOrdering};
@@ -603,8 +603,31 @@ pub async fn claim_due(
     let begun = started.elapsed();
     let mut chosen: Vec<&Candidate> = Vec::new();
     let mut taken: HashMap<&str, usize> = HashMap::new();
+    // Every bucket this claim may draw from, taken (and on PostgreSQL its row locked) up front
+    // in one order — endpoints by id, then applications by id — so two claims never lock the
+    // same rows in opposite orders and deadlock.
+    let plan_rate_of = |candidate: &Candidate| plan_rates.get(&candidate.tenant_id).copied().flatten();
+    let mut endpoint_rates: BTreeMap<&str, (&str, u32)> = BTreeMap::new();
+    let mut app_rates: BTreeMap<&str, (&str, u32)> = BTreeMap::new();
+    for candidate in &candidates {
+        let Some(endpoint) = candidate.endpoint.as_ref().filter(|e| !e.disabled) else { continue };
+        if let Some(rate) = plans::effective_rate(endpoint.rate_limit, plan_rate_of(candidate)) {
+            endpoint_rates.insert(candidate.endpoint_id.as_str(), (candidate.tenant_id.as_str(), rate));
+        }
+        if let Some(rate) = candidate.app_rate_limit.filter(|n| *n > 0) {
+            app_rates.insert(candidate.app_id.as_str(), (candidate.tenant_id.as_str(), rate as u32));
+        }
+    }
     let mut buckets: HashMap<String, (f64, u32)> = HashMap::new();
+    for (endpoint_id, (tenant_id, rate)) in endpoint_rates {
+        let tokens = take_tokens(&txn, endpoint_id, tenant_id, rate, now).await?;
+        buckets.insert(endpoint_id.to_owned(), (tokens, rate));
+    }
     let mut app_buckets: HashMap<String, f64> = HashMap::new();
+    for (app_id, (tenant_id, rate)) in app_rates {
+        let tokens = take_app_tokens(&txn, app_id, tenant_id, rate, now).await?;
+        app_buckets.insert(app_id.to_owned(), tokens);
+    }
     for candidate in &candidates {
         let endpoint_id = candidate.endpoint_id.as_str();
         let Some(endpoint) = &candidate.endpoint else {
@@ -631,45 +654,18 @@ pub async fn claim_due(
             left_behind = true;
             continue;
         }
-        // The endpoint's bucket and the application's must both hold a token.
-        let mut endpoint_tokens = None;
-        if let Some(rate) = plans::effective_rate(
-            endpoint.rate_limit,
-            plan_rates.get(&candidate.tenant_id).copied().flatten(),
-        ) {
-            let tokens = match buckets.get(endpoint_id) {
-                Some(bucket) => bucket.0,
-                None => {
-                    let tokens = take_tokens(&txn, endpoint_id, &candidate.tenant_id, rate, now).await?;
-                    buckets.insert(endpoint_id.to_owned(), (tokens, rate));
-                    tokens
-                }
-            };
-            if tokens < 1.0 {
-                left_behind = true;
-                continue;
-            }
-            endpoint_tokens = Some((tokens, rate));
-        }
-        if let Some(rate) = candidate.app_rate_limit.filter(|n| *n > 0) {
-            let app_id = candidate.app_id.as_str();
-            let tokens = match app_buckets.get(app_id) {
-                Some(tokens) => *tokens,
-                None => {
-                    let tokens =
-                        take_app_tokens(&txn, app_id, &candidate.tenant_id, rate as u32, now).await?;
-                    app_buckets.insert(app_id.to_owned(), tokens);
-                    tokens
-                }
-            };
-            if tokens < 1.0 {
-                left_behind = true;
-                continue;
-            }
-            app_buckets.insert(app_id.to_owned(), tokens - 1.0);
+        // The endpoint's bucket and the application's (taken above) must both hold a token.
+        let endpoint_tokens = buckets.get(endpoint_id).copied();
+        let app_tokens = app_buckets.get(candidate.app_id.as_str()).copied();
+        if endpoint_tokens.is_some_and(|(tokens, _)| tokens < 1.0) || app_tokens.is_some_and(|t| t < 1.0) {
+            left_behind = true;
+            continue;
         }
         if let Some((tokens, rate)) = endpoint_tokens {
             buckets.insert(endpoint_id.to_owned(), (tokens - 1.0, rate));
+        }
+        if let Some(tokens) = app_tokens {
+            app_buckets.insert(candidate.app_id.clone(), tokens - 1.0);
         }
         *used += 1;
         chosen.push(candidate);
