@@ -104,11 +104,20 @@ pub struct ServerOptions {
     pub env: Vec<(String, String)>,
     /// The role to run instead of `serve`: `api` (migrated first, as an operator would).
     pub role: Option<&'static str>,
+    /// Whether the server's log (stderr) goes to `server.log` in its data directory
+    /// ([`TestServer::log`]) instead of the test's output.
+    pub log_to_file: bool,
 }
 
 impl ServerOptions {
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends the server's log to a file the test can read ([`TestServer::log`]).
+    pub fn log_to_file(mut self) -> Self {
+        self.log_to_file = true;
         self
     }
 
@@ -200,6 +209,10 @@ impl TestServer {
             .env("HOOKLINE_DASHBOARD_DIR", workspace_root().join("frontend/dist"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if options.log_to_file {
+            let log = std::fs::File::create(data_dir.path().join("server.log")).expect("creating server.log");
+            command.stderr(log);
+        }
         for (name, value) in &options.env {
             command.env(name, value);
         }
@@ -207,6 +220,11 @@ impl TestServer {
         let base_url = announced_url(&mut child, "hookline listening on ")
             .unwrap_or_else(|| panic!("hookline did not start within 60 s (backend {backend:?})"));
         TestServer { base_url, backend, data_dir, database_url, child, client: api_client() }
+    }
+
+    /// What the server has logged so far (started with [`ServerOptions::log_to_file`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -146,11 +146,50 @@ async fn secrets_are_encrypted_under_the_configured_master_key() {
     let (data_dir, database_url) = restarted.stop();
 
     // Another key cannot decrypt it: the API fails closed with a generic 500, leaking nothing.
-    let wrong = TestServer::spawn(Backend::Sqlite, data_dir, database_url, with_key(other_key));
+    // The body names the request id, and so do the log lines of that request.
+    let logging = with_key(other_key).env("HOOKLINE_LOG", "warn,hookline::http=info").log_to_file();
+    let wrong = TestServer::spawn(Backend::Sqlite, data_dir, database_url, logging);
     let api = wrong.client_with_key(key_line.api_key());
     let response = api.get("/api/v1/app/a/endpoint/e/secret").await;
     assert!(!response.text.contains("whsec_"), "{}", response.text);
-    response.expect_error(500, "internal_error");
+    let request_id = response.headers["x-request-id"].to_str().unwrap().to_owned();
+    let body = response.expect_error(500, "internal_error");
+    assert_eq!(body["request_id"], request_id.as_str());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = wrong.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&request_id)).collect();
+        if lines.iter().any(|l| l.contains("request failed")) && lines.iter().any(|l| l.contains("/secret")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no log line names {request_id}:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every response carries `X-Request-Id`: the caller's when it sent a plausible one, else a new
+/// `req_…`; 4xx bodies do not repeat it (5xx ones do: the test above).
+#[tokio::test]
+async fn every_response_carries_a_request_id_passed_through_or_generated() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let anon = server.anonymous();
+    let id_of =
+        |response: &hookline_e2e::Response| response.headers["x-request-id"].to_str().unwrap().to_owned();
+    let health = anon.get("/healthz").await;
+    assert!(id_of(&health).starts_with("req_"), "{:?}", health.headers);
+    let other = anon.get("/healthz").await;
+    assert_ne!(id_of(&other), id_of(&health), "a new id per request");
+    let traced =
+        anon.request(reqwest::Method::GET, "/api/v1/app", None, &[("X-Request-Id", "trace-7f0c:1")]).await;
+    assert_eq!(id_of(&traced), "trace-7f0c:1");
+    assert!(traced.body.get("request_id").is_none(), "{}", traced.text);
+    traced.expect_error(401, "unauthorized");
+    let odd = anon.request(reqwest::Method::GET, "/api/v1/app", None, &[("X-Request-Id", "two words")]).await;
+    assert!(id_of(&odd).starts_with("req_"), "an implausible id is replaced");
+    for path in ["/api/v1/nope", "/api/openapi.json", "/"] {
+        let response = anon.get(path).await;
+        assert!(response.headers.contains_key("x-request-id"), "{path}");
+    }
 }
 
 both_databases!(a_restart_on_the_same_database_keeps_every_component_running);
@@ -162,7 +201,7 @@ async fn a_restart_on_the_same_database_keeps_every_component_running(db: Backen
     let options = ServerOptions::default()
         .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
         .env("HOOKLINE_RETRY_SCHEDULE", "1")
-        .env("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", "1");
+        .env("HOOKLINE_MAINTENANCE_INTERVAL_SECONDS", "2");
     let server = TestServer::start_with(db, options.clone()).await;
     let api = server.tenant("acme");
     api.create_app("A", Some("a")).await;
@@ -214,8 +253,10 @@ async fn a_restart_on_the_same_database_keeps_every_component_running(db: Backen
         .await
         .unwrap();
     assert_eq!(updated.rows_affected(), 1);
+    // Three maintenance jobs are queued every interval and run one at a time: under a loaded
+    // test machine the billing job can wait behind a few rounds of purges.
     let lapsed = restarted.client_with_key(&lapsed_key);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         let billing = lapsed.get("/api/v1/billing").await.expect(200);
         if billing["plan"] == "free" {

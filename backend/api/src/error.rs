@@ -131,7 +131,8 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response.json(ErrorBody { code: code.to_owned(), detail, errors })
+        let request_id = if status.is_server_error() { crate::request_id::current() } else { None };
+        response.json(ErrorBody { code: code.to_owned(), detail, errors, request_id })
     }
 }
 

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod json;
 pub mod query;
 pub mod rate_limit;
+pub mod request_id;
 pub mod routes;
 pub mod security_headers;
 
@@ -48,8 +49,11 @@ fn metrics_open(listener: &TcpListener) -> MetricsOpen {
 
 /// Health and metrics: on the API's listener, and alone on a worker's ([`serve_ops`]).
 fn ops_routes(cfg: &mut web::ServiceConfig) {
+    // HEAD too: load balancers probe with it (actix answers it without the body).
     cfg.route("/healthz", web::get().to(routes::health::healthz))
+        .route("/healthz", web::head().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/readyz", web::head().to(routes::health::readyz))
         .route("/metrics", web::get().to(routes::metrics::metrics));
 }
 
@@ -90,9 +94,10 @@ pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std
             .app_data(open)
             .wrap(middleware::from_fn(idempotency::middleware))
             .wrap(middleware::from_fn(rate_limit::middleware))
-            .wrap(middleware::Logger::new("%r %s %Dms").log_target("hookline::http"))
+            .wrap(middleware::Logger::new("%r %s %Dms %{x-request-id}i").log_target("hookline::http"))
             .wrap(middleware::from_fn(http_metrics::middleware))
             .wrap(middleware::from_fn(security_headers::middleware))
+            .wrap(middleware::from_fn(request_id::middleware))
             .configure(|cfg| configure(cfg, ctx, dashboard_dir))
     })
     .disable_signals()

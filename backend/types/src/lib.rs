@@ -34,6 +34,9 @@ pub struct ErrorBody {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// On server errors (5xx): the request's `X-Request-Id`, to find it in the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// One invalid field: `loc` is the path to it, e.g. `["body", "filter_types", "0"]`.

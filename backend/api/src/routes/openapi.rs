@@ -32,8 +32,9 @@ impl Modify for BearerAuth {
     info(
         title = "Hookline API",
         description = "Send webhooks reliably and observably. Authenticate with `Authorization: Bearer <API key>`. \
-                       Errors are `{code, detail, errors?}`; lists are `{data, iterator, done}`; every POST honours \
-                       `Idempotency-Key`.",
+                       Errors are `{code, detail, errors?}` (5xx also `request_id`); lists are `{data, iterator, done}`; \
+                       every POST honours `Idempotency-Key`; every response carries `X-Request-Id` (the caller's, \
+                       or a new one).",
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
