@@ -34,6 +34,12 @@ enum Command {
     Worker,
     /// Bring the database schema up to date, then exit.
     Migrate,
+    /// Exit 0 when the server on this machine answers `GET /readyz` (a container's HEALTHCHECK):
+    /// the API's listener (HOOKLINE_LISTEN), or with --worker a worker's (HOOKLINE_WORKER_LISTEN).
+    Healthcheck {
+        #[arg(long)]
+        worker: bool,
+    },
     /// Manage tenants.
     Tenant {
         #[command(subcommand)]
@@ -135,6 +141,9 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::load()?;
     init_logging(&config)?;
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Healthcheck { worker } = command {
+        return healthcheck(&config, worker).await;
+    }
     let ctx = context(config).await?;
     match command {
         Command::Serve => {
@@ -143,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Api => run(ctx, true, false).await,
         Command::Worker => run(ctx, false, true).await,
+        Command::Healthcheck { .. } => unreachable!("answered before the context is built"),
         Command::Migrate => {
             ctx.db.migrate(&ctx.config).await?;
             tracing::info!("database is up to date");
@@ -212,6 +222,35 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `hookline healthcheck`: asks the local listener for `/readyz` (an unspecified address such as
+/// `0.0.0.0` means this machine's loopback). Needs neither the database nor the master key.
+async fn healthcheck(config: &Config, worker: bool) -> anyhow::Result<()> {
+    let mut addr = if worker {
+        config
+            .worker_listen
+            .context("HOOKLINE_WORKER_LISTEN is not set: this worker serves no health route")?
+    } else {
+        config.listen
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = format!("http://{addr}/readyz");
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(4))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(response.status().is_success(), "GET {url} answered {}", response.status());
+    Ok(())
 }
 
 async fn context(config: Config) -> anyhow::Result<Context> {
