@@ -54,6 +54,14 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// GitHub's headers for `body` from a source whose secret is `s`.
+fn github_headers(body: &[u8], delivery: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-Hub-Signature-256", format!("sha256={}", hex(&hmac_sha256(b"s", body)))),
+        ("X-GitHub-Delivery", delivery.to_owned()),
+    ]
+}
+
 /// The path of a source's ingest URL (the URL's host is `HOOKLINE_PUBLIC_URL`).
 fn ingest_path(source: &Value) -> String {
     let url = url::Url::parse(source["ingest_url"].as_str().unwrap()).unwrap();
@@ -363,10 +371,7 @@ async fn the_same_event_id_twice_is_one_message_and_the_second_answer_says_dupli
     .await;
     let path = ingest_path(&source);
     let body = br#"{"action":"opened"}"#;
-    let headers = vec![
-        ("X-Hub-Signature-256", format!("sha256={}", hex(&hmac_sha256(b"s", body)))),
-        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_owned()),
-    ];
+    let headers = github_headers(body, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
     let first = deliver(&server, &path, &headers, body).await;
     assert_eq!(first.status, 202, "{}", first.text);
     let second = deliver(&server, &path, &headers, body).await;
@@ -419,10 +424,7 @@ async fn an_event_id_is_a_duplicate_only_within_the_sources_dedup_window(db: Bac
     .await;
     let path = ingest_path(&source);
     let body = br#"{"action":"opened"}"#;
-    let headers = vec![
-        ("X-Hub-Signature-256", format!("sha256={}", hex(&hmac_sha256(b"s", body)))),
-        ("X-GitHub-Delivery", "d-1".to_owned()),
-    ];
+    let headers = github_headers(body, "d-1");
     let first = deliver(&server, &path, &headers, body).await;
     assert_eq!(first.status, 202, "{}", first.text);
     let repeat = deliver(&server, &path, &headers, body).await;
@@ -522,14 +524,13 @@ async fn an_accepted_request_reaches_the_endpoint_signed_with_standard_webhooks_
     .await;
     // Spacing and key order as the provider sent them: the endpoint gets the same bytes.
     let body = b"{ \"zen\" : \"Keep it logically awesome.\",\n  \"hook_id\": 12 }";
-    let headers = vec![
-        ("X-Hub-Signature-256", format!("sha256={}", hex(&hmac_sha256(b"s", body)))),
-        ("X-GitHub-Delivery", "d-1".to_owned()),
+    let mut headers = github_headers(body, "d-1");
+    headers.extend([
         ("X-GitHub-Event", "ping".to_owned()),
         ("X-GitHub-Hook-ID", "12".to_owned()),
         ("X-Not-Forwarded", "no".to_owned()),
         ("content-type", "application/json".to_owned()),
-    ];
+    ]);
     let answer = deliver(&server, &ingest_path(&source), &headers, body).await;
     assert_eq!(answer.status, 202, "{}", answer.text);
     let received = receiver.wait_for(1, WAIT).await;

@@ -642,7 +642,8 @@ mod tests {
     ) {
         let (_dir, _, db) = crate::store::db::migrated_for_test(backend).await;
         let backend = db.backend();
-        let sql = |sqlite: &str| if db.is_sqlite() { sqlite.to_owned() } else { numbered(sqlite) };
+        let sql =
+            |sqlite: &str| if db.is_sqlite() { sqlite.to_owned() } else { crate::store::numbered(sqlite) };
         let insert = |id: &str, event_id: Option<&str>| {
             Statement::from_sql_and_values(
                 backend,
@@ -700,20 +701,5 @@ mod tests {
             );
         }
         txn.commit().await.unwrap();
-    }
-
-    /// `?` placeholders as PostgreSQL's `$1`, `$2`, ….
-    fn numbered(sql: &str) -> String {
-        let mut out = String::new();
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                out.push_str(&format!("${n}"));
-            } else {
-                out.push(c);
-            }
-        }
-        out
     }
 }

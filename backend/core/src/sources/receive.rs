@@ -276,12 +276,17 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
         plan_rate: Some(PlanRate(limits.endpoint_rate_limit)),
     };
     let mut stored = crate::ingest::messages::store_new(ctx, &limits, new.clone()).await?;
-    if !stored
-        && let Some(dedup) = &dedup
-        && message_with_event_id(ctx, &source.tenant, &source.model.app_id, dedup).await?.is_none()
-    {
-        // The id's holder was past the window and has released it: this request is new.
-        stored = crate::ingest::messages::store_new(ctx, &limits, new).await?;
+    // A refused store means the event id has a holder: the message to answer with, unless it
+    // was past the window and has released the id, in which case this request is new.
+    let mut original = None;
+    if !stored && let Some(dedup) = &dedup {
+        original = message_with_event_id(ctx, &source.tenant, &source.model.app_id, dedup).await?;
+        if original.is_none() {
+            stored = crate::ingest::messages::store_new(ctx, &limits, new).await?;
+            if !stored {
+                original = message_with_event_id(ctx, &source.tenant, &source.model.app_id, dedup).await?;
+            }
+        }
     }
     if stored {
         log(
@@ -301,8 +306,7 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
     // A request with the same event id was stored before (or concurrently).
     source.saw_duplicate(now);
     let dedup = dedup.unwrap_or_default();
-    let original = message_with_event_id(ctx, &source.tenant, &source.model.app_id, &dedup)
-        .await?
+    let original = original
         .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("event id conflict without a message")))?;
     log(
         ctx,
