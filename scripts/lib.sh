@@ -71,6 +71,21 @@ ensure_moto() {
   python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1 || die "installed moto but 'import moto.server' still fails"
 }
 
+# schemathesis (PyPI), the API contract fuzzer e2e/tests/contract.rs runs against the served
+# OpenAPI document. It lives in its own virtualenv (its dependencies would clash with moto's), kept
+# outside the clone so a clean clone reuses it; HOOKLINE_SCHEMATHESIS tells the test where it is.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv="${HOOKLINE_TOOLS_DIR:-$HOME/.cache/hookline}/schemathesis-$SCHEMATHESIS_VERSION"
+  export HOOKLINE_SCHEMATHESIS="$venv/bin/schemathesis"
+  if [ -x "$HOOKLINE_SCHEMATHESIS" ] && "$HOOKLINE_SCHEMATHESIS" --version >/dev/null 2>&1; then return 0; fi
+  ensure_debian_packages "python3 -m venv --help" python3-venv
+  say "installing schemathesis==$SCHEMATHESIS_VERSION (pip, in $venv)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" && "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION" ||
+    die "could not install schemathesis: run 'python3 -m venv $venv && $venv/bin/pip install schemathesis==$SCHEMATHESIS_VERSION', then try again"
+}
+
 # cargo-deny checks the dependency graph's licenses and bans (deny.toml).
 CARGO_DENY_VERSION=0.20.2
 ensure_cargo_deny() {

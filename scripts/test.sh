@@ -8,6 +8,7 @@ ensure_cargo
 ensure_postgres
 ensure_chromium
 ensure_moto
+ensure_schemathesis
 ensure_wasm_target
 ensure_cargo_deny
 

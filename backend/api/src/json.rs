@@ -15,25 +15,113 @@ pub fn body_limit(max_payload_bytes: usize) -> usize {
 }
 
 /// Parses JSON text into `T`, mapping serde's error to a 400 or a 422 with a field path.
+///
+/// A whole number written with a fraction (`1590.0`) is an integer to JSON Schema, so an integer
+/// field accepts it: when serde refuses one, that value alone is rewritten and parsing retried
+/// (other numbers, such as a message's payload, are kept exactly as sent).
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Syntax
-            | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => ApiError::MalformedJson(inner.to_string()),
-            serde_json::error::Category::Data => {
-                let mut loc = vec!["body"];
-                loc.extend(path.split('.').filter(|p| !p.is_empty() && *p != "?"));
-                // serde reports the position at the end; the message alone is what people need.
-                let msg = inner.to_string();
-                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-                ApiError::invalid(&loc, msg)
-            }
+    match serde_path_to_error::deserialize(deserializer) {
+        Ok(value) => Ok(value),
+        Err(err) if is_integral_float(&err) => parse_with_integral_floats(bytes, err),
+        Err(err) => Err(body_error(err)),
+    }
+}
+
+fn is_integral_float(err: &serde_path_to_error::Error<serde_json::Error>) -> bool {
+    err.inner().classify() == serde_json::error::Category::Data
+        && err.inner().to_string().starts_with("invalid type: floating point")
+}
+
+fn parse_with_integral_floats<T: DeserializeOwned>(
+    bytes: &[u8],
+    mut err: serde_path_to_error::Error<serde_json::Error>,
+) -> Result<T, ApiError> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    // Each round fixes one field; a body has few integer fields.
+    for _ in 0..64 {
+        if !is_integral_float(&err) || !make_integer_at(&mut value, err.path()) {
+            return Err(body_error(err));
         }
-    })
+        match serde_path_to_error::deserialize(value.clone()) {
+            Ok(parsed) => return Ok(parsed),
+            Err(next) => err = next,
+        }
+    }
+    Err(body_error(err))
+}
+
+/// Rewrites the number at `path` as an integer when it is a whole number; false when it is not.
+fn make_integer_at(value: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let mut at = value;
+    for segment in path.iter() {
+        at = match (segment, at) {
+            (Segment::Map { key }, serde_json::Value::Object(map)) => match map.get_mut(key) {
+                Some(next) => next,
+                None => return false,
+            },
+            (Segment::Seq { index }, serde_json::Value::Array(items)) => match items.get_mut(*index) {
+                Some(next) => next,
+                None => return false,
+            },
+            (Segment::Enum { .. }, here) => here,
+            _ => return false,
+        };
+    }
+    match at {
+        serde_json::Value::Number(_) => make_integer(at),
+        // Inside an internally tagged enum serde reports the enum's path only: every whole
+        // number of that object is rewritten (these objects carry no free-form JSON).
+        serde_json::Value::Object(_) if path.iter().next().is_some() => {
+            let mut changed = false;
+            for_each_number(at, &mut |number| changed |= make_integer(number));
+            changed
+        }
+        _ => false,
+    }
+}
+
+fn make_integer(at: &mut serde_json::Value) -> bool {
+    let Some(number) = at.as_f64().filter(|_| at.is_f64()) else { return false };
+    // Whole numbers up to 2^53 are exact in a double.
+    if number.fract() != 0.0 || number.abs() > 9_007_199_254_740_992.0 {
+        return false;
+    }
+    *at = if number < 0.0 {
+        serde_json::Value::from(number as i64)
+    } else {
+        serde_json::Value::from(number as u64)
+    };
+    true
+}
+
+fn for_each_number(value: &mut serde_json::Value, f: &mut impl FnMut(&mut serde_json::Value)) {
+    match value {
+        serde_json::Value::Number(_) => f(value),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| for_each_number(item, f)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|item| for_each_number(item, f)),
+        _ => {}
+    }
+}
+
+fn body_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    match inner.classify() {
+        serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof
+        | serde_json::error::Category::Io => ApiError::MalformedJson(inner.to_string()),
+        serde_json::error::Category::Data => {
+            let mut loc = vec!["body"];
+            loc.extend(path.split('.').filter(|p| !p.is_empty() && *p != "?"));
+            // serde reports the position at the end; the message alone is what people need.
+            let msg = inner.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+            ApiError::invalid(&loc, msg)
+        }
+    }
 }
 
 /// A JSON body extractor with our error mapping.
@@ -59,7 +147,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 ));
             }
             let bytes = bytes.await.map_err(payload_error)?;
-            parse_body(&bytes).map(Json)
+            let parsed = parse_body(&bytes)?;
+            crate::text::check_body(&bytes)?;
+            Ok(Json(parsed))
         })
     }
 }
@@ -79,5 +169,59 @@ pub fn payload_error(err: actix_web::Error) -> ApiError {
             "bad_request",
             format!("could not read the request body: {err}"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        limit: u32,
+        waits: Vec<u32>,
+        payload: serde_json::Value,
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_fill_integer_fields_and_payloads_stay_exact() {
+        let body: Body =
+            parse_body(br#"{"limit": 1590.0, "waits": [5, 60.0, 1e3], "payload": {"x": 1.0}}"#).unwrap();
+        assert_eq!((body.limit, body.waits), (1590, vec![5, 60, 1000]));
+        assert_eq!(body.payload.to_string(), r#"{"x":1.0}"#);
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Tagged {
+        Stripe { tolerance_seconds: u32 },
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Outer {
+        verification: Tagged,
+    }
+
+    #[test]
+    fn whole_numbers_inside_a_tagged_enum_fill_its_integer_fields() {
+        let body: Outer =
+            parse_body(br#"{"verification": {"type": "stripe", "tolerance_seconds": 272.0}}"#).unwrap();
+        let Tagged::Stripe { tolerance_seconds } = body.verification;
+        assert_eq!(tolerance_seconds, 272);
+    }
+
+    #[test]
+    fn fractions_and_wrong_types_are_still_refused_with_their_path() {
+        for (text, loc) in [
+            (r#"{"limit": 1.5, "waits": [], "payload": {}}"#, "limit"),
+            (r#"{"limit": 1, "waits": [2.25], "payload": {}}"#, "waits"),
+            (r#"{"limit": "1", "waits": [], "payload": {}}"#, "limit"),
+        ] {
+            let err = parse_body::<Body>(text.as_bytes()).unwrap_err();
+            assert!(format!("{err:?}").contains(loc), "{text}: {err:?}");
+        }
+        assert!(matches!(parse_body::<Body>(b"{"), Err(ApiError::MalformedJson(_))));
     }
 }

@@ -13,6 +13,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod security_headers;
+pub mod text;
 
 use std::{net::TcpListener, path::PathBuf};
 
@@ -93,6 +94,7 @@ pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std
         App::new()
             .app_data(open)
             .wrap(middleware::from_fn(idempotency::middleware))
+            .wrap(middleware::from_fn(text::middleware))
             .wrap(middleware::from_fn(rate_limit::middleware))
             .wrap(middleware::Logger::new("%r %s %Dms %{x-request-id}i").log_target("hookline::http"))
             .wrap(middleware::from_fn(http_metrics::middleware))

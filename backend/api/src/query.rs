@@ -17,6 +17,7 @@ impl QueryParams {
     pub fn parse(query: &str, allowed: &[&str]) -> Result<QueryParams, ApiError> {
         let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        crate::text::check_query(&pairs)?;
         if let Some((unknown, _)) = pairs.iter().find(|(key, _)| !allowed.contains(&key.as_str())) {
             return Err(ApiError::invalid(
                 &["query", unknown],
@@ -65,15 +66,10 @@ impl QueryParams {
         Ok(PageRequest { limit, iterator })
     }
 
-    /// `after` and `before` (RFC 3339); `before` must be later than `after`.
+    /// `after` and `before` (RFC 3339). A window that is empty (`before` not later than `after`)
+    /// is not an error: it matches nothing, as a search should.
     pub fn time_range(&self) -> Result<TimeRange, ApiError> {
-        let (after, before) = (self.time("after")?, self.time("before")?);
-        if let (Some(after), Some(before)) = (after, before)
-            && after >= before
-        {
-            return Err(ApiError::invalid(&["query", "before"], "must be later than after"));
-        }
-        Ok((after, before))
+        Ok((self.time("after")?, self.time("before")?))
     }
 
     /// An RFC 3339 time such as `2026-11-29T10:00:00Z`.

@@ -103,7 +103,7 @@ pub struct EndpointUrl(url::Url);
 
 impl EndpointUrl {
     pub fn parse(s: &str) -> Result<EndpointUrl, ParseError> {
-        if s.len() > 2048 {
+        if s.chars().count() > 2048 {
             return fail("must be at most 2048 characters");
         }
         let url = url::Url::parse(s).map_err(|err| ParseError(format!("not a valid URL: {err}")))?;

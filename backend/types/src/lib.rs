@@ -7,6 +7,8 @@
 pub mod ids;
 pub mod patch;
 pub mod resources;
+#[cfg(feature = "openapi")]
+pub mod schema;
 pub mod sources;
 
 pub use ids::*;

@@ -21,10 +21,16 @@ pub type Metadata = BTreeMap<String, String>;
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SignupIn {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: String,
     /// At least 10 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 10))]
     pub password: String,
     /// The name of the organization (tenant) this creates.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")
+    )]
     pub organization_name: String,
 }
 
@@ -100,9 +106,14 @@ pub enum ApiKeyMode {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")
+    )]
     pub name: String,
     /// Defaults to `["admin"]`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub scopes: Option<Vec<ApiKeyScope>>,
     #[serde(default)]
     pub mode: ApiKeyMode,
@@ -139,8 +150,10 @@ pub struct ApiKeyCreatedOut {
 #[serde(deny_unknown_fields)]
 pub struct EventTypeIn {
     /// Dotted name such as `invoice.paid`.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::EventTypeName))]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub description: String,
     /// A JSON Schema that payloads of this type must satisfy.
     #[serde(default)]
@@ -158,6 +171,7 @@ pub struct EventTypeIn {
 #[serde(deny_unknown_fields)]
 pub struct EventTypePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
@@ -190,14 +204,20 @@ pub struct EventTypeOut {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationIn {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")
+    )]
     pub name: String,
     /// The tenant's own identifier; usable wherever the id is.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,256}$"))]
     pub uid: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
     /// Deliveries per second across all of the application's endpoints.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
     pub rate_limit: Option<u32>,
 }
 
@@ -206,14 +226,18 @@ pub struct ApplicationIn {
 #[serde(deny_unknown_fields)]
 pub struct ApplicationPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")
+    )]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,256}$"))]
     pub uid: Patch<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 100_000))]
     pub rate_limit: Patch<u32>,
 }
 
@@ -275,17 +299,30 @@ pub enum SignatureScheme {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EndpointAuthIn {
     Basic {
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096, pattern = "^[^:]*$"))]
         username: String,
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
         password: String,
     },
     Header {
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::HeaderName))]
         name: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::HeaderValue))]
         value: String,
     },
     #[serde(rename = "oauth2_client_credentials")]
     OAuth2ClientCredentials {
+        #[cfg_attr(
+            feature = "openapi",
+            schema(
+                max_length = 2048,
+                pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+            )
+        )]
         token_url: String,
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
         client_id: String,
+        #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
         client_secret: String,
         #[serde(default)]
         scope: Option<String>,
@@ -315,27 +352,42 @@ pub enum EndpointAuthOut {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
+    /// An absolute http(s) URL with a host and no credentials.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2048,
+            pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+        )
+    )]
     pub url: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,256}$"))]
     pub uid: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub description: String,
     #[serde(default)]
     pub disabled: bool,
     /// Event types this endpoint receives: exact names or wildcards such as `invoice.*`. All
     /// when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100, value_type = Option<Vec<crate::schema::EventTypeFilter>>))]
     pub filter_types: Option<Vec<String>>,
     /// Only messages carrying one of these channels. All when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10, value_type = Option<Vec<crate::schema::Channel>>))]
     pub channels: Option<Vec<String>>,
     /// Deliveries per second.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
     pub rate_limit: Option<u32>,
     #[serde(default)]
     pub metadata: Metadata,
-    /// Extra request headers sent with every delivery.
+    /// Extra request headers sent with every delivery (not ones Hookline sets itself:
+    /// `Content-Type`, `webhook-*`, `ce-*`, …).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::Headers))]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub format: EndpointFormat,
@@ -343,9 +395,11 @@ pub struct EndpointIn {
     pub ordering: EndpointOrdering,
     /// Total request timeout in milliseconds (default 15000, at most 60000).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 60_000))]
     pub timeout_ms: Option<u32>,
-    /// Seconds to wait before each retry; replaces the default schedule.
+    /// Seconds to wait before each retry (each at most a week); replaces the default schedule.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Option<Vec<crate::schema::RetryWait>>))]
     pub retry_schedule: Option<Vec<u32>>,
     #[serde(default)]
     pub auth: Option<EndpointAuthIn>,
@@ -363,36 +417,45 @@ pub struct EndpointIn {
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2048,
+            pattern = r"^https?://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+        )
+    )]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,256}$"))]
     pub uid: Patch<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100, value_type = Option<Vec<crate::schema::EventTypeFilter>>))]
     pub filter_types: Patch<Vec<String>>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10, value_type = Option<Vec<crate::schema::Channel>>))]
     pub channels: Patch<Vec<String>>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 100_000))]
     pub rate_limit: Patch<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::Headers>))]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<EndpointFormat>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<EndpointOrdering>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1000, maximum = 60_000))]
     pub timeout_ms: Patch<u32>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<u32>>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::schema::RetryWait>>, max_items = 20))]
     pub retry_schedule: Patch<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<EndpointAuthIn>))]
@@ -453,6 +516,7 @@ pub struct EndpointSecretRotateIn {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MessageIn {
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::EventTypeName))]
     pub event_type: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
@@ -460,8 +524,10 @@ pub struct MessageIn {
     /// application within the de-duplication window (24 hours by default) returns the first one
     /// instead of creating a new one; after it the id is new again.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub event_id: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10, value_type = Option<Vec<crate::schema::Channel>>))]
     pub channels: Option<Vec<String>>,
 }
 
@@ -677,6 +743,7 @@ pub struct PortalTokenIn {
     pub read_only: bool,
     /// Lifetime in seconds: 60 to 86400, default 3600.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 60, maximum = 86_400))]
     pub expires_in: Option<u32>,
 }
 

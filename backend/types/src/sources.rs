@@ -131,8 +131,13 @@ pub struct SourceOrdering {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SourceIn {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")
+    )]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._-]{1,256}$"))]
     pub uid: Option<String>,
     /// The application (id or uid) whose message each accepted request becomes.
     pub app: String,
@@ -148,12 +153,15 @@ pub struct SourceIn {
     pub event_id: Option<ValueFrom>,
     /// Request headers kept on the message and sent on to its endpoints.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Vec<crate::schema::HeaderName>))]
     pub forward_headers: Vec<String>,
     /// Requests per second (token bucket); unlimited when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
     pub rate_limit: Option<u32>,
     /// The bucket's size; `rate_limit` when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
     pub burst: Option<u32>,
     /// The largest body accepted; the plan's payload limit when absent (never above it).
     #[serde(default)]
@@ -169,9 +177,13 @@ pub struct SourceIn {
 #[serde(deny_unknown_fields)]
 pub struct SourcePatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")
+    )]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,256}$"))]
     pub uid: Patch<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
@@ -184,12 +196,13 @@ pub struct SourcePatch {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ValueFrom>))]
     pub event_id: Patch<ValueFrom>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Option<Vec<crate::schema::HeaderName>>))]
     pub forward_headers: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 100_000))]
     pub rate_limit: Patch<u32>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 100_000))]
     pub burst: Patch<u32>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]

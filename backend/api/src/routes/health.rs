@@ -3,6 +3,9 @@ use hookline_core::Context;
 use hookline_types::HealthOut;
 
 /// Liveness: the process answers.
+///
+/// Always 200 `{"status": "ok"}` while the process serves HTTP; it checks no dependency (the
+/// database is `/readyz`). No authentication; `HEAD` is answered too.
 #[utoipa::path(get, path = "/healthz", operation_id = "health.live", tag = "Health",
     responses((status = 200, description = "Alive", body = HealthOut)))]
 pub async fn healthz() -> HttpResponse {
@@ -10,6 +13,9 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: the database answers.
+///
+/// Pings the database: 200 `{"status": "ok"}`, or 503 `{"status": "database unavailable"}` when it
+/// does not answer. No authentication; `HEAD` is answered too.
 #[utoipa::path(get, path = "/readyz", operation_id = "health.ready", tag = "Health",
     responses((status = 200, description = "Ready", body = HealthOut), (status = 503, description = "The database does not answer", body = HealthOut)))]
 pub async fn readyz(ctx: web::Data<Context>) -> HttpResponse {

@@ -14,9 +14,17 @@ use hookline_types::{ErrorBody, IngestOut, MessageId};
 use crate::error::{ApiError, ApiResult};
 
 /// Receive a webhook on a source's ingest URL (any content type).
+///
+/// No API key: the token in the path is the credential, and the source's `verification` then
+/// checks the request itself (401 with the failing check's code). A JSON body becomes the
+/// message's payload byte for byte, a form body an object of its fields, and anything else
+/// `{"content_type", "body"}` (or `body_base64`). The answer comes once the message is stored; a
+/// repeat of an accepted event id within `HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS` (7 days by
+/// default) is answered 200 with the first message, and Slack's `url_verification` is echoed.
 #[utoipa::path(post, path = "/in/{token}", operation_id = "v1.source.ingest", tag = "Source",
-    params(("token" = String, Path, description = "The source's ingest token (part of its ingest_url)")),
-    request_body(content = String, description = "The provider's webhook, any content type", content_type = "*/*"),
+    params(("token" = String, Path, description = "The source's ingest token (part of its ingest_url)", example = "86wX3JtMj0Eeip09jiJRpB9FIfpkzadR")),
+    request_body(content = String, description = "The provider's webhook, any content type", content_type = "*/*",
+        example = r#"{"id":"evt_1QdL3kFz8xYw2aBc","type":"invoice.paid","data":{"invoice_id":"in_1042","amount_cents":4900,"currency":"USD"}}"#),
     responses(
         (status = 202, description = "Accepted: stored as a message", body = IngestOut),
         (status = 200, description = "A duplicate (the event id was accepted before), a stale ordered event, or a handshake answered", body = IngestOut),
@@ -94,8 +102,12 @@ pub async fn ingest(
 /// A provider's `GET` handshake on a source's ingest URL: `hub.challenge` is echoed, a
 /// `crc_token` is answered with `{"response_token": "sha256=…"}` (HMAC under the source's
 /// secret); any other `GET` is refused (401 `signature_missing`).
+///
+/// No API key: the token in the path is the credential. `hub.challenge` is echoed as
+/// `text/plain` without further checks; `crc_token` is answered for any source whose
+/// verification is not `none`. Nothing is stored; the request is logged with outcome `handshake`.
 #[utoipa::path(get, path = "/in/{token}", operation_id = "v1.source.handshake", tag = "Source",
-    params(("token" = String, Path, description = "The source's ingest token (part of its ingest_url)")),
+    params(("token" = String, Path, description = "The source's ingest token (part of its ingest_url)", example = "86wX3JtMj0Eeip09jiJRpB9FIfpkzadR")),
     responses(
         (status = 200, description = "The challenge answered (text/plain for hub.challenge, JSON for crc_token)"),
         (status = 404, description = "Unknown token", body = ErrorBody),

@@ -241,7 +241,12 @@ pub fn verify_signature(
 
 /// `POST /stripe/webhook`: verifies, then applies the event once.
 pub async fn webhook(ctx: &Context, signature: Option<&str>, body: &[u8]) -> CoreResult<()> {
-    let secret = ctx.config.stripe_webhook_secret.as_ref().ok_or_else(disabled)?;
+    let secret = ctx.config.stripe_webhook_secret.as_ref().ok_or_else(|| {
+        CoreError::conflict(
+            "billing_disabled",
+            "Stripe webhooks are not configured on this server (HOOKLINE_STRIPE_WEBHOOK_SECRET is unset)",
+        )
+    })?;
     let signature = signature.ok_or(CoreError::Unauthenticated("the Stripe-Signature header is missing"))?;
     verify_signature(secret.expose(), signature, body, Utc::now()).map_err(CoreError::Unauthenticated)?;
     let event: Value = serde_json::from_slice(body)

@@ -2,7 +2,7 @@
 //! are bumped inside the transaction of the thing they count, so a crash or retry never makes
 //! them drift from the truth.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use hookline_types::{AppId, TenantId, UsageBucket};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
@@ -28,7 +28,15 @@ impl Metric {
 }
 
 pub fn hour_start(time: DateTime<Utc>) -> DateTime<Utc> {
-    time.duration_trunc(TimeDelta::hours(1)).expect("an hour divides any UTC time")
+    truncate(time, 3600)
+}
+
+/// `time` rounded down to a multiple of `seconds` since the epoch. Whole-second arithmetic, so
+/// it holds for every time chrono represents (`duration_trunc` counts nanoseconds in an `i64` and
+/// fails after 2262, a time a caller can ask usage for).
+fn truncate(time: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    let at = time.timestamp();
+    DateTime::from_timestamp(at - at.rem_euclid(seconds), 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// A batch's upsert that adds its rows ([`counter_rows`]) to the counters (see [`crate::store::bulk`]).
@@ -106,7 +114,7 @@ pub fn max_range(granularity: Granularity) -> chrono::Duration {
 fn bucket_start(time: DateTime<Utc>, granularity: Granularity) -> DateTime<Utc> {
     match granularity {
         Granularity::Hour => hour_start(time),
-        Granularity::Day => time.duration_trunc(TimeDelta::days(1)).expect("a day divides any UTC time"),
+        Granularity::Day => truncate(time, 86_400),
     }
 }
 
@@ -184,4 +192,31 @@ pub async fn messages_this_month<C: ConnectionTrait>(
         .all(conn)
         .await?;
     Ok(rows.iter().map(|r| r.value).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_start_on_the_hour_and_the_day_for_any_time_a_caller_can_name() {
+        for text in [
+            "2026-12-07T13:45:10.5Z",
+            "2263-01-01T00:30:00Z",
+            "9999-12-31T23:59:59Z",
+            "0000-01-01T00:00:01Z",
+            "1969-12-31T23:30:00Z",
+        ] {
+            let time = DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc);
+            let hour = bucket_start(time, Granularity::Hour);
+            let day = bucket_start(time, Granularity::Day);
+            assert!(hour <= time && time - hour < TimeDelta::hours(1), "{text}");
+            assert!(day <= time && time - day < TimeDelta::days(1), "{text}");
+            assert_eq!(
+                (hour.timestamp().rem_euclid(3600), day.timestamp().rem_euclid(86_400)),
+                (0, 0),
+                "{text}"
+            );
+        }
+    }
 }

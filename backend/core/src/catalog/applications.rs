@@ -38,7 +38,9 @@ fn to_out(model: applications::Model) -> CoreResult<ApplicationOut> {
 }
 
 pub(crate) fn check_metadata(errors: &mut Errors, metadata: &Metadata) {
-    if metadata.len() > 50 || metadata.iter().any(|(k, v)| k.len() > 256 || v.len() > 1024) {
+    if metadata.len() > 50
+        || metadata.iter().any(|(k, v)| k.chars().count() > 256 || v.chars().count() > 1024)
+    {
         errors.push(
             &["body", "metadata"],
             "at most 50 entries, keys up to 256 and values up to 1024 characters",
@@ -53,7 +55,7 @@ pub(crate) fn check_rate_limit(errors: &mut Errors, rate_limit: Option<u32>) {
 }
 
 fn check_name(errors: &mut Errors, name: &str) {
-    if name.trim().is_empty() || name.len() > 256 {
+    if name.trim().is_empty() || name.chars().count() > 256 {
         errors.push(&["body", "name"], "must be 1 to 256 characters long");
     }
 }

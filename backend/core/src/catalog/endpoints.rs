@@ -135,7 +135,7 @@ fn check_headers(errors: &mut Errors, headers: &BTreeMap<String, String>) {
         {
             errors.push(&["body", "headers", name], "is set by Hookline and cannot be overridden");
         }
-        if value.len() > 4096 || value.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
+        if value.chars().count() > 4096 || value.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
             errors.push(
                 &["body", "headers", name],
                 "value must be at most 4096 characters without line breaks",
@@ -154,7 +154,7 @@ fn check_timeout(errors: &mut Errors, timeout_ms: u32) {
 }
 
 fn check_description(errors: &mut Errors, description: &str) {
-    if description.len() > 4096 {
+    if description.chars().count() > 4096 {
         errors.push(&["body", "description"], "must be at most 4096 characters long");
     }
 }
@@ -162,7 +162,7 @@ fn check_description(errors: &mut Errors, description: &str) {
 /// Validates the auth and returns what is shown back.
 fn check_auth(errors: &mut Errors, auth: &EndpointAuthIn) -> EndpointAuthOut {
     let non_empty = |errors: &mut Errors, field: &str, value: &str| {
-        if value.is_empty() || value.len() > 4096 {
+        if value.is_empty() || value.chars().count() > 4096 {
             errors.push(&["body", "auth", field], "must be 1 to 4096 characters long");
         }
     };

@@ -68,7 +68,7 @@ async fn validate_schema(
 }
 
 fn check_description(errors: &mut Errors, description: &str) {
-    if description.len() > 4096 {
+    if description.chars().count() > 4096 {
         errors.push(&["body", "description"], "must be at most 4096 characters long");
     }
 }

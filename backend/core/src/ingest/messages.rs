@@ -221,7 +221,7 @@ pub(crate) fn validate(ctx: &Context, input: &MessageIn) -> CoreResult<Validated
         errors.check(&["body", "channels", &idx.to_string()], parse_channel(channel));
     }
     if let Some(event_id) = &input.event_id
-        && (event_id.is_empty() || event_id.len() > MAX_EVENT_ID_LEN)
+        && (event_id.is_empty() || event_id.chars().count() > MAX_EVENT_ID_LEN)
     {
         errors.push(&["body", "event_id"], format!("must be 1 to {MAX_EVENT_ID_LEN} characters long"));
     }

@@ -105,7 +105,7 @@ pub async fn find<C: ConnectionTrait>(
 }
 
 fn check_name(errors: &mut Errors, name: &str) {
-    if name.trim().is_empty() || name.len() > 256 {
+    if name.trim().is_empty() || name.chars().count() > 256 {
         errors.push(&["body", "name"], "must be 1 to 256 characters long");
     }
 }

@@ -352,7 +352,7 @@ pub fn check(errors: &mut Errors, scheme: &VerificationIn) {
         errors.push(&["body", "verification", field], message);
     };
     let check_secret = |errors: &mut Errors, secret: &str| {
-        if secret.is_empty() || secret.len() > 1024 {
+        if secret.is_empty() || secret.chars().count() > 1024 {
             push(errors, "secret", "must be 1 to 1024 characters long");
         }
     };
@@ -430,16 +430,16 @@ pub fn check(errors: &mut Errors, scheme: &VerificationIn) {
             check_tolerance(errors, *tolerance_seconds);
         }
         VerificationIn::Basic { username, password } => {
-            if username.is_empty() || username.contains(':') || username.len() > 256 {
+            if username.is_empty() || username.contains(':') || username.chars().count() > 256 {
                 push(errors, "username", "must be 1 to 256 characters, without ':'");
             }
-            if password.is_empty() || password.len() > 1024 {
+            if password.is_empty() || password.chars().count() > 1024 {
                 push(errors, "password", "must be 1 to 1024 characters long");
             }
         }
         VerificationIn::ApiKey { header, value } => {
             check_header(errors, header);
-            if value.len() < 16 || value.len() > 1024 {
+            if value.chars().count() < 16 || value.chars().count() > 1024 {
                 push(errors, "value", "must be 16 to 1024 characters long");
             }
         }

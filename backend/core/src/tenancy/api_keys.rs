@@ -47,7 +47,7 @@ pub(crate) async fn insert<C: ConnectionTrait>(
     input: ApiKeyIn,
 ) -> CoreResult<ApiKeyCreatedOut> {
     let mut errors = Errors::default();
-    if input.name.trim().is_empty() || input.name.len() > 256 {
+    if input.name.trim().is_empty() || input.name.chars().count() > 256 {
         errors.push(&["body", "name"], "must be 1 to 256 characters long");
     }
     let mut scopes = input.scopes.unwrap_or_else(|| vec![ApiKeyScope::Admin]);

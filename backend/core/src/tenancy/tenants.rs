@@ -25,7 +25,7 @@ pub(crate) fn to_out(model: tenants::Model) -> CoreResult<TenantOut> {
 
 pub(crate) fn validate_name(errors: &mut Errors, loc: &[&str], name: &str) {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.len() > 256 {
+    if trimmed.is_empty() || trimmed.chars().count() > 256 {
         errors.push(loc, "must be 1 to 256 characters long");
     }
 }

@@ -17,8 +17,13 @@ fn message_id(segment: &str) -> Result<MessageId, ApiError> {
 }
 
 /// The attempts of one message, newest first.
+///
+/// Every HTTP attempt made for the message, to any of its endpoints, with the request headers
+/// (secret values redacted), the response's status code, headers and first 64 KiB of body. Pass
+/// the response's `iterator` back as `?iterator=` for the next page until `done` is true. Needs
+/// the `read` scope.
 #[utoipa::path(get, path = "/api/v1/app/{app}/msg/{msg}/attempt", operation_id = "v1.attempt.list_by_message", tag = "Attempt",
-    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path), ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query)),
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("msg" = String, Path, example = "msg_01KJPX6ZT80T78F603XZBCWC8T"), ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query)),
     responses((status = 200, description = "One page", body = ListResponse<AttemptOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_by_message(
@@ -35,8 +40,12 @@ pub async fn list_by_message(
 }
 
 /// The message's deliveries: one per endpoint, with its state.
+///
+/// All of them, oldest first (not paginated). `status` is pending, sending, failed (will retry),
+/// succeeded or dead. A message not fanned out yet has none, and deleting an endpoint deletes its
+/// deliveries. Needs the `read` scope.
 #[utoipa::path(get, path = "/api/v1/app/{app}/msg/{msg}/delivery", operation_id = "v1.delivery.list_by_message", tag = "Attempt",
-    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path)),
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("msg" = String, Path, example = "msg_01KJPX6ZT80T78F603XZBCWC8T")),
     responses((status = 200, description = "The deliveries", body = Vec<DeliveryOut>), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn deliveries_by_message(
@@ -50,13 +59,18 @@ pub async fn deliveries_by_message(
 }
 
 /// The application's attempts, newest first, by endpoint and outcome.
+///
+/// Needs the `read` scope. The filters combine; `status=failed` is any attempt with an
+/// `error_class` (a non-2xx response, a timeout, a connection error, …), and `status_code_class`
+/// only matches attempts that got a response. Pass the response's `iterator` back as `?iterator=`
+/// for the next page until `done` is true.
 #[utoipa::path(get, path = "/api/v1/app/{app}/attempt", operation_id = "v1.attempt.list", tag = "Attempt",
     params(
-        ("app" = String, Path, description = "Application id or uid"),
-        ("endpoint" = Option<String>, Query, description = "Endpoint id or uid"),
-        ("status" = Option<String>, Query, description = "succeeded or failed"),
-        ("status_code_class" = Option<String>, Query, description = "1xx, 2xx, 3xx, 4xx or 5xx: the response's status code class"),
-        ("message" = Option<String>, Query, description = "Only attempts of this message id"),
+        ("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"),
+        ("endpoint" = Option<String>, Query, description = "Endpoint id or uid", pattern = r"^[A-Za-z0-9._-]{1,256}$"),
+        ("status" = Option<String>, Query, description = "succeeded or failed", pattern = "^(succeeded|failed)$"),
+        ("status_code_class" = Option<String>, Query, description = "1xx, 2xx, 3xx, 4xx or 5xx: the response's status code class", pattern = "^[1-5]xx$"),
+        ("message" = Option<MessageId>, Query, description = "Only attempts of this message id"),
         ("after" = Option<String>, Query, description = "RFC 3339 time: made at or after"),
         ("before" = Option<String>, Query, description = "RFC 3339 time: made before"),
         ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query),
@@ -110,8 +124,12 @@ pub async fn list(
 }
 
 /// One attempt with its request and response.
+///
+/// Needs the `read` scope. Shows the URL, the request headers (secret values redacted), the
+/// response's status code, headers and first 64 KiB of body, the duration, `error_class` when it
+/// failed, and `trigger` (`scheduled`, or `manual` for a resend or a replay).
 #[utoipa::path(get, path = "/api/v1/app/{app}/attempt/{attempt}", operation_id = "v1.attempt.get", tag = "Attempt",
-    params(("app" = String, Path, description = "Application id or uid"), ("attempt" = String, Path)),
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("attempt" = String, Path, example = "atmpt_01KJPX70SGR7STD0HK1DBS629D")),
     responses((status = 200, description = "The attempt", body = AttemptOut), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(

@@ -29,8 +29,18 @@ fn session_cookie(req: &HttpRequest, token: String, max_age_seconds: i64) -> Coo
 }
 
 /// Create an organization (free plan) and its owner, and log in.
+///
+/// No authentication. `email` must look like an address (it is stored trimmed and in lower
+/// case), `password` needs at least 10 characters and `organization_name` 1 to 256. Sets the
+/// HttpOnly `hookline_session` cookie and returns the session with its `csrf_token`, which
+/// requests made with that cookie must send back as `X-CSRF-Token` when they change anything.
+/// Sign-ups are throttled per client address.
 #[utoipa::path(post, path = "/api/v1/auth/signup", operation_id = "v1.auth.signup", tag = "Auth",
-    request_body = SignupIn,
+    request_body(content = SignupIn, example = json!({
+        "email": "jane.doe@example.com",
+        "password": "correct-horse-battery-staple",
+        "organization_name": "Acme Inc."
+    })),
     responses(
         (status = 201, description = "Signed up and logged in; the session cookie is set", body = SessionOut),
         (status = 409, description = "The email is taken", body = ErrorBody),
@@ -51,8 +61,16 @@ pub async fn signup(
 }
 
 /// Log in with email and password.
+///
+/// No authentication. Sets the HttpOnly, `SameSite=Strict` `hookline_session` cookie and returns
+/// the session with its `csrf_token`; the session lasts `HOOKLINE_SESSION_TTL_HOURS` (12 by
+/// default) or until log-out. A wrong email and a wrong password get the same 401, and attempts
+/// are throttled per account and per client address.
 #[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "v1.auth.login", tag = "Auth",
-    request_body = LoginIn,
+    request_body(content = LoginIn, example = json!({
+        "email": "jane.doe@example.com",
+        "password": "correct-horse-battery-staple"
+    })),
     responses(
         (status = 200, description = "Logged in; the session cookie is set", body = SessionOut),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
@@ -73,6 +91,9 @@ pub async fn login(
 
 /// Log out: ends the session on the server (its token, wherever a copy of it is, is refused from
 /// now on) and clears the session cookie.
+///
+/// Reads only the `hookline_session` cookie and needs no CSRF token. Answers 204 whether or not
+/// the request carried a valid session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "v1.auth.logout", tag = "Auth",
     responses((status = 204, description = "Logged out")))]
 pub async fn logout(req: HttpRequest, ctx: web::Data<Context>) -> ApiResult<HttpResponse> {
@@ -85,6 +106,10 @@ pub async fn logout(req: HttpRequest, ctx: web::Data<Context>) -> ApiResult<Http
 }
 
 /// The signed-in user and organization.
+///
+/// Only for a dashboard session (the `hookline_session` cookie); an API key gets 403
+/// `session_required`. Returns the user with their role, the organization with its plan, and the
+/// session's `csrf_token`.
 #[utoipa::path(get, path = "/api/v1/auth/me", operation_id = "v1.auth.me", tag = "Auth",
     responses(
         (status = 200, description = "The session", body = SessionOut),

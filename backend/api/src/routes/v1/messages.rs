@@ -17,9 +17,27 @@ use crate::{
 
 /// Send a message. It is durable when this returns 202. A repeated `event_id` returns the
 /// original message with 200.
+///
+/// Needs the `write` scope; portal tokens cannot publish (403 `portal_cannot_publish`). The
+/// message goes to each enabled endpoint of the application whose `filter_types` and `channels`
+/// take it. `payload` must be a JSON object within the plan's size limit (413) that satisfies the
+/// event type's schema, if the catalog has one (422); at most 10 `channels`. `event_id` repeats
+/// are recognised for `HOOKLINE_EVENT_ID_WINDOW_SECONDS` (24 hours by default), and a plan with a
+/// hard monthly cap answers 429 `quota_exceeded` once it is used up.
 #[utoipa::path(post, path = "/api/v1/app/{app}/msg", operation_id = "v1.message.create", tag = "Message",
-    params(("app" = String, Path, description = "Application id or uid")),
-    request_body = MessageIn,
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05")),
+    request_body(content = MessageIn, example = json!({
+        "event_type": "invoice.paid",
+        "event_id": "evt_in_1042_paid",
+        "channels": ["eu"],
+        "payload": {
+            "invoice_id": "in_1042",
+            "customer_id": "cus_8812",
+            "amount_cents": 4900,
+            "currency": "USD",
+            "paid_at": "2026-03-02T09:14:05Z"
+        }
+    })),
     responses(
         (status = 202, description = "Accepted", body = MessageOut),
         (status = 200, description = "A message with this event_id exists: the original", body = MessageOut),
@@ -44,18 +62,23 @@ pub async fn create(
 }
 
 /// List messages, newest first.
+///
+/// Needs the `read` scope. The filters combine: a message must match every one given. `q` is a
+/// full-text search of the payloads, stopped after a time limit (503 `query_timeout`);
+/// `with_content=false` leaves the payloads out and does not read them. Pass the response's
+/// `iterator` back as `?iterator=` for the next page until `done` is true.
 #[utoipa::path(get, path = "/api/v1/app/{app}/msg", operation_id = "v1.message.list", tag = "Message",
     params(
-        ("app" = String, Path, description = "Application id or uid"),
+        ("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"),
         ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query),
-        ("event_type" = Option<Vec<String>>, Query, description = "Only these event types (repeat the parameter)"),
-        ("channel" = Option<String>, Query),
+        ("event_type" = Option<Vec<hookline_types::schema::EventTypeName>>, Query, description = "Only these event types (repeat the parameter)"),
+        ("channel" = Option<hookline_types::schema::Channel>, Query, description = "Only messages carrying this channel"),
         ("after" = Option<String>, Query, description = "RFC 3339 time: created at or after"),
         ("before" = Option<String>, Query, description = "RFC 3339 time: created before"),
-        ("status" = Option<Vec<String>>, Query, description = "Only messages with a delivery in this state: pending, succeeded, failed (will retry) or dead (repeat the parameter)"),
-        ("endpoint" = Option<String>, Query, description = "Only messages with a delivery to this endpoint (id or uid); with status, that delivery's state"),
-        ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text; of a payload kept in the object store, its first 256 KiB). Without after, the last 30 days are searched"),
-        ("event_id" = Option<String>, Query, description = "The message with this event_id (idempotency key)"),
+        ("status" = Option<Vec<hookline_types::schema::DeliveryState>>, Query, description = "Only messages with a delivery in this state: pending, succeeded, failed (will retry) or dead (repeat the parameter)"),
+        ("endpoint" = Option<String>, Query, description = "Only messages with a delivery to this endpoint (id or uid); with status, that delivery's state", pattern = r"^[A-Za-z0-9._-]{1,256}$"),
+        ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text; of a payload kept in the object store, its first 256 KiB). Without after, the last 30 days are searched", min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"),
+        ("event_id" = Option<String>, Query, description = "The message with this event_id (idempotency key)", min_length = 1, max_length = 256),
         ("with_content" = Option<bool>, Query, description = "true (default): each message's payload; false: no payloads (none are read, from the database or the object store)"),
     ),
     responses((status = 200, description = "One page", body = ListResponse<MessageOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, description = "query_timeout: a payload search took longer than allowed; narrow it with after/before", body = ErrorBody)),
@@ -134,8 +157,12 @@ pub async fn list(
 }
 
 /// Get a message with its payload.
+///
+/// Needs the `read` scope. `payload` is absent once it has expired under the plan's retention or
+/// was expunged. For a message received on an inbound source, `received_by` names the source and
+/// the logged request, while that request is still logged (never for portal tokens).
 #[utoipa::path(get, path = "/api/v1/app/{app}/msg/{msg}", operation_id = "v1.message.get", tag = "Message",
-    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path)),
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("msg" = String, Path, example = "msg_01KJPX6ZT80T78F603XZBCWC8T")),
     responses((status = 200, description = "The message", body = MessageOut), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get(
@@ -152,8 +179,22 @@ pub async fn get(
 
 /// Broadcast a message to every application with an endpoint subscribed to its event type. The
 /// messages are created in the background; poll the broadcast to see how many.
+///
+/// Needs the `write` scope; portal tokens get 404. The body is a message's, validated the same
+/// way; each application with an enabled endpoint whose filters and channels take it gets one
+/// message. A repeated `event_id` within the de-duplication window returns the original broadcast
+/// with 200. Under a hard monthly cap the messages it would become are counted at once (429
+/// `quota_exceeded` when they do not fit).
 #[utoipa::path(post, path = "/api/v1/msg/broadcast", operation_id = "v1.message.broadcast", tag = "Message",
-    request_body = MessageIn,
+    request_body(content = MessageIn, example = json!({
+        "event_type": "maintenance.scheduled",
+        "event_id": "maint-2026-03-14",
+        "payload": {
+            "starts_at": "2026-03-14T02:00:00Z",
+            "ends_at": "2026-03-14T03:00:00Z",
+            "summary": "Database upgrade; webhooks are delayed, not lost."
+        }
+    })),
     responses(
         (status = 202, description = "Accepted", body = BroadcastOut),
         (status = 200, description = "A broadcast with this event_id exists: the original", body = BroadcastOut),
@@ -172,8 +213,12 @@ pub async fn broadcast(
 }
 
 /// A broadcast and how many messages it became.
+///
+/// Needs the `read` scope; portal tokens get 404. `state` is `queued` until the worker has
+/// created the message of every subscribed application, then `expanded`; `message_count` is
+/// final once it is `expanded`.
 #[utoipa::path(get, path = "/api/v1/msg/broadcast/{id}", operation_id = "v1.message.get_broadcast", tag = "Message",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, example = "bcast_01KJPYPEC0Y8RB9KEFCACRY5T3")),
     responses((status = 200, description = "The broadcast", body = BroadcastOut), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_broadcast(

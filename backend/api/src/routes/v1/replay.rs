@@ -25,8 +25,12 @@ fn job_id(segment: &str) -> Result<JobId, ApiError> {
 
 /// Resend one message to one endpoint: one manual attempt (logged with trigger `manual`; no
 /// automatic retries follow if it fails). The endpoint need not have had a delivery of it.
+///
+/// Needs the `write` scope. No body. The delivery (created if there was none) becomes pending and
+/// due now, and is sent like any other, so the endpoint's circuit breaker, FIFO ordering and rate
+/// limit still apply. 409 `delivery_in_flight` while an attempt of it is being sent.
 #[utoipa::path(post, path = "/api/v1/app/{app}/msg/{msg}/endpoint/{ep}/resend", operation_id = "v1.message.resend", tag = "Replay",
-    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path), ("ep" = String, Path, description = "Endpoint id or uid")),
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("msg" = String, Path, example = "msg_01KJPX6ZT80T78F603XZBCWC8T"), ("ep" = String, Path, description = "Endpoint id or uid", example = "ep_01KES8CHMRXHT5GMEJ146S6JR4")),
     responses(
         (status = 202, description = "The delivery, due now", body = DeliveryOut),
         (status = 404, body = ErrorBody),
@@ -46,9 +50,17 @@ pub async fn resend(
 
 /// Resend every failed or dead delivery of the endpoint whose message was created in
 /// `[since, until)`, as a background job.
+///
+/// Needs the `write` scope. `since` must not be in the future and `until`, when given, must be
+/// later than `since` (open-ended without it). Answers at once with the running job; each
+/// delivery then gets one manual attempt, fed a few at a time within the endpoint's rate limit.
+/// An organization runs at most 5 jobs at once (429 `too_many_jobs`).
 #[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/recover", operation_id = "v1.endpoint.recover", tag = "Replay",
-    params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
-    request_body = RecoverIn,
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("ep" = String, Path, description = "Endpoint id or uid", example = "ep_01KES8CHMRXHT5GMEJ146S6JR4")),
+    request_body(content = RecoverIn, example = json!({
+        "since": "2026-12-01T00:00:00Z",
+        "until": "2026-12-02T00:00:00Z"
+    })),
     responses((status = 202, description = "The job; poll GET /api/v1/job/{id} (its total is 0 until it has counted what to send)", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "too_many_jobs: the organization already runs its maximum of jobs", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn recover(
@@ -64,9 +76,15 @@ pub async fn recover(
 
 /// Deliver to the endpoint every message since `since` that matches its filters and that it never
 /// got, as a background job.
+///
+/// Needs the `write` scope. Covers the messages created from `since` (not in the future) until
+/// the request, such as those sent before the endpoint existed, while it was disabled or before
+/// its filters changed; test events are left out. Answers at once with the running job, whose
+/// deliveries get one manual attempt each. An organization runs at most 5 jobs at once (429
+/// `too_many_jobs`).
 #[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/replay-missing", operation_id = "v1.endpoint.replay_missing", tag = "Replay",
-    params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
-    request_body = ReplayMissingIn,
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("ep" = String, Path, description = "Endpoint id or uid", example = "ep_01KES8CHMRXHT5GMEJ146S6JR4")),
+    request_body(content = ReplayMissingIn, example = json!({"since": "2026-12-01T00:00:00Z"})),
     responses((status = 202, description = "The job; poll GET /api/v1/job/{id} (its total is 0 until it has counted what to send)", body = JobOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, description = "too_many_jobs: the organization already runs its maximum of jobs", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay_missing(
@@ -81,8 +99,12 @@ pub async fn replay_missing(
 }
 
 /// A background job's progress.
+///
+/// Needs the `read` scope; a portal token sees its own application's jobs only. `total` is 0
+/// until the job has counted what to send; `done` and `failed` count the deliveries whose manual
+/// attempt succeeded or failed, and `state` turns `completed` when they add up to `total`.
 #[utoipa::path(get, path = "/api/v1/job/{id}", operation_id = "v1.job.get", tag = "Replay",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, example = "job_01KJPZXT4GWG0NJR445DF0QQX8")),
     responses((status = 200, description = "The job", body = JobOut), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_job(
@@ -94,8 +116,12 @@ pub async fn get_job(
 }
 
 /// Cancel a running job: nothing more is sent; deliveries still waiting go back to where they were.
+///
+/// Needs the `write` scope. No body. A recover job's waiting deliveries go back to `dead`, and a
+/// replay-missing job's never-attempted ones are removed; attempts already in flight finish and
+/// are counted. 409 `job_finished` when the job is no longer running.
 #[utoipa::path(post, path = "/api/v1/job/{id}/cancel", operation_id = "v1.job.cancel", tag = "Replay",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, example = "job_01KJPZXT4GWG0NJR445DF0QQX8")),
     responses(
         (status = 200, description = "The cancelled job", body = JobOut),
         (status = 404, body = ErrorBody),
@@ -111,8 +137,13 @@ pub async fn cancel_job(
 }
 
 /// Attempt outcomes and latency percentiles over the last hour, day and week.
+///
+/// Needs the `read` scope. One window each for `1h`, `24h` and `7d`: attempts, successes,
+/// failures, success rate, p50 and p95 durations, and the deliveries created in the window by
+/// status. A window counts at most its newest 100,000 attempts, and the query is stopped after a
+/// time limit (503 `query_timeout`).
 #[utoipa::path(get, path = "/api/v1/app/{app}/endpoint/{ep}/stats", operation_id = "v1.endpoint.stats", tag = "Endpoint",
-    params(("app" = String, Path, description = "Application id or uid"), ("ep" = String, Path, description = "Endpoint id or uid")),
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("ep" = String, Path, description = "Endpoint id or uid", example = "ep_01KES8CHMRXHT5GMEJ146S6JR4")),
     responses((status = 200, description = "Statistics", body = EndpointStatsOut), (status = 404, body = ErrorBody), (status = 503, description = "query_timeout: the statistics took longer than allowed; try again", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stats(
@@ -127,6 +158,10 @@ pub async fn stats(
 
 /// The whole tenant: attempt outcomes, latency and deliveries over the last hour, day and week,
 /// attempts by hour over the last day, and the endpoints that are failing or disabled.
+///
+/// Needs the `read` scope; portal tokens get 404. Each window counts at most its newest 100,000
+/// attempts, and each list of endpoints holds at most 50. The query is stopped after a time limit
+/// (503 `query_timeout`).
 #[utoipa::path(get, path = "/api/v1/stats", operation_id = "v1.stats", tag = "Stats",
     responses((status = 200, description = "Statistics", body = TenantStatsOut), (status = 404, description = "Not for portal tokens", body = ErrorBody), (status = 503, description = "query_timeout: the statistics took longer than allowed; try again", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -135,8 +170,12 @@ pub async fn tenant_stats(ctx: web::Data<Context>, Auth(principal): Auth) -> Api
 }
 
 /// Delete the message's payload now. Its metadata, deliveries and attempts stay.
+///
+/// Needs the `write` scope. It cannot be undone: the message is shown without `payload` from then
+/// on, and the next attempt of a delivery of it still pending fails with error class `config`,
+/// without retries.
 #[utoipa::path(delete, path = "/api/v1/app/{app}/msg/{msg}/content", operation_id = "v1.message.expunge_content", tag = "Message",
-    params(("app" = String, Path, description = "Application id or uid"), ("msg" = String, Path)),
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("msg" = String, Path, example = "msg_01KJPX6ZT80T78F603XZBCWC8T")),
     responses((status = 204, description = "Expunged"), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn expunge_content(
@@ -151,9 +190,14 @@ pub async fn expunge_content(
 
 /// Mint a consumer-portal token: a short-lived bearer token with which the API answers for this
 /// application only (its endpoints, messages, attempts, replays); everything else is 404.
+///
+/// Needs the `write` scope and a tenant-wide credential (a portal token gets 404). The body is
+/// optional: by default the token is read-write and lasts 3600 seconds (`expires_in`: 60 to
+/// 86400). It cannot be revoked and works until `expires_at`; a read-write token cannot publish
+/// messages. The response is not kept for `Idempotency-Key` replay (a repeat answers 409).
 #[utoipa::path(post, path = "/api/v1/app/{app}/portal-token", operation_id = "v1.application.portal_token", tag = "Application",
-    params(("app" = String, Path, description = "Application id or uid")),
-    request_body = PortalTokenIn,
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05")),
+    request_body(content = PortalTokenIn, example = json!({"read_only": true, "expires_in": 900})),
     responses((status = 201, description = "The token", body = PortalTokenOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn portal_token(

@@ -28,11 +28,15 @@ fn usage_query(req: &HttpRequest) -> Result<UsageQuery, ApiError> {
 /// The tenant's usage per hour or day (messages accepted, delivery attempts, inbound requests,
 /// payload bytes) and this month's quota. Defaults: the last 30 days by day, or the last 24 hours
 /// by hour.
+///
+/// Needs the `read` scope; portal tokens get 404. `from` must be earlier than `to`. Every bucket
+/// of the range is listed, oldest first and zeros included, with `totals` over the range; `quota`
+/// is the current calendar month's (UTC).
 #[utoipa::path(get, path = "/api/v1/usage", operation_id = "v1.usage.get", tag = "Usage",
     params(
         ("from" = Option<String>, Query, description = "RFC 3339 time"),
         ("to" = Option<String>, Query, description = "RFC 3339 time (default now)"),
-        ("granularity" = Option<String>, Query, description = "hour (at most 31 days) or day (default; at most 400 days)"),
+        ("granularity" = Option<String>, Query, description = "hour (at most 31 days) or day (default; at most 400 days)", pattern = "^(hour|day)$"),
     ),
     responses((status = 200, description = "Usage", body = UsageOut), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -46,12 +50,16 @@ pub async fn tenant(
 }
 
 /// One application's usage, so tenants can bill their own customers.
+///
+/// The buckets, defaults (the last 30 days by day, or the last 24 hours by hour) and range limits
+/// of the organization's usage (at most 31 days by hour, 400 by day), without `quota`. Needs the
+/// `read` scope; a portal token may read its own application's usage.
 #[utoipa::path(get, path = "/api/v1/app/{app}/usage", operation_id = "v1.usage.application", tag = "Usage",
     params(
-        ("app" = String, Path, description = "Application id or uid"),
+        ("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"),
         ("from" = Option<String>, Query, description = "RFC 3339 time"),
         ("to" = Option<String>, Query, description = "RFC 3339 time (default now)"),
-        ("granularity" = Option<String>, Query, description = "hour or day (default)"),
+        ("granularity" = Option<String>, Query, description = "hour (at most 31 days) or day (default; at most 400 days)", pattern = "^(hour|day)$"),
     ),
     responses((status = 200, description = "Usage", body = UsageOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
