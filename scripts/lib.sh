@@ -86,6 +86,37 @@ ensure_schemathesis() {
     die "could not install schemathesis: run 'python3 -m venv $venv && $venv/bin/pip install schemathesis==$SCHEMATHESIS_VERSION', then try again"
 }
 
+# cargo-fuzz runs the libFuzzer targets of backend/fuzz (their own workspace). The targets are
+# built with the machine's stable toolchain: RUSTC_BOOTSTRAP=1 lets it take the -Z flags cargo-fuzz
+# passes, and `-s none` leaves out the sanitizer (the fuzzed code is safe Rust; libFuzzer's
+# coverage instrumentation is what finds the inputs).
+CARGO_FUZZ_VERSION=0.13.2
+ensure_cargo_fuzz() {
+  if command -v cargo-fuzz >/dev/null 2>&1 && [ "$(cargo-fuzz --version | awk '{print $2}')" = "$CARGO_FUZZ_VERSION" ]; then
+    return 0
+  fi
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install, a few minutes, once)"
+  cargo install --quiet --locked --version "$CARGO_FUZZ_VERSION" cargo-fuzz
+}
+
+# fuzz SECONDS: runs every fuzz target for SECONDS each; a crash, a panic or a run over
+# libFuzzer's -timeout fails it and leaves the input under backend/fuzz/artifacts/.
+FUZZ_TARGETS="verify_signatures event_type_filter json_schema request_bodies"
+fuzz() {
+  local seconds="$1" target
+  local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}/fuzz"
+  mkdir -p "$target_dir"
+  for target in $FUZZ_TARGETS; do
+    local log="$target_dir/$target.log"
+    if ! RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir backend/fuzz --sanitizer none --target-dir "$target_dir" "$target" -- \
+      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
+      tail -40 "$log" >&2
+      die "fuzz target $target failed (the input is under backend/fuzz/artifacts/$target/)"
+    fi
+    grep -E "^stat::(number_of_executed_units|average_exec_per_sec)" "$log" | sed "s/^/$target: /" >&2
+  done
+}
+
 # cargo-deny checks the dependency graph's licenses and bans (deny.toml).
 CARGO_DENY_VERSION=0.20.2
 ensure_cargo_deny() {

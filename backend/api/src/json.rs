@@ -21,8 +21,9 @@ pub fn body_limit(max_payload_bytes: usize) -> usize {
 /// (other numbers, such as a message's payload, are kept exactly as sent).
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(deserializer) {
-        Ok(value) => Ok(value),
+    match serde_path_to_error::deserialize(&mut *deserializer) {
+        // Anything after the value but whitespace makes the body not JSON.
+        Ok(value) => deserializer.end().map(|()| value).map_err(|err| ApiError::MalformedJson(err.to_string())),
         Err(err) if is_integral_float(&err) => parse_with_integral_floats(bytes, err),
         Err(err) => Err(body_error(err)),
     }
@@ -223,5 +224,9 @@ mod tests {
             assert!(format!("{err:?}").contains(loc), "{text}: {err:?}");
         }
         assert!(matches!(parse_body::<Body>(b"{"), Err(ApiError::MalformedJson(_))));
+        // Found by the request_bodies fuzz target: a value followed by anything else is not JSON.
+        let trailing = br#"{"limit": 1, "waits": [], "payload": {}} {"#;
+        assert!(matches!(parse_body::<Body>(trailing), Err(ApiError::MalformedJson(_))));
+        assert!(parse_body::<Body>(b"{\"limit\": 1, \"waits\": [], \"payload\": {}}\n ").is_ok());
     }
 }

@@ -84,6 +84,11 @@ pub struct Verified {
     pub signature: Option<String>,
 }
 
+/// Verifies `request` against `scheme` with no replaced secrets (what a new source does).
+pub fn verify(scheme: &VerificationIn, request: &Inbound<'_>) -> Result<Verified, Rejection> {
+    Stored { scheme: scheme.clone(), previous: Vec::new() }.verify(request)
+}
+
 impl Stored {
     /// The secrets that verify now: the current one, then unexpired previous ones.
     fn secrets<'a>(&'a self, current: &'a str, now: DateTime<Utc>) -> impl Iterator<Item = &'a str> {
@@ -478,8 +483,9 @@ fn render_template(template: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
 /// Ok when the timestamp (Unix seconds) is within the tolerance of now, either side.
 fn check_timestamp(timestamp: &str, tolerance: Option<u32>, now: DateTime<Utc>) -> Result<(), Rejection> {
     let seconds: i64 = timestamp.trim().parse().map_err(|_| Rejection::SignatureMissing)?;
-    let tolerance = i64::from(tolerance.unwrap_or(DEFAULT_TOLERANCE_SECONDS));
-    if (now.timestamp() - seconds).abs() > tolerance {
+    let tolerance = u64::from(tolerance.unwrap_or(DEFAULT_TOLERANCE_SECONDS));
+    // abs_diff: a timestamp near i64::MIN would overflow a subtraction.
+    if now.timestamp().abs_diff(seconds) > tolerance {
         return Err(Rejection::TimestampOutOfTolerance);
     }
     Ok(())
@@ -530,6 +536,15 @@ fn ed25519_matches(public_key: &str, content: &[u8], signature: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_out_of_tolerance_not_an_overflow() {
+        let now = Utc::now();
+        for timestamp in ["-9223372036854775808", "9223372036854775807", "-1"] {
+            assert_eq!(check_timestamp(timestamp, None, now), Err(Rejection::TimestampOutOfTolerance), "{timestamp}");
+        }
+        assert_eq!(check_timestamp(&now.timestamp().to_string(), Some(1), now), Ok(()));
+    }
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(seconds, 0).unwrap()
