@@ -58,22 +58,30 @@ async fn unknown_api_paths_answer_a_json_404_and_wrong_methods_a_405_never_the_d
     }
     // A known path with a method it does not answer: 405 naming the methods it does.
     for (client, method, path, allow) in [
-        (&api, Method::DELETE, "/api/v1/app", "GET, POST"),
-        (&api, Method::PUT, "/api/v1/app/app_1", "GET, PATCH, DELETE"),
-        (&anon, Method::DELETE, "/in/sometoken", "GET, POST"),
+        (&api, Method::DELETE, "/api/v1/app", "GET, HEAD, POST"),
+        (&api, Method::PUT, "/api/v1/app/app_1", "GET, HEAD, PATCH, DELETE"),
+        (&anon, Method::DELETE, "/in/sometoken", "GET, HEAD, POST"),
         (&anon, Method::POST, "/healthz", "GET, HEAD"),
         (&anon, Method::GET, "/stripe/webhook", "POST"),
-        (&anon, Method::POST, "/api/openapi.json", "GET"),
+        (&anon, Method::POST, "/api/openapi.json", "GET, HEAD"),
         (&anon, Method::POST, "/apps", "GET, HEAD"),
     ] {
         let response = client.request(method.clone(), path, None, &[]).await;
         assert_eq!(response.headers["allow"], allow, "{method} {path}");
         response.expect_error(405, "method_not_allowed");
     }
-    // Load balancers probe with HEAD.
-    for path in ["/healthz", "/readyz"] {
-        assert_eq!(anon.request(Method::HEAD, path, None, &[]).await.status.as_u16(), 200, "HEAD {path}");
+    // HEAD answers wherever GET does (load balancers probe with it): GET's status and headers,
+    // no body.
+    for (client, path) in
+        [(&anon, "/healthz"), (&anon, "/readyz"), (&anon, "/api/openapi.json"), (&api, "/api/v1/app")]
+    {
+        let head = client.request(Method::HEAD, path, None, &[]).await;
+        assert_eq!(head.status.as_u16(), 200, "HEAD {path}");
+        assert!(head.text.is_empty(), "HEAD {path} sent a body");
+        assert_eq!(head.headers["content-type"], "application/json", "HEAD {path}");
     }
+    assert_eq!(anon.request(Method::HEAD, "/api/v1/app", None, &[]).await.status.as_u16(), 401);
+    assert_eq!(api.request(Method::HEAD, "/api/v1/aplication", None, &[]).await.status.as_u16(), 404);
     // The application is still untouched, and dashboard pages still load.
     assert_eq!(api.get("/api/v1/app").await.expect(200)["data"], json!([]));
     let page = anon.request(Method::GET, "/apps", None, &[]).await;

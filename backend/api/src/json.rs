@@ -23,7 +23,9 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut *deserializer) {
         // Anything after the value but whitespace makes the body not JSON.
-        Ok(value) => deserializer.end().map(|()| value).map_err(|err| ApiError::MalformedJson(err.to_string())),
+        Ok(value) => {
+            deserializer.end().map(|()| value).map_err(|err| ApiError::MalformedJson(err.to_string()))
+        }
         Err(err) if is_integral_float(&err) => parse_with_integral_floats(bytes, err),
         Err(err) => Err(body_error(err)),
     }

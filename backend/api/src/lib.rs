@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod head;
 pub mod headers;
 pub mod http_metrics;
 pub mod idempotency;
@@ -93,6 +94,7 @@ pub fn serve(ctx: Context, listener: TcpListener, dashboard_dir: PathBuf) -> std
         let dashboard_dir = dashboard_dir.clone();
         App::new()
             .app_data(open)
+            .wrap(middleware::from_fn(head::middleware))
             .wrap(middleware::from_fn(idempotency::middleware))
             .wrap(middleware::from_fn(text::middleware))
             .wrap(middleware::from_fn(rate_limit::middleware))

@@ -21,8 +21,8 @@ struct Known {
 }
 
 /// Every path the API serves with its methods, taken from the OpenAPI document (which the e2e
-/// tests keep equal to the registered routes) plus the two routes that serve the document itself
-/// and the health routes' `HEAD`.
+/// tests keep equal to the registered routes) plus the two routes that serve the document itself;
+/// `HEAD` wherever there is `GET` (`crate::head`).
 static KNOWN: LazyLock<Vec<Known>> = LazyLock::new(|| {
     let doc = ApiDoc::openapi();
     let mut known: Vec<Known> = doc
@@ -32,6 +32,7 @@ static KNOWN: LazyLock<Vec<Known>> = LazyLock::new(|| {
         .map(|(path, item)| {
             let operations = [
                 ("GET", item.get.is_some()),
+                ("HEAD", item.get.is_some()),
                 ("POST", item.post.is_some()),
                 ("PUT", item.put.is_some()),
                 ("PATCH", item.patch.is_some()),
@@ -42,10 +43,7 @@ static KNOWN: LazyLock<Vec<Known>> = LazyLock::new(|| {
         })
         .collect();
     for path in ["/api/openapi.json", "/api/docs"] {
-        known.push(Known { segments: segments_of(path), methods: vec!["GET"] });
-    }
-    for path in ["/healthz", "/readyz"] {
-        known.push(Known { segments: segments_of(path), methods: vec!["HEAD"] });
+        known.push(Known { segments: segments_of(path), methods: vec!["GET", "HEAD"] });
     }
     known
 });
@@ -121,12 +119,12 @@ mod tests {
 
     #[test]
     fn templates_match_by_segment_and_collect_every_method() {
-        assert_eq!(allowed_methods("/api/v1/app"), Some(vec!["GET", "POST"]));
-        assert_eq!(allowed_methods("/api/v1/app/app_1"), Some(vec!["GET", "PATCH", "DELETE"]));
-        assert_eq!(allowed_methods("/in/tok"), Some(vec!["GET", "POST"]));
+        assert_eq!(allowed_methods("/api/v1/app"), Some(vec!["GET", "HEAD", "POST"]));
+        assert_eq!(allowed_methods("/api/v1/app/app_1"), Some(vec!["GET", "HEAD", "PATCH", "DELETE"]));
+        assert_eq!(allowed_methods("/in/tok"), Some(vec!["GET", "HEAD", "POST"]));
         assert_eq!(allowed_methods("/api/v1/app/"), None, "an empty segment is no parameter");
         assert_eq!(allowed_methods("/api/v1/invitation"), None);
-        assert_eq!(allowed_methods("/api/docs"), Some(vec!["GET"]));
+        assert_eq!(allowed_methods("/api/docs"), Some(vec!["GET", "HEAD"]));
     }
 
     #[test]

@@ -541,7 +541,11 @@ mod tests {
     fn timestamps_at_the_ends_of_i64_are_out_of_tolerance_not_an_overflow() {
         let now = Utc::now();
         for timestamp in ["-9223372036854775808", "9223372036854775807", "-1"] {
-            assert_eq!(check_timestamp(timestamp, None, now), Err(Rejection::TimestampOutOfTolerance), "{timestamp}");
+            assert_eq!(
+                check_timestamp(timestamp, None, now),
+                Err(Rejection::TimestampOutOfTolerance),
+                "{timestamp}"
+            );
         }
         assert_eq!(check_timestamp(&now.timestamp().to_string(), Some(1), now), Ok(()));
     }
