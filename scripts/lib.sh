@@ -71,6 +71,17 @@ ensure_moto() {
   python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1 || die "installed moto but 'import moto.server' still fails"
 }
 
+# ensure_cargo_tool CRATE VERSION: the cargo subcommand CRATE at exactly VERSION, installed with
+# `cargo install --locked` when it is missing or another version.
+ensure_cargo_tool() {
+  local crate="$1" version="$2"
+  if command -v "$crate" >/dev/null 2>&1 && [ "$("$crate" --version | awk '{print $2}')" = "$version" ]; then
+    return 0
+  fi
+  say "installing $crate $version (cargo install, a few minutes, once)"
+  cargo install --quiet --locked --version "$version" "$crate"
+}
+
 # schemathesis (PyPI), the API contract fuzzer e2e/tests/contract.rs runs against the served
 # OpenAPI document. It lives in its own virtualenv (its dependencies would clash with moto's), kept
 # outside the clone so a clean clone reuses it; HOOKLINE_SCHEMATHESIS tells the test where it is.
@@ -91,13 +102,7 @@ ensure_schemathesis() {
 # passes, and `-s none` leaves out the sanitizer (the fuzzed code is safe Rust; libFuzzer's
 # coverage instrumentation is what finds the inputs).
 CARGO_FUZZ_VERSION=0.13.2
-ensure_cargo_fuzz() {
-  if command -v cargo-fuzz >/dev/null 2>&1 && [ "$(cargo-fuzz --version | awk '{print $2}')" = "$CARGO_FUZZ_VERSION" ]; then
-    return 0
-  fi
-  say "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install, a few minutes, once)"
-  cargo install --quiet --locked --version "$CARGO_FUZZ_VERSION" cargo-fuzz
-}
+ensure_cargo_fuzz() { ensure_cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION"; }
 
 # fuzz SECONDS: runs every fuzz target for SECONDS each; a crash, a panic or a run over
 # libFuzzer's -timeout fails it and leaves the input under backend/fuzz/artifacts/.
@@ -119,13 +124,7 @@ fuzz() {
 
 # cargo-deny checks the dependency graph's licenses and bans (deny.toml).
 CARGO_DENY_VERSION=0.20.2
-ensure_cargo_deny() {
-  if command -v cargo-deny >/dev/null 2>&1 && [ "$(cargo-deny --version | awk '{print $2}')" = "$CARGO_DENY_VERSION" ]; then
-    return 0
-  fi
-  say "installing cargo-deny $CARGO_DENY_VERSION (cargo install, a few minutes, once)"
-  cargo install --quiet --locked --version "$CARGO_DENY_VERSION" cargo-deny
-}
+ensure_cargo_deny() { ensure_cargo_tool cargo-deny "$CARGO_DENY_VERSION"; }
 
 ensure_wasm_target() {
   if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then return 0; fi
