@@ -127,6 +127,16 @@ fn body_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
+/// A body that may be left out: empty (or only whitespace) and `null` both mean the defaults.
+pub fn optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let parsed = parse_body::<Option<T>>(bytes)?;
+    crate::text::check_body(bytes)?;
+    Ok(parsed.unwrap_or_default())
+}
+
 /// A JSON body extractor with our error mapping.
 pub struct Json<T>(pub T);
 
@@ -194,6 +204,25 @@ mod tests {
             parse_body(br#"{"limit": 1590.0, "waits": [5, 60.0, 1e3], "payload": {"x": 1.0}}"#).unwrap();
         assert_eq!((body.limit, body.waits), (1590, vec![5, 60, 1000]));
         assert_eq!(body.payload.to_string(), r#"{"x":1.0}"#);
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    struct Optional {
+        #[serde(default)]
+        n: u32,
+    }
+
+    #[test]
+    fn an_optional_body_may_be_empty_or_null_and_is_parsed_otherwise() {
+        for empty in ["", "  \n", "null", " null "] {
+            assert_eq!(
+                optional_body::<Optional>(empty.as_bytes()).unwrap(),
+                Optional::default(),
+                "{empty:?}"
+            );
+        }
+        assert_eq!(optional_body::<Optional>(br#"{"n": 3}"#).unwrap(), Optional { n: 3 });
+        assert!(optional_body::<Optional>(br#"{"n": "x"}"#).is_err());
     }
 
     #[derive(Debug, Deserialize)]

@@ -8,12 +8,7 @@ use hookline_types::{BillingOut, BillingSessionIn, BillingSessionOut, ErrorBody}
 use crate::{auth::Auth, error::ApiResult};
 
 fn session_input(body: &web::Bytes) -> ApiResult<BillingSessionIn> {
-    // The body is optional.
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(BillingSessionIn::default())
-    } else {
-        crate::json::parse_body(body)
-    }
+    crate::json::optional_body(body)
 }
 
 /// The tenant's plan, billing state and this month's quota.
@@ -35,7 +30,7 @@ pub async fn get(ctx: web::Data<Context>, Auth(principal): Auth) -> ApiResult<Ht
 /// `?checkout=cancelled`. The organization's Stripe customer is created the first time, and the
 /// plan changes when Stripe's webhook reports the payment, not when this returns.
 #[utoipa::path(post, path = "/api/v1/billing/checkout", operation_id = "v1.billing.checkout", tag = "Billing",
-    request_body(content = BillingSessionIn, example = json!({"return_url": "https://hookline.example.com/billing"})),
+    request_body(content = Option<BillingSessionIn>, example = json!({"return_url": "https://hookline.example.com/billing"})),
     responses(
         (status = 201, description = "The session", body = BillingSessionOut),
         (status = 409, description = "Billing is not configured on this server (billing_disabled)", body = ErrorBody),
@@ -57,7 +52,7 @@ pub async fn checkout(
 /// back to `return_url` (default: the dashboard's billing page). The organization's Stripe
 /// customer is created the first time.
 #[utoipa::path(post, path = "/api/v1/billing/portal", operation_id = "v1.billing.portal", tag = "Billing",
-    request_body(content = BillingSessionIn, example = json!({"return_url": "https://hookline.example.com/billing"})),
+    request_body(content = Option<BillingSessionIn>, example = json!({"return_url": "https://hookline.example.com/billing"})),
     responses(
         (status = 201, description = "The session", body = BillingSessionOut),
         (status = 409, description = "Billing is not configured on this server (billing_disabled)", body = ErrorBody),

@@ -161,7 +161,7 @@ pub async fn get_secret(
 /// `signature_scheme` when both are given. Read the new secret with `GET …/secret`.
 #[utoipa::path(post, path = "/api/v1/app/{app}/endpoint/{ep}/secret/rotate", operation_id = "v1.endpoint.rotate_secret", tag = "Endpoint",
     params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("ep" = String, Path, description = "Endpoint id or uid", example = "ep_01KES8CHMRXHT5GMEJ146S6JR4")),
-    request_body(content = EndpointSecretRotateIn, example = json!({"signature_scheme": "v1"})),
+    request_body(content = Option<EndpointSecretRotateIn>, example = json!({"signature_scheme": "v1"})),
     responses((status = 204, description = "Rotated"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(
@@ -171,12 +171,8 @@ pub async fn rotate_secret(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (app, ep) = path.into_inner();
-    // The body is optional here: an empty one means "generate a new secret".
-    let input: EndpointSecretRotateIn = if body.iter().all(u8::is_ascii_whitespace) {
-        EndpointSecretRotateIn::default()
-    } else {
-        crate::json::parse_body(&body)?
-    };
+    // The body is optional here: none means "generate a new secret".
+    let input: EndpointSecretRotateIn = crate::json::optional_body(&body)?;
     endpoints::rotate_secret(&ctx, &principal, &app_ref(&app), &endpoint_ref(&ep), input).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -197,7 +197,7 @@ pub async fn expunge_content(
 /// messages. The response is not kept for `Idempotency-Key` replay (a repeat answers 409).
 #[utoipa::path(post, path = "/api/v1/app/{app}/portal-token", operation_id = "v1.application.portal_token", tag = "Application",
     params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05")),
-    request_body(content = PortalTokenIn, example = json!({"read_only": true, "expires_in": 900})),
+    request_body(content = Option<PortalTokenIn>, example = json!({"read_only": true, "expires_in": 900})),
     responses((status = 201, description = "The token", body = PortalTokenOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn portal_token(
@@ -207,11 +207,7 @@ pub async fn portal_token(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     // The body is optional: none means a read-write token for an hour.
-    let input: PortalTokenIn = if body.iter().all(u8::is_ascii_whitespace) {
-        PortalTokenIn::default()
-    } else {
-        crate::json::parse_body(&body)?
-    };
+    let input: PortalTokenIn = crate::json::optional_body(&body)?;
     let minted = portal::mint(&ctx, &principal, &app_ref(&path), input).await?;
     Ok(crate::idempotency::carries_secret(HttpResponse::Created().json(minted)))
 }
