@@ -423,7 +423,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn id_patterns_accept_exactly_what_the_id_parser_accepts() {
+    fn the_id_pattern_is_the_expected_regex_and_the_rule_it_states_agrees_with_the_id_parser() {
         let pattern = id_pattern("msg");
         assert_eq!(pattern, "^msg_[0-7][0-9A-HJKMNP-TV-Z]{25}$");
         let matches = |s: &str| {
