@@ -111,6 +111,20 @@ async fn a_large_payload_is_stored_as_an_object_delivered_whole_read_back_and_ex
     // Read back by the API, and found by a word of its start.
     let read = api.get(&format!("/api/v1/app/a/msg/{}", id(&large))).await.expect(200);
     assert_eq!(read["payload"], payload);
+    assert_eq!(read["payload_size"], 2 * 1024 * 1024);
+    assert_eq!(read["payload_in_object_store"], true);
+    let small_read = api.get(&format!("/api/v1/app/a/msg/{}", id(&small))).await.expect(200);
+    assert_eq!(small_read["payload_in_object_store"], false, "{small_read}");
+    // Downloaded byte for byte, streamed from the store.
+    let download = reqwest::Client::new()
+        .get(server.url(&format!("/api/v1/app/a/msg/{}/payload", id(&large))))
+        .bearer_auth(api.api_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert!(download.headers()["content-disposition"].to_str().unwrap().contains(&id(&large)));
+    assert_eq!(download.bytes().await.unwrap().to_vec(), stored, "the download is the object");
     let listed = api.get("/api/v1/app/a/msg?event_type=doc.large").await.expect(200);
     assert_eq!(listed["data"][0]["payload"], payload, "the list reads it back too");
     let bare = api.get("/api/v1/app/a/msg?with_content=false").await.expect(200);
@@ -128,6 +142,8 @@ async fn a_large_payload_is_stored_as_an_object_delivered_whole_read_back_and_ex
     assert!(objects(&server).is_empty(), "the object is deleted: {:?}", objects(&server));
     let read = api.get(&format!("/api/v1/app/a/msg/{}", id(&large))).await.expect(200);
     assert!(read["payload"].is_null(), "{read}");
+    assert_eq!(read["payload_size"], 2 * 1024 * 1024, "the size outlives the payload");
+    api.get(&format!("/api/v1/app/a/msg/{}/payload", id(&large))).await.expect_error(410, "payload_purged");
 }
 
 async fn a_large_received_webhook_is_kept_as_an_object_and_delivered_byte_for_byte(db: Backend) {

@@ -23,6 +23,9 @@ enum Case {
     /// The caller's own tenant-wide action, refused with this status here: no other tenant's
     /// data in the answer.
     Refused(u16),
+    /// A URL that is its own credential (a thin delivery's `data_url`): with tenant A's ids and
+    /// no signature minted for them, whoever calls is refused 403 `data_url_invalid`.
+    Capability,
 }
 
 fn cases() -> BTreeMap<&'static str, Case> {
@@ -63,6 +66,11 @@ fn cases() -> BTreeMap<&'static str, Case> {
         ("POST /api/v1/app/{app}/endpoint/{ep}/test", Scoped(Some(json!({})))),
         ("GET /api/v1/app/{app}/msg/{msg}/attempt", Scoped(None)),
         ("GET /api/v1/app/{app}/msg/{msg}/delivery", Scoped(None)),
+        ("GET /api/v1/app/{app}/msg/{msg}/payload-fetch", Scoped(None)),
+        ("GET /api/v1/app/{app}/msg/{msg}/payload", Scoped(None)),
+        // A thin delivery's data_url: the signed URL is the credential, not a tenant's key
+        // (forgeries and other messages' signatures: e2e/tests/thin_delivery.rs).
+        ("GET /api/v1/payload/{msg}", Capability),
         ("GET /api/v1/app/{app}/attempt", Scoped(None)),
         ("GET /api/v1/app/{app}/attempt/{attempt}", Scoped(None)),
         (
@@ -284,6 +292,19 @@ async fn every_route_hides_other_tenants_objects(db: Backend) {
                     assert_no_leak(&victim, &format!("{method} {path}"), &response.text);
                     checked += 1;
                 }
+                Case::Capability => {
+                    for concrete in fillings(path, &victim, &b_app) {
+                        let response = b.request(method.clone(), &concrete, None, &[]).await;
+                        assert_eq!(
+                            response.status, 403,
+                            "{method} {concrete} as tenant B: {}",
+                            response.text
+                        );
+                        assert_eq!(response.body["code"], "data_url_invalid", "{method} {concrete}");
+                        assert_no_leak(&victim, &format!("{method} {concrete}"), &response.text);
+                        checked += 1;
+                    }
+                }
             }
         }
     }
@@ -382,17 +403,24 @@ async fn portal_tokens_reach_only_their_application(db: Backend) {
                 let catalog_read = method == Method::GET && path.starts_with("/api/v1/event-type");
                 let concrete_paths = match case {
                     Case::Public => continue,
-                    Case::Scoped(_) => fillings(path, &victim, &b_app),
+                    Case::Scoped(_) | Case::Capability => fillings(path, &victim, &b_app),
                     Case::Collection(_) | Case::Refused(_) => vec![path.clone()],
                 };
                 let body = match case {
                     Case::Scoped(body) | Case::Collection(body) => body.clone(),
-                    Case::Public | Case::Refused(_) => None,
+                    Case::Public | Case::Refused(_) | Case::Capability => None,
                 };
                 for concrete in concrete_paths {
                     let response = portal.request(method.clone(), &concrete, body.as_ref(), &[]).await;
                     let same_tenant = std::ptr::eq(owner, &a);
-                    if catalog_read && (same_tenant || matches!(case, Case::Collection(_))) {
+                    if matches!(case, Case::Capability) {
+                        // The token is not what the URL checks: refused like any caller.
+                        assert_eq!(
+                            response.status, 403,
+                            "{method} {concrete} with a portal token: {}",
+                            response.text
+                        );
+                    } else if catalog_read && (same_tenant || matches!(case, Case::Collection(_))) {
                         // The token's own tenant's event-type catalog is readable, and that is all.
                         assert!(
                             response.status.is_success(),

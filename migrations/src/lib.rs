@@ -20,6 +20,7 @@ mod m20261206_000014_claim_check;
 mod m20261207_000015_plan_prices;
 mod m20261207_000016_app_rate_buckets;
 mod m20261207_000017_event_id_window;
+mod m20261207_000018_thin_delivery;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_plan_prices::Migration),
             Box::new(m20261207_000016_app_rate_buckets::Migration),
             Box::new(m20261207_000017_event_id_window::Migration),
+            Box::new(m20261207_000018_thin_delivery::Migration),
         ]
     }
 }

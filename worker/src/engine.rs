@@ -757,13 +757,15 @@ impl Engine {
                 error_class: Some("config"),
                 error_detail: Some("the message's payload is no longer stored".to_owned()),
                 trigger: trigger(&claimed),
+                payload_mode: None,
+                request_body: None,
                 next_attempt_at: None,
                 disable_endpoint: false,
                 succeeded: false,
                 claimed,
             };
         };
-        let sender = Sender { client, policy: &self.policy, tokens: &self.tokens };
+        let sender = Sender { client, policy: &self.policy, tokens: &self.tokens, links: &self.ctx.links };
         let sent =
             unless_panicked(&claimed.endpoint_id, &target.url, sender.send(&claimed, target, payload)).await;
         let succeeded = sent.succeeded();
@@ -790,6 +792,8 @@ impl Engine {
             error_class: sent.error_class,
             error_detail: sent.error_detail,
             trigger: trigger(&claimed),
+            payload_mode: sent.payload_mode,
+            request_body: sent.request_body,
             next_attempt_at,
             disable_endpoint: gone,
             succeeded,
@@ -1044,6 +1048,8 @@ async fn unless_panicked(endpoint_id: &str, url: &str, send: impl Future<Output 
                 error_detail: Some(format!("the delivery task panicked: {message}")),
                 retry_after: None,
                 bearer: None,
+                payload_mode: None,
+                request_body: None,
             }
         }
     }
@@ -1081,6 +1087,8 @@ mod tests {
                 error_detail: None,
                 retry_after: None,
                 bearer: None,
+                payload_mode: None,
+                request_body: None,
             }
         })
         .await;

@@ -12,8 +12,11 @@ use std::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use chrono::{DateTime, Utc};
 use cloudevents::{EventBuilder, EventBuilderV10, binding::reqwest::RequestBuilderExt};
-use hookline_core::delivery::{Claimed, EndpointTarget, Headers, Payload};
-use hookline_types::{EndpointAuthIn, EndpointFormat};
+use hookline_core::{
+    delivery::{Claimed, EndpointTarget, Headers, Payload},
+    thin::{self, Links, ThinBody},
+};
+use hookline_types::{EndpointAuthIn, EndpointFormat, PayloadMode};
 use reqwest::{
     StatusCode,
     header::{HeaderMap, HeaderName, HeaderValue},
@@ -40,6 +43,10 @@ pub struct Sent {
     pub retry_after: Option<u64>,
     /// The OAuth2 bearer token the request carried, to invalidate exactly it on a 401.
     pub bearer: Option<String>,
+    /// `None` when the full payload was sent; `thin`, or `thin_after_413`.
+    pub payload_mode: Option<&'static str>,
+    /// The body of a thin request, as sent (a full body is the message's payload).
+    pub request_body: Option<String>,
 }
 
 impl Sent {
@@ -188,11 +195,46 @@ pub struct Sender<'a> {
     pub client: &'a reqwest::Client,
     pub policy: &'a SsrfPolicy,
     pub tokens: &'a TokenCache,
+    /// Mints thin bodies' `data_url`s.
+    pub links: &'a Links,
+}
+
+/// Which body a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Full,
+    Thin,
 }
 
 impl Sender<'_> {
     pub async fn send(&self, claimed: &Claimed, target: &Target, payload: &Arc<Payload>) -> Sent {
         let started = Instant::now();
+        let shape = if thin::sends_thin(target.payload_mode, target.thin_above_bytes, payload.text.len()) {
+            Shape::Thin
+        } else {
+            Shape::Full
+        };
+        let mut sent = self.send_shaped(claimed, target, payload, shape, started).await;
+        // A receiver with a body limit still gets the event: an `auto` endpoint that refuses the
+        // full body with 413 gets the thin one at once, in the same attempt.
+        if shape == Shape::Full
+            && target.payload_mode == PayloadMode::Auto
+            && sent.status == Some(StatusCode::PAYLOAD_TOO_LARGE)
+        {
+            sent = self.send_shaped(claimed, target, payload, Shape::Thin, started).await;
+            sent.payload_mode = Some("thin_after_413");
+        }
+        sent
+    }
+
+    async fn send_shaped(
+        &self,
+        claimed: &Claimed,
+        target: &Target,
+        payload: &Arc<Payload>,
+        shape: Shape,
+        started: Instant,
+    ) -> Sent {
         let fail = |class: &'static str, detail: String, headers: Headers| Sent {
             url: target.url.clone(),
             request_headers: headers,
@@ -204,20 +246,22 @@ impl Sender<'_> {
             error_detail: Some(detail),
             retry_after: None,
             bearer: None,
+            payload_mode: (shape == Shape::Thin).then_some("thin"),
+            request_body: None,
         };
-        let request = match self.build(claimed, target, payload).await {
+        let request = match self.build(claimed, target, payload, shape).await {
             Ok(request) => request,
             Err((class, detail)) => return fail(class, detail, Headers::default()),
         };
-        let mut sent = self.execute(request, target, started).await;
+        let mut sent = self.execute(request, target, started, shape).await;
         // OAuth2: a 401 may mean the cached token was revoked: fetch a fresh one and try once more.
         if matches!(target.auth, Some(EndpointAuthIn::OAuth2ClientCredentials { .. }))
             && sent.status == Some(StatusCode::UNAUTHORIZED)
         {
             let used = sent.bearer.clone().unwrap_or_default();
             self.tokens.forget_if(&target.id, &used);
-            match self.build(claimed, target, payload).await {
-                Ok(request) => sent = self.execute(request, target, started).await,
+            match self.build(claimed, target, payload, shape).await {
+                Ok(request) => sent = self.execute(request, target, started, shape).await,
                 Err((class, detail)) => return fail(class, detail, sent.request_headers),
             }
         }
@@ -229,28 +273,54 @@ impl Sender<'_> {
         claimed: &Claimed,
         target: &Target,
         payload: &Arc<Payload>,
+        shape: Shape,
     ) -> Result<reqwest::Request, (&'static str, String)> {
         let url = target.parsed_url.clone().map_err(|err| ("config", err))?;
         check_literal_host(&url, self.policy).map_err(|err| ("ssrf", err.to_string()))?;
         let timeout =
             target.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))).unwrap_or(DEFAULT_TOTAL_TIMEOUT);
         let builder = self.client.post(url).timeout(timeout);
-        let builder = match target.format {
+        let thin = (shape == Shape::Thin).then(|| {
+            ThinBody::new(
+                self.links,
+                &claimed.message_id,
+                &target.id,
+                &claimed.event_type,
+                claimed.message_created_at,
+                payload.text.len(),
+                payload.sha256(),
+                target.data_url_ttl_seconds,
+                Utc::now(),
+            )
+        });
+        let builder = match (target.format, &thin) {
             // The body shares the payload's text (one message, many endpoints) instead of copying it.
-            EndpointFormat::Json => builder
+            (EndpointFormat::Json, None) => builder
                 .header("content-type", "application/json")
                 .body(bytes::Bytes::from_owner(ArcText(payload.clone()))),
-            EndpointFormat::CloudeventsStructured | EndpointFormat::CloudeventsBinary => {
-                let data: Value = serde_json::from_str(&payload.text)
-                    .map_err(|err| ("config", format!("payload: {err}")))?;
+            (EndpointFormat::Json, Some(thin)) => builder
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(thin).map_err(|err| ("config", format!("thin body: {err}")))?),
+            (EndpointFormat::CloudeventsStructured | EndpointFormat::CloudeventsBinary, _) => {
                 let event = EventBuilderV10::new()
                     .id(claimed.message_id.clone())
                     .source(format!("/hookline/app/{}", claimed.app_id))
                     .ty(claimed.event_type.clone())
-                    .time(claimed.message_created_at)
-                    .data("application/json", data)
-                    .build()
-                    .map_err(|err| ("config", format!("CloudEvent: {err}")))?;
+                    .time(claimed.message_created_at);
+                // Thin: the data is the thin body, and the `dataref` extension carries its URL.
+                let event = match &thin {
+                    None => {
+                        let data: Value = serde_json::from_str(&payload.text)
+                            .map_err(|err| ("config", format!("payload: {err}")))?;
+                        event.data("application/json", data)
+                    }
+                    Some(thin) => {
+                        let data = serde_json::to_value(thin)
+                            .map_err(|err| ("config", format!("thin body: {err}")))?;
+                        event.extension("dataref", thin.data_url.clone()).data("application/json", data)
+                    }
+                };
+                let event = event.build().map_err(|err| ("config", format!("CloudEvent: {err}")))?;
                 if target.format == EndpointFormat::CloudeventsBinary {
                     builder.event(event).map_err(|err| ("config", format!("CloudEvent: {err}")))?
                 } else {
@@ -276,6 +346,10 @@ impl Sender<'_> {
         insert(headers, "webhook-id", &claimed.message_id)?;
         insert(headers, "webhook-timestamp", &timestamp.to_string())?;
         insert(headers, "webhook-signature", &signature)?;
+        if shape == Shape::Thin {
+            // Tells an `auto` endpoint's consumer which body this is without guessing from its keys.
+            insert(headers, "hookline-payload", "thin")?;
+        }
         match &target.auth {
             None => {}
             Some(EndpointAuthIn::Basic { username, password }) => {
@@ -370,8 +444,21 @@ impl Sender<'_> {
         Ok(token.to_owned())
     }
 
-    async fn execute(&self, request: reqwest::Request, target: &EndpointTarget, started: Instant) -> Sent {
+    async fn execute(
+        &self,
+        request: reqwest::Request,
+        target: &EndpointTarget,
+        started: Instant,
+        shape: Shape,
+    ) -> Sent {
         let url = request.url().to_string();
+        let (payload_mode, request_body) = match shape {
+            Shape::Full => (None, None),
+            Shape::Thin => (
+                Some("thin"),
+                request.body().and_then(|b| b.as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned()),
+            ),
+        };
         let bearer = request
             .headers()
             .get("authorization")
@@ -393,6 +480,8 @@ impl Sender<'_> {
                     error_detail: Some(describe(&err)),
                     retry_after: None,
                     bearer,
+                    payload_mode,
+                    request_body,
                 };
             }
         };
@@ -421,6 +510,8 @@ impl Sender<'_> {
                 .or_else(|| (!status.is_success()).then(|| format!("the endpoint answered {status}"))),
             retry_after,
             bearer,
+            payload_mode,
+            request_body,
         }
     }
 }
@@ -602,6 +693,9 @@ mod tests {
             timeout_ms: None,
             retry_schedule: None,
             rate_limit: None,
+            payload_mode: PayloadMode::Full,
+            thin_above_bytes: None,
+            data_url_ttl_seconds: None,
         })
     }
 
@@ -623,9 +717,10 @@ mod tests {
     async fn bearer_for(tokens: &TokenCache, target: &Target) -> Result<String, (&'static str, String)> {
         let policy = SsrfPolicy { allow: vec![Cidr::parse("127.0.0.1/32").unwrap()] };
         let client = crate::http::client(&policy, 4);
-        let sender = Sender { client: &client, policy: &policy, tokens };
-        let payload = Arc::new(Payload { text: "{}".to_owned(), headers: Vec::new() });
-        let request = sender.build(&claimed(), target, &payload).await?;
+        let links = Links::new("http://127.0.0.1:8080", Arc::new(hookline_core::crypto::Keys::for_tests()));
+        let sender = Sender { client: &client, policy: &policy, tokens, links: &links };
+        let payload = Arc::new(Payload::new("{}".to_owned(), Vec::new()));
+        let request = sender.build(&claimed(), target, &payload, Shape::Full).await?;
         Ok(request.headers()["authorization"].to_str().unwrap().to_owned())
     }
 

@@ -155,7 +155,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     (
         "HOOKLINE_PUBLIC_URL",
         "http://<HOOKLINE_LISTEN>",
-        "where users reach this server (Checkout and billing-portal return links)",
+        "where users and their consumers reach this server: sources' ingest URLs, thin deliveries' data_url, billing return links (the bound port when HOOKLINE_LISTEN says :0)",
     ),
     ("HOOKLINE_DASHBOARD_DIR", "./frontend/dist", "the built dashboard served at /"),
     (

@@ -49,6 +49,10 @@ pub struct Keys {
     previous: Vec<MasterKey>,
     session_key: [u8; 32],
     portal_key: [u8; 32],
+    /// Keys of thin deliveries' `data_url` signatures: the current master key's first, then the
+    /// previous master keys' (a URL minted before a master-key rotation stays valid until it
+    /// expires).
+    payload_url_keys: Vec<[u8; 32]>,
 }
 
 impl Keys {
@@ -77,7 +81,15 @@ impl Keys {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&current.bytes).expect("any key length");
         mac.update(b"hookline portal jwt v1");
         let portal_key = mac.finalize().into_bytes().into();
-        Keys { current, previous, session_key, portal_key }
+        let payload_url_keys = std::iter::once(&current)
+            .chain(&previous)
+            .map(|key| {
+                let mut mac = <HmacSha256 as Mac>::new_from_slice(&key.bytes).expect("any key length");
+                mac.update(b"hookline payload url v1");
+                mac.finalize().into_bytes().into()
+            })
+            .collect();
+        Keys { current, previous, session_key, portal_key, payload_url_keys }
     }
 
     /// Keys for tests: a fixed master key.
@@ -128,6 +140,11 @@ impl Keys {
 
     pub fn portal_key(&self) -> &[u8] {
         &self.portal_key
+    }
+
+    /// The `data_url` signing keys, the one that signs first ([`Keys::payload_url_keys`]).
+    pub fn payload_url_keys(&self) -> &[[u8; 32]] {
+        &self.payload_url_keys
     }
 }
 

@@ -32,7 +32,8 @@ new_id!(
     JobId,
     SourceId,
     BroadcastId,
-    SourceRequestId
+    SourceRequestId,
+    PayloadFetchId
 );
 
 fn next_ulid() -> ulid::Ulid {

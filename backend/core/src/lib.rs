@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! foundation (domain, ids, error, config, crypto, metrics) → store → objects → tenancy → catalog
-//!     → billing → delivery → ingest → sources → logs
+//!     → billing → delivery → thin → ingest → sources → logs
 //! ```
 //!
 //! This file, the composition root ([`Context`], [`Caches`]), may use them all. `tests/layers.rs`
@@ -29,6 +29,7 @@ pub mod objects;
 pub mod sources;
 pub mod store;
 pub mod tenancy;
+pub mod thin;
 
 pub use config::Config;
 pub use error::{CoreError, CoreResult};
@@ -54,6 +55,8 @@ pub struct Context {
     pub source_log: std::sync::Arc<sources::requests::RequestLog>,
     /// Where payloads over `HOOKLINE_CLAIM_CHECK_BYTES` are kept.
     pub objects: objects::Objects,
+    /// Mints and checks thin deliveries' `data_url`s (on `HOOKLINE_PUBLIC_URL`).
+    pub links: thin::Links,
 }
 
 impl Context {
@@ -65,9 +68,11 @@ impl Context {
         let inline_engine = ingest::InlineEngineSlot::default();
         let ingest = ingest::IngestQueue::start(db.clone(), signals.clone(), inline_engine.clone());
         let source_log = std::sync::Arc::new(sources::requests::RequestLog::start(db.clone()));
+        let keys = std::sync::Arc::new(keys);
+        let links = thin::Links::new(&config.public_url, keys.clone());
         Ok(Context {
             db,
-            keys: std::sync::Arc::new(keys),
+            keys,
             config: std::sync::Arc::new(config),
             signals,
             ingest: std::sync::Arc::new(ingest),
@@ -76,6 +81,7 @@ impl Context {
             schema_threads: std::sync::Arc::new(catalog::schemas::SchemaThreads::start(2)),
             source_log,
             objects,
+            links,
         })
     }
 }

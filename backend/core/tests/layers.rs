@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["catalog"],
     &["billing"],
     &["delivery"],
+    &["thin"],
     &["ingest"],
     &["sources"],
     &["logs"],

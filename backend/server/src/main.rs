@@ -144,14 +144,27 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Healthcheck { worker } = command {
         return healthcheck(&config, worker).await;
     }
+    let mut config = config;
+    // The API's listener is bound before anything else, so that the default public URL (ingest
+    // URLs, thin deliveries' data_url) names the port actually bound when HOOKLINE_LISTEN says :0.
+    let api_listener = match command {
+        Command::Serve | Command::Api => {
+            let listener = bind(config.listen)?;
+            if config.public_url == format!("http://{}", config.listen) {
+                config.public_url = format!("http://{}", listener.local_addr()?);
+            }
+            Some(listener)
+        }
+        _ => None,
+    };
     let ctx = context(config).await?;
     match command {
         Command::Serve => {
             ctx.db.migrate(&ctx.config).await?;
-            run(ctx, true, true).await
+            run(ctx, api_listener, true).await
         }
-        Command::Api => run(ctx, true, false).await,
-        Command::Worker => run(ctx, false, true).await,
+        Command::Api => run(ctx, api_listener, false).await,
+        Command::Worker => run(ctx, None, true).await,
         Command::Healthcheck { .. } => unreachable!("answered before the context is built"),
         Command::Migrate => {
             ctx.db.migrate(&ctx.config).await?;
@@ -261,25 +274,26 @@ async fn context(config: Config) -> anyhow::Result<Context> {
 
 /// Runs the API and/or the workers until SIGTERM or Ctrl-C, then stops both gracefully: the HTTP
 /// server finishes in-flight requests (up to 30 s) and the workers finish their current jobs.
-async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
+async fn run(ctx: Context, api: Option<TcpListener>, worker: bool) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let serves_api = api.is_some();
 
-    if api {
+    if let Some(listener) = api {
         let dashboard = ctx.config.dashboard_dir.clone();
         let server_ctx = ctx.clone();
-        let address = listen(ctx.config.listen, "hookline listening on", &stop_rx, &mut tasks, |listener| {
+        let address = listen(listener, "hookline listening on", &stop_rx, &mut tasks, |listener| {
             hookline_api::serve(server_ctx, listener, dashboard)
         })?;
         tracing::info!(%address, dashboard = %ctx.config.dashboard_dir.display(), "API listening");
     }
     if worker
-        && !api
+        && !serves_api
         && let Some(worker_listen) = ctx.config.worker_listen
     {
         let server_ctx = ctx.clone();
         let address =
-            listen(worker_listen, "hookline worker listening on", &stop_rx, &mut tasks, |listener| {
+            listen(bind(worker_listen)?, "hookline worker listening on", &stop_rx, &mut tasks, |listener| {
                 hookline_api::serve_ops(server_ctx, listener)
             })?;
         tracing::info!(%address, "worker health and metrics listening");
@@ -321,18 +335,23 @@ async fn run(ctx: Context, api: bool, worker: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds `address`, starts the HTTP server `serve` builds on it (stopped gracefully with the
-/// rest) and prints `<announce> http://<address>` on stdout: tests and scripts read that line to
-/// find the port (the setting may say :0). Returns the bound address.
+/// A non-blocking listener on `address`.
+fn bind(address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Starts the HTTP server `serve` builds on `listener` (stopped gracefully with the rest) and
+/// prints `<announce> http://<address>` on stdout: tests and scripts read that line to find the
+/// port (the setting may say :0). Returns the bound address.
 fn listen(
-    address: std::net::SocketAddr,
+    listener: TcpListener,
     announce: &str,
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
     serve: impl FnOnce(TcpListener) -> std::io::Result<hookline_api::Server>,
 ) -> anyhow::Result<std::net::SocketAddr> {
-    let listener = TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
-    listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let server = serve(listener)?;
     let handle = server.handle();

@@ -155,6 +155,10 @@ id_type!(
     /// A request received on a source's ingest URL.
     SourceRequestId, "sreq"
 );
+id_type!(
+    /// One fetch of a thin delivery's `data_url`.
+    PayloadFetchId, "pfetch"
+);
 
 /// A tenant-chosen identifier (`uid`) for an application or an endpoint: 1 to 256 characters of
 /// `A-Z a-z 0-9 - _ .`. It must not have the shape of the resource's own ids, so that a path

@@ -280,6 +280,23 @@ pub enum EndpointOrdering {
     Fifo,
 }
 
+/// What a delivery's body carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadMode {
+    /// The payload itself.
+    #[default]
+    Full,
+    /// A small body `{"id", "type", "timestamp", "data_url", "data_url_expires_at", "size",
+    /// "sha256"}`: the endpoint fetches the payload from `data_url` (signed, expiring, for this
+    /// message and endpoint only).
+    Thin,
+    /// Full up to `thin_above_bytes`, thin above; and thin at once, in the same attempt, when the
+    /// endpoint answers a full body with 413.
+    Auto,
+}
+
 /// Which Standard Webhooks signature the endpoint's secret makes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -401,6 +418,17 @@ pub struct EndpointIn {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Option<Vec<crate::schema::RetryWait>>))]
     pub retry_schedule: Option<Vec<u32>>,
+    /// What a delivery's body carries (default `full`).
+    #[serde(default)]
+    pub payload_mode: PayloadMode,
+    /// In `auto` mode, payloads over this many bytes are sent thin (default 262144).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1024, maximum = 20_971_520))]
+    pub thin_above_bytes: Option<u32>,
+    /// How long a thin delivery's `data_url` can be fetched, in seconds (default 86400).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 604_800))]
+    pub data_url_ttl_seconds: Option<u32>,
     #[serde(default)]
     pub auth: Option<EndpointAuthIn>,
     /// A signing secret: `whsec_<base64>` (HMAC, `v1`) or `whsk_<base64>` (Ed25519, `v1a`);
@@ -457,6 +485,14 @@ pub struct EndpointPatch {
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::schema::RetryWait>>, max_items = 20))]
     pub retry_schedule: Patch<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_mode: Option<PayloadMode>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1024, maximum = 20_971_520))]
+    pub thin_above_bytes: Patch<u32>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 604_800))]
+    pub data_url_ttl_seconds: Patch<u32>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<EndpointAuthIn>))]
     pub auth: Patch<EndpointAuthIn>,
@@ -483,6 +519,11 @@ pub struct EndpointOut {
     pub timeout_ms: Option<u32>,
     pub retry_schedule: Option<Vec<u32>>,
     pub auth: Option<EndpointAuthOut>,
+    pub payload_mode: PayloadMode,
+    /// Auto mode's threshold; absent = the default (262144).
+    pub thin_above_bytes: Option<u32>,
+    /// How long a `data_url` lasts; absent = the default (86400).
+    pub data_url_ttl_seconds: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -542,6 +583,13 @@ pub struct MessageOut {
     /// Absent once the payload has expired under the plan's retention.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub payload: Option<Value>,
+    /// The payload's size in bytes as accepted (kept after the payload expires).
+    #[serde(default)]
+    pub payload_size: u64,
+    /// Whether the payload is kept in the object store (over `HOOKLINE_CLAIM_CHECK_BYTES`);
+    /// absent when the payload was not read (`with_content=false`, or expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_in_object_store: Option<bool>,
     pub created_at: DateTime<Utc>,
     /// For a message received on an inbound source: the source and the logged request it came
     /// from (on `GET` of one message, while the request is still logged; never for portal tokens).
@@ -582,6 +630,29 @@ pub struct AttemptOut {
     pub duration_ms: u32,
     /// `scheduled` or `manual`.
     pub trigger: String,
+    /// `full` (the payload was the body), `thin` (the thin body in `request_body` was sent), or
+    /// `thin_after_413` (an `auto` endpoint answered the full body with 413; the thin body was
+    /// sent at once, and the status and response here are the thin request's).
+    pub payload_mode: String,
+    /// The body sent, for a thin delivery (a full delivery's body is the message's payload).
+    pub request_body: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One fetch of a thin delivery's `data_url`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PayloadFetchOut {
+    pub id: crate::PayloadFetchId,
+    pub message_id: MessageId,
+    pub endpoint_id: EndpointId,
+    /// 200 (the payload was sent) or 304 (the fetcher already had it: `If-None-Match`).
+    pub status: u16,
+    /// Payload bytes sent.
+    pub bytes: u64,
+    /// The fetcher's address as the server saw it.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -770,6 +841,8 @@ pub struct UsageBucket {
     pub delivery_attempts: u64,
     pub inbound_requests: u64,
     pub payload_bytes: u64,
+    /// Fetches of thin deliveries' `data_url`s answered with the payload (or 304).
+    pub payload_fetches: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 
 use hookline_types::{
     ApplicationIn, ApplicationOut, EndpointFormat, EndpointIn, EndpointOrdering, EndpointOut, ListResponse,
-    PortalTokenIn, PortalTokenOut, SignatureScheme,
+    PayloadMode, PortalTokenIn, PortalTokenOut, SignatureScheme,
 };
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
@@ -196,6 +196,23 @@ pub fn format_name(format: EndpointFormat) -> &'static str {
     }
 }
 
+/// The API's name of a payload mode (the endpoint forms' select values).
+pub fn payload_mode_name(mode: PayloadMode) -> &'static str {
+    match mode {
+        PayloadMode::Full => "full",
+        PayloadMode::Thin => "thin",
+        PayloadMode::Auto => "auto",
+    }
+}
+
+pub fn parse_payload_mode(value: &str) -> PayloadMode {
+    match value {
+        "thin" => PayloadMode::Thin,
+        "auto" => PayloadMode::Auto,
+        _ => PayloadMode::Full,
+    }
+}
+
 pub fn parse_format(value: &str) -> EndpointFormat {
     match value {
         "cloudevents_structured" => EndpointFormat::CloudeventsStructured,
@@ -211,6 +228,7 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
     let description = RwSignal::new(String::new());
     let filter_types = RwSignal::new(String::new());
     let format = RwSignal::new("json".to_owned());
+    let payload_mode = RwSignal::new("full".to_owned());
     let fifo = RwSignal::new(false);
     let ed25519 = RwSignal::new(false);
     let rate_limit = RwSignal::new(String::new());
@@ -247,6 +265,9 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
             ordering: if fifo.get_untracked() { EndpointOrdering::Fifo } else { EndpointOrdering::None },
             timeout_ms: None,
             retry_schedule: None,
+            payload_mode: parse_payload_mode(&payload_mode.get_untracked()),
+            thin_above_bytes: None,
+            data_url_ttl_seconds: None,
             auth: None,
             secret: None,
             signature_scheme: Some(if ed25519.get_untracked() {
@@ -282,6 +303,14 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
                 </select>
             </label>
             <label>"Rate limit (deliveries/s)"<input type="number" min="1" name="endpoint-rate" bind:value=rate_limit/></label>
+            <label>
+                "Payload"
+                <select name="endpoint-payload-mode" on:change=move |ev| payload_mode.set(event_target_value(&ev))>
+                    <option value="full">"Full: the payload is the body"</option>
+                    <option value="thin">"Thin: a signed link to fetch it"</option>
+                    <option value="auto">"Auto: thin above 256 KiB, or after a 413"</option>
+                </select>
+            </label>
             <div class="checks">
                 <label class="check"><input type="checkbox" name="endpoint-fifo" bind:checked=fifo/>"Deliver in order (FIFO)"</label>
                 <label class="check"><input type="checkbox" name="endpoint-ed25519" bind:checked=ed25519/>"Sign with Ed25519 (v1a)"</label>

@@ -18,7 +18,7 @@ use crate::{
         CopyField, Empty, ErrorBox, PageHeader, async_view, badge, confirm, fmt_count, fmt_ms, fmt_percent,
         fmt_time, now, sleep, split_list,
     },
-    pages::apps::{format_name, parse_format},
+    pages::apps::{format_name, parse_format, parse_payload_mode, payload_mode_name},
     shell::use_scope,
 };
 
@@ -418,6 +418,9 @@ fn Settings(
     let fifo = RwSignal::new(current.ordering == EndpointOrdering::Fifo);
     let rate_limit = RwSignal::new(current.rate_limit.map(|r| r.to_string()).unwrap_or_default());
     let timeout = RwSignal::new(current.timeout_ms.map(|r| r.to_string()).unwrap_or_default());
+    let payload_mode = RwSignal::new(payload_mode_name(current.payload_mode).to_owned());
+    let thin_above = RwSignal::new(current.thin_above_bytes.map(|n| n.to_string()).unwrap_or_default());
+    let url_ttl = RwSignal::new(current.data_url_ttl_seconds.map(|n| n.to_string()).unwrap_or_default());
     let retry = RwSignal::new(
         current
             .retry_schedule
@@ -483,6 +486,9 @@ fn Settings(
                 rate_limit: number(rate_limit.get_untracked(), "The rate limit")?,
                 timeout_ms: number(timeout.get_untracked(), "The timeout")?,
                 retry_schedule,
+                payload_mode: Some(parse_payload_mode(&payload_mode.get_untracked())),
+                thin_above_bytes: number(thin_above.get_untracked(), "The thin threshold")?,
+                data_url_ttl_seconds: number(url_ttl.get_untracked(), "The data URL lifetime")?,
                 ..Default::default()
             };
             let header_text = headers.get_untracked();
@@ -588,6 +594,16 @@ fn Settings(
                 <label>"Rate limit (deliveries/s)"<input type="number" min="1" name="rate-limit" placeholder="plan default" bind:value=rate_limit/></label>
                 <label>"Timeout (ms)"<input type="number" min="100" max="60000" name="timeout" placeholder="15000" bind:value=timeout/></label>
                 <label>"Retry schedule (seconds)"<input type="text" name="retry-schedule" placeholder="5, 300, 1800, 7200, 18000, 36000, 36000" bind:value=retry/></label>
+                <label>"Payload"
+                    <select name="payload-mode" prop:value=move || payload_mode.get() on:change=move |ev| payload_mode.set(event_target_value(&ev))>
+                        <option value="full">"Full: the payload is the body"</option>
+                        <option value="thin">"Thin: a signed link to fetch it"</option>
+                        <option value="auto">"Auto: thin above a size, or after a 413"</option>
+                    </select>
+                </label>
+                <label>"Thin above (bytes, auto)"<input type="number" min="1024" max="20971520" name="thin-above" placeholder="262144" bind:value=thin_above/></label>
+                <label>"Link lifetime (seconds)"<input type="number" min="1" max="604800" name="data-url-ttl" placeholder="86400" bind:value=url_ttl/>
+                    <span class="hint">"How long a thin delivery's data_url can be fetched."</span></label>
                 <label class="span-2">"Custom headers"
                     <textarea name="headers" rows="2" placeholder="X-Team: payments" bind:value=headers></textarea>
                     <span class="hint">{if header_names.is_empty() { "One 'Name: value' per line. Values are write-only.".to_owned() } else { format!("Now set: {header_names}. Values are write-only; entering headers replaces them.") }}</span>

@@ -1,13 +1,13 @@
 //! One message: its payload, its delivery to each endpoint (with resend), and the timeline of
 //! every attempt with the request and response. Shared with the consumer portal.
 
-use hookline_types::{AttemptOut, DeliveryOut, EndpointOut, ListResponse, MessageOut};
+use hookline_types::{AttemptOut, DeliveryOut, EndpointOut, ListResponse, MessageOut, PayloadFetchOut};
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_params_map;
 
 use crate::{
     api::{self, ApiError},
-    components::{Empty, ErrorBox, PageHeader, async_view, badge, fmt_opt_time, fmt_time, sleep},
+    components::{Empty, ErrorBox, PageHeader, async_view, badge, fmt_bytes, fmt_opt_time, fmt_time, sleep},
     shell::use_scope,
 };
 
@@ -21,6 +21,8 @@ pub fn MessagePage() -> impl IntoView {
     let params = use_params_map();
     let msg = params.read_untracked().get("msg").unwrap_or_default();
     let msg_path = scope.api(&format!("/msg/{}", api::encode(&msg)));
+    // A plain link carries the dashboard's session cookie; the portal's token is not a cookie.
+    let download = (!scope.portal).then(|| format!("/api/v1{msg_path}/payload"));
     let message = LocalResource::new({
         let path = msg_path.clone();
         move || {
@@ -40,6 +42,14 @@ pub fn MessagePage() -> impl IntoView {
         move || {
             let path = path.clone();
             async move { api::get::<ListResponse<AttemptOut>>(&path).await }
+        }
+    });
+    // Thin deliveries' data_url fetches, shown under the attempts that sent those URLs.
+    let fetches = LocalResource::new({
+        let path = format!("{msg_path}/payload-fetch?limit=250");
+        move || {
+            let path = path.clone();
+            async move { api::get::<ListResponse<PayloadFetchOut>>(&path).await }
         }
     });
     // Deliveries name endpoints by id; the URL is what people recognise.
@@ -91,6 +101,14 @@ pub fn MessagePage() -> impl IntoView {
                 <dl class="facts">
                     <dt>"Event id"</dt><dd>{m.event_id.clone().unwrap_or_else(|| "—".into())}</dd>
                     <dt>"Channels"</dt><dd>{if m.channels.is_empty() { "—".to_owned() } else { m.channels.join(", ") }}</dd>
+                    <dt>"Size"</dt>
+                    <dd id="payload-size">
+                        {fmt_bytes(m.payload_size)}
+                        {(m.payload_in_object_store == Some(true)).then_some(" · stored in the object store")}
+                        {m.payload.is_some().then(|| download.clone().map(|href| view! {
+                            " · " <a id="download-payload" href=href download=format!("{}.json", m.id)>"Download"</a>
+                        })).flatten()}
+                    </dd>
                     {m.received_by.clone().map(|by| view! {
                         <dt>"Received by"</dt>
                         <dd id="received-by">
@@ -147,13 +165,30 @@ pub fn MessagePage() -> impl IntoView {
         </section>
         <section class="card">
             <h2>"Attempts"</h2>
-            {async_view(attempts, |page| {
+            {async_view(attempts, move |page| {
                 if page.data.is_empty() {
                     return view! { <Empty title="No attempts yet">"The first attempt is made within moments of the message arriving."</Empty> }.into_any();
                 }
                 view! {
                     <ol class="timeline" id="attempt-timeline">
-                        {page.data.into_iter().map(|a| view! { <AttemptItem attempt=a/> }).collect_view()}
+                        {page.data.into_iter().map(|a| {
+                            // The fetches of this endpoint's data_url made after this attempt
+                            // (they load separately, so this follows them).
+                            let (endpoint, after) = (a.endpoint_id.clone(), a.created_at);
+                            let fetched = Signal::derive(move || {
+                                fetches.with(|loaded| {
+                                    loaded.as_ref().and_then(|r| r.as_ref().ok()).map(|page| {
+                                        page.data
+                                            .iter()
+                                            .filter(|f| f.endpoint_id == endpoint && f.created_at >= after)
+                                            .cloned()
+                                            .collect::<Vec<_>>()
+                                    })
+                                })
+                                .unwrap_or_default()
+                            });
+                            view! { <AttemptItem attempt=a fetched/> }
+                        }).collect_view()}
                     </ol>
                 }
                 .into_any()
@@ -163,7 +198,14 @@ pub fn MessagePage() -> impl IntoView {
 }
 
 #[component]
-fn AttemptItem(attempt: AttemptOut) -> impl IntoView {
+fn AttemptItem(attempt: AttemptOut, fetched: Signal<Vec<PayloadFetchOut>>) -> impl IntoView {
+    let thin = match attempt.payload_mode.as_str() {
+        "thin" => Some("Thin body: the endpoint fetches the payload from its data_url."),
+        "thin_after_413" => {
+            Some("The endpoint answered 413 to the full payload; the thin body was sent at once.")
+        }
+        _ => None,
+    };
     let code = attempt.response_status_code.map(|c| c.to_string()).unwrap_or_else(|| "no response".into());
     let summary = format!(
         "{} · {} · {} ms{}",
@@ -177,6 +219,7 @@ fn AttemptItem(attempt: AttemptOut) -> impl IntoView {
             <details>
                 <summary>
                     {badge(&attempt.status)}
+                    {thin.is_some().then(|| view! { <span class="badge badge-info">"thin"</span> })}
                     <span class="timeline-summary">{summary}</span>
                     <span class="muted">{format!("{} · {}", attempt.trigger, attempt.url)}</span>
                 </summary>
@@ -184,6 +227,36 @@ fn AttemptItem(attempt: AttemptOut) -> impl IntoView {
                     <div>
                         <h3>"Request headers"</h3>
                         <pre class="code">{pretty(&attempt.request_headers)}</pre>
+                        {thin.map(|note| view! {
+                            <h3>"Request body (thin)"</h3>
+                            <p class="muted">{note}</p>
+                            <pre class="code thin-body">{attempt.request_body.clone().map(|body| {
+                                serde_json::from_str::<serde_json::Value>(&body).map(|v| pretty(&v)).unwrap_or(body)
+                            }).unwrap_or_else(|| "(not sent)".into())}</pre>
+                            <h3>"Payload fetches"</h3>
+                            {move || {
+                                let fetched = fetched.get();
+                                if fetched.is_empty() {
+                                    view! { <p class="muted payload-fetches">"Not fetched yet."</p> }.into_any()
+                                } else {
+                                    view! {
+                                        <table class="table compact payload-fetches">
+                                            <thead><tr><th>"When"</th><th>"Status"</th><th>"Bytes"</th><th>"From"</th></tr></thead>
+                                            <tbody>
+                                                {fetched.into_iter().map(|f| view! {
+                                                    <tr class="payload-fetch">
+                                                        <td>{fmt_time(&f.created_at)}</td>
+                                                        <td>{f.status}</td>
+                                                        <td>{f.bytes}</td>
+                                                        <td>{format!("{} {}", f.ip.unwrap_or_default(), f.user_agent.unwrap_or_default())}</td>
+                                                    </tr>
+                                                }).collect_view()}
+                                            </tbody>
+                                        </table>
+                                    }.into_any()
+                                }
+                            }}
+                        })}
                     </div>
                     <div>
                         <h3>"Response"</h3>

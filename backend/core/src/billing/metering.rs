@@ -56,6 +56,7 @@ fn report(
         totals.delivery_attempts += bucket.delivery_attempts;
         totals.inbound_requests += bucket.inbound_requests;
         totals.payload_bytes += bucket.payload_bytes;
+        totals.payload_fetches += bucket.payload_fetches;
     }
     UsageOut {
         granularity: match query.granularity {

@@ -14,6 +14,8 @@ pub enum Metric {
     PayloadBytes,
     DeliveryAttempts,
     InboundRequests,
+    /// Answered fetches of thin deliveries' `data_url`s.
+    PayloadFetches,
 }
 
 impl Metric {
@@ -23,6 +25,7 @@ impl Metric {
             Metric::PayloadBytes => "payload_bytes",
             Metric::DeliveryAttempts => "delivery_attempts",
             Metric::InboundRequests => "inbound_requests",
+            Metric::PayloadFetches => "payload_fetches",
         }
     }
 }
@@ -172,6 +175,7 @@ pub async fn buckets<C: ConnectionTrait>(
             "delivery_attempts" => bucket.delivery_attempts += value,
             "inbound_requests" => bucket.inbound_requests += value,
             "payload_bytes" => bucket.payload_bytes += value,
+            "payload_fetches" => bucket.payload_fetches += value,
             _ => {}
         }
     }

@@ -13,7 +13,7 @@ use crate::{
     ids::NewId,
     store::entities::{
         app_rate_buckets, applications, attempts, deliveries, endpoint_health, endpoints, message_payloads,
-        messages, source_order, source_requests, sources,
+        messages, payload_fetches, source_order, source_requests, sources,
     },
     store::from_json,
     store::is_unique_violation,
@@ -245,6 +245,10 @@ pub async fn delete(ctx: &Context, principal: &Principal, app: &IdOrUid<AppId>) 
     let model = find(&txn, tenant, app).await?;
     let app_id = model.id.as_str();
     attempts::Entity::scoped_delete(tenant).filter(attempts::Column::AppId.eq(app_id)).exec(&txn).await?;
+    payload_fetches::Entity::scoped_delete(tenant)
+        .filter(payload_fetches::Column::AppId.eq(app_id))
+        .exec(&txn)
+        .await?;
     deliveries::Entity::scoped_delete(tenant).filter(deliveries::Column::AppId.eq(app_id)).exec(&txn).await?;
     let app_messages = || {
         sea_orm::sea_query::Query::select()

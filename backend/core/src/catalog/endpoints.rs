@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use hookline_types::{
     ApiKeyScope, AppId, EndpointAuthIn, EndpointAuthOut, EndpointFormat, EndpointId, EndpointIn,
     EndpointOrdering, EndpointOut, EndpointPatch, EndpointSecretOut, EndpointSecretRotateIn, IdOrUid,
-    ListResponse, Patch, SignatureScheme, TenantId, validate_uid,
+    ListResponse, Patch, PayloadMode, SignatureScheme, TenantId, validate_uid,
 };
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
@@ -37,8 +37,15 @@ const MAX_FILTER_TYPES: usize = 100;
 const MAX_CHANNELS: usize = 10;
 const MAX_HEADERS: usize = 20;
 /// Headers Hookline sets itself; an endpoint may not override them.
-const RESERVED_HEADERS: &[&str] =
-    &["host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent"];
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "hookline-payload",
+];
 const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "ce-", "svix-"];
 
 /// A rotated-out secret, stored in `previous_secrets`.
@@ -60,6 +67,20 @@ fn ordering_name(ordering: EndpointOrdering) -> &'static str {
     match ordering {
         EndpointOrdering::None => "none",
         EndpointOrdering::Fifo => "fifo",
+    }
+}
+
+/// The bounds of `thin_above_bytes` (the default, 256 KiB, is `thin::DEFAULT_THIN_ABOVE_BYTES`).
+pub const THIN_ABOVE_BYTES_RANGE: std::ops::RangeInclusive<u32> = 1024..=20 * 1024 * 1024;
+/// The bounds of `data_url_ttl_seconds`: a second to a week.
+pub const DATA_URL_TTL_RANGE: std::ops::RangeInclusive<u32> = 1..=7 * 24 * 3600;
+
+/// The stored name of a payload mode (`endpoints.payload_mode`).
+fn payload_mode_name(mode: PayloadMode) -> &'static str {
+    match mode {
+        PayloadMode::Full => "full",
+        PayloadMode::Thin => "thin",
+        PayloadMode::Auto => "auto",
     }
 }
 
@@ -86,6 +107,9 @@ fn to_out(model: endpoints::Model) -> CoreResult<EndpointOut> {
         timeout_ms: model.timeout_ms.map(|n| n as u32),
         retry_schedule: model.retry_schedule.map(|v| from_json(v, "retry_schedule")).transpose()?,
         auth: model.auth_summary.map(|v| from_json(v, "auth_summary")).transpose()?,
+        payload_mode: parse_stored(&model.payload_mode, "payload_mode")?,
+        thin_above_bytes: model.thin_above_bytes.map(|n| n as u32),
+        data_url_ttl_seconds: model.data_url_ttl_seconds.map(|n| n as u32),
         created_at: model.created_at,
         updated_at: model.updated_at,
     })
@@ -149,6 +173,26 @@ fn check_timeout(errors: &mut Errors, timeout_ms: u32) {
         errors.push(
             &["body", "timeout_ms"],
             format!("must be {MIN_TIMEOUT_MS} to {MAX_TIMEOUT_MS} milliseconds"),
+        );
+    }
+}
+
+fn check_thin_above(errors: &mut Errors, bytes: u32) {
+    let range = THIN_ABOVE_BYTES_RANGE;
+    if !range.contains(&bytes) {
+        errors.push(
+            &["body", "thin_above_bytes"],
+            format!("must be {} to {} bytes", range.start(), range.end()),
+        );
+    }
+}
+
+fn check_data_url_ttl(errors: &mut Errors, seconds: u32) {
+    let range = DATA_URL_TTL_RANGE;
+    if !range.contains(&seconds) {
+        errors.push(
+            &["body", "data_url_ttl_seconds"],
+            format!("must be {} to {} seconds", range.start(), range.end()),
         );
     }
 }
@@ -267,6 +311,12 @@ pub async fn create(
     if let Some(timeout_ms) = input.timeout_ms {
         check_timeout(&mut errors, timeout_ms);
     }
+    if let Some(bytes) = input.thin_above_bytes {
+        check_thin_above(&mut errors, bytes);
+    }
+    if let Some(seconds) = input.data_url_ttl_seconds {
+        check_data_url_ttl(&mut errors, seconds);
+    }
     if let Some(schedule) = &input.retry_schedule {
         errors.check(&["body", "retry_schedule"], RetrySchedule::new(schedule.clone()));
     }
@@ -310,6 +360,9 @@ pub async fn create(
         retry_schedule: Set(input.retry_schedule.as_ref().map(to_json)),
         auth_ciphertext: Set(input.auth.as_ref().map(|auth| seal_json(keys, auth))),
         auth_summary: Set(auth_summary.as_ref().map(to_json)),
+        payload_mode: Set(payload_mode_name(input.payload_mode).to_owned()),
+        thin_above_bytes: Set(input.thin_above_bytes.map(|n| n as i32)),
+        data_url_ttl_seconds: Set(input.data_url_ttl_seconds.map(|n| n as i32)),
         secret_ciphertext: Set(keys.encrypt(secret.expose().as_bytes())),
         previous_secrets: Set(serde_json::json!([])),
         created_at: Set(now),
@@ -388,6 +441,12 @@ pub async fn patch(
     if let Patch::Value(timeout_ms) = patch.timeout_ms {
         check_timeout(&mut errors, timeout_ms);
     }
+    if let Patch::Value(bytes) = patch.thin_above_bytes {
+        check_thin_above(&mut errors, bytes);
+    }
+    if let Patch::Value(seconds) = patch.data_url_ttl_seconds {
+        check_data_url_ttl(&mut errors, seconds);
+    }
     if let Patch::Value(schedule) = &patch.retry_schedule {
         errors.check(&["body", "retry_schedule"], RetrySchedule::new(schedule.clone()));
     }
@@ -456,6 +515,15 @@ pub async fn patch(
     }
     if let Some(schedule) = patch.retry_schedule.into_update() {
         active.retry_schedule = Set(schedule.as_ref().map(to_json));
+    }
+    if let Some(mode) = patch.payload_mode {
+        active.payload_mode = Set(payload_mode_name(mode).to_owned());
+    }
+    if let Some(bytes) = patch.thin_above_bytes.into_update() {
+        active.thin_above_bytes = Set(bytes.map(|n| n as i32));
+    }
+    if let Some(seconds) = patch.data_url_ttl_seconds.into_update() {
+        active.data_url_ttl_seconds = Set(seconds.map(|n| n as i32));
     }
     if let Some(auth) = patch.auth.into_update() {
         active.auth_ciphertext = Set(auth.as_ref().map(|auth| seal_json(keys, auth)));

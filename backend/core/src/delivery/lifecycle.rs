@@ -79,6 +79,9 @@ pub struct EndpointTarget {
     pub timeout_ms: Option<u32>,
     pub retry_schedule: Option<RetrySchedule>,
     pub rate_limit: Option<u32>,
+    pub payload_mode: hookline_types::PayloadMode,
+    pub thin_above_bytes: Option<u32>,
+    pub data_url_ttl_seconds: Option<u32>,
 }
 
 /// HTTP headers as the attempt log stores them: a JSON object of name → value, in the order
@@ -116,6 +119,10 @@ pub struct AttemptOutcome {
     pub error_detail: Option<String>,
     /// `manual` for a resend, `scheduled` otherwise.
     pub trigger: &'static str,
+    /// `None` when the full payload was sent; `thin` or `thin_after_413` otherwise.
+    pub payload_mode: Option<&'static str>,
+    /// The thin body sent (never a full one: that is the message's payload).
+    pub request_body: Option<String>,
     /// What the dispatcher decided: the next attempt's time, or none (succeeded or dead).
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The endpoint answered 410 Gone: disable it.
@@ -1088,6 +1095,9 @@ pub async fn load_targets(
             timeout_ms: row.timeout_ms.map(|n| n as u32),
             retry_schedule,
             rate_limit: row.rate_limit.map(|n| n as u32),
+            payload_mode: from_json(Value::String(row.payload_mode), "payload_mode")?,
+            thin_above_bytes: row.thin_above_bytes.map(|n| n as u32),
+            data_url_ttl_seconds: row.data_url_ttl_seconds.map(|n| n as u32),
         };
         targets.insert(row.id, target);
     }
@@ -1100,16 +1110,31 @@ pub async fn load_targets(
 pub struct Payload {
     pub text: String,
     pub headers: Vec<(String, String)>,
+    /// The text's SHA-256 (lower-case hex), computed the first time a thin delivery needs it.
+    sha256: std::sync::OnceLock<String>,
 }
 
 impl Payload {
+    pub fn new(text: String, headers: Vec<(String, String)>) -> Payload {
+        Payload { text, headers, sha256: std::sync::OnceLock::new() }
+    }
+
     /// A payload with the forwarded headers as stored (`message_payloads.headers`, a JSON object).
     pub fn from_stored(text: String, headers: Option<&str>) -> Payload {
         let headers = headers
             .and_then(|h| serde_json::from_str::<std::collections::BTreeMap<String, String>>(h).ok())
             .map(|map| map.into_iter().collect())
             .unwrap_or_default();
-        Payload { text, headers }
+        Payload::new(text, headers)
+    }
+
+    /// The SHA-256 of the payload's bytes, lower-case hex (what a thin body and the `data_url`'s
+    /// `ETag` name).
+    pub fn sha256(&self) -> &str {
+        self.sha256.get_or_init(|| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(self.text.as_bytes()))
+        })
     }
 }
 
@@ -1220,6 +1245,8 @@ pub(crate) const ATTEMPTS: Insert = Insert {
         "duration_ms",
         "error_class",
         "trigger",
+        "payload_mode",
+        "request_body",
         "created_at",
     ],
     tail: "",
@@ -1393,6 +1420,8 @@ impl<'a> RecordRows<'a> {
             duration_ms: i32,
             error_class: Option<&'a str>,
             trigger: &'a str,
+            payload_mode: Option<&'a str>,
+            request_body: Option<&'a str>,
             created_at: &'a str,
         }
         #[derive(serde::Serialize)]
@@ -1431,6 +1460,8 @@ impl<'a> RecordRows<'a> {
                 duration_ms: o.duration_ms,
                 error_class: o.error_class,
                 trigger: o.trigger,
+                payload_mode: o.payload_mode,
+                request_body: o.request_body.as_deref(),
                 created_at: &at,
             })
             .collect();

@@ -105,7 +105,12 @@ fn fts5_query(q: &str) -> String {
         .join(" ")
 }
 
-fn to_out(model: messages::Model, payload: Option<Value>) -> CoreResult<MessageOut> {
+/// `payload`: the payload, and whether it is kept in the object store (claim-checked).
+fn to_out(model: messages::Model, payload: Option<(Value, bool)>) -> CoreResult<MessageOut> {
+    let (payload, in_object_store) = match payload {
+        Some((payload, object)) => (Some(payload), Some(object)),
+        None => (None, None),
+    };
     Ok(MessageOut {
         id: MessageId::parse(&model.id).map_err(|err| CoreError::Internal(err.into()))?,
         app_id: AppId::parse(&model.app_id).map_err(|err| CoreError::Internal(err.into()))?,
@@ -113,6 +118,8 @@ fn to_out(model: messages::Model, payload: Option<Value>) -> CoreResult<MessageO
         event_id: model.event_id,
         channels: from_json(model.channels, "channels")?,
         payload,
+        payload_size: std::cmp::max(model.payload_size, 0) as u64,
+        payload_in_object_store: in_object_store,
         created_at: model.created_at,
         received_by: None,
     })
@@ -128,7 +135,7 @@ async fn load_payloads(
     ctx: &Context,
     tenant: &TenantId,
     ids: Vec<String>,
-) -> CoreResult<HashMap<String, Value>> {
+) -> CoreResult<HashMap<String, (Value, bool)>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -146,7 +153,7 @@ async fn load_payloads(
             }
             None => parse_payload(&row.payload)?,
         };
-        payloads.insert(row.message_id, payload);
+        payloads.insert(row.message_id, (payload, row.object_key.is_some()));
     }
     Ok(payloads)
 }
@@ -456,7 +463,8 @@ async fn create_for(
         created_at: now,
         event_id_released: false,
     };
-    Ok(Created { message: to_out(model, Some(input.payload))?, is_new: true })
+    let in_object_store = new.payload_text.len() > ctx.config.claim_check_bytes;
+    Ok(Created { message: to_out(model, Some((input.payload, in_object_store)))?, is_new: true })
 }
 
 pub async fn list(
@@ -624,6 +632,35 @@ pub async fn get(
     let mut payloads = load_payloads(ctx, tenant, vec![model.id.clone()]).await?;
     let payload = payloads.remove(&model.id);
     to_out(model, payload)
+}
+
+/// The message's payload as stored, byte for byte (a claim-checked one streamed from the object
+/// store), with its size: the dashboard's download.
+pub async fn payload(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    id: &MessageId,
+) -> CoreResult<(u64, crate::objects::PayloadBody)> {
+    principal.require(ApiKeyScope::Read)?;
+    let tenant = &principal.tenant_id;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
+    let model = messages::Entity::scoped(tenant)
+        .filter(messages::Column::AppId.eq(app.id.as_str()))
+        .filter(messages::Column::Id.eq(id.as_str()))
+        .one(&ctx.db.conn)
+        .await?
+        .ok_or(CoreError::NotFound("message"))?;
+    let row = message_payloads::Entity::scoped(tenant)
+        .filter(message_payloads::Column::MessageId.eq(model.id.as_str()))
+        .one(&ctx.db.conn)
+        .await?
+        .ok_or_else(|| CoreError::Gone {
+            code: "payload_purged",
+            detail: "the message's payload is no longer stored (retention or an expunge removed it)"
+                .to_owned(),
+        })?;
+    crate::objects::payload_body(&ctx.objects, row).await
 }
 
 #[cfg(test)]

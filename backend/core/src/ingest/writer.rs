@@ -454,8 +454,7 @@ async fn answer(
                     .iter()
                     .filter(|(m, _)| fan_out.payload_wanted.contains(&m.id))
                     .map(|(m, _)| {
-                        let payload =
-                            delivery::Payload { text: m.payload_text.clone(), headers: m.headers.clone() };
+                        let payload = delivery::Payload::new(m.payload_text.clone(), m.headers.clone());
                         (m.id.clone(), Arc::new(payload))
                     })
                     .collect();
@@ -1185,6 +1184,8 @@ mod tests {
             error_class: (!succeeded).then_some("status"),
             error_detail: (!succeeded).then(|| "the endpoint answered 503".to_owned()),
             trigger: "scheduled",
+            payload_mode: None,
+            request_body: None,
             next_attempt_at: (!succeeded).then(|| now + chrono::Duration::minutes(1)),
             disable_endpoint: false,
             succeeded,

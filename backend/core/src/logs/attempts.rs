@@ -37,6 +37,8 @@ fn to_out(model: attempts::Model) -> CoreResult<AttemptOut> {
         response_body: model.response_body,
         duration_ms: model.duration_ms.max(0) as u32,
         trigger: model.trigger,
+        payload_mode: model.payload_mode.unwrap_or_else(|| "full".to_owned()),
+        request_body: model.request_body,
         created_at: model.created_at,
     })
 }

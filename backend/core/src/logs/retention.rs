@@ -158,6 +158,7 @@ async fn purge_attempt_bodies(ctx: &Context, tenant: &TenantId, before: &str, ba
         .col_expr(attempts::Column::ResponseBody, Expr::value(Option::<String>::None))
         .col_expr(attempts::Column::ResponseHeaders, Expr::cust("NULL"))
         .col_expr(attempts::Column::RequestHeaders, Expr::cust("'{}'"))
+        .col_expr(attempts::Column::RequestBody, Expr::value(Option::<String>::None))
         .filter(attempts::Column::Id.in_subquery(oldest))
         .exec(&ctx.db.writer)
         .await?;

@@ -89,6 +89,17 @@ impl Objects {
         found.bytes().await.map_err(store_error)
     }
 
+    /// The object's bytes as they arrive from the store, for answering a fetch without holding
+    /// the whole object.
+    pub async fn stream(
+        &self,
+        key: &str,
+    ) -> CoreResult<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+        use futures_util::StreamExt;
+        let found = self.store.get(&Path::from(key)).await.map_err(store_error)?;
+        Ok(found.into_stream().map_err(std::io::Error::other).boxed())
+    }
+
     /// Deletes the object; one that is already gone is not an error.
     pub async fn delete(&self, key: &str) -> CoreResult<()> {
         match self.store.delete(&Path::from(key)).await {
@@ -118,6 +129,22 @@ impl Objects {
 
 fn store_error(err: object_store::Error) -> CoreError {
     CoreError::Internal(anyhow::anyhow!("object store: {err}"))
+}
+
+/// A payload's bytes as an answer sends them.
+pub enum PayloadBody {
+    /// Kept in its database row.
+    Inline(String),
+    /// Read from the object store as it is sent ([`Objects::stream`]).
+    Stream(futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>),
+}
+
+/// The exact bytes of a stored payload row: its size and its body.
+pub async fn payload_body(objects: &Objects, row: message_payloads::Model) -> CoreResult<(u64, PayloadBody)> {
+    Ok(match (row.object_key, row.object_size) {
+        (Some(key), Some(size)) => (size.max(0) as u64, PayloadBody::Stream(objects.stream(&key).await?)),
+        _ => (row.payload.len() as u64, PayloadBody::Inline(row.payload)),
+    })
 }
 
 /// Where a message's payload goes.

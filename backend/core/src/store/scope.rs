@@ -53,5 +53,6 @@ tenant_scoped!(
     sessions,
     sources,
     source_requests,
-    source_order
+    source_order,
+    payload_fetches
 );

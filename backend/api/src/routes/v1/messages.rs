@@ -177,6 +177,38 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(message))
 }
 
+/// Download a message's payload: the exact bytes as stored.
+///
+/// Needs the `read` scope. The payload as it was accepted, byte for byte (a received webhook's
+/// JSON body with its own spacing), as an attachment named after the message; a payload kept in
+/// the object store is streamed from it. 410 `payload_purged` once retention or an expunge
+/// removed it.
+#[utoipa::path(get, path = "/api/v1/app/{app}/msg/{msg}/payload", operation_id = "v1.message.download_payload", tag = "Message",
+    params(("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"), ("msg" = String, Path, example = "msg_01KJPX6ZT80T78F603XZBCWC8T")),
+    responses(
+        (status = 200, description = "The payload's bytes", content_type = "application/json", body = Object),
+        (status = 404, body = ErrorBody),
+        (status = 410, description = "payload_purged", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn download_payload(
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (app, msg) = path.into_inner();
+    let id = MessageId::parse(&msg).map_err(|_| ApiError::not_found("message"))?;
+    let (size, body) = messages::payload(&ctx, &principal, &app_ref(&app), &id).await?;
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("application/json")
+        .insert_header(("content-disposition", format!("attachment; filename=\"{id}.json\"")));
+    Ok(match body {
+        hookline_core::objects::PayloadBody::Inline(text) => response.body(text),
+        hookline_core::objects::PayloadBody::Stream(stream) => response.no_chunking(size).streaming(stream),
+    })
+}
+
 /// Broadcast a message to every application with an endpoint subscribed to its event type. The
 /// messages are created in the background; poll the broadcast to see how many.
 ///

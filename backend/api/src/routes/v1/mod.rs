@@ -9,6 +9,7 @@ pub mod billing;
 pub mod endpoints;
 pub mod event_types;
 pub mod messages;
+pub mod payload;
 pub mod replay;
 pub mod sources;
 pub mod usage;
@@ -52,6 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/msg/{msg}", web::get().to(messages::get))
             .route("/app/{app}/msg/{msg}/attempt", web::get().to(attempts::list_by_message))
             .route("/app/{app}/msg/{msg}/delivery", web::get().to(attempts::deliveries_by_message))
+            .route("/app/{app}/msg/{msg}/payload-fetch", web::get().to(payload::list_fetches))
+            .route("/app/{app}/msg/{msg}/payload", web::get().to(messages::download_payload))
+            .route("/payload/{msg}", web::get().to(payload::fetch))
             .route("/app/{app}/attempt", web::get().to(attempts::list))
             .route("/app/{app}/attempt/{attempt}", web::get().to(attempts::get))
             .route("/msg/broadcast", web::post().to(messages::broadcast))

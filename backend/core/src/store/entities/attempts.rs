@@ -22,6 +22,12 @@ pub struct Model {
     pub duration_ms: i32,
     pub error_class: Option<String>,
     pub trigger: String,
+    /// NULL: the full payload was sent; `thin`; `thin_after_413` (the full body was answered 413
+    /// and the thin one sent at once, in this attempt).
+    pub payload_mode: Option<String>,
+    /// The thin body sent (a full body is the message's payload and is not copied here).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub request_body: Option<String>,
     pub created_at: DateTimeUtc,
 }
 

@@ -32,6 +32,12 @@ pub struct Model {
     pub retry_schedule: Option<Json>,
     /// The endpoint auth (`EndpointAuthIn` as JSON), encrypted.
     pub auth_ciphertext: Option<String>,
+    /// `full`, `thin` or `auto` (see `thin::PayloadMode`).
+    pub payload_mode: String,
+    /// Auto mode's threshold in bytes; NULL = `thin::DEFAULT_THIN_ABOVE_BYTES`.
+    pub thin_above_bytes: Option<i32>,
+    /// How long a `data_url` lasts; NULL = `thin::DEFAULT_DATA_URL_TTL_SECONDS`.
+    pub data_url_ttl_seconds: Option<i32>,
     /// The non-secret part of the auth, as shown back (`EndpointAuthOut`).
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub auth_summary: Option<Json>,

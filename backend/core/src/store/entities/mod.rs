@@ -15,6 +15,7 @@ pub mod idempotency_keys;
 pub mod jobs;
 pub mod message_payloads;
 pub mod messages;
+pub mod payload_fetches;
 pub mod plans;
 pub mod sessions;
 pub mod source_order;
