@@ -57,12 +57,13 @@ async fn payload_mode_is_set_in_the_forms_and_a_thin_attempt_shows_its_body_and_
 
     // The message page: the attempt is marked thin, shows the body sent and the fetch.
     browser.goto(&server.url(&format!("/apps/{app}/msg/{message}"))).await;
-    browser.wait_for_text("#attempt-timeline", "thin").await;
+    browser.find("#attempt-timeline .thin-badge").await;
     click(&browser, "#attempt-timeline summary").await;
     browser.wait_for_text("#attempt-timeline .thin-body", &data_url).await;
     let row = browser.wait_for_text("#attempt-timeline .payload-fetch", "report-fetcher/2").await;
     let row = row.text().await;
     assert!(row.contains("200") && row.contains("127.0.0.1"), "{row}");
+    browser.execute("document.querySelector('#attempt-timeline').scrollIntoView();", vec![]).await;
     browser.screenshot("message-thin-attempt").await;
 
     // A 300 KiB payload is in the object store: the page says so and links its download.

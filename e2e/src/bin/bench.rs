@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! cargo build --release -p hookline -p hookline-e2e --bin bench
-//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h,i,j]
+//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h,i,j,k]
 //! ```
 //!
 //! (a)–(d) run by default; with `--only`: (e) and (f), the fan-out issue's wide fan-outs, (g) and
-//! (h), webhooks received on a source, and (i) and (j), large (claim-checked) payloads.
+//! (h), webhooks received on a source, (i) and (j), large (claim-checked) payloads, and (k), (i)'s
+//! payloads to a thin endpoint (each delivery a small body with a data_url, nothing fetched).
 //!
 //! It is a program that prints figures, not a test: nothing here passes or fails on timing.
 
@@ -46,7 +47,8 @@ fn args() -> Args {
                 }
             }
             "--only" => {
-                only = it.next().expect("--only a,b,c,d,e,f,g,h").split(',').map(str::to_owned).collect()
+                only =
+                    it.next().expect("--only a,b,c,d,e,f,g,h,i,j,k").split(',').map(str::to_owned).collect()
             }
             other => panic!("unknown argument {other}"),
         }
@@ -203,9 +205,10 @@ async fn inbound(db: Backend, name: &str, n: usize, concurrency: usize, rate: Op
     figures.print();
 }
 
-/// (i) and (j): `messages` payloads of `bytes` bytes each (kept in the object store), posted by
-/// `concurrency` clients, to one application with `endpoints` endpoints. Prints MB/s delivered
-/// (payload bytes × deliveries over the time to the last one) and the server's peak RSS.
+/// (i), (j) and (k): `messages` payloads of `bytes` bytes each (kept in the object store), posted
+/// by `concurrency` clients, to one application with `endpoints` endpoints in `payload_mode`.
+/// Prints MB/s delivered (payload bytes × deliveries over the time to the last one; for thin
+/// endpoints the payload bytes the deliveries stand for) and the server's peak RSS.
 async fn large_payloads(
     db: Backend,
     name: &str,
@@ -213,13 +216,19 @@ async fn large_payloads(
     bytes: usize,
     endpoints: usize,
     concurrency: usize,
+    payload_mode: &str,
 ) {
     let server = start(db, "5").await;
     let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
     let api = bench_tenant(&server);
     api.create_app("Bench", Some("bench")).await;
     for n in 0..endpoints {
-        api.create_endpoint("bench", &receiver.url(&format!("/l{n}"))).await;
+        api.post(
+            "/api/v1/app/bench/endpoint",
+            json!({"url": receiver.url(&format!("/l{n}")), "payload_mode": payload_mode}),
+        )
+        .await
+        .expect(201);
     }
     let frame = json!({"i": 0, "pad": ""}).to_string().len();
     let pad = "x".repeat(bytes - frame - 6);
@@ -677,10 +686,14 @@ async fn main() {
         inbound(args.db, "(h) inbound 500/s × 20 s", 10_000, 32, Some(500.0)).await;
     }
     if args.only.iter().any(|s| s == "i") {
-        large_payloads(args.db, "(i) 1,000 × 1 MiB → 1 endpoint", 1_000, 1024 * 1024, 1, 16).await;
+        large_payloads(args.db, "(i) 1,000 × 1 MiB → 1 endpoint", 1_000, 1024 * 1024, 1, 16, "full").await;
     }
     if args.only.iter().any(|s| s == "j") {
-        large_payloads(args.db, "(j) 1 × 20 MiB → 50 endpoints", 1, 20 * 1024 * 1024, 50, 1).await;
+        large_payloads(args.db, "(j) 1 × 20 MiB → 50 endpoints", 1, 20 * 1024 * 1024, 50, 1, "full").await;
+    }
+    if args.only.iter().any(|s| s == "k") {
+        large_payloads(args.db, "(k) 1,000 × 1 MiB → 1 thin endpoint", 1_000, 1024 * 1024, 1, 16, "thin")
+            .await;
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("# load average after: {}", load.trim());

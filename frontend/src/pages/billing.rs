@@ -88,6 +88,7 @@ pub fn Billing() -> impl IntoView {
                                 <div class="stat"><div class="stat-label">"Delivery attempts"</div><div class="stat-value">{fmt_count(usage.totals.delivery_attempts)}</div></div>
                                 <div class="stat"><div class="stat-label">"Payload volume"</div><div class="stat-value">{fmt_bytes(usage.totals.payload_bytes)}</div></div>
                                 <div class="stat"><div class="stat-label">"Inbound requests"</div><div class="stat-value">{fmt_count(usage.totals.inbound_requests)}</div></div>
+                                <div class="stat"><div class="stat-label">"Payload fetches"</div><div class="stat-value">{fmt_count(usage.totals.payload_fetches)}</div></div>
                             </div>
                         }
                     })}

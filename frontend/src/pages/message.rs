@@ -219,7 +219,7 @@ fn AttemptItem(attempt: AttemptOut, fetched: Signal<Vec<PayloadFetchOut>>) -> im
             <details>
                 <summary>
                     {badge(&attempt.status)}
-                    {thin.is_some().then(|| view! { <span class="badge badge-info">"thin"</span> })}
+                    {thin.is_some().then(|| view! { <span class="badge badge-info thin-badge">"thin"</span> })}
                     <span class="timeline-summary">{summary}</span>
                     <span class="muted">{format!("{} · {}", attempt.trigger, attempt.url)}</span>
                 </summary>
