@@ -3,7 +3,7 @@
 //! receipt latency percentiles and the server's peak RSS.
 //!
 //! ```text
-//! cargo build --release -p hookline -p hookline-e2e --bin bench
+//! cargo build --release -p hookline && cargo build --release -p hookline-e2e --bin bench
 //! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h,i,j,k]
 //! ```
 //!
