@@ -10,7 +10,7 @@ use std::{
 
 use hookline_e2e::{
     Backend, ServerOptions, TestServer, both_databases, id,
-    receiver::{Receiver, verify_signature},
+    receiver::{Receiver, verify_ed25519_signature, verify_signature},
     s3::S3Server,
 };
 use serde_json::{Value, json};
@@ -23,6 +23,7 @@ both_databases!(
     retention_and_application_delete_remove_the_objects,
     plan_payload_limits_are_one_five_and_twenty_mebibytes,
     on_an_s3_compatible_store_large_payloads_are_objects_delivered_whole_and_expunged,
+    a_stored_payload_is_streamed_to_hmac_endpoints_and_read_whole_for_ed25519_and_cloudevents,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -307,8 +308,7 @@ async fn on_an_s3_compatible_store_large_payloads_are_objects_delivered_whole_an
     assert_eq!(*size, bytes.len() as u64, "the object holds the whole payload");
     assert!(objects(&server).is_empty(), "nothing in the local store: {:?}", objects(&server));
 
-    // Delivered whole. The first attempt may be sent from the bytes handed over at acceptance;
-    // a resend reads the payload back from the bucket.
+    // Delivered whole, streamed from the bucket; a resend reads it from the bucket again.
     receiver.wait_for(1, WAIT).await;
     assert_eq!(receiver.received()[0].body, bytes, "delivered whole");
     api.post(&format!("/api/v1/app/a/msg/{}/endpoint/{}/resend", id(&message), id(&endpoint)), json!({}))
@@ -323,4 +323,54 @@ async fn on_an_s3_compatible_store_large_payloads_are_objects_delivered_whole_an
 
     api.delete(&format!("/api/v1/app/a/msg/{}/content", id(&message))).await.expect(204);
     assert!(s3.keys("hookline-objects", "tenants/eu/").await.is_empty(), "expunged from the bucket");
+}
+
+/// A resend takes a claim-checked payload from the store (not from the bytes handed over at
+/// acceptance): streamed through the HMAC and onto the wire for a JSON endpoint with a `whsec_`
+/// secret, read whole for an Ed25519 (`v1a`) endpoint and a CloudEvents one. Each arrives whole
+/// and verifies.
+async fn a_stored_payload_is_streamed_to_hmac_endpoints_and_read_whole_for_ed25519_and_cloudevents(
+    db: Backend,
+) {
+    let server = TestServer::start_with(db, options()).await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let hmac = api.create_endpoint("a", &receiver.url("/hmac")).await;
+    let ed25519 = api
+        .post("/api/v1/app/a/endpoint", json!({"url": receiver.url("/ed25519"), "signature_scheme": "v1a"}))
+        .await
+        .expect(201);
+    let cloudevents = api
+        .post(
+            "/api/v1/app/a/endpoint",
+            json!({"url": receiver.url("/ce"), "format": "cloudevents_structured"}),
+        )
+        .await
+        .expect(201);
+    let payload = large_payload("streammarker", 3 * 1024 * 1024);
+    let bytes = serde_json::to_vec(&payload).unwrap();
+    let message = api.send_message("a", "doc.stream", payload.clone()).await;
+    receiver.wait_for(3, WAIT).await;
+    for endpoint in [&hmac, &ed25519, &cloudevents] {
+        api.post(&format!("/api/v1/app/a/msg/{}/endpoint/{}/resend", id(&message), id(endpoint)), json!({}))
+            .await
+            .expect(202);
+    }
+    receiver.wait_for(6, WAIT).await;
+    let resent = |path: &str| receiver.received().into_iter().filter(|r| r.path == path).nth(1).expect(path);
+    let hmac_secret = api.get(&format!("/api/v1/app/a/endpoint/{}/secret", id(&hmac))).await.expect(200);
+    let streamed = resent("/hmac");
+    assert_eq!(streamed.body, bytes, "streamed whole");
+    assert_eq!(streamed.header("content-length"), Some(bytes.len().to_string().as_str()));
+    assert!(
+        verify_signature(hmac_secret["key"].as_str().unwrap(), &streamed),
+        "signed over the streamed bytes"
+    );
+    let ed_secret = api.get(&format!("/api/v1/app/a/endpoint/{}/secret", id(&ed25519))).await.expect(200);
+    let signed = resent("/ed25519");
+    assert_eq!(signed.body, bytes);
+    assert!(verify_ed25519_signature(ed_secret["public_key"].as_str().unwrap(), &signed));
+    let event = resent("/ce").json();
+    assert_eq!(event["data"], payload, "the CloudEvent carries the stored payload");
 }

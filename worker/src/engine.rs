@@ -765,7 +765,13 @@ impl Engine {
                 claimed,
             };
         };
-        let sender = Sender { client, policy: &self.policy, tokens: &self.tokens, links: &self.ctx.links };
+        let sender = Sender {
+            client,
+            policy: &self.policy,
+            tokens: &self.tokens,
+            links: &self.ctx.links,
+            objects: &self.ctx.objects,
+        };
         let sent =
             unless_panicked(&claimed.endpoint_id, &target.url, sender.send(&claimed, target, payload)).await;
         let succeeded = sent.succeeded();

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use cloudevents::{EventBuilder, EventBuilderV10, binding::reqwest::RequestBuilderExt};
 use hookline_core::{
     delivery::{Claimed, EndpointTarget, Headers, Payload},
+    objects::Objects,
     thin::{self, Links, ThinBody},
 };
 use hookline_types::{EndpointAuthIn, EndpointFormat, PayloadMode};
@@ -25,7 +26,7 @@ use serde_json::Value;
 
 use crate::{
     http::{DEFAULT_TOTAL_TIMEOUT, MAX_RESPONSE_BODY, SsrfBlocked, SsrfPolicy, check_literal_host},
-    signing::signature_header,
+    signing::{signature_header, signature_header_streamed},
 };
 
 /// What an attempt produced, before the retry decision.
@@ -197,6 +198,8 @@ pub struct Sender<'a> {
     pub tokens: &'a TokenCache,
     /// Mints thin bodies' `data_url`s.
     pub links: &'a Links,
+    /// Where claim-checked payloads are read from as they are sent.
+    pub objects: &'a Objects,
 }
 
 /// Which body a request carries.
@@ -209,7 +212,7 @@ enum Shape {
 impl Sender<'_> {
     pub async fn send(&self, claimed: &Claimed, target: &Target, payload: &Arc<Payload>) -> Sent {
         let started = Instant::now();
-        let shape = if thin::sends_thin(target.payload_mode, target.thin_above_bytes, payload.text.len()) {
+        let shape = if thin::sends_thin(target.payload_mode, target.thin_above_bytes, payload.size()) {
             Shape::Thin
         } else {
             Shape::Full
@@ -287,17 +290,56 @@ impl Sender<'_> {
                 &target.id,
                 &claimed.event_type,
                 claimed.message_created_at,
-                payload.text.len(),
+                payload.size(),
                 payload.sha256(),
                 target.data_url_ttl_seconds,
                 Utc::now(),
             )
         });
+        let timestamp = Utc::now().timestamp();
+        // A claim-checked payload is not in memory: a JSON body signed with HMAC secrets is
+        // streamed from the store twice (once through the signatures, once onto the wire); a
+        // body that needs the whole payload (CloudEvents, an Ed25519 secret) reads it for this
+        // request only.
+        let mut streamed_signature = None;
+        let whole: Option<bytes::Bytes> = match (&payload.stored, &thin) {
+            (Some(stored), None) => {
+                let read = |err: hookline_core::CoreError| {
+                    ("internal", format!("reading the stored payload: {err}"))
+                };
+                let hmac_only =
+                    target.secrets.iter().all(|s| matches!(s, hookline_core::domain::SigningSecret::Hmac(_)));
+                if target.format == EndpointFormat::Json && hmac_only {
+                    let chunks = self.objects.stream(&stored.key).await.map_err(read)?;
+                    streamed_signature =
+                        signature_header_streamed(&target.secrets, &claimed.message_id, timestamp, chunks)
+                            .await
+                            .map_err(|err| ("internal", format!("reading the stored payload: {err}")))?;
+                    None
+                } else {
+                    Some(self.objects.get(&stored.key).await.map_err(read)?)
+                }
+            }
+            _ => None,
+        };
         let builder = match (target.format, &thin) {
-            // The body shares the payload's text (one message, many endpoints) instead of copying it.
-            (EndpointFormat::Json, None) => builder
-                .header("content-type", "application/json")
-                .body(bytes::Bytes::from_owner(ArcText(payload.clone()))),
+            (EndpointFormat::Json, None) => {
+                let builder = builder.header("content-type", "application/json");
+                match (&payload.stored, streamed_signature.is_some(), &whole) {
+                    (Some(stored), true, _) => {
+                        let chunks = self
+                            .objects
+                            .stream(&stored.key)
+                            .await
+                            .map_err(|err| ("internal", format!("reading the stored payload: {err}")))?;
+                        builder.header("content-length", stored.size).body(reqwest::Body::wrap_stream(chunks))
+                    }
+                    (_, _, Some(bytes)) => builder.body(bytes.clone()),
+                    // The body shares the payload's text (one message, many endpoints) instead
+                    // of copying it.
+                    _ => builder.body(bytes::Bytes::from_owner(ArcText(payload.clone()))),
+                }
+            }
             (EndpointFormat::Json, Some(thin)) => builder
                 .header("content-type", "application/json")
                 .body(serde_json::to_vec(thin).map_err(|err| ("config", format!("thin body: {err}")))?),
@@ -310,8 +352,11 @@ impl Sender<'_> {
                 // Thin: the data is the thin body, and the `dataref` extension carries its URL.
                 let event = match &thin {
                     None => {
-                        let data: Value = serde_json::from_str(&payload.text)
-                            .map_err(|err| ("config", format!("payload: {err}")))?;
+                        let data: Value = match &whole {
+                            Some(bytes) => serde_json::from_slice(bytes),
+                            None => serde_json::from_str(&payload.text),
+                        }
+                        .map_err(|err| ("config", format!("payload: {err}")))?;
                         event.data("application/json", data)
                     }
                     Some(thin) => {
@@ -331,9 +376,13 @@ impl Sender<'_> {
             }
         };
         let mut request = builder.build().map_err(|err| ("config", format!("request: {err}")))?;
-        let timestamp = Utc::now().timestamp();
-        let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
-        let signature = signature_header(&target.secrets, &claimed.message_id, timestamp, body);
+        let signature = match streamed_signature {
+            Some(signature) => signature,
+            None => {
+                let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+                signature_header(&target.secrets, &claimed.message_id, timestamp, body)
+            }
+        };
         let headers = request.headers_mut();
         // A received webhook's forwarded headers first: the endpoint's own headers and the
         // signature headers below replace any of the same name.
@@ -718,7 +767,9 @@ mod tests {
         let policy = SsrfPolicy { allow: vec![Cidr::parse("127.0.0.1/32").unwrap()] };
         let client = crate::http::client(&policy, 4);
         let links = Links::new("http://127.0.0.1:8080", Arc::new(hookline_core::crypto::Keys::for_tests()));
-        let sender = Sender { client: &client, policy: &policy, tokens, links: &links };
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::local(dir.path()).unwrap();
+        let sender = Sender { client: &client, policy: &policy, tokens, links: &links, objects: &objects };
         let payload = Arc::new(Payload::new("{}".to_owned(), Vec::new()));
         let request = sender.build(&claimed(), target, &payload, Shape::Full).await?;
         Ok(request.headers()["authorization"].to_str().unwrap().to_owned())

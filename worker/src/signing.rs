@@ -31,6 +31,39 @@ pub fn sign(secret: &SigningSecret, msg_id: &str, timestamp: i64, body: &[u8]) -
     }
 }
 
+/// The `webhook-signature` header over a body read chunk by chunk (one pass, every secret at
+/// once), or `None` when a secret cannot sign a stream: Ed25519 signs the whole message at once.
+pub async fn signature_header_streamed<S>(
+    secrets: &[SigningSecret],
+    msg_id: &str,
+    timestamp: i64,
+    mut chunks: S,
+) -> std::io::Result<Option<String>>
+where
+    S: futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut macs = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let SigningSecret::Hmac(key) = secret else { return Ok(None) };
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(msg_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        macs.push(mac);
+    }
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        for mac in &mut macs {
+            mac.update(&chunk);
+        }
+    }
+    let signatures: Vec<String> =
+        macs.into_iter().map(|mac| format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))).collect();
+    Ok(Some(signatures.join(" ")))
+}
+
 /// The `webhook-signature` header value for every secret.
 pub fn signature_header(secrets: &[SigningSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     secrets.iter().map(|secret| sign(secret, msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
@@ -39,6 +72,20 @@ pub fn signature_header(secrets: &[SigningSecret], msg_id: &str, timestamp: i64,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_streamed_signature_equals_the_whole_body_one_for_every_hmac_secret() {
+        let secrets = [SigningSecret::generate(), SigningSecret::generate()];
+        let body = b"{\"a\": \"split across chunks\"}".to_vec();
+        let chunks = futures_util::stream::iter(
+            body.chunks(5).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect::<Vec<_>>(),
+        );
+        let streamed = signature_header_streamed(&secrets, "msg_1", 1614265330, chunks).await.unwrap();
+        assert_eq!(streamed, Some(signature_header(&secrets, "msg_1", 1614265330, &body)));
+        let with_ed25519 = [SigningSecret::generate_for(hookline_core::domain::SignatureScheme::V1a)];
+        let none = futures_util::stream::iter(Vec::<std::io::Result<bytes::Bytes>>::new());
+        assert_eq!(signature_header_streamed(&with_ed25519, "msg_1", 1, none).await.unwrap(), None);
+    }
 
     /// The test vector of the Standard Webhooks specification (and its reference libraries).
     #[test]

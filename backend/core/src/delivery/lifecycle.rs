@@ -1104,28 +1104,61 @@ pub async fn load_targets(
     Ok(targets)
 }
 
+/// A claim-checked payload the engine has not read: the sender streams it from the object store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPayload {
+    pub key: String,
+    pub size: usize,
+    /// Lower-case hex SHA-256 of the bytes (kept in the row).
+    pub sha256: String,
+}
+
 /// A message's payload as the engine sends it, shared by all of the message's deliveries: its
-/// text, and for a received webhook the request headers it forwards to its endpoints.
+/// text (or, claim-checked, where it is stored), and for a received webhook the request headers
+/// it forwards to its endpoints.
 #[derive(Debug, Default)]
 pub struct Payload {
+    /// The payload; empty when `stored` is set.
     pub text: String,
     pub headers: Vec<(String, String)>,
     /// The text's SHA-256 (lower-case hex), computed the first time a thin delivery needs it.
     sha256: std::sync::OnceLock<String>,
+    /// Not held in memory: the payload is this object ([`Payload::in_store`]).
+    pub stored: Option<StoredPayload>,
 }
 
 impl Payload {
     pub fn new(text: String, headers: Vec<(String, String)>) -> Payload {
-        Payload { text, headers, sha256: std::sync::OnceLock::new() }
+        Payload { text, headers, sha256: std::sync::OnceLock::new(), stored: None }
+    }
+
+    /// A claim-checked payload left in the store: senders stream it (or read it, where a whole
+    /// body is needed) per request, so deliveries in flight do not hold large payloads.
+    pub fn in_store(stored: StoredPayload, headers: Vec<(String, String)>) -> Payload {
+        Payload {
+            text: String::new(),
+            headers,
+            sha256: std::sync::OnceLock::from(stored.sha256.clone()),
+            stored: Some(stored),
+        }
+    }
+
+    /// Forwarded headers as stored (`message_payloads.headers`, a JSON object).
+    fn stored_headers(headers: Option<&str>) -> Vec<(String, String)> {
+        headers
+            .and_then(|h| serde_json::from_str::<std::collections::BTreeMap<String, String>>(h).ok())
+            .map(|map| map.into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// A payload with the forwarded headers as stored (`message_payloads.headers`, a JSON object).
     pub fn from_stored(text: String, headers: Option<&str>) -> Payload {
-        let headers = headers
-            .and_then(|h| serde_json::from_str::<std::collections::BTreeMap<String, String>>(h).ok())
-            .map(|map| map.into_iter().collect())
-            .unwrap_or_default();
-        Payload::new(text, headers)
+        Payload::new(text, Payload::stored_headers(headers))
+    }
+
+    /// The payload's size in bytes.
+    pub fn size(&self) -> usize {
+        self.stored.as_ref().map_or(self.text.len(), |stored| stored.size)
     }
 
     /// The SHA-256 of the payload's bytes, lower-case hex (what a thin body and the `data_url`'s
@@ -1138,8 +1171,8 @@ impl Payload {
     }
 }
 
-/// The payloads (JSON text) of these messages, each loaded once however many deliveries share
-/// it; missing ones have expired.
+/// The payloads of these messages, each loaded once however many deliveries share it; missing
+/// ones have expired. A claim-checked payload is not read here: its deliveries stream it.
 pub async fn load_payloads(
     ctx: &Context,
     message_ids: &[String],
@@ -1150,26 +1183,32 @@ pub async fn load_payloads(
             .filter(message_payloads::Column::MessageId.is_in(chunk))
             .all(&ctx.db.conn)
             .await?;
-        // A claim-checked payload is read from the object store once per object: a broadcast's
-        // messages share theirs.
+        // A broadcast's messages name one object: they share one payload.
         let mut objects: HashMap<(String, Option<String>), std::sync::Arc<Payload>> = HashMap::new();
         for row in rows {
-            let payload = match row.object_key {
-                Some(key) => {
+            let payload = match (row.object_key, row.object_size, row.object_sha256) {
+                (Some(key), Some(size), Some(sha256)) => {
                     let shared = (key, row.headers);
                     if let Some(payload) = objects.get(&shared) {
                         payload.clone()
                     } else {
-                        let bytes = ctx.objects.get(&shared.0).await?;
-                        let text = String::from_utf8(bytes.to_vec()).map_err(|err| {
-                            CoreError::Internal(anyhow::anyhow!("stored payload {}: {err}", shared.0))
-                        })?;
-                        let payload = std::sync::Arc::new(Payload::from_stored(text, shared.1.as_deref()));
+                        let stored = StoredPayload {
+                            key: shared.0.clone(),
+                            size: std::cmp::max(size, 0) as usize,
+                            sha256,
+                        };
+                        let headers = Payload::stored_headers(shared.1.as_deref());
+                        let payload = std::sync::Arc::new(Payload::in_store(stored, headers));
                         objects.insert(shared, payload.clone());
                         payload
                     }
                 }
-                None => std::sync::Arc::new(Payload::from_stored(row.payload, row.headers.as_deref())),
+                (Some(key), _, _) => {
+                    return Err(CoreError::Internal(anyhow::anyhow!(
+                        "stored payload {key} has no size or digest in its row"
+                    )));
+                }
+                _ => std::sync::Arc::new(Payload::from_stored(row.payload, row.headers.as_deref())),
             };
             payloads.insert(row.message_id, payload);
         }

@@ -454,7 +454,19 @@ async fn answer(
                     .iter()
                     .filter(|(m, _)| fan_out.payload_wanted.contains(&m.id))
                     .map(|(m, _)| {
-                        let payload = delivery::Payload::new(m.payload_text.clone(), m.headers.clone());
+                        // A claim-checked payload is streamed from the store by its deliveries,
+                        // like any other: the request's copy is not kept for them.
+                        let payload = match &m.object {
+                            Some(object) => delivery::Payload::in_store(
+                                delivery::StoredPayload {
+                                    key: object.key.clone(),
+                                    size: std::cmp::max(object.size, 0) as usize,
+                                    sha256: object.sha256.clone(),
+                                },
+                                m.headers.clone(),
+                            ),
+                            None => delivery::Payload::new(m.payload_text.clone(), m.headers.clone()),
+                        };
                         (m.id.clone(), Arc::new(payload))
                     })
                     .collect();

@@ -50,6 +50,15 @@ pub struct StoredObject {
 }
 
 impl Objects {
+    /// A store of local files under `dir` (created if missing).
+    pub fn local(dir: &std::path::Path) -> anyhow::Result<Objects> {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", dir.display()))?;
+        let local = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", dir.display()))?;
+        Ok(Objects { store: Arc::new(local), description: format!("local:{}", dir.display()) })
+    }
+
     /// Opens the store `config.object_store` names (creating the local directory).
     pub fn open(config: &Config) -> anyhow::Result<Objects> {
         let spec = config.object_store.trim();
@@ -68,13 +77,8 @@ impl Objects {
             };
             return Ok(Objects { store, description: spec.to_owned() });
         }
-        let dir = std::path::PathBuf::from(spec);
-        std::fs::create_dir_all(&dir).map_err(|err| {
-            anyhow::anyhow!("HOOKLINE_OBJECT_STORE: cannot create {}: {err}", dir.display())
-        })?;
-        let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|err| anyhow::anyhow!("HOOKLINE_OBJECT_STORE={}: {err}", dir.display()))?;
-        Ok(Objects { store: Arc::new(local), description: format!("local:{}", dir.display()) })
+        Objects::local(std::path::Path::new(spec))
+            .map_err(|err| anyhow::anyhow!("HOOKLINE_OBJECT_STORE: {err}"))
     }
 
     /// Writes `bytes` under `key` (replacing an object there).
