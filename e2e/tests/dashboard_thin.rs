@@ -1,7 +1,8 @@
 //! Thin delivery in the dashboard, in a real browser (headless Chromium through ChromeDriver, as
-//! in `dashboard.rs`): the payload mode set on the endpoint forms, and a thin attempt on the
-//! message page with the thin body that was sent and the `data_url` fetch that followed. Needs
-//! the built dashboard (frontend/dist); ./scripts/test.sh provides it.
+//! in `dashboard.rs`): the payload mode set on the endpoint forms, a thin attempt on the message
+//! page with the thin body that was sent and the `data_url` fetch that followed, the
+//! application's Payload fetches page, and a claim-checked payload's size and download link.
+//! Needs the built dashboard (frontend/dist); ./scripts/test.sh provides it.
 
 use std::time::Duration;
 
@@ -65,6 +66,13 @@ async fn payload_mode_is_set_in_the_forms_and_a_thin_attempt_shows_its_body_and_
     assert!(row.contains("200") && row.contains("127.0.0.1"), "{row}");
     browser.execute("document.querySelector('#attempt-timeline').scrollIntoView();", vec![]).await;
     browser.screenshot("message-thin-attempt").await;
+
+    // The application's Payload fetches page lists it, linked to its message.
+    browser.goto(&server.url(&format!("/apps/{app}"))).await;
+    click(&browser, "#payload-fetches-link").await;
+    let row = browser.wait_for_text("#fetches-table .payload-fetch", "report-fetcher/2").await.text().await;
+    assert!(row.contains(&message) && row.contains("200"), "{row}");
+    browser.screenshot("payload-fetches").await;
 
     // A 300 KiB payload is in the object store: the page says so and links its download.
     let large = api.send_message(&app, "report.ready", json!({"rows": "r".repeat(300 * 1024)})).await;

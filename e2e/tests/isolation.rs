@@ -68,6 +68,7 @@ fn cases() -> BTreeMap<&'static str, Case> {
         ("GET /api/v1/app/{app}/msg/{msg}/delivery", Scoped(None)),
         ("GET /api/v1/app/{app}/msg/{msg}/payload-fetch", Scoped(None)),
         ("GET /api/v1/app/{app}/msg/{msg}/payload", Scoped(None)),
+        ("GET /api/v1/app/{app}/payload-fetch", Scoped(None)),
         // A thin delivery's data_url: the signed URL is the credential, not a tenant's key
         // (forgeries and other messages' signatures: e2e/tests/thin_delivery.rs).
         ("GET /api/v1/payload/{msg}", Capability),

@@ -23,7 +23,9 @@ use leptos_router::{
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::{
-    pages::{api_keys, apps, auth, billing, endpoint, event_types, logs, message, overview, sources},
+    pages::{
+        api_keys, apps, auth, billing, endpoint, event_types, fetches, logs, message, overview, sources,
+    },
     shell::{AppRoute, Shell},
 };
 
@@ -58,6 +60,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/apps/:app/logs") view=|| view! { <Shell><AppRoute><logs::Logs/></AppRoute></Shell> }/>
                 <Route path=path!("/apps/:app/endpoints/:ep") view=|| view! { <Shell><AppRoute><endpoint::EndpointPage/></AppRoute></Shell> }/>
                 <Route path=path!("/apps/:app/msg/:msg") view=|| view! { <Shell><AppRoute><message::MessagePage/></AppRoute></Shell> }/>
+                <Route path=path!("/apps/:app/payload-fetches") view=|| view! { <Shell><AppRoute><fetches::PayloadFetches/></AppRoute></Shell> }/>
                 <Route path=path!("/sources") view=|| view! { <Shell><sources::Sources/></Shell> }/>
                 <Route path=path!("/sources/:src") view=|| view! { <Shell><sources::SourcePage/></Shell> }/>
                 <Route path=path!("/logs") view=|| view! { <Shell><logs::LogsIndex/></Shell> }/>

@@ -98,12 +98,14 @@ pub fn ApplicationPage() -> impl IntoView {
         });
     };
     let logs = scope.link("/logs");
+    let fetches = scope.link("/payload-fetches");
     view! {
         {async_view(app, move |app| {
-            let (logs, open_portal) = (logs.clone(), open_portal.clone());
+            let (logs, fetches, open_portal) = (logs.clone(), fetches.clone(), open_portal.clone());
             view! {
             <PageHeader title=app.name.clone() subtitle=format!("{}{}", app.id, app.uid.as_ref().map(|u| format!(" · {u}")).unwrap_or_default())>
                 <a class="btn" href=logs.clone()>"View logs"</a>
+                <a class="btn" id="payload-fetches-link" href=fetches.clone()>"Payload fetches"</a>
                 <button type="button" class="btn" on:click=open_portal>"Consumer portal link"</button>
             </PageHeader>
             }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod billing;
 pub mod endpoint;
 pub mod event_types;
+pub mod fetches;
 pub mod logs;
 pub mod message;
 pub mod overview;

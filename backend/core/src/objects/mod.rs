@@ -93,15 +93,20 @@ impl Objects {
         found.bytes().await.map_err(store_error)
     }
 
-    /// The object's bytes as they arrive from the store, for answering a fetch without holding
-    /// the whole object.
+    /// The object's bytes as they arrive from the store, without holding the whole object. A
+    /// local file is read [`STREAM_CHUNK`] bytes per blocking read (`object_store`'s own stream
+    /// reads 8 KiB per blocking task: over a third of a 1 MiB delivery's CPU went to it).
     pub async fn stream(
         &self,
         key: &str,
     ) -> CoreResult<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>> {
         use futures_util::StreamExt;
         let found = self.store.get(&Path::from(key)).await.map_err(store_error)?;
-        Ok(found.into_stream().map_err(std::io::Error::other).boxed())
+        let range = found.range.clone();
+        Ok(match found.payload {
+            object_store::GetResultPayload::File(file, _) => file_chunks(file, range),
+            object_store::GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
+        })
     }
 
     /// Deletes the object; one that is already gone is not an error.
@@ -133,6 +138,43 @@ impl Objects {
 
 fn store_error(err: object_store::Error) -> CoreError {
     CoreError::Internal(anyhow::anyhow!("object store: {err}"))
+}
+
+/// How much of a local object one blocking read takes while it is streamed.
+pub const STREAM_CHUNK: usize = 256 * 1024;
+
+/// `range` of a local file, [`STREAM_CHUNK`] bytes at a time, each read on the blocking pool.
+fn file_chunks(
+    file: std::fs::File,
+    range: std::ops::Range<u64>,
+) -> futures_util::stream::BoxStream<'static, std::io::Result<Bytes>> {
+    use futures_util::StreamExt;
+    let state = (Some(file), range.start, range.end - range.start);
+    futures_util::stream::try_unfold(state, |(file, offset, remaining)| async move {
+        let Some(mut file) = file else { return Ok(None) };
+        if remaining == 0 {
+            return Ok(None);
+        }
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek, SeekFrom};
+            file.seek(SeekFrom::Start(offset))?;
+            let want = remaining.min(STREAM_CHUNK as u64);
+            let mut chunk = Vec::with_capacity(want as usize);
+            (&mut file).take(want).read_to_end(&mut chunk)?;
+            Ok::<_, std::io::Error>((file, chunk))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if chunk.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the object is shorter than its size",
+            ));
+        }
+        let read = chunk.len() as u64;
+        Ok(Some((Bytes::from(chunk), (Some(file), offset + read, remaining - read))))
+    })
+    .boxed()
 }
 
 /// A payload's bytes as an answer sends them.

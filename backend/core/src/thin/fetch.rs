@@ -1,6 +1,6 @@
 //! A `data_url` fetch: checked, answered with the payload's exact bytes, logged on the delivery
 //! it was minted for and metered (`payload_fetches`) in one transaction before the bytes go out.
-//! And the read side: a message's fetches, for the attempt log.
+//! And the read side: the fetches of an application, a message or an endpoint.
 
 use chrono::Utc;
 use hookline_types::{
@@ -147,27 +147,37 @@ fn to_out(model: payload_fetches::Model) -> CoreResult<PayloadFetchOut> {
     })
 }
 
-/// A message's `data_url` fetches, newest first; only one endpoint's with `endpoint`.
-pub async fn list_for_message(
+/// Which fetches to list.
+#[derive(Clone, Debug, Default)]
+pub struct FetchFilter {
+    pub message: Option<MessageId>,
+    pub endpoint: Option<IdOrUid<EndpointId>>,
+}
+
+/// The application's `data_url` fetches, newest first, of one message and/or one endpoint when
+/// the filter says so (a message that is not the application's is 404).
+pub async fn list(
     ctx: &Context,
     principal: &Principal,
     app: &IdOrUid<AppId>,
-    message: &MessageId,
-    endpoint: Option<&IdOrUid<EndpointId>>,
+    filter: &FetchFilter,
     page: &PageRequest,
 ) -> CoreResult<ListResponse<PayloadFetchOut>> {
     principal.require(ApiKeyScope::Read)?;
     let tenant = &principal.tenant_id;
     let app = applications::find_for(&ctx.db.conn, principal, app).await?;
-    let message = messages::Entity::scoped(tenant)
-        .filter(messages::Column::AppId.eq(app.id.as_str()))
-        .filter(messages::Column::Id.eq(message.as_str()))
-        .one(&ctx.db.conn)
-        .await?
-        .ok_or(CoreError::NotFound("message"))?;
-    let mut select = payload_fetches::Entity::scoped(tenant)
-        .filter(payload_fetches::Column::MessageId.eq(message.id.as_str()));
-    if let Some(endpoint) = endpoint {
+    let mut select =
+        payload_fetches::Entity::scoped(tenant).filter(payload_fetches::Column::AppId.eq(app.id.as_str()));
+    if let Some(message) = &filter.message {
+        let message = messages::Entity::scoped(tenant)
+            .filter(messages::Column::AppId.eq(app.id.as_str()))
+            .filter(messages::Column::Id.eq(message.as_str()))
+            .one(&ctx.db.conn)
+            .await?
+            .ok_or(CoreError::NotFound("message"))?;
+        select = select.filter(payload_fetches::Column::MessageId.eq(message.id));
+    }
+    if let Some(endpoint) = &filter.endpoint {
         let endpoint = endpoints::find(&ctx.db.conn, tenant, &app.id, endpoint).await?;
         select = select.filter(payload_fetches::Column::EndpointId.eq(endpoint.id));
     }

@@ -80,6 +80,7 @@ impl Modify for BearerAuth {
         v1::attempts::list_by_message,
         v1::attempts::deliveries_by_message,
         v1::payload::list_fetches,
+        v1::payload::list_app_fetches,
         v1::payload::fetch,
         v1::attempts::list,
         v1::attempts::get,

@@ -55,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/app/{app}/msg/{msg}/delivery", web::get().to(attempts::deliveries_by_message))
             .route("/app/{app}/msg/{msg}/payload-fetch", web::get().to(payload::list_fetches))
             .route("/app/{app}/msg/{msg}/payload", web::get().to(messages::download_payload))
+            .route("/app/{app}/payload-fetch", web::get().to(payload::list_app_fetches))
             .route("/payload/{msg}", web::get().to(payload::fetch))
             .route("/app/{app}/attempt", web::get().to(attempts::list))
             .route("/app/{app}/attempt/{attempt}", web::get().to(attempts::get))

@@ -8,7 +8,7 @@ use actix_web::{
 use hookline_core::{
     Context,
     objects::PayloadBody,
-    thin::fetch::{self, FetchRequest, Fetched},
+    thin::fetch::{self, FetchFilter, FetchRequest, Fetched},
 };
 use hookline_types::{ErrorBody, ListResponse, MessageId, PayloadFetchId, PayloadFetchOut};
 
@@ -104,9 +104,42 @@ pub async fn list_fetches(
     let (app, msg) = path.into_inner();
     let query = QueryParams::parse(req.query_string(), &["endpoint", "limit", "iterator"])?;
     let page = query.page(PayloadFetchId::PREFIX)?;
-    let endpoint = query.one("endpoint")?.map(|ep| endpoint_ref(&ep));
     let message = MessageId::parse(&msg).map_err(|_| ApiError::not_found("message"))?;
-    Ok(HttpResponse::Ok().json(
-        fetch::list_for_message(&ctx, &principal, &app_ref(&app), &message, endpoint.as_ref(), &page).await?,
-    ))
+    let filter =
+        FetchFilter { message: Some(message), endpoint: query.one("endpoint")?.map(|ep| endpoint_ref(&ep)) };
+    Ok(HttpResponse::Ok().json(fetch::list(&ctx, &principal, &app_ref(&app), &filter, &page).await?))
+}
+
+/// The application's `data_url` fetches, newest first.
+///
+/// Every answered fetch (200 or 304) of the application's thin deliveries, with the message and
+/// endpoint, the fetcher's address and user agent; `endpoint` and `message` narrow it. Pass the
+/// response's `iterator` back as `?iterator=` for the next page until `done` is true. Needs the
+/// `read` scope.
+#[utoipa::path(get, path = "/api/v1/app/{app}/payload-fetch", operation_id = "v1.payload.list_app_fetches", tag = "Attempt",
+    params(
+        ("app" = String, Path, description = "Application id or uid", example = "app_01KES886Z80432CF1XMWCEJZ05"),
+        ("endpoint" = Option<String>, Query, description = "Endpoint id or uid", pattern = r"^[A-Za-z0-9._-]{1,256}$"),
+        ("message" = Option<MessageId>, Query, description = "Only fetches of this message id"),
+        ("limit" = Option<u64>, Query), ("iterator" = Option<String>, Query),
+    ),
+    responses((status = 200, description = "One page", body = ListResponse<PayloadFetchOut>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_app_fetches(
+    req: HttpRequest,
+    ctx: web::Data<Context>,
+    Auth(principal): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let query = QueryParams::parse(req.query_string(), &["endpoint", "message", "limit", "iterator"])?;
+    let page = query.page(PayloadFetchId::PREFIX)?;
+    let message = match query.one("message")? {
+        None => None,
+        Some(text) => Some(
+            MessageId::parse(&text)
+                .map_err(|err| ApiError::invalid(&["query", "message"], err.to_string()))?,
+        ),
+    };
+    let filter = FetchFilter { message, endpoint: query.one("endpoint")?.map(|ep| endpoint_ref(&ep)) };
+    Ok(HttpResponse::Ok().json(fetch::list(&ctx, &principal, &app_ref(&path), &filter, &page).await?))
 }
