@@ -9,7 +9,7 @@ use std::{
 };
 
 use hookline_e2e::{
-    Backend, ServerOptions, TestServer, both_databases, id,
+    Backend, Client, ServerOptions, TestServer, both_databases, id,
     receiver::{Receiver, Reply, verify_signature},
     s3::S3Server,
 };
@@ -30,6 +30,23 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn options() -> ServerOptions {
     ServerOptions::default().env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
+}
+
+/// A server, a receiver, tenant `acme` with application `a`, and an endpoint of `a` on the
+/// receiver's `path` with `settings` (the endpoint's answer).
+async fn with_endpoint(
+    db: Backend,
+    receiver: Receiver,
+    path: &str,
+    settings: Value,
+) -> (TestServer, Receiver, Client, Value) {
+    let server = TestServer::start_with(db, options()).await;
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let mut body = settings;
+    body["url"] = json!(receiver.url(path));
+    let endpoint = api.post("/api/v1/app/a/endpoint", body).await.expect(201);
+    (server, receiver, api, endpoint)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -73,14 +90,8 @@ async fn error_code(response: reqwest::Response) -> (u16, String) {
 }
 
 async fn a_thin_endpoint_gets_a_signed_thin_body_whose_data_url_answers_the_exact_payload(db: Backend) {
-    let server = TestServer::start_with(db, options()).await;
-    let receiver = Receiver::start();
-    let api = server.tenant("acme");
-    api.create_app("A", Some("a")).await;
-    let endpoint = api
-        .post("/api/v1/app/a/endpoint", json!({"url": receiver.url("/thin"), "payload_mode": "thin"}))
-        .await
-        .expect(201);
+    let (server, receiver, api, endpoint) =
+        with_endpoint(db, Receiver::start(), "/thin", json!({"payload_mode": "thin"})).await;
     assert_eq!(endpoint["payload_mode"], "thin");
     let secret = api.get(&format!("/api/v1/app/a/endpoint/{}/secret", id(&endpoint))).await.expect(200);
     let payload = json!({"invoice": "in_1042", "amount_cents": 4900, "note": "gr\u{fc}n"});
@@ -146,6 +157,10 @@ async fn a_thin_endpoint_gets_a_signed_thin_body_whose_data_url_answers_the_exac
     let usage = api.get("/api/v1/usage").await.expect(200);
     assert_eq!(usage["totals"]["payload_fetches"], 2, "{usage}");
 
+    // The URL was for that endpoint: deleted, it no longer answers.
+    api.delete(&format!("/api/v1/app/a/endpoint/{}", id(&endpoint))).await.expect(204);
+    assert_eq!(error_code(fetch(data_url, None).await).await, (404, "not_found".to_owned()));
+
     // Another tenant cannot list them.
     let other = server.tenant("other");
     other.create_app("A", Some("a")).await;
@@ -156,16 +171,8 @@ async fn a_thin_endpoint_gets_a_signed_thin_body_whose_data_url_answers_the_exac
 }
 
 async fn an_altered_or_foreign_data_url_is_403_an_expired_one_410_and_a_purged_payload_410(db: Backend) {
-    let server = TestServer::start_with(db, options()).await;
-    let receiver = Receiver::start();
-    let api = server.tenant("acme");
-    api.create_app("A", Some("a")).await;
-    api.post(
-        "/api/v1/app/a/endpoint",
-        json!({"url": receiver.url("/thin"), "payload_mode": "thin", "data_url_ttl_seconds": 10}),
-    )
-    .await
-    .expect(201);
+    let settings = json!({"payload_mode": "thin", "data_url_ttl_seconds": 10});
+    let (_server, receiver, api, _) = with_endpoint(db, Receiver::start(), "/thin", settings).await;
     let first = api.send_message("a", "doc.first", json!({"n": 1})).await;
     let second = api.send_message("a", "doc.second", json!({"n": 2})).await;
     let received = receiver.wait_for(2, WAIT).await;
@@ -225,18 +232,13 @@ async fn an_altered_or_foreign_data_url_is_403_an_expired_one_410_and_a_purged_p
 }
 
 async fn an_auto_endpoint_that_answers_413_gets_the_thin_body_in_the_same_attempt(db: Backend) {
-    let server = TestServer::start_with(db, options()).await;
     // A receiver with a 4 KiB body limit.
     let receiver = Receiver::start_with(
         Arc::new(|request, _| if request.body.len() > 4096 { Reply::status(413) } else { Reply::ok() }),
         2,
     );
-    let api = server.tenant("acme");
-    api.create_app("A", Some("a")).await;
-    let endpoint = api
-        .post("/api/v1/app/a/endpoint", json!({"url": receiver.url("/limited"), "payload_mode": "auto"}))
-        .await
-        .expect(201);
+    let (_server, receiver, api, endpoint) =
+        with_endpoint(db, receiver, "/limited", json!({"payload_mode": "auto"})).await;
     let secret = api.get(&format!("/api/v1/app/a/endpoint/{}/secret", id(&endpoint))).await.expect(200);
     // 10 KiB: under auto's 256 KiB threshold, so sent full first.
     let payload = sized_payload(10 * 1024);
@@ -293,16 +295,8 @@ async fn an_auto_endpoint_that_answers_413_gets_the_thin_body_in_the_same_attemp
 }
 
 async fn auto_sends_full_up_to_its_threshold_and_thin_above_it(db: Backend) {
-    let server = TestServer::start_with(db, options()).await;
-    let receiver = Receiver::start();
-    let api = server.tenant("acme");
-    api.create_app("A", Some("a")).await;
-    api.post(
-        "/api/v1/app/a/endpoint",
-        json!({"url": receiver.url("/auto"), "payload_mode": "auto", "thin_above_bytes": 2048}),
-    )
-    .await
-    .expect(201);
+    let settings = json!({"payload_mode": "auto", "thin_above_bytes": 2048});
+    let (_server, receiver, api, _) = with_endpoint(db, Receiver::start(), "/auto", settings).await;
     let small = api.send_message("a", "doc.small", sized_payload(2048)).await;
     let large = api.send_message("a", "doc.large", sized_payload(2049)).await;
     let received = receiver.wait_for(2, WAIT).await;
@@ -317,16 +311,8 @@ async fn auto_sends_full_up_to_its_threshold_and_thin_above_it(db: Backend) {
 }
 
 async fn a_thin_cloudevents_endpoint_gets_the_url_in_dataref(db: Backend) {
-    let server = TestServer::start_with(db, options()).await;
-    let receiver = Receiver::start();
-    let api = server.tenant("acme");
-    api.create_app("A", Some("a")).await;
-    api.post(
-        "/api/v1/app/a/endpoint",
-        json!({"url": receiver.url("/ce"), "payload_mode": "thin", "format": "cloudevents_structured"}),
-    )
-    .await
-    .expect(201);
+    let settings = json!({"payload_mode": "thin", "format": "cloudevents_structured"});
+    let (_server, receiver, api, _) = with_endpoint(db, Receiver::start(), "/ce", settings).await;
     let payload = json!({"order": 7});
     let message = api.send_message("a", "order.shipped", payload.clone()).await;
     let received = receiver.wait_for(1, WAIT).await;

@@ -614,22 +614,31 @@ pub async fn list(
     })
 }
 
+/// One of the application's messages, for a caller who may read it.
+async fn find_in_app(
+    ctx: &Context,
+    principal: &Principal,
+    app: &IdOrUid<AppId>,
+    id: &MessageId,
+) -> CoreResult<messages::Model> {
+    principal.require(ApiKeyScope::Read)?;
+    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
+    messages::Entity::scoped(&principal.tenant_id)
+        .filter(messages::Column::AppId.eq(app.id.as_str()))
+        .filter(messages::Column::Id.eq(id.as_str()))
+        .one(&ctx.db.conn)
+        .await?
+        .ok_or(CoreError::NotFound("message"))
+}
+
 pub async fn get(
     ctx: &Context,
     principal: &Principal,
     app: &IdOrUid<AppId>,
     id: &MessageId,
 ) -> CoreResult<MessageOut> {
-    principal.require(ApiKeyScope::Read)?;
-    let tenant = &principal.tenant_id;
-    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
-    let model = messages::Entity::scoped(tenant)
-        .filter(messages::Column::AppId.eq(app.id.as_str()))
-        .filter(messages::Column::Id.eq(id.as_str()))
-        .one(&ctx.db.conn)
-        .await?
-        .ok_or(CoreError::NotFound("message"))?;
-    let mut payloads = load_payloads(ctx, tenant, vec![model.id.clone()]).await?;
+    let model = find_in_app(ctx, principal, app, id).await?;
+    let mut payloads = load_payloads(ctx, &principal.tenant_id, vec![model.id.clone()]).await?;
     let payload = payloads.remove(&model.id);
     to_out(model, payload)
 }
@@ -642,24 +651,8 @@ pub async fn payload(
     app: &IdOrUid<AppId>,
     id: &MessageId,
 ) -> CoreResult<(u64, crate::objects::PayloadBody)> {
-    principal.require(ApiKeyScope::Read)?;
-    let tenant = &principal.tenant_id;
-    let app = applications::find_for(&ctx.db.conn, principal, app).await?;
-    let model = messages::Entity::scoped(tenant)
-        .filter(messages::Column::AppId.eq(app.id.as_str()))
-        .filter(messages::Column::Id.eq(id.as_str()))
-        .one(&ctx.db.conn)
-        .await?
-        .ok_or(CoreError::NotFound("message"))?;
-    let row = message_payloads::Entity::scoped(tenant)
-        .filter(message_payloads::Column::MessageId.eq(model.id.as_str()))
-        .one(&ctx.db.conn)
-        .await?
-        .ok_or_else(|| CoreError::Gone {
-            code: "payload_purged",
-            detail: "the message's payload is no longer stored (retention or an expunge removed it)"
-                .to_owned(),
-        })?;
+    let model = find_in_app(ctx, principal, app, id).await?;
+    let row = crate::objects::payload_row(&ctx.db.conn, &principal.tenant_id, &model.id).await?;
     crate::objects::payload_body(&ctx.objects, row).await
 }
 

@@ -185,6 +185,27 @@ pub enum PayloadBody {
     Stream(futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>),
 }
 
+/// The payload row of one of `tenant`'s messages; 410 `payload_purged` when retention or an
+/// expunge removed it.
+pub async fn payload_row<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    tenant: &hookline_types::TenantId,
+    message_id: &str,
+) -> CoreResult<message_payloads::Model> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+
+    use crate::store::scope::TenantScoped;
+    message_payloads::Entity::scoped(tenant)
+        .filter(message_payloads::Column::MessageId.eq(message_id))
+        .one(conn)
+        .await?
+        .ok_or_else(|| CoreError::Gone {
+            code: "payload_purged",
+            detail: "the message's payload is no longer stored (retention or an expunge removed it)"
+                .to_owned(),
+        })
+}
+
 /// The exact bytes of a stored payload row: its size and its body.
 pub async fn payload_body(objects: &Objects, row: message_payloads::Model) -> CoreResult<(u64, PayloadBody)> {
     Ok(match (row.object_key, row.object_size) {

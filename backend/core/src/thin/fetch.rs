@@ -17,8 +17,8 @@ use crate::{
     catalog::{applications, endpoints},
     error::{CoreError, CoreResult},
     ids::NewId,
-    objects::{PayloadBody, payload_body},
-    store::entities::{deliveries, message_payloads, messages, payload_fetches},
+    objects::{PayloadBody, payload_body, payload_row},
+    store::entities::{deliveries, endpoints as endpoints_table, messages, payload_fetches},
     store::pagination::{PageRequest, paginate, try_map},
     store::scope::TenantScoped,
     tenancy::principal::Principal,
@@ -85,15 +85,13 @@ pub async fn fetch(ctx: &Context, links: &Links, request: FetchRequest<'_>) -> C
         .await?
         .ok_or(CoreError::NotFound("message"))?;
     let tenant = TenantId::parse(&delivery.tenant_id).map_err(|err| CoreError::Internal(err.into()))?;
-    let row = message_payloads::Entity::scoped(&tenant)
-        .filter(message_payloads::Column::MessageId.eq(delivery.message_id.as_str()))
+    // Minted for that endpoint: once it is deleted, its URLs stop working.
+    endpoints_table::Entity::scoped(&tenant)
+        .filter(endpoints_table::Column::Id.eq(delivery.endpoint_id.as_str()))
         .one(&ctx.db.conn)
         .await?
-        .ok_or_else(|| CoreError::Gone {
-            code: "payload_purged",
-            detail: "the message's payload is no longer stored (retention or an expunge removed it)"
-                .to_owned(),
-        })?;
+        .ok_or(CoreError::NotFound("endpoint"))?;
+    let row = payload_row(&ctx.db.conn, &tenant, &delivery.message_id).await?;
     let sha256 = match &row.object_sha256 {
         Some(sha256) if row.object_key.is_some() => sha256.clone(),
         _ => hex::encode(Sha256::digest(row.payload.as_bytes())),

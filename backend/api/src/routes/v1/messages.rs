@@ -200,13 +200,8 @@ pub async fn download_payload(
     let id = MessageId::parse(&msg).map_err(|_| ApiError::not_found("message"))?;
     let (size, body) = messages::payload(&ctx, &principal, &app_ref(&app), &id).await?;
     let mut response = HttpResponse::Ok();
-    response
-        .content_type("application/json")
-        .insert_header(("content-disposition", format!("attachment; filename=\"{id}.json\"")));
-    Ok(match body {
-        hookline_core::objects::PayloadBody::Inline(text) => response.body(text),
-        hookline_core::objects::PayloadBody::Stream(stream) => response.no_chunking(size).streaming(stream),
-    })
+    response.insert_header(("content-disposition", format!("attachment; filename=\"{id}.json\"")));
+    Ok(super::payload::payload_response(response, size, body))
 }
 
 /// Broadcast a message to every application with an endpoint subscribed to its event type. The

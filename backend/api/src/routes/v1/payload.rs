@@ -1,7 +1,7 @@
 //! Thin delivery: the `data_url` a thin body names, and the log of its fetches.
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpRequest, HttpResponse, HttpResponseBuilder,
     http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, USER_AGENT},
     web,
 };
@@ -19,6 +19,20 @@ use crate::{
     query::QueryParams,
 };
 
+/// A stored payload's exact bytes as a JSON answer: a row's text, or an object streamed from
+/// the store with its `Content-Length`.
+pub(super) fn payload_response(
+    mut response: HttpResponseBuilder,
+    size: u64,
+    body: PayloadBody,
+) -> HttpResponse {
+    response.content_type("application/json");
+    match body {
+        PayloadBody::Inline(text) => response.body(text),
+        PayloadBody::Stream(stream) => response.no_chunking(size).streaming(stream),
+    }
+}
+
 /// Fetch a thin delivery's payload (its `data_url`).
 ///
 /// No API key: the URL is the credential. It is signed for one message and one endpoint and
@@ -26,8 +40,9 @@ use crate::{
 /// the payload's exact bytes with an `ETag` of their SHA-256 (the thin body's `sha256`); send it
 /// back as `If-None-Match` for a 304. An altered or forged URL, or one for another message, is
 /// 403 `data_url_invalid`; an expired one 410 `data_url_expired`; a payload that retention or an
-/// expunge removed 410 `payload_purged`. Every answered fetch (200 or 304) is logged on the
-/// delivery (`GET …/msg/{msg}/payload-fetch`) and counted in usage as `payload_fetches`.
+/// expunge removed 410 `payload_purged`; once the endpoint is deleted, 404. Every answered
+/// fetch (200 or 304) is logged on the delivery (`GET …/msg/{msg}/payload-fetch`) and counted
+/// in usage as `payload_fetches`.
 #[utoipa::path(get, path = "/api/v1/payload/{msg}", operation_id = "v1.payload.fetch", tag = "Message",
     params(
         ("msg" = String, Path, description = "The message id", example = "msg_01KJPX6ZT80T78F603XZBCWC8T"),
@@ -41,7 +56,7 @@ use crate::{
             headers(("ETag" = String, description = "The payload's SHA-256, quoted"))),
         (status = 304, description = "Not modified: `If-None-Match` names the payload"),
         (status = 403, description = "data_url_invalid: altered, forged, or for another message or endpoint", body = ErrorBody),
-        (status = 404, description = "The message or its delivery no longer exists", body = ErrorBody),
+        (status = 404, description = "The message, its delivery or the endpoint no longer exists", body = ErrorBody),
         (status = 410, description = "data_url_expired, or payload_purged", body = ErrorBody),
         (status = 422, description = "An unknown or repeated query parameter", body = ErrorBody),
     ))]
@@ -69,14 +84,8 @@ pub async fn fetch(
             .finish(),
         Fetched::Payload { etag, size, body } => {
             let mut response = HttpResponse::Ok();
-            response
-                .content_type("application/json")
-                .insert_header((ETAG, etag))
-                .insert_header((CACHE_CONTROL, "private, no-cache"));
-            match body {
-                PayloadBody::Inline(text) => response.body(text),
-                PayloadBody::Stream(stream) => response.no_chunking(size).streaming(stream),
-            }
+            response.insert_header((ETAG, etag)).insert_header((CACHE_CONTROL, "private, no-cache"));
+            payload_response(response, size, body)
         }
     })
 }
