@@ -41,6 +41,7 @@ both_databases!(
     fan_out_at_acceptance_follows_every_endpoint_change,
     connections_are_reused_however_many_requests_were_in_flight,
     webhooks_are_sent_from_the_configured_number_of_send_threads,
+    a_payload_is_kept_and_delivered_as_the_exact_json_text_sent_and_must_parse_as_json,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -1150,4 +1151,44 @@ async fn webhooks_are_sent_from_the_configured_number_of_send_threads(db: Backen
         .collect();
     send_threads.sort();
     assert_eq!(send_threads, ["hookline-send-0", "hookline-send-1", "hookline-send-2"]);
+}
+
+async fn a_payload_is_kept_and_delivered_as_the_exact_json_text_sent_and_must_parse_as_json(db: Backend) {
+    let server = server(db, "1").await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    api.create_endpoint("a", &receiver.url("/exact")).await;
+
+    // Spacing, a trailing zero, an exponent, an escape and key order are what the tenant sent:
+    // the API answers them and the endpoint receives them byte for byte.
+    let payload = r#"{ "b": 1.50,  "a": [1e2, "\u00e9\n"],
+ "z": {} }"#;
+    let body = format!(r#"{{"event_type": "exact.text", "payload": {payload}}}"#);
+    let created = api.post_raw("/api/v1/app/a/msg", "application/json", &body).await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    assert!(created.text.contains(payload), "{}", created.text);
+    let read = api.get(&format!("/api/v1/app/a/msg/{}", id(&created.body))).await;
+    assert!(read.text.contains(payload), "{}", read.text);
+    let listed = api.get("/api/v1/app/a/msg").await;
+    assert!(listed.text.contains(payload), "{}", listed.text);
+    let delivered = receiver.wait_for(1, WAIT).await;
+    assert_eq!(String::from_utf8_lossy(&delivered[0].body), payload);
+
+    // A payload parsing into a value must be possible (a schema check, the dashboard): one
+    // nested deeper than 126 levels, or with a number no float holds, is refused at its field.
+    let deep =
+        format!(r#"{{"event_type": "a.b", "payload": {{"x": {}{}}}}}"#, "[".repeat(130), "]".repeat(130));
+    let refused = api.post_raw("/api/v1/app/a/msg", "application/json", &deep).await;
+    assert_eq!(refused.error_locs(), ["body.payload"], "{}", refused.text);
+    assert!(refused.text.contains("nested deeper than 126 levels"), "{}", refused.text);
+    refused.expect_error(422, "validation_error");
+    let huge = r#"{"event_type": "a.b", "payload": {"x": 1e400}}"#;
+    let refused = api.post_raw("/api/v1/app/a/msg", "application/json", huge).await;
+    assert_eq!(refused.error_locs(), ["body.payload"], "{}", refused.text);
+    assert!(refused.text.contains("number out of range"), "{}", refused.text);
+    let not_object = r#"{"event_type": "a.b", "payload": [1]}"#;
+    let refused = api.post_raw("/api/v1/app/a/msg", "application/json", not_object).await;
+    assert_eq!(refused.error_locs(), ["body.payload"], "{}", refused.text);
+    assert_eq!(api.get("/api/v1/app/a/msg").await.expect(200)["data"].as_array().unwrap().len(), 1);
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 
 use crate::{ApiKeyId, AppId, EndpointId, EventTypeId, MessageId, Patch, TenantId, UserId};
 
@@ -559,8 +559,11 @@ pub struct EndpointSecretRotateIn {
 pub struct MessageIn {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::EventTypeName))]
     pub event_type: String,
+    /// Kept as the exact JSON text sent (no re-serialization: numbers, key order and spacing are
+    /// delivered as they came).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub payload: Value,
+    #[serde(deserialize_with = "parseable_json")]
+    pub payload: Box<RawValue>,
     /// The tenant's id for this event: a second message with the same `event_id` for the same
     /// application within the de-duplication window (24 hours by default) returns the first one
     /// instead of creating a new one; after it the id is new again.
@@ -572,7 +575,85 @@ pub struct MessageIn {
     pub channels: Option<Vec<String>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The deepest a message payload nests (objects and arrays): a `Value` parse takes 127 levels,
+/// and the message body around the payload is one more.
+pub const MAX_PAYLOAD_DEPTH: usize = 126;
+
+/// A JSON value kept as its text, refused unless it also parses into a [`Value`] inside its
+/// body: capturing the text alone neither limits nesting nor checks that numbers fit, and a
+/// payload parsed later (a schema check, a dashboard view) must not fail then. The second pass
+/// tokenizes the text with serde_json's own number rules but builds nothing.
+fn parseable_json<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Box<RawValue>, D::Error> {
+    use serde::de::{DeserializeSeed, Error};
+    let raw = Box::<RawValue>::deserialize(deserializer)?;
+    let mut tokens = serde_json::Deserializer::from_str(raw.get());
+    Parseable { levels: MAX_PAYLOAD_DEPTH }.deserialize(&mut tokens).map_err(Error::custom)?;
+    Ok(raw)
+}
+
+/// Walks one JSON value the way parsing it into a [`Value`] does, keeping nothing; `levels` is
+/// how many more objects or arrays may open.
+#[derive(Clone, Copy)]
+struct Parseable {
+    levels: usize,
+}
+
+impl Parseable {
+    fn inner<E: serde::de::Error>(&self) -> Result<Parseable, E> {
+        match self.levels.checked_sub(1) {
+            Some(levels) => Ok(Parseable { levels }),
+            None => Err(E::custom(format_args!("nested deeper than {MAX_PAYLOAD_DEPTH} levels"))),
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Parseable {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Parseable {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while seq.next_element_seed(inner)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.inner()?;
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(inner)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct MessageOut {
     pub id: MessageId,
@@ -580,9 +661,10 @@ pub struct MessageOut {
     pub event_type: String,
     pub event_id: Option<String>,
     pub channels: Vec<String>,
-    /// Absent once the payload has expired under the plan's retention.
+    /// The payload's JSON text as accepted. Absent once the payload has expired under the plan's
+    /// retention.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub payload: Option<Value>,
+    pub payload: Option<Box<RawValue>>,
     /// The payload's size in bytes as accepted (kept after the payload expires).
     #[serde(default)]
     pub payload_size: u64,
@@ -929,4 +1011,36 @@ pub struct BillingSessionOut {
     pub id: String,
     /// Send the user here.
     pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(payload: &str) -> Result<MessageIn, serde_json::Error> {
+        serde_json::from_str(&format!(r#"{{"event_type": "a.b", "payload": {payload}}}"#))
+    }
+
+    #[test]
+    fn a_message_payload_keeps_its_exact_text() {
+        let text = r#"{"b": 1.50,  "a": [1e2, "\u00e9"], "b": null}"#;
+        assert_eq!(message(text).unwrap().payload.get(), text);
+    }
+
+    #[test]
+    fn a_message_payload_that_would_not_parse_into_a_value_is_refused() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let err = message(&format!(r#"{{"x": {deep}}}"#)).unwrap_err();
+        assert!(err.to_string().contains("nested deeper than 126 levels"), "{err}");
+        let err = message(r#"{"x": 1e400}"#).unwrap_err();
+        assert!(err.to_string().contains("number out of range"), "{err}");
+        // The deepest payload is accepted, and its whole message body parses into a Value.
+        let inner = MAX_PAYLOAD_DEPTH - 1;
+        let deepest = format!(r#"{{"x": {}{}}}"#, "[".repeat(inner), "]".repeat(inner));
+        assert!(message(&deepest).is_ok());
+        let body = format!(r#"{{"event_type": "a.b", "payload": {deepest}}}"#);
+        assert!(serde_json::from_str::<Value>(&body).is_ok());
+        let over = format!(r#"{{"x": {}{}}}"#, "[".repeat(inner + 1), "]".repeat(inner + 1));
+        assert!(message(&over).is_err());
+    }
 }

@@ -15,6 +15,11 @@ fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
+/// JSON text indented for reading (shown as it came when it does not parse).
+fn pretty_text(text: &str) -> String {
+    serde_json::from_str(text).map(|value| pretty(&value)).unwrap_or_else(|_| text.to_owned())
+}
+
 #[component]
 pub fn MessagePage() -> impl IntoView {
     let scope = use_scope();
@@ -118,7 +123,7 @@ pub fn MessagePage() -> impl IntoView {
                     })}
                 </dl>
                 {match &m.payload {
-                    Some(payload) => view! { <pre class="code" id="payload">{pretty(payload)}</pre> }.into_any(),
+                    Some(payload) => view! { <pre class="code" id="payload">{pretty_text(payload.get())}</pre> }.into_any(),
                     None => view! { <p class="muted">"The payload has expired under the plan's retention (or was expunged); its metadata and attempts remain."</p> }.into_any(),
                 }}
             </section>
@@ -230,9 +235,7 @@ fn AttemptItem(attempt: AttemptOut, fetched: Signal<Vec<PayloadFetchOut>>) -> im
                         {thin.map(|note| view! {
                             <h3>"Request body (thin)"</h3>
                             <p class="muted">{note}</p>
-                            <pre class="code thin-body">{attempt.request_body.clone().map(|body| {
-                                serde_json::from_str::<serde_json::Value>(&body).map(|v| pretty(&v)).unwrap_or(body)
-                            }).unwrap_or_else(|| "(not sent)".into())}</pre>
+                            <pre class="code thin-body">{attempt.request_body.as_deref().map(pretty_text).unwrap_or_else(|| "(not sent)".into())}</pre>
                             <h3>"Payload fetches"</h3>
                             {move || {
                                 let fetched = fetched.get();
