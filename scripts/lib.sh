@@ -106,7 +106,7 @@ ensure_cargo_fuzz() { ensure_cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION"; }
 
 # fuzz SECONDS: runs every fuzz target for SECONDS each; a crash, a panic or a run over
 # libFuzzer's -timeout fails it and leaves the input under backend/fuzz/artifacts/.
-FUZZ_TARGETS="verify_signatures event_type_filter json_schema request_bodies"
+FUZZ_TARGETS="verify_signatures event_type_filter json_schema request_bodies content_filters"
 fuzz() {
   local seconds="$1" target
   local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}/fuzz"

@@ -48,6 +48,11 @@ fn cases() -> BTreeMap<&'static str, Case> {
         ("GET /api/v1/event-type/{name}", Scoped(None)),
         ("PATCH /api/v1/event-type/{name}", Scoped(Some(json!({"description": "hijacked"})))),
         ("DELETE /api/v1/event-type/{name}", Scoped(None)),
+        // Pure: matches a pattern on the body's sample message, reads nothing stored.
+        (
+            "POST /api/v1/filter/test",
+            Collection(Some(json!({"filter": {"event_type": ["a.b"]}, "event_type": "a.b", "payload": {}}))),
+        ),
         ("GET /api/v1/app", Collection(None)),
         ("POST /api/v1/app", Collection(Some(json!({"name": "b app"})))),
         ("GET /api/v1/app/{app}", Scoped(None)),

@@ -185,7 +185,9 @@ async fn the_document_describes_what_the_middleware_adds_to_every_operation() {
             );
         }
         for (property, definition) in schema["properties"].as_object().into_iter().flatten() {
-            if property.ends_with("_at") {
+            // `failed_at` of the filter test is the path where a pattern stopped matching (the
+            // name the routing issue gives it), the one `_at` that is not a time.
+            if property.ends_with("_at") && format!("{name}.{property}") != "FilterTestOut.failed_at" {
                 assert_eq!(definition["format"], "date-time", "{name}.{property}");
             }
         }

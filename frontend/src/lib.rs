@@ -24,7 +24,8 @@ use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::{
     pages::{
-        api_keys, apps, auth, billing, endpoint, event_types, fetches, logs, message, overview, sources,
+        api_keys, apps, auth, billing, endpoint, event_types, fetches, logs, message, overview, routing,
+        sources,
     },
     shell::{AppRoute, Shell},
 };
@@ -65,6 +66,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/sources/:src") view=|| view! { <Shell><sources::SourcePage/></Shell> }/>
                 <Route path=path!("/logs") view=|| view! { <Shell><logs::LogsIndex/></Shell> }/>
                 <Route path=path!("/event-types") view=|| view! { <Shell><event_types::EventTypes/></Shell> }/>
+                <Route path=path!("/filters") view=|| view! { <Shell><routing::ContentFilters/></Shell> }/>
                 <Route path=path!("/api-keys") view=|| view! { <Shell><api_keys::ApiKeys/></Shell> }/>
                 <Route path=path!("/billing") view=|| view! { <Shell><billing::Billing/></Shell> }/>
             </Routes>

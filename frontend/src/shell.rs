@@ -129,6 +129,7 @@ pub fn Shell(children: ChildrenFn) -> impl IntoView {
                         <NavLink href="/sources" label="Sources" icon="⇲"/>
                         <NavLink href="/logs" label="Logs" icon="≡"/>
                         <NavLink href="/event-types" label="Event types" icon="◇"/>
+                        <NavLink href="/filters" label="Content filters" icon="⋔"/>
                         <NavLink href="/api-keys" label="API keys" icon="✦"/>
                         <NavLink href="/billing" label="Usage & billing" icon="▤"/>
                     </div>

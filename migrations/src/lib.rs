@@ -21,6 +21,7 @@ mod m20261207_000015_plan_prices;
 mod m20261207_000016_app_rate_buckets;
 mod m20261207_000017_event_id_window;
 mod m20261207_000018_thin_delivery;
+mod m20261207_000019_content_filters;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000016_app_rate_buckets::Migration),
             Box::new(m20261207_000017_event_id_window::Migration),
             Box::new(m20261207_000018_thin_delivery::Migration),
+            Box::new(m20261207_000019_content_filters::Migration),
         ]
     }
 }

@@ -7,8 +7,8 @@
 //! One folder per capability, each a layer that uses only those before it:
 //!
 //! ```text
-//! foundation (domain, ids, error, config, crypto, metrics) → store → objects → tenancy → catalog
-//!     → billing → delivery → thin → ingest → sources → logs
+//! foundation (domain, ids, error, config, crypto, metrics) → store → objects → tenancy → routing
+//!     → catalog → billing → delivery → thin → ingest → sources → logs
 //! ```
 //!
 //! This file, the composition root ([`Context`], [`Caches`]), may use them all. `tests/layers.rs`
@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod logs;
 pub mod metrics;
 pub mod objects;
+pub mod routing;
 pub mod sources;
 pub mod store;
 pub mod tenancy;

@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["objects"],
     &["tenancy"],
+    &["routing"],
     &["catalog"],
     &["billing"],
     &["delivery"],

@@ -395,6 +395,12 @@ pub struct EndpointIn {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10, value_type = Option<Vec<crate::schema::Channel>>))]
     pub channels: Option<Vec<String>>,
+    /// A content filter: an event pattern in EventBridge's syntax over `{"event_type",
+    /// "channels", "payload", "headers"}` (see `POST /api/v1/filter/test`). Every message when
+    /// absent; checked with `filter_types` and `channels`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Option<Value>,
     /// Deliveries per second.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
@@ -467,6 +473,10 @@ pub struct EndpointPatch {
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10, value_type = Option<Vec<crate::schema::Channel>>))]
     pub channels: Patch<Vec<String>>,
+    /// A content filter (see `EndpointIn.filter`); `null` removes it.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Patch<Value>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 100_000))]
     pub rate_limit: Patch<u32>,
@@ -510,6 +520,10 @@ pub struct EndpointOut {
     pub disabled_reason: Option<String>,
     pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
+    /// The content filter, as saved.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Option<Value>,
     pub rate_limit: Option<u32>,
     pub metadata: Metadata,
     /// Header names only: values may be secrets.
@@ -549,6 +563,40 @@ pub struct EndpointSecretRotateIn {
     /// scheme sends both signatures for 24 hours.
     #[serde(default)]
     pub signature_scheme: Option<SignatureScheme>,
+}
+
+// ----- content filters ------------------------------------------------------------------------
+
+/// A content filter tried on a sample message (what the dashboard's preview sends).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FilterTestIn {
+    /// The event pattern, as an endpoint's `filter` takes it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub filter: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::EventTypeName))]
+    pub event_type: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub payload: Option<Value>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10, value_type = Option<Vec<crate::schema::Channel>>))]
+    pub channels: Option<Vec<String>>,
+    /// Forwarded headers, as a received webhook's message carries them.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::Headers>))]
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FilterTestOut {
+    pub matches: bool,
+    /// The path of the first part of the pattern the message did not match (`["payload",
+    /// "amount"]`, or `[…, "$or"]` when no alternative did); absent when it matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<Vec<String>>,
 }
 
 // ----- messages -------------------------------------------------------------------------------

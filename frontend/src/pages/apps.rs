@@ -10,6 +10,7 @@ use leptos_router::hooks::use_navigate;
 use crate::{
     api::{self, ApiError},
     components::{CopyField, Empty, ErrorBox, PageHeader, async_view, badge, fmt_time, split_list},
+    pages::{event_types::parse_json, routing::FilterEditor},
     shell::use_scope,
 };
 
@@ -229,6 +230,7 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
     let url = RwSignal::new(String::new());
     let description = RwSignal::new(String::new());
     let filter_types = RwSignal::new(String::new());
+    let content_filter = RwSignal::new(String::new());
     let format = RwSignal::new("json".to_owned());
     let payload_mode = RwSignal::new("full".to_owned());
     let fifo = RwSignal::new(false);
@@ -253,6 +255,13 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
                 }
             },
         };
+        let filter = match parse_json(&content_filter.get_untracked(), "content filter") {
+            Ok(filter) => filter,
+            Err(err) => {
+                error.set(Some(err));
+                return;
+            }
+        };
         let input = EndpointIn {
             url: url.get_untracked().trim().to_owned(),
             uid: None,
@@ -260,6 +269,7 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
             disabled: false,
             filter_types: split_list(&filter_types.get_untracked()),
             channels: None,
+            filter,
             rate_limit,
             metadata: Default::default(),
             headers: Default::default(),
@@ -313,6 +323,10 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
                     <option value="auto">"Auto: thin above 256 KiB, or after a 413"</option>
                 </select>
             </label>
+            <div class="span-2 field">
+                <span class="field-label">"Content filter"</span>
+                <FilterEditor pattern=content_filter name="endpoint-content-filter"/>
+            </div>
             <div class="checks">
                 <label class="check"><input type="checkbox" name="endpoint-fifo" bind:checked=fifo/>"Deliver in order (FIFO)"</label>
                 <label class="check"><input type="checkbox" name="endpoint-ed25519" bind:checked=ed25519/>"Sign with Ed25519 (v1a)"</label>

@@ -19,6 +19,8 @@ use crate::{
         fmt_time, now, sleep, split_list,
     },
     pages::apps::{format_name, parse_format, parse_payload_mode, payload_mode_name},
+    pages::event_types::parse_json,
+    pages::routing::FilterEditor,
     shell::use_scope,
 };
 
@@ -409,6 +411,9 @@ fn Settings(
     let description = RwSignal::new(current.description.clone());
     let filter_types = RwSignal::new(current.filter_types.clone().map(|t| t.join(", ")).unwrap_or_default());
     let channels = RwSignal::new(current.channels.clone().map(|t| t.join(", ")).unwrap_or_default());
+    let content_filter = RwSignal::new(
+        current.filter.as_ref().and_then(|f| serde_json::to_string_pretty(f).ok()).unwrap_or_default(),
+    );
     let format = RwSignal::new(
         serde_json::to_value(current.format)
             .ok()
@@ -477,6 +482,8 @@ fn Settings(
                 description: Some(description.get_untracked()),
                 filter_types: split_list(&filter_types.get_untracked()).map_or(Patch::Null, Patch::Value),
                 channels: split_list(&channels.get_untracked()).map_or(Patch::Null, Patch::Value),
+                filter: parse_json(&content_filter.get_untracked(), "content filter")?
+                    .map_or(Patch::Null, Patch::Value),
                 format: Some(parse_format(&format.get_untracked())),
                 ordering: Some(if fifo.get_untracked() {
                     EndpointOrdering::Fifo
@@ -584,6 +591,8 @@ fn Settings(
                 <label>"Event types"<input type="text" name="filter-types" placeholder="all" bind:value=filter_types/>
                     <span class="hint">"Comma-separated; wildcards such as invoice.* allowed."</span></label>
                 <label>"Channels"<input type="text" name="channels" placeholder="all" bind:value=channels/></label>
+                <div class="span-2 field"><span class="field-label">"Content filter"</span>
+                    <FilterEditor pattern=content_filter name="content-filter"/></div>
                 <label>"Format"
                     <select name="format" prop:value=move || format.get() on:change=move |ev| format.set(event_target_value(&ev))>
                         <option value="json">"JSON (Standard Webhooks)"</option>

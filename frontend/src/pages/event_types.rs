@@ -8,7 +8,7 @@ use crate::{
     components::{Empty, ErrorBox, PageHeader, async_view, badge},
 };
 
-fn parse_json(text: &str, what: &str) -> Result<Option<serde_json::Value>, ApiError> {
+pub fn parse_json(text: &str, what: &str) -> Result<Option<serde_json::Value>, ApiError> {
     if text.trim().is_empty() {
         return Ok(None);
     }

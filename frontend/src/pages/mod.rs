@@ -10,4 +10,5 @@ pub mod fetches;
 pub mod logs;
 pub mod message;
 pub mod overview;
+pub mod routing;
 pub mod sources;

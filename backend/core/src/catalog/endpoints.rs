@@ -99,6 +99,7 @@ fn to_out(model: endpoints::Model) -> CoreResult<EndpointOut> {
         disabled_reason: model.disabled_reason,
         filter_types: model.filter_types.map(|v| from_json(v, "filter_types")).transpose()?,
         channels: model.channels.map(|v| from_json(v, "channels")).transpose()?,
+        filter: model.filter,
         rate_limit: model.rate_limit.map(|n| n as u32),
         metadata: from_json(model.metadata, "metadata")?,
         header_names: from_json(model.header_names, "header_names")?,
@@ -127,6 +128,16 @@ fn check_filter_types(errors: &mut Errors, filter_types: &[String]) {
     for (idx, filter) in filter_types.iter().enumerate() {
         let idx = idx.to_string();
         errors.check(&["body", "filter_types", &idx], EventTypeFilter::parse(filter));
+    }
+}
+
+/// A content filter must compile; the error's `loc` continues into the pattern
+/// (`["body", "filter", "payload", "amount", "0", "numeric"]`).
+fn check_filter(errors: &mut Errors, filter: &serde_json::Value) {
+    if let Err(err) = crate::routing::Filter::compile(filter) {
+        let mut loc = vec!["body", "filter"];
+        loc.extend(err.path.iter().map(String::as_str));
+        errors.push(&loc, err.message);
     }
 }
 
@@ -305,6 +316,9 @@ pub async fn create(
     if let Some(channels) = &input.channels {
         check_channels(&mut errors, channels);
     }
+    if let Some(filter) = &input.filter {
+        check_filter(&mut errors, filter);
+    }
     check_rate_limit(&mut errors, input.rate_limit);
     check_metadata(&mut errors, &input.metadata);
     check_headers(&mut errors, &input.headers);
@@ -350,6 +364,7 @@ pub async fn create(
         disabled_reason: Set(input.disabled.then(|| "disabled by the tenant".to_owned())),
         filter_types: Set(input.filter_types.as_ref().map(to_json)),
         channels: Set(input.channels.as_ref().map(to_json)),
+        filter: Set(input.filter.clone()),
         rate_limit: Set(input.rate_limit.map(|n| n as i32)),
         metadata: Set(to_json(&input.metadata)),
         headers_ciphertext: Set((!input.headers.is_empty()).then(|| seal_json(keys, &input.headers))),
@@ -429,6 +444,9 @@ pub async fn patch(
     if let Patch::Value(channels) = &patch.channels {
         check_channels(&mut errors, channels);
     }
+    if let Patch::Value(filter) = &patch.filter {
+        check_filter(&mut errors, filter);
+    }
     if let Patch::Value(rate_limit) = patch.rate_limit {
         check_rate_limit(&mut errors, Some(rate_limit));
     }
@@ -493,6 +511,9 @@ pub async fn patch(
     }
     if let Some(channels) = patch.channels.into_update() {
         active.channels = Set(channels.as_ref().map(to_json));
+    }
+    if let Some(filter) = patch.filter.into_update() {
+        active.filter = Set(filter);
     }
     if let Some(rate_limit) = patch.rate_limit.into_update() {
         active.rate_limit = Set(rate_limit.map(|n| n as i32));

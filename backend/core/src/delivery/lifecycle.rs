@@ -25,6 +25,7 @@ use crate::{
     domain::{EventTypeFilter, RetrySchedule, SigningSecret},
     error::{CoreError, CoreResult},
     ids::NewId,
+    routing::{Document, Filter},
     store::bulk::{self, BatchSql, Insert, Other, Rows, ts},
     store::entities::{
         app_rate_buckets, deliveries, endpoint_health, endpoints, fanout_queue, message_payloads, messages,
@@ -170,6 +171,8 @@ pub(crate) struct FanOutEndpoint {
     /// The event-type filter (`None`: every type), or why the stored one is unreadable.
     filter_types: Result<Option<Vec<EventTypeFilter>>, String>,
     channels: Result<Option<Vec<String>>, String>,
+    /// The content filter (`routing::filter`), compiled once.
+    content: Result<Option<std::sync::Arc<Filter>>, String>,
     fifo: bool,
     rate_limit: Option<i32>,
     /// Its application has a `rate_limit`: its deliveries wait for the claim loop, which keeps it.
@@ -183,6 +186,7 @@ struct FanOutEndpointRow {
     app_id: String,
     filter_types: Option<Value>,
     channels: Option<Value>,
+    filter: Option<Value>,
     ordering: String,
     rate_limit: Option<i32>,
     app_rate_limited: bool,
@@ -197,7 +201,7 @@ impl FanOutEndpoint {
         use endpoints::Column as E;
         let rows = endpoints::Entity::find()
             .select_only()
-            .columns([E::Id, E::TenantId, E::AppId, E::FilterTypes, E::Channels, E::Ordering, E::RateLimit])
+            .columns([E::Id, E::TenantId, E::AppId, E::FilterTypes, E::Channels, E::Filter, E::Ordering, E::RateLimit])
             .column_as(
                 Expr::cust(
                     "EXISTS (SELECT 1 FROM applications a WHERE a.id = endpoints.app_id AND a.rate_limit IS NOT NULL)",
@@ -222,6 +226,7 @@ impl FanOutEndpoint {
             app_id: endpoint.app_id.clone(),
             filter_types: endpoint.filter_types.clone(),
             channels: endpoint.channels.clone(),
+            filter: endpoint.filter.clone(),
             ordering: endpoint.ordering.clone(),
             rate_limit: endpoint.rate_limit,
             app_rate_limited: false,
@@ -247,16 +252,52 @@ impl FanOutEndpoint {
             app_id: row.app_id,
             filter_types,
             channels: parse(row.channels, "channels"),
+            content: row
+                .filter
+                .map(|pattern| {
+                    Filter::compile(&pattern)
+                        .map(std::sync::Arc::new)
+                        .map_err(|err| format!("stored filter does not compile: {err}"))
+                })
+                .transpose(),
             fifo: row.ordering == "fifo",
             rate_limit: row.rate_limit,
             app_rate_limited: row.app_rate_limited,
         }
     }
 
-    /// Whether a message of `event_type` on `channels` goes to this endpoint: its event-type
-    /// filter (exact names and `prefix.*` wildcards; entries that do not parse match nothing) and
-    /// its channels (any one shared).
-    pub(crate) fn wants(&self, event_type: &str, channels: &[String]) -> CoreResult<bool> {
+    /// Whether this endpoint has a content filter (its messages' payloads are then needed).
+    pub(crate) fn has_content_filter(&self) -> bool {
+        !matches!(self.content, Ok(None))
+    }
+
+    /// Whether a message goes to this endpoint: [`FanOutEndpoint::subscribes`] to its type and
+    /// channels, and its content filter (if any) matches the message's payload and headers.
+    pub(crate) fn wants(
+        &self,
+        event_type: &str,
+        channels: &[String],
+        content: &MatchContent<'_>,
+    ) -> CoreResult<bool> {
+        if !self.subscribes(event_type, channels)? {
+            return Ok(false);
+        }
+        match &self.content {
+            Ok(None) => Ok(true),
+            Ok(Some(filter)) => Ok(filter.matches(&Document {
+                event_type,
+                channels,
+                payload: content.payload(),
+                headers: content.headers,
+            })),
+            Err(err) => Err(CoreError::Internal(anyhow::anyhow!("{err}"))),
+        }
+    }
+
+    /// Whether a message of `event_type` on `channels` may go to this endpoint, before its
+    /// content filter: its event-type filter (exact names and `prefix.*` wildcards; entries that
+    /// do not parse match nothing) and its channels (any one shared).
+    pub(crate) fn subscribes(&self, event_type: &str, channels: &[String]) -> CoreResult<bool> {
         let unreadable = |err: &String| CoreError::Internal(anyhow::anyhow!("{err}"));
         if let Some(filters) = self.filter_types.as_ref().map_err(unreadable)?
             && !filters.iter().any(|f| f.matches(event_type))
@@ -324,6 +365,30 @@ pub(crate) const DELIVERIES: Insert = Insert {
 
 static DELIVERIES_SQL: BatchSql = BatchSql::new(&[DELIVERIES]);
 
+/// A message's payload and forwarded headers as content filters see them: the payload is parsed
+/// on the first filter that asks, once for all the endpoints of its fan-out.
+pub(crate) struct MatchContent<'a> {
+    text: Option<&'a str>,
+    headers: &'a [(String, String)],
+    parsed: std::sync::OnceLock<Option<Value>>,
+}
+
+impl<'a> MatchContent<'a> {
+    pub(crate) fn new(text: Option<&'a str>, headers: &'a [(String, String)]) -> MatchContent<'a> {
+        MatchContent { text, headers, parsed: std::sync::OnceLock::new() }
+    }
+
+    /// No payload to match (its application has no content filter, or it expired): a filter
+    /// over `payload` then matches only what absence matches.
+    pub(crate) fn none() -> MatchContent<'static> {
+        MatchContent::new(None, &[])
+    }
+
+    fn payload(&self) -> Option<&Value> {
+        self.parsed.get_or_init(|| self.text.and_then(|text| serde_json::from_str(text).ok())).as_ref()
+    }
+}
+
 /// What fan-out needs to know of a message.
 pub(crate) struct FanOutMessage<'a> {
     pub id: &'a str,
@@ -331,6 +396,7 @@ pub(crate) struct FanOutMessage<'a> {
     pub app_id: &'a str,
     pub event_type: &'a str,
     pub channels: &'a [String],
+    pub content: &'a MatchContent<'a>,
     /// A test event names its one endpoint, whatever its filters.
     pub only_endpoint: Option<&'a str>,
     pub created_at: DateTime<Utc>,
@@ -399,7 +465,7 @@ impl<'a> FanOutPlan<'a> {
         for endpoint in endpoints {
             let wants = match message.only_endpoint {
                 Some(only) => only == endpoint.id,
-                None => endpoint.wants(message.event_type, message.channels)?,
+                None => endpoint.wants(message.event_type, message.channels, message.content)?,
             };
             if wants {
                 wanted.push(*endpoint);
@@ -531,16 +597,31 @@ pub async fn fan_out(
         by_app.entry(endpoint.app_id.as_str()).or_default().push(endpoint);
     }
 
+    // Payloads (and forwarded headers) are read only for applications with a content filter.
+    let filtered_apps: HashSet<&str> =
+        endpoints.iter().filter(|e| e.has_content_filter()).map(|e| e.app_id.as_str()).collect();
+    let contents = match_contents(
+        ctx,
+        &txn,
+        messages.iter().filter(|m| filtered_apps.contains(m.app_id.as_str())).map(|m| m.id.clone()).collect(),
+    )
+    .await?;
+
     let mut plan = FanOutPlan::new(worker, capacity, limits.lease);
     let mut rows_created = 0;
     for message in &messages {
         let channels: Vec<String> = from_json(message.channels.clone(), "channels")?;
+        let content = match contents.get(&message.id) {
+            Some((text, headers)) => MatchContent::new(Some(text), headers),
+            None => MatchContent::none(),
+        };
         let fan_out = FanOutMessage {
             id: &message.id,
             tenant_id: &message.tenant_id,
             app_id: &message.app_id,
             event_type: &message.event_type,
             channels: &channels,
+            content: &content,
             only_endpoint: only_endpoint.get(&message.id).map(String::as_str),
             created_at: message.created_at,
         };
@@ -561,6 +642,32 @@ pub async fn fan_out(
     txn.commit().await?;
     crate::store::db::log_txn("fanout", started, begun, wrote);
     Ok(FanOut { messages: taken.len(), deliveries: rows_created, leased: plan.leased })
+}
+
+/// The whole payload text and forwarded headers of these messages, for content filters (a
+/// claim-checked payload is read from the object store). Read inside the fan-out's transaction,
+/// so a large payload matched by a filter holds it for the read.
+pub(crate) async fn match_contents<C: ConnectionTrait>(
+    ctx: &Context,
+    conn: &C,
+    message_ids: Vec<String>,
+) -> CoreResult<HashMap<String, (String, Vec<(String, String)>)>> {
+    let mut contents = HashMap::with_capacity(message_ids.len());
+    for chunk in id_chunks(&message_ids) {
+        let rows = message_payloads::Entity::find()
+            .filter(message_payloads::Column::MessageId.is_in(chunk))
+            .all(conn)
+            .await?;
+        for row in rows {
+            let text = match &row.object_key {
+                Some(key) => String::from_utf8(ctx.objects.get(key).await?.to_vec())
+                    .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored payload {key}: {err}")))?,
+                None => row.payload,
+            };
+            contents.insert(row.message_id, (text, Payload::stored_headers(row.headers.as_deref())));
+        }
+    }
+    Ok(contents)
 }
 
 /// Claims due deliveries (`pending` or `failed` with `next_attempt_at <= now`) up to `limit`,
@@ -1144,7 +1251,7 @@ impl Payload {
     }
 
     /// Forwarded headers as stored (`message_payloads.headers`, a JSON object).
-    fn stored_headers(headers: Option<&str>) -> Vec<(String, String)> {
+    pub(crate) fn stored_headers(headers: Option<&str>) -> Vec<(String, String)> {
         headers
             .and_then(|h| serde_json::from_str::<std::collections::BTreeMap<String, String>>(h).ok())
             .map(|map| map.into_iter().collect())

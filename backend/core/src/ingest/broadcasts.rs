@@ -159,7 +159,8 @@ pub async fn get(ctx: &Context, principal: &Principal, id: &BroadcastId) -> Core
 }
 
 /// The applications a broadcast of `event_type` on `channels` becomes a message in: those with an
-/// enabled endpoint whose filters take it.
+/// enabled endpoint subscribed to its type and channels (content filters decide the deliveries at
+/// fan-out, not where the message is stored).
 async fn subscribed_apps<C: ConnectionTrait>(
     conn: &C,
     tenant: &TenantId,
@@ -171,7 +172,9 @@ async fn subscribed_apps<C: ConnectionTrait>(
         .all(conn)
         .await?
         .into_iter()
-        .filter(|endpoint| FanOutEndpoint::from_model(endpoint).wants(event_type, channels).unwrap_or(false))
+        .filter(|endpoint| {
+            FanOutEndpoint::from_model(endpoint).subscribes(event_type, channels).unwrap_or(false)
+        })
         .map(|endpoint| endpoint.app_id)
         .collect())
 }

@@ -841,6 +841,8 @@ async fn inline_fan_out(
             continue;
         }
         let Ok(channels) = serde_json::from_value::<Vec<String>>(message.channels.clone()) else { continue };
+        // The payload is parsed only if one of the application's endpoints has a content filter.
+        let content = delivery::MatchContent::new(Some(&message.payload_text), &message.headers);
         let fan_out_message = delivery::FanOutMessage {
             id: &message.id,
             tenant_id: message.tenant_id.as_str(),
@@ -849,6 +851,7 @@ async fn inline_fan_out(
             channels: &channels,
             only_endpoint: message.only_endpoint.as_deref(),
             created_at: message.created_at,
+            content: &content,
         };
         let endpoints = by_app.get(app_id).map(Vec::as_slice).unwrap_or_default();
         match plan.add(&fan_out_message, endpoints, plan_rate) {

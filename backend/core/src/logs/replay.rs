@@ -22,7 +22,7 @@
 //! after [`crate::store::bounded::READ_TIMEOUT_SECONDS`] on both databases ([`crate::store::bounded::begin_bounded_read`]), answered as `query_timeout`.
 
 use crate::store::bounded::{begin_bounded_read, end_bounded_read};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use hookline_types::{
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Context,
     catalog::endpoints as endpoint_service,
-    delivery::{DEAD, FAILED, FanOutEndpoint, PENDING, SENDING, SUCCEEDED},
+    delivery::{self, DEAD, FAILED, FanOutEndpoint, MatchContent, PENDING, SENDING, SUCCEEDED},
     error::{CoreError, CoreResult},
     ids::{NewId, time_boundary},
     logs::attempts::delivery_out,
@@ -255,13 +255,14 @@ struct MissingPage {
 }
 
 async fn missing_candidates<C: ConnectionTrait>(
+    ctx: &Context,
     conn: &C,
-    sqlite: bool,
     endpoint: &endpoints::Model,
     params: &JobParams,
     after: Option<&str>,
     limit: u64,
 ) -> CoreResult<MissingPage> {
+    let sqlite = ctx.db.is_sqlite();
     let tenant = hookline_types::TenantId::parse(&endpoint.tenant_id).map_err(internal)?;
     let mut select = messages::Entity::scoped(&tenant)
         .filter(messages::Column::AppId.eq(endpoint.app_id.as_str()))
@@ -283,9 +284,19 @@ async fn missing_candidates<C: ConnectionTrait>(
     let last_seen = if (rows.len() as u64) < limit { None } else { rows.last().map(|m| m.id.clone()) };
     let mut matching = Vec::new();
     let wanted = FanOutEndpoint::from_model(endpoint);
+    // A content filter needs the payloads (and forwarded headers) of the page.
+    let contents = if wanted.has_content_filter() {
+        delivery::match_contents(ctx, conn, rows.iter().map(|m| m.id.clone()).collect()).await?
+    } else {
+        HashMap::new()
+    };
     for message in rows {
         let channels: Vec<String> = from_json(message.channels.clone(), "channels")?;
-        if wanted.wants(&message.event_type, &channels)? {
+        let content = match contents.get(&message.id) {
+            Some((text, headers)) => MatchContent::new(Some(text), headers),
+            None => MatchContent::none(),
+        };
+        if wanted.wants(&message.event_type, &channels, &content)? {
             matching.push(message);
         }
     }
@@ -533,8 +544,8 @@ async fn oldest_running_jobs<C: ConnectionTrait>(
 /// Counts the job's candidates among the next `count_page` rows after its count cursor: how
 /// many, and where the next count starts (`None`: every candidate is counted).
 async fn count_candidates<C: ConnectionTrait>(
+    ctx: &Context,
     conn: &C,
-    sqlite: bool,
     kind: &str,
     endpoint: &endpoints::Model,
     params: &JobParams,
@@ -542,7 +553,7 @@ async fn count_candidates<C: ConnectionTrait>(
 ) -> CoreResult<(u64, Option<String>)> {
     if kind != RECOVER {
         let page =
-            missing_candidates(conn, sqlite, endpoint, params, params.count_cursor.as_deref(), count_page)
+            missing_candidates(ctx, conn, endpoint, params, params.count_cursor.as_deref(), count_page)
                 .await?;
         return Ok((page.matching.len() as u64, page.last_seen));
     }
@@ -591,8 +602,7 @@ async fn step(ctx: &Context, job: jobs::Model, count_page: u64) -> CoreResult<u6
         // On a reader, before the write transaction: counting holds no lock (the update below
         // is guarded by the total it started from, so a page is never counted twice).
         let (n, next) =
-            count_candidates(&ctx.db.conn, ctx.db.is_sqlite(), &job.kind, &endpoint, &params, count_page)
-                .await?;
+            count_candidates(ctx, &ctx.db.conn, &job.kind, &endpoint, &params, count_page).await?;
         total += n as i64;
         params.counted = next.is_none();
         params.count_cursor = next;
@@ -647,9 +657,7 @@ async fn step(ctx: &Context, job: jobs::Model, count_page: u64) -> CoreResult<u6
                     .rows_affected;
             }
         } else {
-            let page =
-                missing_candidates(&txn, ctx.db.is_sqlite(), &endpoint, &params, cursor.as_deref(), room)
-                    .await?;
+            let page = missing_candidates(ctx, &txn, &endpoint, &params, cursor.as_deref(), room).await?;
             match page.last_seen {
                 Some(last) => cursor = Some(last),
                 None => params.fed_all = true,
@@ -1046,6 +1054,7 @@ mod tests {
             disabled: Set(false),
             disabled_reason: Set(None),
             filter_types: Set(None),
+            filter: Set(None),
             channels: Set(None),
             rate_limit: Set(None),
             metadata: Set(json!({})),

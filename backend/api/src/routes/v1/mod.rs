@@ -8,6 +8,7 @@ pub mod auth;
 pub mod billing;
 pub mod endpoints;
 pub mod event_types;
+pub mod filters;
 pub mod messages;
 pub mod payload;
 pub mod replay;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/event-type/{name}", web::get().to(event_types::get))
             .route("/event-type/{name}", web::patch().to(event_types::patch))
             .route("/event-type/{name}", web::delete().to(event_types::delete))
+            .route("/filter/test", web::post().to(filters::test))
             .route("/app", web::get().to(applications::list))
             .route("/app", web::post().to(applications::create))
             .route("/app/{app}", web::get().to(applications::get))

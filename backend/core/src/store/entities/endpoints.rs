@@ -16,6 +16,8 @@ pub struct Model {
     pub disabled_reason: Option<String>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub filter_types: Option<Json>,
+    /// A content filter (`routing::filter`): an event pattern; NULL = every message.
+    pub filter: Option<Json>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub channels: Option<Json>,
     pub rate_limit: Option<i32>,
