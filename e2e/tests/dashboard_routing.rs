@@ -1,7 +1,8 @@
-//! Content filters in the dashboard, in a real browser (headless Chromium through ChromeDriver,
-//! as in `dashboard.rs`): the filter editor's live preview against an event type's example and
-//! an edited payload, an endpoint created with a filter that then gets only matching messages,
-//! the filter edited on the endpoint page, and the Content filters page.
+//! Routing rules in the dashboard, in a real browser (headless Chromium through ChromeDriver, as
+//! in `dashboard.rs`): an event type with a retry schedule from its form, the filter editor's
+//! live preview against the event type's example and an edited payload, an endpoint created
+//! with a filter that then gets only matching messages, the filter edited on the endpoint page,
+//! and the Content filters page.
 //! Needs the built dashboard (frontend/dist); ./scripts/test.sh provides it.
 
 use std::time::Duration;
@@ -22,12 +23,15 @@ async fn the_filter_editor_previews_a_pattern_and_the_endpoint_gets_only_matchin
     sign_up(&browser, &server, "Globex", "hank@globex.test").await;
     let api = server.client_with_key(&create_api_key(&browser, &server, "setup").await);
     let app = api.create_app("Billing", Some("billing")).await["id"].as_str().unwrap().to_owned();
-    api.post(
-        "/api/v1/event-type",
-        json!({"name": "invoice.paid", "example": {"amount": 20, "currency": "EUR"}}),
-    )
-    .await
-    .expect(201);
+    // The event type, with its example and a retry schedule, from the Event types page.
+    browser.goto(&server.url("/event-types")).await;
+    fill(&browser, "input[name=event-type-name]", "invoice.paid").await;
+    fill(&browser, "textarea[name=event-type-example]", r#"{"amount": 20, "currency": "EUR"}"#).await;
+    fill(&browser, "input[name=event-type-retry]", "1, 60").await;
+    click(&browser, "#new-event-type button[type=submit]").await;
+    browser.wait_for_text("#event-types .retry-schedule", "Retries after 1 s, 60 s").await;
+    let event_type = api.get("/api/v1/event-type/invoice.paid").await.expect(200);
+    assert_eq!(event_type["retry_schedule"], json!([1, 60]), "{event_type}");
 
     // The new-endpoint form: a pattern, previewed on the event type's example (no match, and
     // where), then on an edited payload (a match); a pattern that is not valid says so.

@@ -6,7 +6,10 @@ use std::{
     time::Duration,
 };
 
-use hookline_e2e::{Backend, ServerOptions, TestServer, both_databases, id, receiver::Receiver};
+use hookline_e2e::{
+    Backend, ServerOptions, TestServer, both_databases, id,
+    receiver::{Receiver, Reply},
+};
 use serde_json::{Value, json};
 
 both_databases!(
@@ -14,6 +17,7 @@ both_databases!(
     filters_are_validated_when_saved_and_tried_with_the_test_route,
     a_filter_on_forwarded_headers_routes_received_webhooks,
     replay_missing_sends_only_the_messages_the_filter_matches,
+    an_event_types_retry_schedule_applies_where_the_endpoint_has_none,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -283,4 +287,55 @@ async fn replay_missing_sends_only_the_messages_the_filter_matches(db: Backend) 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let got: BTreeSet<String> = receiver.received().iter().map(|r| r.msg_id().to_owned()).collect();
     assert_eq!(got, BTreeSet::from([sent[1].clone(), sent[3].clone()]));
+}
+
+async fn an_event_types_retry_schedule_applies_where_the_endpoint_has_none(db: Backend) {
+    // The default schedule waits an hour: a retry within seconds comes from a shorter one.
+    let server = TestServer::start_with(
+        db,
+        ServerOptions::default()
+            .env("HOOKLINE_SSRF_ALLOW", "127.0.0.1/32")
+            .env("HOOKLINE_RETRY_SCHEDULE", "3600"),
+    )
+    .await;
+    let fail_first = || {
+        Receiver::start_with(
+            std::sync::Arc::new(|_, before| if before == 0 { Reply::status(500) } else { Reply::ok() }),
+            2,
+        )
+    };
+    let (plain, own) = (fail_first(), fail_first());
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    let refused =
+        api.post("/api/v1/event-type", json!({"name": "order.created", "retry_schedule": [604_801]})).await;
+    assert_eq!(refused.error_locs(), ["body.retry_schedule"], "{}", refused.text);
+    let created = api
+        .post("/api/v1/event-type", json!({"name": "order.created", "retry_schedule": [1, 1]}))
+        .await
+        .expect(201);
+    assert_eq!(created["retry_schedule"], json!([1, 1]));
+    api.create_endpoint("a", &plain.url("/plain")).await;
+    api.post("/api/v1/app/a/endpoint", json!({"url": own.url("/own"), "retry_schedule": [3600]}))
+        .await
+        .expect(201);
+
+    // Both fail the first attempt: the endpoint without a schedule retries on the type's (1 s),
+    // the one with its own waits its hour.
+    let order = api.send_message("a", "order.created", json!({"n": 1})).await;
+    let retried = plain.wait_for(2, WAIT).await;
+    assert!(retried.iter().all(|r| r.msg_id() == id(&order)));
+    assert_eq!(retried[1].status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(own.count(), 1, "the endpoint's own schedule comes first");
+
+    // Another type has no schedule: the default hour.
+    api.send_message("a", "other.thing", json!({"n": 2})).await;
+    plain.wait_for(3, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(plain.count(), 3, "no retry within seconds on the default schedule");
+
+    let patched =
+        api.patch("/api/v1/event-type/order.created", json!({"retry_schedule": null})).await.expect(200);
+    assert_eq!(patched["retry_schedule"], Value::Null);
 }

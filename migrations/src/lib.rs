@@ -22,6 +22,7 @@ mod m20261207_000016_app_rate_buckets;
 mod m20261207_000017_event_id_window;
 mod m20261207_000018_thin_delivery;
 mod m20261207_000019_content_filters;
+mod m20261207_000020_event_type_retry_schedule;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_event_id_window::Migration),
             Box::new(m20261207_000018_thin_delivery::Migration),
             Box::new(m20261207_000019_content_filters::Migration),
+            Box::new(m20261207_000020_event_type_retry_schedule::Migration),
         ]
     }
 }

@@ -121,6 +121,9 @@ pub struct Engine {
     /// slot: handed back to the database, due when the cool-down ends ([`Engine::hold_back_loop`]).
     held_back: mpsc::UnboundedSender<Claimed>,
     targets: Mutex<HashMap<String, (Instant, Arc<Target>)>>,
+    /// Event types' retry schedules by (tenant, type), read when an attempt fails at an endpoint
+    /// without a schedule of its own; cached like the endpoints ([`TARGET_TTL`]).
+    type_schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
     wake_claim: Notify,
     /// Per lane (shared, dedicated): whether the database may hold deliveries the lane's claim
     /// loop would take now. Set by whatever leaves deliveries unleased; cleared by a claim that
@@ -165,8 +168,15 @@ struct EndpointLoad {
     slots: Arc<Semaphore>,
 }
 
-/// Endpoint settings are cached this long; a change takes effect within it.
+/// Endpoint settings (and event types' retry schedules) are cached this long; a change takes
+/// effect within it.
 const TARGET_TTL: Duration = Duration::from_secs(1);
+
+/// An event type's retry schedule (or its lack of one) and when it was read.
+type CachedSchedule = (Instant, Option<RetrySchedule>);
+
+/// At most this many event types' retry schedules are cached; past it the cache starts over.
+const MAX_CACHED_TYPE_SCHEDULES: usize = 10_000;
 
 /// The engine runs two lanes, each with its own slots and claim loop: one for tenants whose plan
 /// has a dedicated queue, one shared by everyone else.
@@ -288,6 +298,7 @@ impl Engine {
             inline,
             held_back,
             targets: Mutex::new(HashMap::new()),
+            type_schedules: Mutex::new(HashMap::new()),
             wake_claim: Notify::new(),
             claimable: [AtomicBool::new(true), AtomicBool::new(true)],
             stopping: AtomicBool::new(false),
@@ -615,6 +626,36 @@ impl Engine {
         found
     }
 
+    /// The retry schedule of the tenant's event type, if it has one. A read that fails falls back
+    /// to the default schedule (counted as an engine error): the retry is never lost.
+    async fn type_schedule(&self, tenant_id: &str, event_type: &str) -> Option<RetrySchedule> {
+        let key = (tenant_id.to_owned(), event_type.to_owned());
+        let now = Instant::now();
+        if let Some((at, schedule)) = self.type_schedules.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && now.duration_since(*at) < TARGET_TTL
+        {
+            return schedule.clone();
+        }
+        let tenant = hookline_types::TenantId::parse(tenant_id).ok()?;
+        match hookline_core::catalog::event_types::retry_schedule(&self.ctx.db.conn, &tenant, event_type)
+            .await
+        {
+            Ok(schedule) => {
+                let mut cache = self.type_schedules.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= MAX_CACHED_TYPE_SCHEDULES {
+                    cache.clear();
+                }
+                cache.insert(key, (now, schedule.clone()));
+                schedule
+            }
+            Err(err) => {
+                hookline_core::metrics::engine_error("type_schedule");
+                tracing::error!(error = %err, event_type, "reading the event type's retry schedule failed; the default applies");
+                None
+            }
+        }
+    }
+
     /// Counts the deliveries as held for their endpoints.
     fn hold(&self, claimed: &[Claimed]) {
         let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
@@ -776,10 +817,15 @@ impl Engine {
             unless_panicked(&claimed.endpoint_id, &target.url, sender.send(&claimed, target, payload)).await;
         let succeeded = sent.succeeded();
         let gone = sent.status == Some(reqwest::StatusCode::GONE);
-        let schedule = target.retry_schedule.as_ref().unwrap_or(&self.schedule);
         let next_attempt_at = if succeeded || gone || claimed.one_shot {
             None
         } else {
+            // The endpoint's schedule, else its message's event type's, else the default.
+            let by_type = match &target.retry_schedule {
+                Some(_) => None,
+                None => self.type_schedule(&claimed.tenant_id, &claimed.event_type).await,
+            };
+            let schedule = target.retry_schedule.as_ref().or(by_type.as_ref()).unwrap_or(&self.schedule);
             retry::next_attempt(
                 schedule,
                 claimed.attempt_number,

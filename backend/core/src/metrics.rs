@@ -260,9 +260,9 @@ static ATTEMPT_ERRORS: CounterSet<9> = CounterSet::new(
 static ATTEMPT_DURATION: Histogram<12> = Histogram::new(DURATION_BUCKETS);
 static DELIVERY_LATENCY: Histogram<16> = Histogram::new(LATENCY_BUCKETS);
 static DEAD: Counter = Counter::new();
-static ENGINE_ERRORS: CounterSet<8> = CounterSet::new(
+static ENGINE_ERRORS: CounterSet<9> = CounterSet::new(
     "stage",
-    ["fanout", "claim", "payloads", "targets", "record", "release", "leases", "other"],
+    ["fanout", "claim", "payloads", "targets", "type_schedule", "record", "release", "leases", "other"],
 );
 static SOURCE_REQUESTS: CounterSet<5> =
     CounterSet::new("outcome", ["accepted", "duplicate", "stale", "handshake", "rejected"]);
@@ -325,8 +325,8 @@ pub fn attempts_recorded<'a>(attempts: impl IntoIterator<Item = RecordedAttempt<
     DEAD.add(dead);
 }
 
-/// A step of the delivery engine failed (`stage`: fanout, claim, payloads, targets, record,
-/// release, leases; anything else counts as other). The engine logs the cause; this makes a step
+/// A step of the delivery engine failed (`stage`: fanout, claim, payloads, targets,
+/// type_schedule, record, release, leases; anything else counts as other). The engine logs the cause; this makes a step
 /// that keeps failing visible on `/metrics`.
 pub fn engine_error(stage: &str) {
     ENGINE_ERRORS.add(stage, 1);

@@ -162,6 +162,11 @@ pub struct EventTypeIn {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub example: Option<Value>,
+    /// Seconds to wait before each retry of this type's deliveries (each at most a week),
+    /// for endpoints without a `retry_schedule` of their own; the default schedule when absent.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Option<Vec<crate::schema::RetryWait>>))]
+    pub retry_schedule: Option<Vec<u32>>,
     #[serde(default)]
     pub archived: bool,
 }
@@ -179,6 +184,10 @@ pub struct EventTypePatch {
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub example: Patch<Value>,
+    /// `null` returns the type's deliveries to the default schedule.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::schema::RetryWait>>, max_items = 20))]
+    pub retry_schedule: Patch<Vec<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived: Option<bool>,
 }
@@ -193,6 +202,9 @@ pub struct EventTypeOut {
     pub schema: Option<Value>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub example: Option<Value>,
+    /// The type's retry schedule (endpoint > event type > default).
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<u32>>,
     pub archived: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

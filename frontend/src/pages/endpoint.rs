@@ -19,7 +19,7 @@ use crate::{
         fmt_time, now, sleep, split_list,
     },
     pages::apps::{format_name, parse_format, parse_payload_mode, payload_mode_name},
-    pages::event_types::parse_json,
+    pages::event_types::{parse_json, parse_schedule},
     pages::routing::FilterEditor,
     shell::use_scope,
 };
@@ -465,18 +465,7 @@ fn Settings(
             }
         };
         let result = (|| -> Result<EndpointPatch, ApiError> {
-            let retry_schedule = match split_list(&retry.get_untracked()) {
-                None => Patch::Null,
-                Some(items) => Patch::Value(
-                    items.iter().map(|s| s.parse::<u32>()).collect::<Result<Vec<_>, _>>().map_err(|_| {
-                        ApiError {
-                            status: 422,
-                            code: "validation_error".into(),
-                            detail: "The retry schedule is a list of seconds, e.g. 5, 300, 1800.".into(),
-                        }
-                    })?,
-                ),
-            };
+            let retry_schedule = parse_schedule(&retry.get_untracked())?.map_or(Patch::Null, Patch::Value);
             let mut patch = EndpointPatch {
                 url: Some(url.get_untracked().trim().to_owned()),
                 description: Some(description.get_untracked()),

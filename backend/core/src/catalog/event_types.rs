@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use hookline_types::{
-    ApiKeyScope, EventTypeId, EventTypeIn, EventTypeOut, EventTypePatch, ListResponse, TenantId,
+    ApiKeyScope, EventTypeId, EventTypeIn, EventTypeOut, EventTypePatch, ListResponse, Patch, TenantId,
 };
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, ModelTrait, Order, QueryFilter, Set};
 use serde_json::Value;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::{
     Context,
     catalog::schemas,
-    domain::EventTypeName,
+    domain::{EventTypeName, RetrySchedule},
     error::{CoreError, CoreResult, Errors},
     ids::NewId,
     store::entities::event_types,
@@ -28,6 +28,10 @@ fn to_out(model: event_types::Model) -> CoreResult<EventTypeOut> {
         description: model.description,
         schema: model.schema,
         example: model.example,
+        retry_schedule: model
+            .retry_schedule
+            .map(|v| crate::store::from_json(v, "retry_schedule"))
+            .transpose()?,
         archived: model.archived,
         created_at: model.created_at,
         updated_at: model.updated_at,
@@ -80,6 +84,9 @@ pub async fn create(ctx: &Context, principal: &Principal, input: EventTypeIn) ->
     let name = errors.check(&["body", "name"], EventTypeName::parse(&input.name));
     check_description(&mut errors, &input.description);
     validate_schema(ctx, &mut errors, input.schema.as_ref(), input.example.as_ref()).await;
+    if let Some(schedule) = &input.retry_schedule {
+        errors.check(&["body", "retry_schedule"], RetrySchedule::new(schedule.clone()));
+    }
     errors.into_result()?;
     let name = name.expect("checked above");
     let now = Utc::now();
@@ -90,6 +97,7 @@ pub async fn create(ctx: &Context, principal: &Principal, input: EventTypeIn) ->
         description: Set(input.description),
         schema: Set(input.schema),
         example: Set(input.example),
+        retry_schedule: Set(input.retry_schedule.as_ref().map(|s| serde_json::json!(s))),
         archived: Set(input.archived),
         created_at: Set(now),
         updated_at: Set(now),
@@ -163,8 +171,14 @@ pub async fn patch(
         check_description(&mut errors, description);
     }
     validate_schema(ctx, &mut errors, schema.as_ref(), example.as_ref()).await;
+    if let Patch::Value(schedule) = &patch.retry_schedule {
+        errors.check(&["body", "retry_schedule"], RetrySchedule::new(schedule.clone()));
+    }
     errors.into_result()?;
     let mut active: event_types::ActiveModel = model.into();
+    if let Some(schedule) = patch.retry_schedule.into_update() {
+        active.retry_schedule = Set(schedule.as_ref().map(|s| serde_json::json!(s)));
+    }
     if let Some(description) = patch.description {
         active.description = Set(description);
     }
@@ -177,6 +191,20 @@ pub async fn patch(
     let updated = to_out(active.update(&ctx.db.writer).await?);
     ctx.caches.schemas.clear();
     updated
+}
+
+/// The retry schedule of the tenant's event type `name`, if it has one (the engine asks when an
+/// attempt of a message of that type failed at an endpoint without a schedule of its own).
+pub async fn retry_schedule<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantId,
+    name: &str,
+) -> CoreResult<Option<RetrySchedule>> {
+    let Some(value) = find(conn, tenant, name).await?.and_then(|model| model.retry_schedule) else {
+        return Ok(None);
+    };
+    let seconds: Vec<u32> = crate::store::from_json(value, "retry_schedule")?;
+    Ok(Some(RetrySchedule::new(seconds).map_err(|err| CoreError::Internal(err.into()))?))
 }
 
 /// Deletes the event type from the catalog. Messages already sent with that type keep it.

@@ -14,6 +14,9 @@ pub struct Model {
     pub schema: Option<Json>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub example: Option<Json>,
+    /// Retry waits in seconds for this type's deliveries (JSON array); NULL = the default.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub retry_schedule: Option<Json>,
     pub archived: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
