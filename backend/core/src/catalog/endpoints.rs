@@ -135,10 +135,15 @@ fn check_filter_types(errors: &mut Errors, filter_types: &[String]) {
 /// (`["body", "filter", "payload", "amount", "0", "numeric"]`).
 fn check_filter(errors: &mut Errors, filter: &serde_json::Value) {
     if let Err(err) = crate::routing::Filter::compile(filter) {
-        let mut loc = vec!["body", "filter"];
-        loc.extend(err.path.iter().map(String::as_str));
-        errors.push(&loc, err.message);
+        errors.push(&err.loc(), err.message.as_str());
     }
+}
+
+/// A retry schedule as stored (an endpoint's or an event type's JSON array of seconds), checked
+/// again as it is read.
+pub(crate) fn stored_retry_schedule(value: serde_json::Value) -> CoreResult<RetrySchedule> {
+    let seconds: Vec<u32> = from_json(value, "retry_schedule")?;
+    RetrySchedule::new(seconds).map_err(|err| CoreError::Internal(err.into()))
 }
 
 fn check_channels(errors: &mut Errors, channels: &[String]) {

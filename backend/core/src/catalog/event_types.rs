@@ -18,6 +18,7 @@ use crate::{
     store::is_unique_violation,
     store::pagination::{PageRequest, paginate, try_map},
     store::scope::TenantScoped,
+    store::{from_json, to_json},
     tenancy::principal::Principal,
 };
 
@@ -28,10 +29,7 @@ fn to_out(model: event_types::Model) -> CoreResult<EventTypeOut> {
         description: model.description,
         schema: model.schema,
         example: model.example,
-        retry_schedule: model
-            .retry_schedule
-            .map(|v| crate::store::from_json(v, "retry_schedule"))
-            .transpose()?,
+        retry_schedule: model.retry_schedule.map(|v| from_json(v, "retry_schedule")).transpose()?,
         archived: model.archived,
         created_at: model.created_at,
         updated_at: model.updated_at,
@@ -97,7 +95,7 @@ pub async fn create(ctx: &Context, principal: &Principal, input: EventTypeIn) ->
         description: Set(input.description),
         schema: Set(input.schema),
         example: Set(input.example),
-        retry_schedule: Set(input.retry_schedule.as_ref().map(|s| serde_json::json!(s))),
+        retry_schedule: Set(input.retry_schedule.as_ref().map(to_json)),
         archived: Set(input.archived),
         created_at: Set(now),
         updated_at: Set(now),
@@ -177,7 +175,7 @@ pub async fn patch(
     errors.into_result()?;
     let mut active: event_types::ActiveModel = model.into();
     if let Some(schedule) = patch.retry_schedule.into_update() {
-        active.retry_schedule = Set(schedule.as_ref().map(|s| serde_json::json!(s)));
+        active.retry_schedule = Set(schedule.as_ref().map(to_json));
     }
     if let Some(description) = patch.description {
         active.description = Set(description);
@@ -200,11 +198,11 @@ pub async fn retry_schedule<C: ConnectionTrait>(
     tenant: &TenantId,
     name: &str,
 ) -> CoreResult<Option<RetrySchedule>> {
-    let Some(value) = find(conn, tenant, name).await?.and_then(|model| model.retry_schedule) else {
-        return Ok(None);
-    };
-    let seconds: Vec<u32> = crate::store::from_json(value, "retry_schedule")?;
-    Ok(Some(RetrySchedule::new(seconds).map_err(|err| CoreError::Internal(err.into()))?))
+    find(conn, tenant, name)
+        .await?
+        .and_then(|model| model.retry_schedule)
+        .map(crate::catalog::endpoints::stored_retry_schedule)
+        .transpose()
 }
 
 /// Deletes the event type from the catalog. Messages already sent with that type keep it.

@@ -659,11 +659,7 @@ pub(crate) async fn match_contents<C: ConnectionTrait>(
             .all(conn)
             .await?;
         for row in rows {
-            let text = match &row.object_key {
-                Some(key) => String::from_utf8(ctx.objects.get(key).await?.to_vec())
-                    .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored payload {key}: {err}")))?,
-                None => row.payload,
-            };
+            let text = crate::objects::payload_text(&ctx.objects, &row).await?;
             contents.insert(row.message_id, (text, Payload::stored_headers(row.headers.as_deref())));
         }
     }
@@ -1181,13 +1177,8 @@ pub async fn load_targets(
             ),
             None => None,
         };
-        let retry_schedule = match &row.retry_schedule {
-            Some(value) => {
-                let seconds: Vec<u32> = from_json(value.clone(), "retry_schedule")?;
-                Some(RetrySchedule::new(seconds).map_err(|err| CoreError::Internal(err.into()))?)
-            }
-            None => None,
-        };
+        let retry_schedule =
+            row.retry_schedule.clone().map(endpoint_service::stored_retry_schedule).transpose()?;
         let target = EndpointTarget {
             secrets: endpoint_service::signing_secrets(&ctx.keys, &row, now)?,
             id: row.id.clone(),

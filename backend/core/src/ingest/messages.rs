@@ -147,15 +147,7 @@ async fn load_payloads(
         .await?;
     let mut payloads = HashMap::with_capacity(rows.len());
     for row in rows {
-        let payload = match &row.object_key {
-            Some(key) => {
-                let bytes = ctx.objects.get(key).await?;
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored payload {key}: {err}")))?;
-                raw_payload(text, key)?
-            }
-            None => raw_payload(row.payload, &row.message_id)?,
-        };
+        let payload = raw_payload(crate::objects::payload_text(&ctx.objects, &row).await?, &row.message_id)?;
         payloads.insert(row.message_id, (payload, row.object_key.is_some()));
     }
     Ok(payloads)

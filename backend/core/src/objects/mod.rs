@@ -214,6 +214,16 @@ pub async fn payload_body(objects: &Objects, row: message_payloads::Model) -> Co
     })
 }
 
+/// The whole text of a stored payload row (a claim-checked one read from the store), for what
+/// needs the payload at once rather than streamed: the API's answers, content filters.
+pub async fn payload_text(objects: &Objects, row: &message_payloads::Model) -> CoreResult<String> {
+    match &row.object_key {
+        Some(key) => String::from_utf8(Vec::from(objects.get(key).await?))
+            .map_err(|err| CoreError::Internal(anyhow::anyhow!("stored payload {key}: {err}"))),
+        None => Ok(row.payload.clone()),
+    }
+}
+
 /// Where a message's payload goes.
 pub fn payload_key(tenant: &str, message_id: &str) -> String {
     format!("payloads/{tenant}/{message_id}")

@@ -45,6 +45,14 @@ pub struct PatternError {
     pub message: String,
 }
 
+impl PatternError {
+    /// Where the error is in a request whose `filter` field held the pattern:
+    /// `["body", "filter", …path]`.
+    pub fn loc(&self) -> Vec<&str> {
+        ["body", "filter"].into_iter().chain(self.path.iter().map(String::as_str)).collect()
+    }
+}
+
 impl std::fmt::Display for PatternError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.path.is_empty() {

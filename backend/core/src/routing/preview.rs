@@ -8,11 +8,8 @@ use crate::error::{CoreError, CoreResult, Errors};
 
 /// Compiles `input.filter` (422 at `body.filter.<path>` when it does not) and matches it.
 pub fn test(input: &FilterTestIn) -> CoreResult<FilterTestOut> {
-    let filter = Filter::compile(&input.filter).map_err(|err| {
-        let mut loc = vec!["body", "filter"];
-        loc.extend(err.path.iter().map(String::as_str));
-        CoreError::invalid(&loc, err.message)
-    })?;
+    let filter =
+        Filter::compile(&input.filter).map_err(|err| CoreError::invalid(&err.loc(), err.message.as_str()))?;
     let mut errors = Errors::default();
     errors.check(&["body", "event_type"], crate::domain::EventTypeName::parse(&input.event_type));
     errors.into_result()?;
