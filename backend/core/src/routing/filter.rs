@@ -1159,7 +1159,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hostile_wildcard_against_a_long_text_is_linear() {
+    fn a_hostile_wildcard_against_a_long_text_is_answered_within_seconds() {
         let pattern = format!("{}b", "a*".repeat(100));
         let f = filter(json!({"payload": {"s": [{"wildcard": pattern}]}}));
         let text = "a".repeat(200_000);
