@@ -125,6 +125,13 @@ pub struct Engine {
     /// without a schedule of its own; cached like the endpoints ([`TARGET_TTL`]).
     type_schedules: Mutex<HashMap<(String, String), CachedSchedule>>,
     wake_claim: Notify,
+    /// Told when a request slot frees while the ingest writer holds messages for one
+    /// ([`InlineEngine::slot_freed`]); `writer_waits` says whether anyone listens.
+    slot_freed: Notify,
+    writer_waits: AtomicBool,
+    /// Per lane (shared, dedicated): deliveries handed to the send threads that no thread has
+    /// started yet — the queue in front of CPUs that are all busy ([`QUEUED_LIMIT`]).
+    queued: [AtomicUsize; 2],
     /// Per lane (shared, dedicated): whether the database may hold deliveries the lane's claim
     /// loop would take now. Set by whatever leaves deliveries unleased; cleared by a claim that
     /// took everything it saw. A finished attempt wakes the claim loop only while it is set: an
@@ -156,6 +163,12 @@ pub type RetrySink = mpsc::UnboundedSender<Vec<(String, chrono::DateTime<Utc>)>>
 /// backlog of one endpoint still sends at most `per_endpoint` requests at once, and the tasks
 /// waiting for the endpoint hold no lane slot: nobody else waits behind them.
 const LEASED_PER_SLOT: usize = 2;
+
+/// A lane is congested (the ingest writer holds its tenants' new messages, `ingest::MAX_HOLD`)
+/// while this many of its deliveries wait for a send thread to start them, or while all its
+/// request slots are taken. Counted from the hand-over to the first poll only: deliveries waiting
+/// for a slow endpoint's own slots do not count, so a slow endpoint never holds anyone's ingest.
+const QUEUED_LIMIT: usize = 256;
 
 /// How often one outcome is tried before its delivery is handed back ([`Engine::record_batch`]).
 const RECORD_TRIES: u32 = 8;
@@ -251,6 +264,20 @@ impl InlineEngine for Engine {
             );
         }
     }
+
+    fn congested(&self, tenant_id: &str) -> bool {
+        if self.is_stopping() {
+            return false;
+        }
+        let dedicated = self.last_dedicated();
+        let lane = LaneCapacity { engine: self, dedicated: &dedicated }.lane_of(tenant_id);
+        self.slots(lane).available_permits() == 0 || self.queued(lane).load(Ordering::Acquire) >= QUEUED_LIMIT
+    }
+
+    fn slot_freed(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.writer_waits.store(true, Ordering::Release);
+        Box::pin(self.slot_freed.notified())
+    }
 }
 
 impl Capacity for LaneCapacity<'_> {
@@ -300,6 +327,9 @@ impl Engine {
             targets: Mutex::new(HashMap::new()),
             type_schedules: Mutex::new(HashMap::new()),
             wake_claim: Notify::new(),
+            slot_freed: Notify::new(),
+            writer_waits: AtomicBool::new(false),
+            queued: [AtomicUsize::new(0), AtomicUsize::new(0)],
             claimable: [AtomicBool::new(true), AtomicBool::new(true)],
             stopping: AtomicBool::new(false),
             retry_sink: std::sync::OnceLock::new(),
@@ -331,6 +361,20 @@ impl Engine {
             flag.store(true, Ordering::Release);
         }
         self.wake_claim.notify_waiters();
+    }
+
+    /// A slot freed, or the queue shrank: the ingest writer, if it holds messages, looks again.
+    fn wake_writer(&self) {
+        if self.writer_waits.swap(false, Ordering::AcqRel) {
+            self.slot_freed.notify_one();
+        }
+    }
+
+    fn queued(&self, lane: Lane) -> &AtomicUsize {
+        match lane {
+            Lane::Shared => &self.queued[0],
+            Lane::Dedicated => &self.queued[1],
+        }
     }
 
     fn claimable(&self, lane: Lane) -> &AtomicBool {
@@ -747,9 +791,13 @@ impl Engine {
             };
             let engine = self.clone();
             self.unrecorded.fetch_add(1, Ordering::AcqRel);
+            self.queued(lane).fetch_add(1, Ordering::AcqRel);
             let (send_thread, client) = self.send_threads.next();
             let client = client.clone();
             send_thread.spawn(async move {
+                if engine.queued(lane).fetch_sub(1, Ordering::AcqRel) <= QUEUED_LIMIT {
+                    engine.wake_writer();
+                }
                 // The endpoint's slot first: a delivery waiting for its endpoint holds no lane slot.
                 let endpoint_permit = endpoint_slots.acquire_owned().await;
                 if leased == Leased::AtAcceptance && engine.circuit_tripped(&c.endpoint_id) {
@@ -765,6 +813,10 @@ impl Engine {
                 // Counted before the slot frees: the next delivery waiting for it sees this answer.
                 engine.answered(&outcome.claimed.endpoint_id, outcome.succeeded);
                 drop(permit);
+                if engine.slots(lane).available_permits() == 1 {
+                    // The lane had no free slot: the writer may be holding for one.
+                    engine.wake_writer();
+                }
                 drop(endpoint_permit);
                 // The endpoint's slot frees with its answer, not with the record: the cap bounds
                 // the requests an endpoint has open, and a batch waiting for the recorder does not

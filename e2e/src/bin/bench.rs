@@ -229,7 +229,12 @@ async fn fan_out_ten(db: Backend, name: &str, filter: Option<serde_json::Value>,
     let mut figures =
         collect(name, &receiver, &sent, 5_000, expected, started, ingest, Duration::from_secs(300)).await;
     let messages_per_s = figures.delivered_per_s * 5_000.0 / expected as f64;
-    figures.extra = format!("{} messages/s {messages_per_s:.0}  {}", figures.extra, cpu.per(expected as u32));
+    figures.extra = format!(
+        "{} messages/s {messages_per_s:.0}  {}  peak RSS {} MiB",
+        figures.extra,
+        cpu.per(expected as u32),
+        peak_rss_kib(server.pid()) / 1024
+    );
     figures.print();
 }
 
