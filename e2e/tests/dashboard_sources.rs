@@ -203,3 +203,76 @@ async fn github_source_from_the_form_logs_a_signed_delivery_links_its_message_ba
     browser.absent("#source-requests .outcome-accepted").await;
     browser.screenshot("source-rejected").await;
 }
+
+/// A GitHub source made with the form's content filter (pull requests only), its preview tried
+/// on a sample first: a `pull_request` delivery becomes a message; an `issues` delivery is
+/// answered 200 `filtered`, stored nowhere, and the page's log shows it as filtered with the path
+/// that did not match; the settings show the filter.
+#[tokio::test]
+async fn a_source_made_with_a_content_filter_stores_only_matching_requests_and_logs_the_rest_as_filtered() {
+    require_dashboard();
+    let server = server().await;
+    let receiver = Receiver::start();
+    let browser = Browser::start().await;
+    sign_up(&browser, &server, "Filter Org", "ada@filter.test").await;
+    let api = server.client_with_key(&create_api_key(&browser, &server, "setup").await);
+    let app = api.create_app("Repo", Some("repo")).await["id"].as_str().unwrap().to_owned();
+    api.create_endpoint(&app, &receiver.url("/github")).await;
+
+    browser.goto(&server.url("/sources")).await;
+    fill(&browser, "#source-name", "GitHub PRs").await;
+    browser.find(&format!("#source-app option[value='{app}']")).await;
+    choose(&browser, "#source-app", &app).await;
+    choose(&browser, "#source-verification-type", "github").await;
+    fill(&browser, "#source-secret", GITHUB_SECRET).await;
+    let filter = r#"{"headers": {"x-github-event": ["pull_request"]}}"#;
+    fill(&browser, "textarea[name='source-content-filter']", filter).await;
+    // The preview tries it on a sample: without the header, no match at the header's path.
+    browser.wait_for_text("#source-create .filter-preview", "headers.x-github-event").await;
+    browser.screenshot("source-content-filter").await;
+    click(&browser, "#source-create-submit").await;
+    browser.wait_for_text("#source-created", "Source 'GitHub PRs' created").await;
+
+    let created = api.get("/api/v1/source").await.expect(200)["data"][0].clone();
+    assert_eq!(created["filter"], json!({"headers": {"x-github-event": ["pull_request"]}}), "{created}");
+    let source = created["id"].as_str().unwrap().to_owned();
+    let ingest_url = created["ingest_url"].as_str().unwrap().to_owned();
+
+    let body = json!({"action": "opened", "number": 7}).to_string();
+    let (status, answer) =
+        send_github_delivery(&server, &ingest_url, GITHUB_SECRET, "pr-delivery", &body).await;
+    assert_eq!(status, 202, "a pull request matches: {answer}");
+    // Sent as GitHub sends an issue event: same signature scheme, another X-GitHub-Event.
+    let response = reqwest::Client::new()
+        .post(server.url(&ingest_path(&ingest_url)))
+        .header("Content-Type", "application/json")
+        .header("X-GitHub-Event", "issues")
+        .header("X-GitHub-Delivery", "issue-delivery")
+        .header("X-Hub-Signature-256", github_signature(GITHUB_SECRET, body.as_bytes()))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["filtered"], true, "{answer}");
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    wait_for_logged(&api, &source, 2).await;
+    let messages = api.get(&format!("/api/v1/app/{app}/msg")).await.expect(200);
+    assert_eq!(messages["data"].as_array().unwrap().len(), 1, "only the pull request was stored: {messages}");
+
+    browser.goto(&server.url(&format!("/sources/{source}"))).await;
+    browser.find("#source-requests .outcome-accepted").await;
+    browser.wait_for_text("#source-requests", "filter: no match at headers.x-github-event").await;
+    choose(&browser, "#source-request-outcome", "filtered").await;
+    browser
+        .wait_until(
+            "document.querySelectorAll('#source-requests .source-request-row').length === 1 \
+             && document.querySelector('#source-requests .outcome-filtered') !== null",
+            "the filtered request alone",
+        )
+        .await;
+    browser.wait_for_text("#source-settings", "pull_request").await;
+    browser.screenshot("source-filtered-request").await;
+    assert_eq!(receiver.count(), 1, "nothing filtered reached the endpoint");
+}

@@ -1,5 +1,5 @@
-//! Black-box tests of routing rules: endpoints' content filters (EventBridge-style patterns),
-//! against a real receiver, on SQLite and PostgreSQL.
+//! Black-box tests of routing rules: endpoints' and sources' content filters (EventBridge-style
+//! patterns), against a real receiver, on SQLite and PostgreSQL.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -16,6 +16,7 @@ both_databases!(
     each_pattern_operator_selects_exactly_the_expected_messages_of_a_mixed_stream,
     filters_are_validated_when_saved_and_tried_with_the_test_route,
     a_filter_on_forwarded_headers_routes_received_webhooks,
+    a_sources_filter_stores_only_the_requests_it_matches,
     replay_missing_sends_only_the_messages_the_filter_matches,
     an_event_types_retry_schedule_applies_where_the_endpoint_has_none,
 );
@@ -261,6 +262,96 @@ async fn a_filter_on_forwarded_headers_routes_received_webhooks(db: Backend) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.count(), 1, "only the push");
     assert_eq!(received[0].msg_id(), accepted["push"]);
+}
+
+async fn a_sources_filter_stores_only_the_requests_it_matches(db: Backend) {
+    let server = TestServer::start_with(db, options()).await;
+    let receiver = Receiver::start();
+    let api = server.tenant("acme");
+    api.create_app("A", Some("a")).await;
+    api.create_endpoint("a", &receiver.url("/all")).await;
+    // Saved only when it compiles, on create and on PATCH, with the path of the bad part.
+    let bad = json!({"payload": {"ref": [{"prefix": 5}]}});
+    let refused = api
+        .post(
+            "/api/v1/source",
+            json!({"name": "GitHub", "app": "a", "verification": {"type": "none"}, "filter": bad}),
+        )
+        .await;
+    assert_eq!(refused.status.as_u16(), 422, "{}", refused.text);
+    assert!(
+        refused.error_locs().iter().any(|loc| loc.starts_with("body.filter.payload.ref")),
+        "{}",
+        refused.text
+    );
+    // Pushes to main only: all the request's headers are matched, not only forwarded ones.
+    let filter =
+        json!({"headers": {"x-github-event": ["push"]}, "payload": {"ref": [{"prefix": "refs/heads/main"}]}});
+    let source = api
+        .post(
+            "/api/v1/source",
+            json!({"name": "GitHub", "app": "a", "verification": {"type": "none"},
+                   "event_type": {"header": "X-GitHub-Event"}, "filter": filter}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(source["filter"], filter);
+    let src = source["id"].as_str().unwrap().to_owned();
+    let url = url::Url::parse(source["ingest_url"].as_str().unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let send = |event: &'static str, git_ref: &'static str| {
+        let request = http
+            .post(server.url(url.path()))
+            .header("X-GitHub-Event", event)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"ref": "{git_ref}"}}"#));
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, main) = send("push", "refs/heads/main").await;
+    assert_eq!(status, 202, "{main}");
+    assert_eq!(main["filtered"], false);
+    let stored = main["message"].as_str().unwrap().to_owned();
+    for (event, git_ref) in [("push", "refs/heads/dev"), ("issues", "refs/heads/main")] {
+        let (status, body) = send(event, git_ref).await;
+        assert_eq!(
+            (status, &body["filtered"], &body["message"]),
+            (200, &json!(true), &Value::Null),
+            "{body}"
+        );
+    }
+    // Only the matching request became a message, and only it was delivered.
+    let messages = api.get("/api/v1/app/a/msg").await.expect(200);
+    let ids: Vec<&str> =
+        messages["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [stored.as_str()]);
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(received[0].msg_id(), stored);
+    // The request log says why the other two were not stored.
+    let mut reasons = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while reasons.len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let log = api.get(&format!("/api/v1/source/{src}/request?outcome=filtered")).await.expect(200);
+        reasons = log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["reason"].as_str().unwrap().to_owned())
+            .collect();
+    }
+    reasons.sort();
+    assert_eq!(reasons, ["filter: no match at headers.x-github-event", "filter: no match at payload.ref"]);
+    assert_eq!(receiver.count(), 1, "nothing filtered was delivered");
+
+    api.patch(&format!("/api/v1/source/{src}"), json!({"filter": bad})).await.expect(422);
+    let removed = api.patch(&format!("/api/v1/source/{src}"), json!({"filter": null})).await.expect(200);
+    assert_eq!(removed["filter"], Value::Null);
+    let (status, dev) = send("push", "refs/heads/dev").await;
+    assert_eq!(status, 202, "without the filter every verified request is stored: {dev}");
 }
 
 async fn replay_missing_sends_only_the_messages_the_filter_matches(db: Backend) {

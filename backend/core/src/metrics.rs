@@ -264,8 +264,8 @@ static ENGINE_ERRORS: CounterSet<9> = CounterSet::new(
     "stage",
     ["fanout", "claim", "payloads", "targets", "type_schedule", "record", "release", "leases", "other"],
 );
-static SOURCE_REQUESTS: CounterSet<5> =
-    CounterSet::new("outcome", ["accepted", "duplicate", "stale", "handshake", "rejected"]);
+static SOURCE_REQUESTS: CounterSet<6> =
+    CounterSet::new("outcome", ["accepted", "duplicate", "stale", "handshake", "rejected", "filtered"]);
 static SOURCE_REJECTED: CounterSet<8> = CounterSet::new(
     "reason",
     [

@@ -168,6 +168,13 @@ pub struct SourceIn {
     pub max_body_bytes: Option<u64>,
     #[serde(default)]
     pub ordering: Option<SourceOrdering>,
+    /// A content filter (an event pattern, like an endpoint's `filter`) over `{"event_type",
+    /// "payload", "headers"}` of each verified request, `headers` being all the request's
+    /// headers: a request it does not match is answered 200 `{"filtered": true}`, logged with
+    /// outcome `filtered`, and not stored. Every request when absent.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Option<serde_json::Value>,
     #[serde(default)]
     pub disabled: bool,
 }
@@ -210,6 +217,10 @@ pub struct SourcePatch {
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<SourceOrdering>))]
     pub ordering: Patch<SourceOrdering>,
+    /// A content filter (see `SourceIn.filter`); `null` removes it.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Patch<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
 }
@@ -230,6 +241,10 @@ pub struct SourceOut {
     /// The largest body accepted now (the source's limit, capped by the plan's).
     pub max_body_bytes: u64,
     pub ordering: Option<SourceOrdering>,
+    /// The content filter, as saved.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Option<serde_json::Value>,
     pub disabled: bool,
     /// Where the provider sends its webhooks: `POST` (any content type). The URL is the
     /// credential; rotate it with `…/token/rotate`.
@@ -255,6 +270,8 @@ pub enum SourceRequestOutcome {
     Rejected,
     /// A provider's handshake (challenge) answered; nothing stored.
     Handshake,
+    /// Verified, but the source's content filter did not match: answered 200, not stored.
+    Filtered,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,7 +297,7 @@ pub struct SourceRequestOut {
 }
 
 /// The answer to an accepted (202) or duplicate (200) request on the ingest URL.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct IngestOut {
     pub message: Option<MessageId>,
@@ -288,6 +305,9 @@ pub struct IngestOut {
     pub duplicate: bool,
     #[serde(default)]
     pub stale: bool,
+    /// The source's content filter did not match: nothing stored.
+    #[serde(default)]
+    pub filtered: bool,
 }
 
 /// A ready-made request for trying a source: signed now with its current secret (valid within

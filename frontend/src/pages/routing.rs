@@ -80,7 +80,7 @@ pub fn FilterEditor(pattern: RwSignal<String>, name: &'static str) -> impl IntoV
     view! {
         <div class="filter-editor">
             <textarea name=name rows="4" placeholder=r#"{"payload": {"amount": [{"numeric": [">", 100]}]}}"# bind:value=pattern></textarea>
-            <span class="hint">"An EventBridge-style event pattern over event_type, channels, payload and headers. Empty: every message."</span>
+            <span class="hint">"An EventBridge-style event pattern over event_type, channels, payload and headers. Empty: nothing is filtered out."</span>
             <details class="filter-sample">
                 <summary>"Preview on a sample message"</summary>
                 <div class="form-grid">
@@ -100,7 +100,7 @@ pub fn FilterEditor(pattern: RwSignal<String>, name: &'static str) -> impl IntoV
                 </div>
             </details>
             <p class="filter-preview" aria-live="polite">{move || match preview.get() {
-                Preview::Empty => view! { <span class="muted">"No filter: every message is delivered."</span> }.into_any(),
+                Preview::Empty => view! { <span class="muted">"No filter: nothing is filtered out."</span> }.into_any(),
                 Preview::Matches => view! { <span class="badge badge-ok">"Matches"</span> " the sample message." }.into_any(),
                 Preview::NoMatch(path) => view! {
                     <span class="badge badge-warn">"No match"</span>

@@ -1,9 +1,11 @@
 //! Inbound sources: webhooks a provider (Stripe, GitHub, Shopify, …) sends to a public ingest URL,
 //! which Hookline verifies and turns into messages of one of the tenant's applications.
 //!
-//! - `/sources`: the tenant's sources and a form to add one.
-//! - `/sources/:src`: one source: its ingest URL (copy, rotate), settings, a signed test request
-//!   as a `curl` line, and the log of the requests it received (outcome filter, "Load more").
+//! - `/sources`: the tenant's sources and a form to add one (with a content filter and its live
+//!   preview).
+//! - `/sources/:src`: one source: its ingest URL (copy, rotate), settings (its content filter
+//!   among them), a signed test request as a `curl` line, and the log of the requests it received
+//!   (outcome filter, "Load more").
 
 use hookline_types::{
     ApplicationOut, HmacAlgorithm, ListResponse, Patch, SignatureEncoding, SourceIn, SourceOut, SourcePatch,
@@ -18,6 +20,7 @@ use crate::{
         CopyField, Empty, ErrorBox, Loading, PageHeader, async_view, badge, confirm, fmt_bytes, fmt_opt_time,
         fmt_time, split_list,
     },
+    pages::{event_types::parse_json, routing::FilterEditor},
 };
 
 /// The verification schemes as the API names them, with what the form calls them.
@@ -43,6 +46,7 @@ const OUTCOMES: &[(&str, &str)] = &[
     ("stale", "Stale"),
     ("rejected", "Rejected"),
     ("handshake", "Handshake"),
+    ("filtered", "Filtered"),
 ];
 
 /// Requests per page of the log.
@@ -77,6 +81,7 @@ fn outcome_name(outcome: SourceRequestOutcome) -> &'static str {
         SourceRequestOutcome::Stale => "stale",
         SourceRequestOutcome::Rejected => "rejected",
         SourceRequestOutcome::Handshake => "handshake",
+        SourceRequestOutcome::Filtered => "filtered",
     }
 }
 
@@ -88,7 +93,7 @@ fn outcome_badge(outcome: SourceRequestOutcome) -> impl IntoView {
         SourceRequestOutcome::Stale => "warn",
         SourceRequestOutcome::Rejected => "bad",
         SourceRequestOutcome::Handshake => "info",
-        SourceRequestOutcome::Duplicate => "neutral",
+        SourceRequestOutcome::Duplicate | SourceRequestOutcome::Filtered => "neutral",
     };
     view! { <span class=format!("badge badge-{tone} outcome-{name}")>{name}</span> }
 }
@@ -362,13 +367,17 @@ pub fn Sources() -> impl IntoView {
     let app = RwSignal::new(String::new());
     let event_type_header = RwSignal::new(String::new());
     let forward_headers = RwSignal::new(String::new());
+    let content_filter = RwSignal::new(String::new());
     let form = VerificationForm::new(VERIFICATIONS[0].0);
     let created = RwSignal::new(None::<SourceOut>);
     let error = RwSignal::new(None::<ApiError>);
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let verification = match form.build() {
-            Ok(verification) => verification,
+        let built = form.build().and_then(|verification| {
+            Ok((verification, parse_json(&content_filter.get_untracked(), "content filter")?))
+        });
+        let (verification, filter) = match built {
+            Ok(built) => built,
             Err(err) => {
                 error.set(Some(err));
                 return;
@@ -386,6 +395,7 @@ pub fn Sources() -> impl IntoView {
             burst: None,
             max_body_bytes: None,
             ordering: None,
+            filter,
             disabled: false,
         };
         spawn_local(async move {
@@ -395,6 +405,7 @@ pub fn Sources() -> impl IntoView {
                     name.set(String::new());
                     event_type_header.set(String::new());
                     forward_headers.set(String::new());
+                    content_filter.set(String::new());
                     form.clear_secrets();
                     created.set(Some(source));
                     sources.refetch();
@@ -446,6 +457,11 @@ pub fn Sources() -> impl IntoView {
                     <input type="text" id="source-forward-headers" name="source-forward-headers" placeholder="X-GitHub-Event, X-GitHub-Delivery" bind:value=forward_headers/>
                     <span class="hint">"Comma-separated; kept on the message and sent on to its endpoints."</span>
                 </label>
+                <div class="span-2 field">
+                    <span class="field-label">"Content filter (optional)"</span>
+                    <span class="hint">"Only requests that match become messages; the others are answered 200 and logged as filtered. Headers are all the request's headers."</span>
+                    <FilterEditor pattern=content_filter name="source-content-filter"/>
+                </div>
                 {move || error.get().map(|error| view! { <div class="span-2"><ErrorBox error/></div> })}
                 <div class="span-2"><button type="submit" class="btn btn-primary" id="source-create-submit">"Create source"</button></div>
             </form>
@@ -853,6 +869,10 @@ fn Facts(current: SourceOut) -> impl IntoView {
     );
     add("Largest body", Some(fmt_bytes(current.max_body_bytes)));
     add(
+        "Content filter",
+        Some(current.filter.as_ref().map_or_else(|| "none: every request".to_owned(), |f| f.to_string())),
+    );
+    add(
         "Ordering",
         current.ordering.as_ref().map(|ordering| match &ordering.key {
             Some(key) => format!("by {}, per {}", value_from(&ordering.sequence), value_from(key)),
@@ -893,6 +913,9 @@ fn Settings(
     let name = RwSignal::new(current.name.clone());
     let event_type_header = RwSignal::new(initial_header.clone());
     let forward_headers = RwSignal::new(current.forward_headers.join(", "));
+    let content_filter = RwSignal::new(
+        current.filter.as_ref().and_then(|f| serde_json::to_string_pretty(f).ok()).unwrap_or_default(),
+    );
     let rate_limit = RwSignal::new(current.rate_limit.map(|r| r.to_string()).unwrap_or_default());
     let burst = RwSignal::new(current.burst.map(|b| b.to_string()).unwrap_or_default());
     let replace = RwSignal::new(false);
@@ -917,6 +940,8 @@ fn Settings(
                 forward_headers: Some(split_list(&forward_headers.get_untracked()).unwrap_or_default()),
                 rate_limit: number_patch(rate_limit, "The rate limit")?,
                 burst: number_patch(burst, "The burst")?,
+                filter: parse_json(&content_filter.get_untracked(), "content filter")?
+                    .map_or(Patch::Null, Patch::Value),
                 ..Default::default()
             })
         })();
@@ -955,6 +980,8 @@ fn Settings(
                 </label>
                 <label>"Rate limit (requests/s)"<input type="number" min="1" id="settings-rate-limit" name="settings-rate-limit" placeholder="unlimited" bind:value=rate_limit/></label>
                 <label>"Burst"<input type="number" min="1" id="settings-burst" name="settings-burst" placeholder="the rate limit" bind:value=burst/></label>
+                <div class="span-2 field"><span class="field-label">"Content filter"</span>
+                    <FilterEditor pattern=content_filter name="settings-content-filter"/></div>
                 <div class="checks span-2">
                     <label class="check"><input type="checkbox" id="settings-replace-verification" name="settings-replace-verification" bind:checked=replace/>
                         "Replace the verification (secrets are write-only: enter them again; a new secret of the same type leaves the old one valid for 24 hours)"</label>

@@ -20,14 +20,16 @@ use crate::error::{ApiError, ApiResult};
 /// message's payload byte for byte, a form body an object of its fields, and anything else
 /// `{"content_type", "body"}` (or `body_base64`). The answer comes once the message is stored; a
 /// repeat of an accepted event id within `HOOKLINE_SOURCE_DEDUP_WINDOW_SECONDS` (7 days by
-/// default) is answered 200 with the first message, and Slack's `url_verification` is echoed.
+/// default) is answered 200 with the first message, a request the source's content filter does not
+/// match is answered 200 `{"filtered": true}` and not stored, and Slack's `url_verification` is
+/// echoed.
 #[utoipa::path(post, path = "/in/{token}", operation_id = "v1.source.ingest", tag = "Source",
     params(("token" = String, Path, description = "The source's ingest token (part of its ingest_url)", example = "86wX3JtMj0Eeip09jiJRpB9FIfpkzadR")),
     request_body(content = String, description = "The provider's webhook, any content type", content_type = "*/*",
         example = r#"{"id":"evt_1QdL3kFz8xYw2aBc","type":"invoice.paid","data":{"invoice_id":"in_1042","amount_cents":4900,"currency":"USD"}}"#),
     responses(
         (status = 202, description = "Accepted: stored as a message", body = IngestOut),
-        (status = 200, description = "A duplicate (the event id was accepted before), a stale ordered event, or a handshake answered", body = IngestOut),
+        (status = 200, description = "A duplicate (the event id was accepted before), a stale ordered event, a request the source's filter does not match, or a handshake answered", body = IngestOut),
         (status = 401, description = "signature_missing, signature_mismatch, timestamp_out_of_tolerance or credentials_invalid", body = ErrorBody),
         (status = 404, description = "Unknown token", body = ErrorBody),
         (status = 410, description = "source_disabled", body = ErrorBody),
@@ -85,14 +87,15 @@ pub async fn ingest(
     let message = |id: &str| MessageId::parse(id).ok();
     Ok(match received {
         Received::Accepted { message: id } => {
-            HttpResponse::Accepted().json(IngestOut { message: message(&id), duplicate: false, stale: false })
+            HttpResponse::Accepted().json(IngestOut { message: message(&id), ..IngestOut::default() })
         }
-        Received::Duplicate { message: id } => {
-            HttpResponse::Ok().json(IngestOut { message: message(&id), duplicate: true, stale: false })
-        }
-        Received::Stale => {
-            HttpResponse::Ok().json(IngestOut { message: None, duplicate: false, stale: true })
-        }
+        Received::Duplicate { message: id } => HttpResponse::Ok().json(IngestOut {
+            message: message(&id),
+            duplicate: true,
+            ..IngestOut::default()
+        }),
+        Received::Stale => HttpResponse::Ok().json(IngestOut { stale: true, ..IngestOut::default() }),
+        Received::Filtered => HttpResponse::Ok().json(IngestOut { filtered: true, ..IngestOut::default() }),
         Received::Challenge { body, content_type } => {
             HttpResponse::Ok().content_type(content_type).body(body)
         }

@@ -131,14 +131,6 @@ fn check_filter_types(errors: &mut Errors, filter_types: &[String]) {
     }
 }
 
-/// A content filter must compile; the error's `loc` continues into the pattern
-/// (`["body", "filter", "payload", "amount", "0", "numeric"]`).
-fn check_filter(errors: &mut Errors, filter: &serde_json::Value) {
-    if let Err(err) = crate::routing::Filter::compile(filter) {
-        errors.push(&err.loc(), err.message.as_str());
-    }
-}
-
 /// A retry schedule as stored (an endpoint's or an event type's JSON array of seconds), checked
 /// again as it is read.
 pub(crate) fn stored_retry_schedule(value: serde_json::Value) -> CoreResult<RetrySchedule> {
@@ -322,7 +314,7 @@ pub async fn create(
         check_channels(&mut errors, channels);
     }
     if let Some(filter) = &input.filter {
-        check_filter(&mut errors, filter);
+        crate::routing::check_filter(&mut errors, filter);
     }
     check_rate_limit(&mut errors, input.rate_limit);
     check_metadata(&mut errors, &input.metadata);
@@ -450,7 +442,7 @@ pub async fn patch(
         check_channels(&mut errors, channels);
     }
     if let Patch::Value(filter) = &patch.filter {
-        check_filter(&mut errors, filter);
+        crate::routing::check_filter(&mut errors, filter);
     }
     if let Patch::Value(rate_limit) = patch.rate_limit {
         check_rate_limit(&mut errors, Some(rate_limit));

@@ -78,6 +78,7 @@ async fn to_out(ctx: &Context, model: sources::Model) -> CoreResult<SourceOut> {
         burst: model.burst.map(|n| n as u32),
         max_body_bytes: body_limit(&model, limits.max_payload_bytes) as u64,
         ordering: settings.ordering,
+        filter: settings.filter,
         disabled: model.disabled,
         ingest_url: ingest_url(ctx, &token),
         previous_url_expires_at: model.previous_token_expires_at.filter(|at| *at > now),
@@ -163,6 +164,9 @@ pub async fn create(ctx: &Context, principal: &Principal, input: SourceIn) -> Co
     if let Some(ordering) = &input.ordering {
         check_ordering(&mut errors, ordering);
     }
+    if let Some(filter) = &input.filter {
+        crate::routing::check_filter(&mut errors, filter);
+    }
     errors.into_result()?;
     let app_id = resolve_app(ctx, principal, &input.app).await?;
     plans::require_room_for_source(ctx, &principal.tenant_id).await?;
@@ -174,6 +178,7 @@ pub async fn create(ctx: &Context, principal: &Principal, input: SourceIn) -> Co
         event_id: input.event_id,
         forward_headers: input.forward_headers,
         ordering: input.ordering,
+        filter: input.filter,
     };
     let token = crate::crypto::random_token();
     let stored = Stored { scheme: input.verification, previous: Vec::new() };
@@ -274,6 +279,9 @@ pub async fn patch(
     if let Patch::Value(ordering) = &patch.ordering {
         check_ordering(&mut errors, ordering);
     }
+    if let Patch::Value(filter) = &patch.filter {
+        crate::routing::check_filter(&mut errors, filter);
+    }
     errors.into_result()?;
     let now = Utc::now();
     let mut settings = settings(&model)?;
@@ -291,6 +299,9 @@ pub async fn patch(
     }
     if let Some(update) = patch.ordering.into_update() {
         settings.ordering = update;
+    }
+    if let Some(update) = patch.filter.into_update() {
+        settings.filter = update;
     }
     let mut active: sources::ActiveModel = model.clone().into();
     if let Some(app) = &patch.app {

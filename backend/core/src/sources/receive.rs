@@ -36,6 +36,10 @@ pub struct Resolved {
     pub tenant: TenantId,
     pub(crate) verification: Stored,
     pub(crate) settings: Settings,
+    /// The settings' content filter, compiled. A stored filter that no longer compiles (a rule
+    /// tightened by a later version) filters nothing: a request is never lost to it (warned at
+    /// lookup).
+    filter: Option<crate::routing::Filter>,
     /// When this source last answered a duplicate (Unix seconds; 0: never). See
     /// [`Resolved::expects_duplicates`].
     duplicate_seen_at: AtomicI64,
@@ -89,10 +93,19 @@ pub async fn lookup(ctx: &Context, token: &str) -> CoreResult<Arc<Resolved>> {
                 ctx.caches.sources.remove(&hash);
                 return Err(CoreError::NotFound("source"));
             };
+            let settings = manage::settings(&model)?;
+            let filter = settings.filter.as_ref().and_then(|pattern| {
+                crate::routing::Filter::compile(pattern)
+                    .inspect_err(|err| {
+                        tracing::warn!(source = %model.id, error = %err, "a source's stored filter does not compile; it filters nothing");
+                    })
+                    .ok()
+            });
             let resolved = Arc::new(Resolved {
                 tenant: TenantId::parse(&model.tenant_id).map_err(|err| CoreError::Internal(err.into()))?,
                 verification: manage::stored_verification(ctx, &model)?,
-                settings: manage::settings(&model)?,
+                settings,
+                filter,
                 model,
                 duplicate_seen_at: AtomicI64::new(0),
             });
@@ -159,6 +172,8 @@ pub enum Received {
     Duplicate { message: String },
     /// Older than the newest accepted for its ordering key: logged, not delivered (200).
     Stale,
+    /// The source's content filter did not match: logged, not stored (200).
+    Filtered,
     /// A provider's handshake: answer `body` with `content_type` (200).
     Challenge { body: String, content_type: &'static str },
 }
@@ -195,6 +210,27 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
         rules::value_of(&source.settings.event_type, header, body.json.as_ref()),
         &rules::default_event_type(&source.model.name),
     );
+    if let Some(filter) = &source.filter
+        && let Err(path) = filtered(filter, &event_type, &body, request.headers)
+    {
+        let at = if path.is_empty() { "the pattern's top level".to_owned() } else { path.join(".") };
+        let reason = format!("filter: no match at {at}");
+        let logged_body = Some(logged_body(request.body));
+        log_with_body(
+            ctx,
+            source,
+            &request,
+            &request_id,
+            now,
+            SourceRequestOutcome::Filtered,
+            Some(&reason),
+            None,
+            None,
+            200,
+            logged_body,
+        );
+        return Ok(Received::Filtered);
+    }
     let event_id_rule =
         source.settings.event_id.clone().or_else(|| rules::default_event_id(&source.verification.scheme));
     let event_id = event_id_rule.and_then(|rule| rules::value_of(&rule, header, body.json.as_ref()));
@@ -321,6 +357,27 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
         200,
     );
     Ok(Received::Duplicate { message: original })
+}
+
+/// Matches a verified request against the source's filter: `Err` with the path of the first part
+/// that did not match. Header names are matched in any case; the payload is the message's (a
+/// form's fields, a wrapped non-JSON body).
+fn filtered(
+    filter: &crate::routing::Filter,
+    event_type: &str,
+    body: &rules::Body,
+    headers: &[(String, String)],
+) -> Result<(), Vec<String>> {
+    let parsed;
+    let payload = match &body.json {
+        Some(json) => Some(json),
+        None => {
+            parsed = serde_json::from_str::<serde_json::Value>(&body.payload_text).ok();
+            parsed.as_ref()
+        }
+    };
+    let document = crate::routing::Document { event_type, channels: &[], payload, headers };
+    filter.explain(&document)
 }
 
 /// `GET` handshakes: `hub.challenge` (WebSub, Meta) is echoed; a `crc_token` (X/Twitter's

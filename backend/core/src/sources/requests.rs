@@ -158,6 +158,7 @@ pub fn outcome_name(outcome: SourceRequestOutcome) -> &'static str {
         SourceRequestOutcome::Stale => "stale",
         SourceRequestOutcome::Rejected => "rejected",
         SourceRequestOutcome::Handshake => "handshake",
+        SourceRequestOutcome::Filtered => "filtered",
     }
 }
 
@@ -168,6 +169,7 @@ fn parse_outcome(name: &str) -> Option<SourceRequestOutcome> {
         "stale" => SourceRequestOutcome::Stale,
         "rejected" => SourceRequestOutcome::Rejected,
         "handshake" => SourceRequestOutcome::Handshake,
+        "filtered" => SourceRequestOutcome::Filtered,
         _ => return None,
     })
 }
@@ -216,7 +218,7 @@ pub async fn list(
         if parse_outcome(outcome).is_none() {
             return Err(CoreError::invalid(
                 &["query", "outcome"],
-                "one of accepted, duplicate, stale, rejected, handshake",
+                "one of accepted, duplicate, stale, rejected, handshake, filtered",
             ));
         }
         select = select.filter(source_requests::Column::Outcome.eq(outcome.as_str()));

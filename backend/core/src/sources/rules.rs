@@ -43,6 +43,9 @@ pub(crate) struct Settings {
     pub forward_headers: Vec<String>,
     #[serde(default)]
     pub ordering: Option<SourceOrdering>,
+    /// The content filter as saved (`SourceIn.filter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// The default event type of a source named `name`: `source.<name>.received`, the name in lower
