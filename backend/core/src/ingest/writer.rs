@@ -55,8 +55,9 @@ pub trait InlineEngine: delivery::Capacity + Send + Sync {
     fn left_for_claim(&self);
     /// Sends deliveries leased at acceptance; `payloads` holds their messages' payloads.
     fn hand_over(&self, leased: Vec<Claimed>, payloads: HashMap<String, Arc<delivery::Payload>>);
-    /// Whether every request slot of the tenant's lane is taken: the tenant's new deliveries
-    /// could not be sent now, only queued behind the ones waiting ([`MAX_HOLD`]).
+    /// Whether the tenant's lane is congested (every request slot taken, or more of its
+    /// deliveries waiting for a send thread than it queues): the tenant's new deliveries could not
+    /// be sent now, only queued behind the ones waiting ([`MAX_HOLD`]).
     fn congested(&self, tenant_id: &str) -> bool;
     /// Resolves once a request slot frees after this call (or at once, when one freed since the
     /// last call: a spurious wake-up only means one more look).
@@ -67,14 +68,14 @@ pub trait InlineEngine: delivery::Capacity + Send + Sync {
     }
 }
 
-/// How long the writer holds new messages of a lane whose request slots are all taken, waiting
-/// for one to free, before it stores them anyway (their deliveries then wait in the database for
-/// the claim loop). Accepting faster than the lane delivers only grows a queue whose newest
-/// deliveries were leased at acceptance ahead of older ones left for the claims: bench (c)'s
-/// clients accepted ≈ 1,100 messages/s while ≈ 940/s were delivered, and the last messages waited
-/// ≈ 1 s (p99 0.9–1.8 s). Held, a client waits for its 202 instead, the lane's backlog stays
-/// in memory, and a message is delivered soon after it is accepted. Never longer than this: a lane
-/// whose slots are all held by slow endpoints delays acceptance by at most this much.
+/// How long the writer holds new messages of a congested lane ([`InlineEngine::congested`]),
+/// waiting for it to drain, before it stores them anyway (their deliveries then wait in the
+/// database for the claim loop). Accepting faster than the lane delivers only grows a queue whose
+/// newest deliveries were leased at acceptance ahead of older ones left for the claims: bench
+/// (c)'s clients were accepted at ≈ 1,100 messages/s while ≈ 940/s were delivered, and the last
+/// messages waited up to 2 s (p99 0.4–2.2 s). Held, a client waits for its 202 instead, the lane's
+/// backlog stays in memory, and a message is delivered soon after it is accepted. Never longer than
+/// this: a lane whose slots are all held by slow endpoints delays acceptance by at most this much.
 pub const MAX_HOLD: Duration = Duration::from_millis(100);
 
 /// Where the engine registers itself once it runs (see [`crate::Context::inline_engine`]).
@@ -261,8 +262,13 @@ async fn writer(
     // Messages held while their lane is congested ([`MAX_HOLD`]), oldest first, and since when.
     let mut held: Vec<Request> = Vec::new();
     let mut held_since: Option<Instant> = None;
+    // The queue closed (shutdown) while messages were held: they are stored, then the writer ends.
+    let mut closed = false;
     loop {
-        let room = MAX_BATCH.saturating_sub(held.len());
+        if closed && held.is_empty() {
+            return;
+        }
+        let room = if closed { 0 } else { MAX_BATCH.saturating_sub(held.len()) };
         let max_hold = engine.get().map_or(MAX_HOLD, |engine| engine.max_hold());
         let held_until = held_since.map(|since| since + max_hold);
         let slot_freed = async {
@@ -274,7 +280,10 @@ async fn writer(
             }
         };
         tokio::select! {
-            n = rx.recv_many(&mut batch, room), if room > 0 => if n == 0 { return },
+            n = rx.recv_many(&mut batch, room), if room > 0 => if n == 0 {
+                if held.is_empty() { return }
+                closed = true;
+            },
             Some(request) = records_rx.recv() => records.push(request),
             Some(reservation) = reservations_rx.recv() => {
                 reserve(&db, &mut counts, reservation).await;
@@ -295,6 +304,7 @@ async fn writer(
         held.append(&mut batch);
         std::mem::swap(&mut held, &mut batch);
         if let Some(inline) = engine.get()
+            && !closed
             && held_since.is_none_or(|since| since.elapsed() < max_hold)
         {
             let (wait, go): (Vec<Request>, Vec<Request>) =

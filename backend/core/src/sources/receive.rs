@@ -368,15 +368,8 @@ fn filtered(
     body: &rules::Body,
     headers: &[(String, String)],
 ) -> Result<(), Vec<String>> {
-    let parsed;
-    let payload = match &body.json {
-        Some(json) => Some(json),
-        None => {
-            parsed = serde_json::from_str::<serde_json::Value>(&body.payload_text).ok();
-            parsed.as_ref()
-        }
-    };
-    let document = crate::routing::Document { event_type, channels: &[], payload, headers };
+    let document =
+        crate::routing::Document { event_type, channels: &[], payload: body.json.as_ref(), headers };
     filter.explain(&document)
 }
 

@@ -103,7 +103,8 @@ pub(crate) fn check_forward_headers(errors: &mut Errors, headers: &[String]) {
 pub(crate) struct Body {
     /// The payload text: the body itself when it is JSON, else a JSON object that carries it.
     pub payload_text: String,
-    /// The parsed JSON (for pointers), when the body was JSON.
+    /// The payload as a value (for pointers and the source's filter): the parsed body when it is
+    /// JSON, else the object that carries it.
     pub json: Option<Value>,
 }
 
