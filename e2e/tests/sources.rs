@@ -376,7 +376,10 @@ async fn the_same_event_id_twice_is_one_message_and_the_second_answer_says_dupli
     assert_eq!(first.status, 202, "{}", first.text);
     let second = deliver(&server, &path, &headers, body).await;
     assert_eq!(second.status, 200, "{}", second.text);
-    assert_eq!(second.body, json!({"message": first.body["message"], "duplicate": true, "stale": false}));
+    assert_eq!(
+        second.body,
+        json!({"message": first.body["message"], "duplicate": true, "stale": false, "filtered": false})
+    );
     // Ten concurrent repeats: still one message.
     let repeats: Vec<_> = (0..10).map(|_| deliver(&server, &path, &headers, body)).collect();
     for answer in futures_util::future::join_all(repeats).await {
