@@ -43,10 +43,23 @@ fn ingest_path(ingest_url: &str) -> String {
     }
 }
 
-/// POSTs a GitHub delivery to the ingest URL, signed with `secret`; returns the status and body.
+/// POSTs a GitHub `pull_request` delivery to the ingest URL, signed with `secret`; returns the
+/// status and body.
 async fn send_github_delivery(
     server: &TestServer,
     ingest_url: &str,
+    secret: &str,
+    delivery: &str,
+    body: &str,
+) -> (u16, String) {
+    send_github_event(server, ingest_url, "pull_request", secret, delivery, body).await
+}
+
+/// POSTs a GitHub delivery of `event` (`X-GitHub-Event`) to the ingest URL, signed with `secret`.
+async fn send_github_event(
+    server: &TestServer,
+    ingest_url: &str,
+    event: &str,
     secret: &str,
     delivery: &str,
     body: &str,
@@ -55,7 +68,7 @@ async fn send_github_delivery(
         .post(server.url(&ingest_path(ingest_url)))
         .header("Content-Type", "application/json")
         .header("User-Agent", "GitHub-Hookshot/e2e")
-        .header("X-GitHub-Event", "pull_request")
+        .header("X-GitHub-Event", event)
         .header("X-GitHub-Delivery", delivery)
         .header("X-Hub-Signature-256", github_signature(secret, body.as_bytes()))
         .body(body.to_owned())
@@ -243,18 +256,10 @@ async fn a_source_made_with_a_content_filter_stores_only_matching_requests_and_l
         send_github_delivery(&server, &ingest_url, GITHUB_SECRET, "pr-delivery", &body).await;
     assert_eq!(status, 202, "a pull request matches: {answer}");
     // Sent as GitHub sends an issue event: same signature scheme, another X-GitHub-Event.
-    let response = reqwest::Client::new()
-        .post(server.url(&ingest_path(&ingest_url)))
-        .header("Content-Type", "application/json")
-        .header("X-GitHub-Event", "issues")
-        .header("X-GitHub-Delivery", "issue-delivery")
-        .header("X-Hub-Signature-256", github_signature(GITHUB_SECRET, body.as_bytes()))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let answer: Value = response.json().await.unwrap();
+    let (status, answer) =
+        send_github_event(&server, &ingest_url, "issues", GITHUB_SECRET, "issue-delivery", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
     assert_eq!(answer["filtered"], true, "{answer}");
     receiver.wait_for(1, Duration::from_secs(10)).await;
     wait_for_logged(&api, &source, 2).await;
