@@ -1854,15 +1854,29 @@ pub async fn release_expired_leases(ctx: &Context) -> CoreResult<u64> {
 
 /// Extends every lease this worker holds: a live worker keeps its deliveries however long an
 /// attempt takes, and a dead one stops renewing so its deliveries come back after one lease.
+///
+/// On PostgreSQL a row another transaction holds is skipped rather than waited for: that
+/// transaction is recording the delivery's attempt (it ends the lease) or handing it back, and
+/// waiting for it while holding the locks of the rows already renewed deadlocked with recording,
+/// which locks the same rows in another order (100,000 deliveries in flight: "deadlock detected",
+/// the recording batch aborted and retried in halves). A row skipped and still leased is renewed
+/// by the next round, a third of a lease later.
 pub async fn renew_leases(ctx: &Context, worker: &str, limits: &EngineLimits) -> CoreResult<u64> {
     let now = Utc::now();
-    let result = deliveries::Entity::update_many()
+    let mut update = deliveries::Entity::update_many()
         .col_expr(deliveries::Column::LeaseUntil, Expr::value(lease_until(now, limits)))
         .filter(Expr::cust(LEASED))
-        .filter(deliveries::Column::LeaseOwner.eq(worker))
-        .exec(&ctx.db.writer)
-        .await?;
-    Ok(result.rows_affected)
+        .filter(deliveries::Column::LeaseOwner.eq(worker));
+    if !ctx.db.is_sqlite() {
+        update = update.filter(crate::store::custom_sql(
+            false,
+            &format!(
+                "id IN (SELECT id FROM deliveries WHERE {LEASED} AND lease_owner = ? FOR UPDATE SKIP LOCKED)"
+            ),
+            [worker],
+        ));
+    }
+    Ok(update.exec(&ctx.db.writer).await?.rows_affected)
 }
 
 /// Hands leases of this worker back untouched (`pending`, due at `due`: now, or when an open
@@ -1913,8 +1927,91 @@ mod tests {
     hookline_e2e::both_databases!(
         the_status_conditions_reach_the_partial_indexes,
         the_delivery_logs_lookups_reach_indexes_that_do_not_start_with_the_tenant,
-        lists_past_both_databases_bind_limits_are_cut_into_statements_that_fit
+        lists_past_both_databases_bind_limits_are_cut_into_statements_that_fit,
+        renewal_extends_only_this_workers_leases_and_skips_rows_another_transaction_holds
     );
+
+    /// Renewal extends the leases of the renewing worker only. On PostgreSQL a delivery whose row
+    /// another transaction holds (recording its attempt) is skipped, not waited for: waiting while
+    /// holding the rows already renewed deadlocked with recording. SQLite has one writer at a
+    /// time and no row locks, so there every lease of the worker is renewed.
+    async fn renewal_extends_only_this_workers_leases_and_skips_rows_another_transaction_holds(
+        backend: hookline_e2e::Backend,
+    ) {
+        use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+
+        use crate::{
+            Context,
+            delivery::{EngineLimits, SENDING},
+            store::entities::deliveries,
+        };
+        let (_dir, config, db) = crate::store::db::migrated_for_test(backend).await;
+        let ctx = Context::new(db, crate::crypto::Keys::for_tests(), config).unwrap();
+        let before = Utc::now() + chrono::Duration::seconds(5);
+        for (id, owner) in [("dlv_1", "w1"), ("dlv_2", "w1"), ("dlv_3", "w1"), ("dlv_4", "w2")] {
+            deliveries::ActiveModel {
+                id: Set(id.to_owned()),
+                tenant_id: Set("org_t".to_owned()),
+                app_id: Set("app_a".to_owned()),
+                message_id: Set(format!("msg_{id}")),
+                endpoint_id: Set("ep_e".to_owned()),
+                status: Set(SENDING.to_owned()),
+                attempt_count: Set(0),
+                next_attempt_at: Set(None),
+                last_attempt_at: Set(None),
+                created_at: Set(Utc::now()),
+                updated_at: Set(Utc::now()),
+                lease_owner: Set(Some(owner.to_owned())),
+                lease_until: Set(Some(before)),
+                last_response_status: Set(None),
+                last_error: Set(None),
+                job_id: Set(None),
+                one_shot: Set(false),
+            }
+            .insert(&ctx.db.writer)
+            .await
+            .unwrap();
+        }
+        let lease_of = |id: &'static str| {
+            let ctx = &ctx;
+            async move {
+                deliveries::Entity::find_by_id(id)
+                    .one(&ctx.db.conn)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .lease_until
+                    .unwrap()
+            }
+        };
+        let stored = lease_of("dlv_4").await;
+        let sqlite = ctx.db.is_sqlite();
+        // On PostgreSQL another connection holds dlv_1's row, as recording its attempt would.
+        let holder = if sqlite { None } else { Some(ctx.db.conn.begin().await.unwrap()) };
+        if let Some(holder) = &holder {
+            holder
+                .execute_unprepared("SELECT id FROM deliveries WHERE id = 'dlv_1' FOR UPDATE")
+                .await
+                .unwrap();
+        }
+        let limits = EngineLimits::default();
+        let renewed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            super::renew_leases(&ctx, "w1", &limits),
+        )
+        .await
+        .expect("renewal waited for a row another transaction holds")
+        .unwrap();
+        assert_eq!(renewed, if sqlite { 3 } else { 2 });
+        if let Some(holder) = holder {
+            holder.rollback().await.unwrap();
+        }
+        let renewed_past = before + chrono::Duration::seconds(10);
+        assert!(lease_of("dlv_2").await > renewed_past);
+        assert!(lease_of("dlv_3").await > renewed_past);
+        assert_eq!(lease_of("dlv_1").await > renewed_past, sqlite, "the held row is renewed only on SQLite");
+        assert_eq!(lease_of("dlv_4").await, stored, "another worker's lease is left alone");
+    }
 
     /// Payloads, endpoint settings and lease hand-backs are read and written for lists as long
     /// as the deliveries at hand: 70,000 ids are past SQLite's 32,766 bound variables and
