@@ -53,6 +53,11 @@ fn cases() -> BTreeMap<&'static str, Case> {
             "POST /api/v1/filter/test",
             Collection(Some(json!({"filter": {"event_type": ["a.b"]}, "event_type": "a.b", "payload": {}}))),
         ),
+        // Pure: runs a program on the body's sample message in a sandbox, reads only the plan.
+        (
+            "POST /api/v1/transform/test",
+            Collection(Some(json!({"transform": "{payload: .payload}", "event_type": "a.b", "payload": {}}))),
+        ),
         ("GET /api/v1/app", Collection(None)),
         ("POST /api/v1/app", Collection(Some(json!({"name": "b app"})))),
         ("GET /api/v1/app/{app}", Scoped(None)),

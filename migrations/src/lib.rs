@@ -23,6 +23,7 @@ mod m20261207_000017_event_id_window;
 mod m20261207_000018_thin_delivery;
 mod m20261207_000019_content_filters;
 mod m20261207_000020_event_type_retry_schedule;
+mod m20261207_000021_transforms;
 
 pub struct Migrator;
 
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_thin_delivery::Migration),
             Box::new(m20261207_000019_content_filters::Migration),
             Box::new(m20261207_000020_event_type_retry_schedule::Migration),
+            Box::new(m20261207_000021_transforms::Migration),
         ]
     }
 }

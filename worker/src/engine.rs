@@ -36,6 +36,7 @@ use crate::{
     retry,
     send::{Sender, Sent, Target, TokenCache},
     send_threads::SendThreads,
+    transforms::{self, Transformed},
 };
 
 /// Tunables; the defaults suit the embedded single process.
@@ -855,6 +856,7 @@ impl Engine {
                 next_attempt_at: None,
                 disable_endpoint: false,
                 succeeded: false,
+                filtered: false,
                 claimed,
             };
         };
@@ -865,11 +867,43 @@ impl Engine {
             links: &self.ctx.links,
             objects: &self.ctx.objects,
         };
-        let sent =
-            unless_panicked(&claimed.endpoint_id, &target.url, sender.send(&claimed, target, payload)).await;
+        let mut filtered = false;
+        let sent = match &target.transform {
+            None => {
+                unless_panicked(&claimed.endpoint_id, &target.url, sender.send(&claimed, target, payload))
+                    .await
+            }
+            Some(program) => match transforms::apply(&self.ctx, &claimed, target, payload, program).await {
+                Transformed::Send { claimed: as_sent, target: transformed_target, payload: body } => {
+                    let mut sent = unless_panicked(
+                        &claimed.endpoint_id,
+                        &target.url,
+                        sender.send(&as_sent, &transformed_target, &body),
+                    )
+                    .await;
+                    // The attempt log shows what was sent (a thin body shows itself).
+                    if sent.request_body.is_none() {
+                        sent.request_body = Some(body.text.clone());
+                    }
+                    sent
+                }
+                Transformed::Skip(started) => {
+                    filtered = true;
+                    Sent::unsent(
+                        &target.url,
+                        "filtered",
+                        "the transform returned null: nothing was sent".to_owned(),
+                        started.elapsed(),
+                    )
+                }
+                Transformed::Failed(detail, started) => {
+                    Sent::unsent(&target.url, "transform", detail, started.elapsed())
+                }
+            },
+        };
         let succeeded = sent.succeeded();
         let gone = sent.status == Some(reqwest::StatusCode::GONE);
-        let next_attempt_at = if succeeded || gone || claimed.one_shot {
+        let next_attempt_at = if succeeded || gone || claimed.one_shot || filtered {
             None
         } else {
             // The endpoint's schedule, else its message's event type's, else the default.
@@ -901,6 +935,7 @@ impl Engine {
             next_attempt_at,
             disable_endpoint: gone,
             succeeded,
+            filtered,
             claimed,
         }
     }
@@ -1141,20 +1176,7 @@ async fn unless_panicked(endpoint_id: &str, url: &str, send: impl Future<Output 
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(no message)".to_owned());
             tracing::error!(endpoint = %endpoint_id, panic = %message, "a delivery's send panicked; recorded as a failed attempt");
-            Sent {
-                url: url.to_owned(),
-                request_headers: Headers::default(),
-                status: None,
-                response_headers: None,
-                response_body: None,
-                duration: started.elapsed(),
-                error_class: Some("internal"),
-                error_detail: Some(format!("the delivery task panicked: {message}")),
-                retry_after: None,
-                bearer: None,
-                payload_mode: None,
-                request_body: None,
-            }
+            Sent::unsent(url, "internal", format!("the delivery task panicked: {message}"), started.elapsed())
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod retry;
 pub mod send;
 pub mod send_threads;
 pub mod signing;
+pub mod transforms;
 
 use std::{collections::BTreeMap, future::Future, sync::Arc, time::Duration};
 

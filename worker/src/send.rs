@@ -51,6 +51,24 @@ pub struct Sent {
 }
 
 impl Sent {
+    /// An attempt that failed before any request was sent.
+    pub fn unsent(url: &str, class: &'static str, detail: String, duration: Duration) -> Sent {
+        Sent {
+            url: url.to_owned(),
+            request_headers: Headers::default(),
+            status: None,
+            response_headers: None,
+            response_body: None,
+            duration,
+            error_class: Some(class),
+            error_detail: Some(detail),
+            retry_after: None,
+            bearer: None,
+            payload_mode: None,
+            request_body: None,
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.error_class.is_none() && self.status.is_some_and(|s| s.is_success())
     }
@@ -745,6 +763,7 @@ mod tests {
             payload_mode: PayloadMode::Full,
             thin_above_bytes: None,
             data_url_ttl_seconds: None,
+            transform: None,
         })
     }
 

@@ -123,6 +123,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "payloads over this size are kept in the object store; the row keeps a reference",
     ),
     (
+        "HOOKLINE_TRANSFORM_CPU_MS",
+        "50",
+        "CPU time an endpoint's transform (jq program) may use per delivery before that attempt fails",
+    ),
+    (
         "HOOKLINE_EVENT_ID_WINDOW_SECONDS",
         "86400",
         "a message or broadcast repeating an event_id accepted this recently is answered with the first; later the id is new again",
@@ -184,6 +189,8 @@ pub struct Config {
     pub retry_schedule: RetrySchedule,
     pub max_payload_bytes: usize,
     pub claim_check_bytes: usize,
+    /// CPU time a transform may use per run, in milliseconds.
+    pub transform_cpu_ms: u64,
     /// How long an `event_id` de-duplicates API messages and broadcasts.
     pub event_id_window_seconds: u64,
     /// How long a source's event id de-duplicates received webhooks.
@@ -259,6 +266,7 @@ struct FileLayer {
     retry_schedule: Option<FileValue>,
     max_payload_bytes: Option<FileValue>,
     claim_check_bytes: Option<FileValue>,
+    transform_cpu_ms: Option<FileValue>,
     event_id_window_seconds: Option<FileValue>,
     source_dedup_window_seconds: Option<FileValue>,
     delivery_lease_seconds: Option<FileValue>,
@@ -375,6 +383,18 @@ impl Config {
         let claim_check_bytes = match pick("HOOKLINE_CLAIM_CHECK_BYTES", file.claim_check_bytes) {
             None => 256 * 1024,
             Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_CLAIM_CHECK_BYTES", format!("{err}")))?,
+        };
+        let transform_cpu_ms = match pick("HOOKLINE_TRANSFORM_CPU_MS", file.transform_cpu_ms) {
+            None => crate::transform::DEFAULT_CPU_MS,
+            Some(n) => match n.parse::<u64>() {
+                Ok(n) if (1..=10_000).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "HOOKLINE_TRANSFORM_CPU_MS",
+                        "must be 1 to 10000 (milliseconds)".to_owned(),
+                    ));
+                }
+            },
         };
         let delivery_lease_seconds =
             match pick("HOOKLINE_DELIVERY_LEASE_SECONDS", file.delivery_lease_seconds) {
@@ -507,6 +527,7 @@ impl Config {
             retry_schedule,
             max_payload_bytes,
             claim_check_bytes,
+            transform_cpu_ms,
             event_id_window_seconds,
             source_dedup_window_seconds,
             delivery_lease_seconds,
@@ -650,6 +671,7 @@ mod tests {
             maintenance_interval_seconds = 60
             max_payload_bytes = 1048576
             claim_check_bytes = 65536
+            transform_cpu_ms = 200
             event_id_window_seconds = 3600
             source_dedup_window_seconds = 7200
             sqlite_synchronous = "full"
@@ -703,6 +725,7 @@ mod tests {
         );
         assert_eq!((c.search_common_word_matches, c.maintenance_interval_seconds), (500, 60));
         assert_eq!((c.max_payload_bytes, c.claim_check_bytes), (1048576, 65536));
+        assert_eq!(c.transform_cpu_ms, 200);
         assert_eq!((c.event_id_window_seconds, c.source_dedup_window_seconds), (3600, 7200));
         assert!(c.sqlite_synchronous_full);
         assert_eq!(c.session_ttl_hours, 24);

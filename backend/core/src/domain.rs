@@ -311,6 +311,40 @@ impl SigningSecret {
     }
 }
 
+/// Request headers Hookline sets itself: an endpoint's custom headers and a transform's output
+/// cannot override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "hookline-payload",
+];
+const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "ce-", "svix-"];
+
+/// What is wrong with a custom request header (an endpoint's `headers`, a transform's output):
+/// nothing, or each problem of its name and its value.
+pub fn custom_header_problems(name: &str, value: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    let lower = name.to_ascii_lowercase();
+    let valid_name = !name.is_empty()
+        && name.len() <= 256
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
+    if !valid_name {
+        problems.push("not a valid header name");
+    } else if RESERVED_HEADERS.contains(&lower.as_str())
+        || RESERVED_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
+    {
+        problems.push("is set by Hookline and cannot be overridden");
+    }
+    if value.chars().count() > 4096 || value.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
+        problems.push("value must be at most 4096 characters without line breaks");
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! foundation (domain, ids, error, config, crypto, metrics) → store → objects → tenancy → routing
-//!     → catalog → billing → delivery → thin → ingest → sources → logs
+//!     → transform → catalog → billing → delivery → thin → ingest → sources → logs
 //! ```
 //!
 //! This file, the composition root ([`Context`], [`Caches`]), may use them all. `tests/layers.rs`
@@ -31,6 +31,7 @@ pub mod sources;
 pub mod store;
 pub mod tenancy;
 pub mod thin;
+pub mod transform;
 
 pub use config::Config;
 pub use error::{CoreError, CoreResult};
@@ -58,6 +59,8 @@ pub struct Context {
     pub objects: objects::Objects,
     /// Mints and checks thin deliveries' `data_url`s (on `HOOKLINE_PUBLIC_URL`).
     pub links: thin::Links,
+    /// The sandbox processes transforms run in (started on first use).
+    pub transformer: std::sync::Arc<transform::Transformer>,
 }
 
 impl Context {
@@ -83,6 +86,7 @@ impl Context {
             source_log,
             objects,
             links,
+            transformer: std::sync::Arc::new(transform::Transformer::current_exe()),
         })
     }
 }

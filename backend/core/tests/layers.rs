@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["objects"],
     &["tenancy"],
     &["routing"],
+    &["transform"],
     &["catalog"],
     &["billing"],
     &["delivery"],

@@ -50,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
+    /// Internal: a sandbox process the server starts to run transforms in.
+    #[command(name = "transform-sandbox", hide = true)]
+    TransformSandbox,
 }
 
 #[derive(Subcommand)]
@@ -135,9 +138,16 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::TransformSandbox) = cli.command {
+        // A child of the server that runs transforms (no runtime, no configuration, no logs).
+        return Ok(hookline_core::transform::sandbox::serve()?);
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(cli))
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load()?;
     init_logging(&config)?;
     let command = cli.command.unwrap_or(Command::Serve);
@@ -166,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Api => run(ctx, api_listener, false).await,
         Command::Worker => run(ctx, None, true).await,
         Command::Healthcheck { .. } => unreachable!("answered before the context is built"),
+        Command::TransformSandbox => unreachable!("served before the runtime starts"),
         Command::Migrate => {
             ctx.db.migrate(&ctx.config).await?;
             tracing::info!("database is up to date");

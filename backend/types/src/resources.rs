@@ -413,6 +413,12 @@ pub struct EndpointIn {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub filter: Option<Value>,
+    /// A transform: a jq program run on `{"event_type", "payload", "headers"}` for each delivery,
+    /// returning `{"payload", "event_type"?, "headers"?}` or `null` to skip it (see `POST
+    /// /api/v1/transform/test`). Plan feature `transformations`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 16384))]
+    pub transform: Option<String>,
     /// Deliveries per second.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000))]
@@ -489,6 +495,10 @@ pub struct EndpointPatch {
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub filter: Patch<Value>,
+    /// A transform (see `EndpointIn.transform`); `null` removes it.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 16384))]
+    pub transform: Patch<String>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1, maximum = 100_000))]
     pub rate_limit: Patch<u32>,
@@ -536,6 +546,9 @@ pub struct EndpointOut {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub filter: Option<Value>,
+    /// The transform, as saved.
+    #[serde(default)]
+    pub transform: Option<String>,
     pub rate_limit: Option<u32>,
     pub metadata: Metadata,
     /// Header names only: values may be secrets.
@@ -599,6 +612,50 @@ pub struct FilterTestIn {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::Headers>))]
     pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// A transform tried on a sample message (`POST /api/v1/transform/test`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TransformTestIn {
+    /// The jq program, run on `{"event_type", "payload", "headers"}`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 16384, example = "{payload: {total: .payload.amount}}")
+    )]
+    pub transform: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::schema::EventTypeName))]
+    pub event_type: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub payload: Option<Value>,
+    /// Headers, as a received webhook's message carries them.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::schema::Headers>))]
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// What a transform made of a sample message: the payload, event type and extra headers it
+/// would send, that it skips the delivery (`null`), or why it failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TransformTestOut {
+    /// The program returned `null`: the delivery would not be sent.
+    pub skipped: bool,
+    /// The body that would be sent; absent when skipped or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub payload: Option<Value>,
+    /// The event type the delivery would carry (the program's, or the message's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Extra request headers the program set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Why the program failed (error, limit, unusable output); absent when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -757,12 +814,18 @@ pub struct AttemptOut {
     pub message_id: MessageId,
     pub endpoint_id: EndpointId,
     pub url: String,
-    /// `succeeded` or `failed`.
+    /// `succeeded`, `failed`, or `filtered` (the endpoint's transform skipped the delivery).
     pub status: String,
     pub response_status_code: Option<u16>,
-    /// dns, connect, tls, timeout, status, ssrf, config, or internal (the send failed inside
-    /// Hookline, e.g. a panic; retried like any failure); absent on success.
+    /// dns, connect, tls, timeout, status, ssrf, config, internal (the send failed inside
+    /// Hookline, e.g. a panic; retried like any failure), transform (the endpoint's transform
+    /// failed or passed a limit; retried like any failure) or filtered (the transform returned
+    /// `null`: nothing was sent, nothing is retried); absent on success.
     pub error_class: Option<String>,
+    /// Why the attempt failed, in words (the transform's error, the connection's failure);
+    /// absent on success and on attempts logged before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub request_headers: Value,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
@@ -776,7 +839,8 @@ pub struct AttemptOut {
     /// `thin_after_413` (an `auto` endpoint answered the full body with 413; the thin body was
     /// sent at once, and the status and response here are the thin request's).
     pub payload_mode: String,
-    /// The body sent, for a thin delivery (a full delivery's body is the message's payload).
+    /// The body sent when it was not the message's payload: a thin body, or the endpoint's
+    /// transform's output.
     pub request_body: Option<String>,
     pub created_at: DateTime<Utc>,
 }

@@ -70,8 +70,8 @@ string_schema!(
 string_schema!(
     /// A state of a message's delivery, as `GET …/msg?status=` filters on it.
     DeliveryState,
-    "pending, succeeded, failed (will retry) or dead.",
-    "^(pending|succeeded|failed|dead)$",
+    "pending, succeeded, failed (will retry), dead or filtered (its endpoint's transform skipped it).",
+    "^(pending|succeeded|failed|dead|filtered)$",
     1,
     9
 );

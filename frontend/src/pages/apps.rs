@@ -270,6 +270,7 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
             filter_types: split_list(&filter_types.get_untracked()),
             channels: None,
             filter,
+            transform: None,
             rate_limit,
             metadata: Default::default(),
             headers: Default::default(),

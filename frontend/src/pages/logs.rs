@@ -207,6 +207,7 @@ fn MessageSearch(endpoints: LocalResource<ApiResult<ListResponse<EndpointOut>>>)
                     <option value="succeeded">"Succeeded"</option>
                     <option value="failed">"Failed, retrying"</option>
                     <option value="dead">"Dead"</option>
+                    <option value="filtered">"Filtered by a transform"</option>
                 </select>
             </label>
             <label>"Event types"<input type="text" name="event-type" placeholder="invoice.paid, …" on:input=field(|d, v| d.event_types = v)/></label>

@@ -36,17 +36,6 @@ pub const MAX_TIMEOUT_MS: u32 = 60_000;
 const MAX_FILTER_TYPES: usize = 100;
 const MAX_CHANNELS: usize = 10;
 const MAX_HEADERS: usize = 20;
-/// Headers Hookline sets itself; an endpoint may not override them.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "user-agent",
-    "hookline-payload",
-];
-const RESERVED_HEADER_PREFIXES: &[&str] = &["webhook-", "ce-", "svix-"];
 
 /// A rotated-out secret, stored in `previous_secrets`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -100,6 +89,7 @@ fn to_out(model: endpoints::Model) -> CoreResult<EndpointOut> {
         filter_types: model.filter_types.map(|v| from_json(v, "filter_types")).transpose()?,
         channels: model.channels.map(|v| from_json(v, "channels")).transpose()?,
         filter: model.filter,
+        transform: model.transform,
         rate_limit: model.rate_limit.map(|n| n as u32),
         metadata: from_json(model.metadata, "metadata")?,
         header_names: from_json(model.header_names, "header_names")?,
@@ -117,6 +107,20 @@ fn to_out(model: endpoints::Model) -> CoreResult<EndpointOut> {
 }
 
 // ----- validation -----------------------------------------------------------------------------
+
+/// A transform must compile (jaq's message and the character position at `body.transform`).
+fn check_transform(errors: &mut Errors, transform: &str) {
+    if let Err(err) = crate::transform::compile(transform) {
+        errors.push(&["body", "transform"], err.to_string());
+    }
+}
+
+/// Setting a transform needs the plan feature `transformations`.
+async fn require_transformations(ctx: &Context, principal: &Principal) -> CoreResult<()> {
+    crate::tenancy::plans::limits(ctx, &principal.tenant_id)
+        .await?
+        .require_feature(crate::tenancy::plans::FEATURE_TRANSFORMATIONS)
+}
 
 fn check_filter_types(errors: &mut Errors, filter_types: &[String]) {
     if filter_types.is_empty() || filter_types.len() > MAX_FILTER_TYPES {
@@ -156,22 +160,8 @@ fn check_headers(errors: &mut Errors, headers: &BTreeMap<String, String>) {
         errors.push(&["body", "headers"], format!("at most {MAX_HEADERS} headers"));
     }
     for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        let valid_name = !name.is_empty()
-            && name.len() <= 256
-            && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c));
-        if !valid_name {
-            errors.push(&["body", "headers", name], "not a valid header name");
-        } else if RESERVED_HEADERS.contains(&lower.as_str())
-            || RESERVED_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
-        {
-            errors.push(&["body", "headers", name], "is set by Hookline and cannot be overridden");
-        }
-        if value.chars().count() > 4096 || value.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
-            errors.push(
-                &["body", "headers", name],
-                "value must be at most 4096 characters without line breaks",
-            );
+        for problem in crate::domain::custom_header_problems(name, value) {
+            errors.push(&["body", "headers", name], problem);
         }
     }
 }
@@ -316,6 +306,9 @@ pub async fn create(
     if let Some(filter) = &input.filter {
         crate::routing::check_filter(&mut errors, filter);
     }
+    if let Some(transform) = &input.transform {
+        check_transform(&mut errors, transform);
+    }
     check_rate_limit(&mut errors, input.rate_limit);
     check_metadata(&mut errors, &input.metadata);
     check_headers(&mut errors, &input.headers);
@@ -346,6 +339,9 @@ pub async fn create(
     }
     errors.into_result()?;
     crate::tenancy::plans::require_room_for_endpoint(ctx, &principal.tenant_id).await?;
+    if input.transform.is_some() {
+        require_transformations(ctx, principal).await?;
+    }
     let (url, secret) = (url.expect("checked"), secret.expect("checked"));
 
     let keys = &ctx.keys;
@@ -362,6 +358,7 @@ pub async fn create(
         filter_types: Set(input.filter_types.as_ref().map(to_json)),
         channels: Set(input.channels.as_ref().map(to_json)),
         filter: Set(input.filter.clone()),
+        transform: Set(input.transform.clone()),
         rate_limit: Set(input.rate_limit.map(|n| n as i32)),
         metadata: Set(to_json(&input.metadata)),
         headers_ciphertext: Set((!input.headers.is_empty()).then(|| seal_json(keys, &input.headers))),
@@ -444,6 +441,9 @@ pub async fn patch(
     if let Patch::Value(filter) = &patch.filter {
         crate::routing::check_filter(&mut errors, filter);
     }
+    if let Patch::Value(transform) = &patch.transform {
+        check_transform(&mut errors, transform);
+    }
     if let Patch::Value(rate_limit) = patch.rate_limit {
         check_rate_limit(&mut errors, Some(rate_limit));
     }
@@ -470,6 +470,9 @@ pub async fn patch(
         _ => None,
     };
     errors.into_result()?;
+    if matches!(patch.transform, Patch::Value(_)) {
+        require_transformations(ctx, principal).await?;
+    }
 
     // Stored credentials were given for the endpoint's host: a URL on another origin (scheme,
     // host, port) drops them unless this request supplies them again, so a URL change alone
@@ -511,6 +514,9 @@ pub async fn patch(
     }
     if let Some(filter) = patch.filter.into_update() {
         active.filter = Set(filter);
+    }
+    if let Some(transform) = patch.transform.into_update() {
+        active.transform = Set(transform);
     }
     if let Some(rate_limit) = patch.rate_limit.into_update() {
         active.rate_limit = Set(rate_limit.map(|n| n as i32));

@@ -39,6 +39,8 @@ pub const SENDING: &str = "sending";
 pub const FAILED: &str = "failed";
 pub const SUCCEEDED: &str = "succeeded";
 pub const DEAD: &str = "dead";
+/// Finished without a request: the endpoint's transform returned `null`.
+pub const FILTERED: &str = "filtered";
 
 /// Deliveries waiting for an attempt, spelled exactly as `idx_deliveries_due`'s condition: a
 /// query reaches that partial index only with this literal condition (neither SQLite nor
@@ -83,6 +85,8 @@ pub struct EndpointTarget {
     pub payload_mode: hookline_types::PayloadMode,
     pub thin_above_bytes: Option<u32>,
     pub data_url_ttl_seconds: Option<u32>,
+    /// A jq program run on each delivery's message before it is sent ([`crate::transform`]).
+    pub transform: Option<String>,
 }
 
 /// HTTP headers as the attempt log stores them: a JSON object of name → value, in the order
@@ -122,13 +126,16 @@ pub struct AttemptOutcome {
     pub trigger: &'static str,
     /// `None` when the full payload was sent; `thin` or `thin_after_413` otherwise.
     pub payload_mode: Option<&'static str>,
-    /// The thin body sent (never a full one: that is the message's payload).
+    /// The body sent when it is not the message's payload: a thin body, or a transform's output.
     pub request_body: Option<String>,
     /// What the dispatcher decided: the next attempt's time, or none (succeeded or dead).
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The endpoint answered 410 Gone: disable it.
     pub disable_endpoint: bool,
     pub succeeded: bool,
+    /// The endpoint's transform returned `null`: nothing was sent and the delivery ends
+    /// [`FILTERED`] (not retried, not counted against the endpoint's health).
+    pub filtered: bool,
 }
 
 /// Tunables of the engine's database work.
@@ -1196,6 +1203,7 @@ pub async fn load_targets(
             payload_mode: from_json(Value::String(row.payload_mode), "payload_mode")?,
             thin_above_bytes: row.thin_above_bytes.map(|n| n as u32),
             data_url_ttl_seconds: row.data_url_ttl_seconds.map(|n| n as u32),
+            transform: row.transform,
         };
         targets.insert(row.id, target);
     }
@@ -1381,6 +1389,7 @@ pub(crate) const ATTEMPTS: Insert = Insert {
         "response_body",
         "duration_ms",
         "error_class",
+        "error_detail",
         "trigger",
         "payload_mode",
         "request_body",
@@ -1556,6 +1565,7 @@ impl<'a> RecordRows<'a> {
             response_body: Option<&'a str>,
             duration_ms: i32,
             error_class: Option<&'a str>,
+            error_detail: Option<&'a str>,
             trigger: &'a str,
             payload_mode: Option<&'a str>,
             request_body: Option<&'a str>,
@@ -1596,6 +1606,7 @@ impl<'a> RecordRows<'a> {
                 response_body: o.response_body.as_deref(),
                 duration_ms: o.duration_ms,
                 error_class: o.error_class,
+                error_detail: o.error_detail.as_deref(),
                 trigger: o.trigger,
                 payload_mode: o.payload_mode,
                 request_body: o.request_body.as_deref(),
@@ -1613,7 +1624,13 @@ impl<'a> RecordRows<'a> {
             }
             failed.push(&Failed {
                 id,
-                status: if o.next_attempt_at.is_some() { FAILED } else { DEAD },
+                status: if o.filtered {
+                    FILTERED
+                } else if o.next_attempt_at.is_some() {
+                    FAILED
+                } else {
+                    DEAD
+                },
                 next_attempt_at: o.next_attempt_at.map(ts),
                 at: &at,
                 last_response_status,
@@ -1668,7 +1685,8 @@ impl<'a> RecordRows<'a> {
         }
         let now = self.now;
         let mut per_endpoint: HashMap<&str, (&AttemptOutcome, i32)> = HashMap::new();
-        for outcome in self.outcomes {
+        // A delivery its transform skipped sent nothing: it says nothing about the endpoint.
+        for outcome in self.outcomes.iter().filter(|o| !o.filtered) {
             let entry = per_endpoint.entry(outcome.claimed.endpoint_id.as_str()).or_insert((outcome, 0));
             entry.0 = outcome;
             entry.1 = if outcome.succeeded { 0 } else { entry.1 + 1 };
@@ -1775,7 +1793,10 @@ impl Written {
                 }
                 continue;
             }
-            if !self.failed_updated.contains(&outcome.claimed.delivery_id) || outcome.claimed.one_shot {
+            if !self.failed_updated.contains(&outcome.claimed.delivery_id)
+                || outcome.claimed.one_shot
+                || outcome.filtered
+            {
                 continue;
             }
             match outcome.next_attempt_at {

@@ -1261,6 +1261,7 @@ mod tests {
             next_attempt_at: (!succeeded).then(|| now + chrono::Duration::minutes(1)),
             disable_endpoint: false,
             succeeded,
+            filtered: false,
         }
     }
 

@@ -23,15 +23,20 @@ fn parse<T>(value: &str, parse: impl Fn(&str) -> Result<T, hookline_types::IdErr
 }
 
 fn to_out(model: attempts::Model) -> CoreResult<AttemptOut> {
-    let succeeded = model.error_class.is_none();
+    let status = match model.error_class.as_deref() {
+        None => "succeeded",
+        Some("filtered") => "filtered",
+        Some(_) => "failed",
+    };
     Ok(AttemptOut {
         id: parse(&model.id, AttemptId::parse)?,
         message_id: parse(&model.message_id, MessageId::parse)?,
         endpoint_id: parse(&model.endpoint_id, EndpointId::parse)?,
         url: model.url,
-        status: if succeeded { "succeeded" } else { "failed" }.to_owned(),
+        status: status.to_owned(),
         response_status_code: model.response_status.map(|s| s as u16),
         error_class: model.error_class,
+        error_detail: model.error_detail,
         request_headers: model.request_headers,
         response_headers: model.response_headers,
         response_body: model.response_body,

@@ -1055,6 +1055,7 @@ mod tests {
             disabled_reason: Set(None),
             filter_types: Set(None),
             filter: Set(None),
+            transform: Set(None),
             channels: Set(None),
             rate_limit: Set(None),
             metadata: Set(json!({})),

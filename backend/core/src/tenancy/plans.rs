@@ -17,6 +17,8 @@ use crate::{
 };
 
 pub const FEATURE_INBOUND_SOURCES: &str = "inbound_sources";
+/// Transforms (jq programs) on endpoints and `POST /api/v1/transform/test`.
+pub const FEATURE_TRANSFORMATIONS: &str = "transformations";
 pub const FEATURE_DEDICATED_QUEUE: &str = "dedicated_queue";
 
 /// The limits in force for one tenant: its plan's, with its overrides applied.

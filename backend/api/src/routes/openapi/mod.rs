@@ -73,6 +73,7 @@ impl Modify for BearerAuth {
         v1::endpoints::get_secret,
         v1::endpoints::rotate_secret,
         v1::filters::test,
+        v1::transforms::test,
         v1::messages::create,
         v1::messages::list,
         v1::messages::get,

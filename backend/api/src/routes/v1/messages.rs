@@ -75,7 +75,7 @@ pub async fn create(
         ("channel" = Option<hookline_types::schema::Channel>, Query, description = "Only messages carrying this channel"),
         ("after" = Option<String>, Query, description = "RFC 3339 time: created at or after"),
         ("before" = Option<String>, Query, description = "RFC 3339 time: created before"),
-        ("status" = Option<Vec<hookline_types::schema::DeliveryState>>, Query, description = "Only messages with a delivery in this state: pending, succeeded, failed (will retry) or dead (repeat the parameter)"),
+        ("status" = Option<Vec<hookline_types::schema::DeliveryState>>, Query, description = "Only messages with a delivery in this state: pending, succeeded, failed (will retry), dead or filtered (its endpoint's transform skipped it; repeat the parameter)"),
         ("endpoint" = Option<String>, Query, description = "Only messages with a delivery to this endpoint (id or uid); with status, that delivery's state", pattern = r"^[A-Za-z0-9._-]{1,256}$"),
         ("q" = Option<String>, Query, description = "Words that must all appear in the payload (full text; of a payload kept in the object store, its first 256 KiB). Without after, the last 30 days are searched", min_length = 1, max_length = 256, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"),
         ("event_id" = Option<String>, Query, description = "The message with this event_id (idempotency key)", min_length = 1, max_length = 256),
@@ -117,10 +117,10 @@ pub async fn list(
         .transpose()?;
     let statuses = query.all("status");
     for (idx, status) in statuses.iter().enumerate() {
-        if !matches!(status.as_str(), "pending" | "succeeded" | "failed" | "dead") {
+        if !matches!(status.as_str(), "pending" | "succeeded" | "failed" | "dead" | "filtered") {
             return Err(ApiError::invalid(
                 &["query", "status", &idx.to_string()],
-                "must be pending, succeeded, failed or dead",
+                "must be pending, succeeded, failed, dead or filtered",
             ));
         }
     }

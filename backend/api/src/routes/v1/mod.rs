@@ -13,6 +13,7 @@ pub mod messages;
 pub mod payload;
 pub mod replay;
 pub mod sources;
+pub mod transforms;
 pub mod usage;
 
 use actix_web::web;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/event-type/{name}", web::patch().to(event_types::patch))
             .route("/event-type/{name}", web::delete().to(event_types::delete))
             .route("/filter/test", web::post().to(filters::test))
+            .route("/transform/test", web::post().to(transforms::test))
             .route("/app", web::get().to(applications::list))
             .route("/app", web::post().to(applications::create))
             .route("/app/{app}", web::get().to(applications::get))

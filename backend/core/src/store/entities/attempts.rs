@@ -21,6 +21,8 @@ pub struct Model {
     pub response_body: Option<String>,
     pub duration_ms: i32,
     pub error_class: Option<String>,
+    /// Why the attempt failed, in words (a transform's error, a connection failure).
+    pub error_detail: Option<String>,
     pub trigger: String,
     /// NULL: the full payload was sent; `thin`; `thin_after_413` (the full body was answered 413
     /// and the thin one sent at once, in this attempt).

@@ -18,6 +18,8 @@ pub struct Model {
     pub filter_types: Option<Json>,
     /// A content filter (`routing::filter`): an event pattern; NULL = every message.
     pub filter: Option<Json>,
+    /// A transform (`transform`): a jq program; NULL = the payload as it is.
+    pub transform: Option<String>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub channels: Option<Json>,
     pub rate_limit: Option<i32>,
