@@ -172,6 +172,10 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
     ("HOOKLINE_LOG_FORMAT", "text", "text or json"),
 ];
 
+/// CPU time an endpoint's transform may use per run unless `HOOKLINE_TRANSFORM_CPU_MS` says
+/// otherwise, in milliseconds.
+pub const DEFAULT_TRANSFORM_CPU_MS: u64 = 50;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -385,7 +389,7 @@ impl Config {
             Some(n) => n.parse().map_err(|err| invalid("HOOKLINE_CLAIM_CHECK_BYTES", format!("{err}")))?,
         };
         let transform_cpu_ms = match pick("HOOKLINE_TRANSFORM_CPU_MS", file.transform_cpu_ms) {
-            None => crate::transform::DEFAULT_CPU_MS,
+            None => DEFAULT_TRANSFORM_CPU_MS,
             Some(n) => match n.parse::<u64>() {
                 Ok(n) if (1..=10_000).contains(&n) => n,
                 _ => {

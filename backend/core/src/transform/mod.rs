@@ -18,7 +18,7 @@ pub use sandbox::{Failure, Transformer};
 use serde_json::Value;
 
 /// CPU time a program may use per run unless `HOOKLINE_TRANSFORM_CPU_MS` says otherwise.
-pub const DEFAULT_CPU_MS: u64 = 50;
+pub use crate::config::DEFAULT_TRANSFORM_CPU_MS as DEFAULT_CPU_MS;
 
 /// What a program's output asks to send.
 #[derive(Clone, Debug, PartialEq)]

@@ -95,13 +95,19 @@ pub fn serve() -> std::io::Result<()> {
     // it) and has its own, larger budget.
     let running_since = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let marker = running_since.clone();
+    // How many compiled programs the run thread keeps.
+    let cached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cached_count = cached.clone();
     std::thread::Builder::new().name("transform".to_owned()).stack_size(STACK).spawn(move || {
         let mut programs: HashMap<String, Compiled> = HashMap::new();
         for (program, input) in job_queue {
             let compiled = match programs.get(&program) {
                 Some(compiled) => Ok(compiled),
                 None => match compile(&program) {
-                    Ok(compiled) => Ok(&*programs.entry(program).or_insert(compiled)),
+                    Ok(compiled) => {
+                        cached_count.store(programs.len() + 1, std::sync::atomic::Ordering::Release);
+                        Ok(&*programs.entry(program).or_insert(compiled))
+                    }
                     Err(err) => Err(err.to_string()),
                 },
             };
@@ -114,7 +120,6 @@ pub fn serve() -> std::io::Result<()> {
     })?;
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
-    let mut seen = 0usize;
     while let Some(frame) = read_frame(&mut stdin)? {
         let request: Request = match serde_json::from_slice(&frame) {
             Ok(request) => request,
@@ -123,7 +128,6 @@ pub fn serve() -> std::io::Result<()> {
                 return Ok(());
             }
         };
-        seen += 1;
         let budget = Duration::from_millis(request.cpu_ms);
         let started = cpu_time();
         running_since.store(0, std::sync::atomic::Ordering::Release);
@@ -152,7 +156,7 @@ pub fn serve() -> std::io::Result<()> {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
             }
         };
-        let recycle = seen >= MAX_CACHED_PROGRAMS;
+        let recycle = cached.load(std::sync::atomic::Ordering::Acquire) >= MAX_CACHED_PROGRAMS;
         let frame = match answer {
             Ok(output) if output.len() > request.max_output => error_frame(
                 &format!(
