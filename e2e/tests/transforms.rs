@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 both_databases!(
     an_endpoints_transform_decides_what_is_signed_and_sent_skipped_or_failed,
+    deliveries_a_transform_skips_do_not_count_as_failures_of_the_endpoint,
     transforms_are_checked_when_saved_and_need_the_plan_feature,
     a_transform_reshapes_skips_or_fails_a_sample_and_bad_programs_are_422,
     runaway_programs_stop_at_their_limits_and_the_next_program_still_runs,
@@ -106,6 +107,30 @@ async fn an_endpoints_transform_decides_what_is_signed_and_sent_skipped_or_faile
     let received = receiver.wait_for(2, WAIT).await;
     assert_eq!(received[1].json(), json!({"amount": 7}));
     assert_eq!(receiver.count(), 2, "the skipped and the failed message sent nothing");
+}
+
+/// Skips are not failures: after more skipped deliveries in a row than the circuit's threshold
+/// (2 here), the next delivery is sent at once, not held for the circuit's cool-down (ten minutes
+/// here).
+async fn deliveries_a_transform_skips_do_not_count_as_failures_of_the_endpoint(db: Backend) {
+    let options =
+        options().env("HOOKLINE_CIRCUIT_THRESHOLD", "2").env("HOOKLINE_CIRCUIT_COOLDOWN_SECONDS", "600");
+    let server = TestServer::start_with(db, options).await;
+    let receiver = Receiver::start();
+    let api = server.tenant_on("acme", "pro");
+    api.create_app("A", Some("a")).await;
+    let transform = "if .payload.send then {payload: .payload} else null end";
+    api.post("/api/v1/app/a/endpoint", json!({"url": receiver.url("/hook"), "transform": transform}))
+        .await
+        .expect(201);
+    for _ in 0..4 {
+        let skipped = api.send_message("a", "invoice.paid", json!({"send": false})).await;
+        delivery_when(&api, &id(&skipped), |d| d["status"] == "filtered").await;
+    }
+    let sent = api.send_message("a", "invoice.paid", json!({"send": true})).await;
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(received[0].msg_id(), id(&sent));
+    delivery_when(&api, &id(&sent), |d| d["status"] == "succeeded").await;
 }
 
 async fn transforms_are_checked_when_saved_and_need_the_plan_feature(db: Backend) {

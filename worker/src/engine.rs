@@ -812,7 +812,10 @@ impl Engine {
                 let permit = engine.slots(lane).clone().acquire_owned().await;
                 let outcome = engine.attempt(c, &target, payload.as_ref(), &client).await;
                 // Counted before the slot frees: the next delivery waiting for it sees this answer.
-                engine.answered(&outcome.claimed.endpoint_id, outcome.succeeded);
+                // A delivery its transform skipped sent nothing: it says nothing of the endpoint.
+                if !outcome.filtered {
+                    engine.answered(&outcome.claimed.endpoint_id, outcome.succeeded);
+                }
                 drop(permit);
                 if engine.slots(lane).available_permits() == 1 {
                     // The lane had no free slot: the writer may be holding for one.
