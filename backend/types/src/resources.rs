@@ -638,7 +638,7 @@ pub struct TransformTestIn {
 
 /// What a transform made of a sample message: the payload, event type and extra headers it
 /// would send, that it skips the delivery (`null`), or why it failed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct TransformTestOut {
     /// The program returned `null`: the delivery would not be sent.

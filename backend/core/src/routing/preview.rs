@@ -14,12 +14,7 @@ pub fn test(input: &FilterTestIn) -> CoreResult<FilterTestOut> {
     errors.check(&["body", "event_type"], crate::domain::EventTypeName::parse(&input.event_type));
     errors.into_result()?;
     let channels = input.channels.clone().unwrap_or_default();
-    let headers: Vec<(String, String)> = input
-        .headers
-        .iter()
-        .flatten()
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
-        .collect();
+    let headers = sample_headers(input.headers.as_ref());
     let document = Document {
         event_type: &input.event_type,
         channels: &channels,
@@ -30,4 +25,11 @@ pub fn test(input: &FilterTestIn) -> CoreResult<FilterTestOut> {
         Ok(()) => FilterTestOut { matches: true, failed_at: None },
         Err(path) => FilterTestOut { matches: false, failed_at: Some(path) },
     })
+}
+
+/// A sample message's headers as a received webhook's message carries them: names lower-case.
+pub(crate) fn sample_headers(
+    headers: Option<&std::collections::BTreeMap<String, String>>,
+) -> Vec<(String, String)> {
+    headers.into_iter().flatten().map(|(name, value)| (name.to_ascii_lowercase(), value.clone())).collect()
 }

@@ -1,7 +1,7 @@
 //! Transformations: a tenant's jq program that reshapes what is delivered (plan feature
 //! `transformations`). A program is compiled with the `jaq` crates ([`program`]) when it is saved
 //! or tried, and runs only in sandbox child processes ([`sandbox`]) with limits: CPU time
-//! (`HOOKLINE_TRANSFORM_CPU_MS`, [`DEFAULT_CPU_MS`]), memory and stack ([`sandbox::MEMORY_LIMIT`]), output size (the plan's
+//! (`HOOKLINE_TRANSFORM_CPU_MS`, [`crate::config::DEFAULT_TRANSFORM_CPU_MS`]), memory and stack ([`sandbox::MEMORY_LIMIT`]), output size (the plan's
 //! payload limit), no environment and no I/O. Its input is `{"event_type", "payload",
 //! "headers"}`; its output is `{"payload", "event_type"?, "headers"?}` ([`Transformed`]) or
 //! `null` (nothing is sent). Today programs are tried with `POST /api/v1/transform/test`
@@ -16,9 +16,6 @@ use std::collections::BTreeMap;
 pub use program::{CompileError, compile};
 pub use sandbox::{Failure, Transformer};
 use serde_json::Value;
-
-/// CPU time a program may use per run unless `HOOKLINE_TRANSFORM_CPU_MS` says otherwise.
-pub use crate::config::DEFAULT_TRANSFORM_CPU_MS as DEFAULT_CPU_MS;
 
 /// What a program's output asks to send.
 #[derive(Clone, Debug, PartialEq)]

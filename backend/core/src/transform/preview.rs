@@ -25,20 +25,9 @@ pub async fn test(
     crate::domain::EventTypeName::parse(&body.event_type)
         .map_err(|err| CoreError::invalid(&["body", "event_type"], err.to_string()))?;
     let payload = body.payload.clone().unwrap_or(serde_json::Value::Null).to_string();
-    let headers: Vec<(String, String)> = body
-        .headers
-        .iter()
-        .flatten()
-        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
-        .collect();
+    let headers = crate::routing::preview::sample_headers(body.headers.as_ref());
     let document = input(&body.event_type, &payload, &headers);
-    let failed = |error: String| TransformTestOut {
-        skipped: false,
-        payload: None,
-        event_type: None,
-        headers: Default::default(),
-        error: Some(error),
-    };
+    let failed = |error: String| TransformTestOut { error: Some(error), ..TransformTestOut::default() };
     let output = match ctx
         .transformer
         .run(&body.transform, &document, ctx.config.transform_cpu_ms, limits.max_payload_bytes)
@@ -51,19 +40,12 @@ pub async fn test(
         }
     };
     Ok(match interpret(&output) {
-        Ok(None) => TransformTestOut {
-            skipped: true,
-            payload: None,
-            event_type: None,
-            headers: Default::default(),
-            error: None,
-        },
+        Ok(None) => TransformTestOut { skipped: true, ..TransformTestOut::default() },
         Ok(Some(transformed)) => TransformTestOut {
-            skipped: false,
             payload: Some(transformed.payload),
             event_type: Some(transformed.event_type.unwrap_or_else(|| body.event_type.clone())),
             headers: transformed.headers,
-            error: None,
+            ..TransformTestOut::default()
         },
         Err(message) => failed(message),
     })
