@@ -16,6 +16,8 @@ use sha2::Sha256;
 
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// `POST` for a delivery; `OPTIONS` for a CloudEvents handshake.
+    pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
@@ -126,6 +128,7 @@ async fn record(
         ),
     };
     let received = Received {
+        method: req.method().as_str().to_owned(),
         path: req.path().to_owned(),
         headers,
         body,

@@ -383,11 +383,13 @@ async fn endpoint_settings_and_bulk_jobs_with_progress() {
     assert_eq!(orders.len(), 3, "only the order.* messages: {orders:?}");
     assert!(orders.iter().all(|id| [&sent[0], &sent[1], &sent[3]].contains(&id)), "{orders:?}");
 
-    // Settings: filter, FIFO and header auth saved through the form, as the API shows them.
+    // Settings: filter, FIFO, the CloudEvents handshake and header auth saved through the form, as
+    // the API shows them.
     let endpoint_url = browser.current_url().await;
     let second = endpoint_url.rsplit('/').next().unwrap().to_owned();
     fill(&browser, "input[name=filter-types]", "order.paid, order.shipped").await;
     click(&browser, "input[name=fifo]").await;
+    click(&browser, "input[name=handshake]").await;
     choose(&browser, "select[name=auth-type]", "header").await;
     fill(&browser, "input[name=auth-header-name]", "X-Api-Token").await;
     fill(&browser, "input[name=auth-header-value]", "s3cret").await;
@@ -396,6 +398,7 @@ async fn endpoint_settings_and_bulk_jobs_with_progress() {
     let saved = api.get(&format!("/api/v1/app/{app}/endpoint/{second}")).await.expect(200);
     assert_eq!(saved["filter_types"], json!(["order.paid", "order.shipped"]), "{saved}");
     assert_eq!(saved["ordering"], "fifo");
+    assert_eq!(saved["handshake"], true, "asked although a JSON endpoint's default is off");
     assert_eq!(saved["auth"], json!({"type": "header", "name": "X-Api-Token"}));
 
     // Disable, then enable again.

@@ -24,6 +24,7 @@ mod m20261207_000018_thin_delivery;
 mod m20261207_000019_content_filters;
 mod m20261207_000020_event_type_retry_schedule;
 mod m20261207_000021_transforms;
+mod m20261208_000022_cloudevents_handshake;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000019_content_filters::Migration),
             Box::new(m20261207_000020_event_type_retry_schedule::Migration),
             Box::new(m20261207_000021_transforms::Migration),
+            Box::new(m20261208_000022_cloudevents_handshake::Migration),
         ]
     }
 }

@@ -32,6 +32,7 @@ use hookline_core::{
 use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::{
+    handshake::{self, Handshakes},
     http::{self, SsrfPolicy},
     retry,
     send::{Sender, Sent, Target, TokenCache},
@@ -102,6 +103,8 @@ pub struct Engine {
     send_threads: SendThreads,
     policy: SsrfPolicy,
     tokens: TokenCache,
+    /// The CloudEvents handshakes this process made ([`Handshakes`]).
+    handshakes: Handshakes,
     schedule: RetrySchedule,
     /// Deliveries leased and not yet answered, per endpoint, with the endpoint's request slots.
     inflight: Mutex<HashMap<String, EndpointLoad>>,
@@ -316,6 +319,7 @@ impl Engine {
             send_threads,
             policy,
             tokens: TokenCache::default(),
+            handshakes: Handshakes::new(&ctx.config.public_url),
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
             dedicated_slots: Arc::new(Semaphore::new(config.dedicated_in_flight)),
             dedicated: Mutex::new((None, Arc::new(Vec::new()))),
@@ -860,6 +864,7 @@ impl Engine {
                 disable_endpoint: false,
                 succeeded: false,
                 filtered: false,
+                handshake_refused: false,
                 claimed,
             };
         };
@@ -871,38 +876,58 @@ impl Engine {
             objects: &self.ctx.objects,
         };
         let mut filtered = false;
-        let sent = match &target.transform {
-            None => {
+        let mut handshake_refused = false;
+        let handshake = match target.handshake {
+            true => {
+                let started = Instant::now();
+                self.handshakes
+                    .ensure(&self.ctx, target, client, &self.policy)
+                    .await
+                    .map_err(|f| (f, started))
+            }
+            false => Ok(()),
+        };
+        let sent = match (handshake, &target.transform) {
+            (Err((handshake::Failed::Refused(detail), started)), _) => {
+                handshake_refused = true;
+                Sent::unsent(&target.url, "handshake", detail, started.elapsed())
+            }
+            (Err((handshake::Failed::Unreachable(class, detail), started)), _) => {
+                Sent::unsent(&target.url, class, detail, started.elapsed())
+            }
+            (Ok(()), None) => {
                 unless_panicked(&claimed.endpoint_id, &target.url, sender.send(&claimed, target, payload))
                     .await
             }
-            Some(program) => match transforms::apply(&self.ctx, &claimed, target, payload, program).await {
-                Transformed::Send { claimed: as_sent, target: transformed_target, payload: body } => {
-                    let mut sent = unless_panicked(
-                        &claimed.endpoint_id,
-                        &target.url,
-                        sender.send(&as_sent, &transformed_target, &body),
-                    )
-                    .await;
-                    // The attempt log shows what was sent (a thin body shows itself).
-                    if sent.request_body.is_none() {
-                        sent.request_body = Some(body.text.clone());
+            (Ok(()), Some(program)) => {
+                match transforms::apply(&self.ctx, &claimed, target, payload, program).await {
+                    Transformed::Send { claimed: as_sent, target: transformed_target, payload: body } => {
+                        let mut sent = unless_panicked(
+                            &claimed.endpoint_id,
+                            &target.url,
+                            sender.send(&as_sent, &transformed_target, &body),
+                        )
+                        .await;
+                        // The attempt log shows what was sent (a thin body shows itself).
+                        if sent.request_body.is_none() {
+                            sent.request_body = Some(body.text.clone());
+                        }
+                        sent
                     }
-                    sent
+                    Transformed::Skip(started) => {
+                        filtered = true;
+                        Sent::unsent(
+                            &target.url,
+                            "filtered",
+                            "the transform returned null: nothing was sent".to_owned(),
+                            started.elapsed(),
+                        )
+                    }
+                    Transformed::Failed(detail, started) => {
+                        Sent::unsent(&target.url, "transform", detail, started.elapsed())
+                    }
                 }
-                Transformed::Skip(started) => {
-                    filtered = true;
-                    Sent::unsent(
-                        &target.url,
-                        "filtered",
-                        "the transform returned null: nothing was sent".to_owned(),
-                        started.elapsed(),
-                    )
-                }
-                Transformed::Failed(detail, started) => {
-                    Sent::unsent(&target.url, "transform", detail, started.elapsed())
-                }
-            },
+            }
         };
         let succeeded = sent.succeeded();
         let gone = sent.status == Some(reqwest::StatusCode::GONE);
@@ -939,6 +964,7 @@ impl Engine {
             disable_endpoint: gone,
             succeeded,
             filtered,
+            handshake_refused,
             claimed,
         }
     }
@@ -1019,11 +1045,15 @@ impl Engine {
             tracing::warn!(endpoint = %disabled.endpoint_id, reason = %disabled.reason, "endpoint disabled");
             self.targets.lock().unwrap_or_else(|p| p.into_inner()).remove(&disabled.endpoint_id);
         }
-        if !recorded.disabled.is_empty() || !recorded.events.is_empty() {
+        for paused in &recorded.paused {
+            tracing::warn!(endpoint = %paused.endpoint_id, reason = %paused.reason, "endpoint paused: it refused the handshake");
+        }
+        if !recorded.disabled.is_empty() || !recorded.paused.is_empty() || !recorded.events.is_empty() {
             let ctx = self.ctx.clone();
             let disabled = std::mem::take(&mut recorded.disabled);
+            let paused = std::mem::take(&mut recorded.paused);
             let events = std::mem::take(&mut recorded.events);
-            tokio::spawn(async move { emit_operational(&ctx, disabled, events).await });
+            tokio::spawn(async move { emit_operational(&ctx, disabled, paused, events).await });
         }
         if !recorded.retries.is_empty()
             && let Some(retries) = self.retry_sink.get()
@@ -1122,6 +1152,7 @@ impl Engine {
 async fn emit_operational(
     ctx: &Context,
     disabled: Vec<delivery::Disabled>,
+    paused: Vec<delivery::Disabled>,
     events: Vec<delivery::DeliveryEvent>,
 ) {
     use hookline_core::ingest::operational;
@@ -1134,6 +1165,13 @@ async fn emit_operational(
             "data": {"app_id": d.app_id, "endpoint_id": d.endpoint_id, "reason": d.reason, "disabled_at": now},
         });
         pending.push((d.tenant_id, d.app_id, "endpoint.disabled", payload));
+    }
+    for p in paused {
+        let payload = serde_json::json!({
+            "type": "endpoint.paused",
+            "data": {"app_id": p.app_id, "endpoint_id": p.endpoint_id, "reason": p.reason, "paused_at": now},
+        });
+        pending.push((p.tenant_id, p.app_id, "endpoint.paused", payload));
     }
     for e in events {
         let payload = serde_json::json!({

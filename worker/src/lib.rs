@@ -8,6 +8,7 @@
 //! sends nothing twice.
 
 pub mod engine;
+pub mod handshake;
 pub mod http;
 pub mod retry;
 pub mod send;

@@ -676,7 +676,7 @@ pub fn classify(err: &reqwest::Error) -> &'static str {
     }
 }
 
-fn describe(err: &reqwest::Error) -> String {
+pub fn describe(err: &reqwest::Error) -> String {
     chain_text(err)
 }
 
@@ -764,6 +764,7 @@ mod tests {
             thin_above_bytes: None,
             data_url_ttl_seconds: None,
             transform: None,
+            handshake: false,
         })
     }
 

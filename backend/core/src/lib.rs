@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! foundation (domain, ids, error, config, crypto, metrics) → store → objects → tenancy → routing
-//!     → transform → catalog → billing → delivery → thin → ingest → sources → logs
+//!     → transform → handshake → catalog → billing → delivery → thin → ingest → sources → logs
 //! ```
 //!
 //! This file, the composition root ([`Context`], [`Caches`]), may use them all. `tests/layers.rs`
@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod handshake;
 pub mod ids;
 pub mod ingest;
 pub mod logs;

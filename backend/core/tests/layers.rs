@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["tenancy"],
     &["routing"],
     &["transform"],
+    &["handshake"],
     &["catalog"],
     &["billing"],
     &["delivery"],

@@ -434,6 +434,11 @@ pub struct EndpointIn {
     pub format: EndpointFormat,
     #[serde(default)]
     pub ordering: EndpointOrdering,
+    /// Whether Hookline asks the endpoint with the CloudEvents abuse-protection handshake
+    /// (`OPTIONS` with `WebHook-Request-Origin`) before its first delivery and daily after; a
+    /// refusal pauses the endpoint. Absent: on for the CloudEvents formats, off otherwise.
+    #[serde(default)]
+    pub handshake: Option<bool>,
     /// Total request timeout in milliseconds (default 15000, at most 60000).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 60_000))]
@@ -511,6 +516,10 @@ pub struct EndpointPatch {
     pub format: Option<EndpointFormat>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<EndpointOrdering>,
+    /// See `EndpointIn.handshake`; `null` returns to the format's default.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<bool>))]
+    pub handshake: Patch<bool>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>, minimum = 1000, maximum = 60_000))]
     pub timeout_ms: Patch<u32>,
@@ -555,6 +564,9 @@ pub struct EndpointOut {
     pub header_names: Vec<String>,
     pub format: EndpointFormat,
     pub ordering: EndpointOrdering,
+    /// Whether the CloudEvents handshake is made (the setting, or its format's default).
+    #[serde(default)]
+    pub handshake: bool,
     pub timeout_ms: Option<u32>,
     pub retry_schedule: Option<Vec<u32>>,
     pub auth: Option<EndpointAuthOut>,
@@ -1008,6 +1020,10 @@ pub struct EndpointAlertOut {
     pub circuit_open_until: Option<DateTime<Utc>>,
     /// Why the endpoint is disabled; absent when it is enabled or no reason was given.
     pub disabled_reason: Option<String>,
+    /// Why the endpoint is paused: it refused the CloudEvents handshake (asked again when the
+    /// circuit's cool-down ends); absent when it is not paused.
+    #[serde(default)]
+    pub paused_reason: Option<String>,
 }
 
 /// `POST /api/v1/app/{app}/portal-token`.

@@ -271,6 +271,7 @@ fn NewEndpoint(on_created: impl Fn() + Clone + Send + Sync + 'static) -> impl In
             channels: None,
             filter,
             transform: None,
+            handshake: None,
             rate_limit,
             metadata: Default::default(),
             headers: Default::default(),

@@ -421,6 +421,9 @@ fn Settings(
             .unwrap_or_default(),
     );
     let fifo = RwSignal::new(current.ordering == EndpointOrdering::Fifo);
+    // Sent only when changed: left alone, the setting follows the format's default.
+    let handshake_was = current.handshake;
+    let handshake = RwSignal::new(current.handshake);
     let rate_limit = RwSignal::new(current.rate_limit.map(|r| r.to_string()).unwrap_or_default());
     let timeout = RwSignal::new(current.timeout_ms.map(|r| r.to_string()).unwrap_or_default());
     let payload_mode = RwSignal::new(payload_mode_name(current.payload_mode).to_owned());
@@ -485,6 +488,10 @@ fn Settings(
                 payload_mode: Some(parse_payload_mode(&payload_mode.get_untracked())),
                 thin_above_bytes: number(thin_above.get_untracked(), "The thin threshold")?,
                 data_url_ttl_seconds: number(url_ttl.get_untracked(), "The data URL lifetime")?,
+                handshake: match handshake.get_untracked() {
+                    now if now != handshake_was => Patch::Value(now),
+                    _ => Patch::Absent,
+                },
                 ..Default::default()
             };
             let header_text = headers.get_untracked();
@@ -606,7 +613,8 @@ fn Settings(
                     <textarea name="headers" rows="2" placeholder="X-Team: payments" bind:value=headers></textarea>
                     <span class="hint">{if header_names.is_empty() { "One 'Name: value' per line. Values are write-only.".to_owned() } else { format!("Now set: {header_names}. Values are write-only; entering headers replaces them.") }}</span>
                 </label>
-                <div class="checks span-2"><label class="check"><input type="checkbox" name="fifo" bind:checked=fifo/>"Deliver in order (FIFO): message n+1 waits until n succeeded or died"</label></div>
+                <div class="checks span-2"><label class="check"><input type="checkbox" name="fifo" bind:checked=fifo/>"Deliver in order (FIFO): message n+1 waits until n succeeded or died"</label>
+                    <label class="check"><input type="checkbox" name="handshake" bind:checked=handshake/>"CloudEvents handshake: ask the endpoint (OPTIONS) before the first delivery and daily; a refusal pauses it"</label></div>
                 <fieldset class="span-2">
                     <legend>"Authentication " <span class="muted">{current_auth}</span></legend>
                     <label>"Type"

@@ -122,7 +122,12 @@ fn AlertTable(rows: Vec<EndpointAlertOut>, failing: bool) -> impl IntoView {
                     <tr>
                         <td class="url-cell"><a href=format!("/apps/{}/endpoints/{}", row.app_id, row.endpoint_id)>{row.url.clone()}</a></td>
                         {if failing {
-                            view! { <td>{row.consecutive_failures}</td><td>{fmt_opt_time(&row.failing_since)}</td> }.into_any()
+                            view! {
+                                <td>{row.consecutive_failures}
+                                    {row.paused_reason.clone().map(|reason| view! { <div class="paused-reason muted">{format!("Paused: {reason}")}</div> })}
+                                </td>
+                                <td>{fmt_opt_time(&row.failing_since)}</td>
+                            }.into_any()
                         } else {
                             view! { <td>{row.disabled_reason.clone().unwrap_or_else(|| "disabled by you".into())}</td> }.into_any()
                         }}

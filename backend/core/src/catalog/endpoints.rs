@@ -95,6 +95,7 @@ fn to_out(model: endpoints::Model) -> CoreResult<EndpointOut> {
         header_names: from_json(model.header_names, "header_names")?,
         format: parse_stored(&model.format, "format")?,
         ordering: parse_stored(&model.ordering, "ordering")?,
+        handshake: crate::handshake::enabled_stored(model.handshake, &model.format),
         timeout_ms: model.timeout_ms.map(|n| n as u32),
         retry_schedule: model.retry_schedule.map(|v| from_json(v, "retry_schedule")).transpose()?,
         auth: model.auth_summary.map(|v| from_json(v, "auth_summary")).transpose()?,
@@ -359,6 +360,7 @@ pub async fn create(
         channels: Set(input.channels.as_ref().map(to_json)),
         filter: Set(input.filter.clone()),
         transform: Set(input.transform.clone()),
+        handshake: Set(input.handshake),
         rate_limit: Set(input.rate_limit.map(|n| n as i32)),
         metadata: Set(to_json(&input.metadata)),
         headers_ciphertext: Set((!input.headers.is_empty()).then(|| seal_json(keys, &input.headers))),
@@ -480,6 +482,11 @@ pub async fn patch(
     let origin_changed = url.as_ref().is_some_and(|new| {
         url::Url::parse(&model.url).map(|old| old.origin()).ok() != Some(new.url().origin())
     });
+    // What the endpoint's CloudEvents handshake agreed to holds for the URL and format it was made
+    // with: changing them, or the setting, asks the endpoint again.
+    let handshake_stale = url.as_ref().is_some_and(|new| new.as_str() != model.url)
+        || patch.format.is_some()
+        || !patch.handshake.is_absent();
     let keys = &ctx.keys;
     let mut active: endpoints::ActiveModel = model.into();
     if let Some(url) = url {
@@ -534,6 +541,9 @@ pub async fn patch(
     if let Some(ordering) = patch.ordering {
         active.ordering = Set(ordering_name(ordering).to_owned());
     }
+    if let Some(handshake) = patch.handshake.into_update() {
+        active.handshake = Set(handshake);
+    }
     if let Some(timeout_ms) = patch.timeout_ms.into_update() {
         active.timeout_ms = Set(timeout_ms.map(|n| n as i32));
     }
@@ -554,13 +564,19 @@ pub async fn patch(
         active.auth_summary = Set(auth_summary.as_ref().map(to_json));
     }
     active.updated_at = Set(Utc::now());
-    match active.update(&ctx.db.writer).await {
-        Ok(model) => to_out(model),
+    let txn = ctx.db.begin_write().await?;
+    let model = match active.update(&txn).await {
+        Ok(model) => model,
         Err(err) if is_unique_violation(&err) => {
-            Err(uid_taken(new_uid.flatten().as_deref().unwrap_or_default()))
+            return Err(uid_taken(new_uid.flatten().as_deref().unwrap_or_default()));
         }
-        Err(err) => Err(err.into()),
+        Err(err) => return Err(err.into()),
+    };
+    if handshake_stale {
+        crate::handshake::forget(&txn, &model).await?;
     }
+    txn.commit().await?;
+    to_out(model)
 }
 
 /// Deletes the endpoint and its pending deliveries; attempts stay in the log.

@@ -87,6 +87,8 @@ pub struct EndpointTarget {
     pub data_url_ttl_seconds: Option<u32>,
     /// A jq program run on each delivery's message before it is sent ([`crate::transform`]).
     pub transform: Option<String>,
+    /// Whether the endpoint is asked with the CloudEvents handshake first ([`crate::handshake`]).
+    pub handshake: bool,
 }
 
 /// HTTP headers as the attempt log stores them: a JSON object of name → value, in the order
@@ -136,6 +138,9 @@ pub struct AttemptOutcome {
     /// The endpoint's transform returned `null`: nothing was sent and the delivery ends
     /// [`FILTERED`] (not retried, not counted against the endpoint's health).
     pub filtered: bool,
+    /// The endpoint refused the CloudEvents handshake (why: `error_detail`): nothing was sent,
+    /// and the endpoint is paused — its circuit opens at once ([`crate::handshake`]).
+    pub handshake_refused: bool,
 }
 
 /// Tunables of the engine's database work.
@@ -184,6 +189,9 @@ pub(crate) struct FanOutEndpoint {
     rate_limit: Option<i32>,
     /// Its application has a `rate_limit`: its deliveries wait for the claim loop, which keeps it.
     app_rate_limited: bool,
+    /// It makes the CloudEvents handshake (`handshake`): its deliveries wait for the claim loop,
+    /// which sends one at a time until the endpoint accepted and keeps the rate it allowed.
+    handshake: bool,
 }
 
 #[derive(sea_orm::FromQueryResult)]
@@ -197,6 +205,8 @@ struct FanOutEndpointRow {
     ordering: String,
     rate_limit: Option<i32>,
     app_rate_limited: bool,
+    format: String,
+    handshake: Option<bool>,
 }
 
 impl FanOutEndpoint {
@@ -208,7 +218,18 @@ impl FanOutEndpoint {
         use endpoints::Column as E;
         let rows = endpoints::Entity::find()
             .select_only()
-            .columns([E::Id, E::TenantId, E::AppId, E::FilterTypes, E::Channels, E::Filter, E::Ordering, E::RateLimit])
+            .columns([
+                E::Id,
+                E::TenantId,
+                E::AppId,
+                E::FilterTypes,
+                E::Channels,
+                E::Filter,
+                E::Ordering,
+                E::RateLimit,
+                E::Format,
+                E::Handshake,
+            ])
             .column_as(
                 Expr::cust(
                     "EXISTS (SELECT 1 FROM applications a WHERE a.id = endpoints.app_id AND a.rate_limit IS NOT NULL)",
@@ -237,6 +258,8 @@ impl FanOutEndpoint {
             ordering: endpoint.ordering.clone(),
             rate_limit: endpoint.rate_limit,
             app_rate_limited: false,
+            format: endpoint.format.clone(),
+            handshake: endpoint.handshake,
         })
     }
 
@@ -270,6 +293,7 @@ impl FanOutEndpoint {
             fifo: row.ordering == "fifo",
             rate_limit: row.rate_limit,
             app_rate_limited: row.app_rate_limited,
+            handshake: crate::handshake::enabled_stored(row.handshake, &row.format),
         }
     }
 
@@ -483,6 +507,7 @@ impl<'a> FanOutPlan<'a> {
             let id = DeliveryId::new_id().into_string();
             let special = endpoint.fifo
                 || endpoint.app_rate_limited
+                || endpoint.handshake
                 || plans::effective_rate(endpoint.rate_limit, plan_rate).is_some();
             let here = self.leased_per_endpoint.entry(endpoint.id.clone()).or_default();
             let lease_now = !special
@@ -724,18 +749,20 @@ pub async fn claim_due(
     // in one order — endpoints by id, then applications by id — so two claims never lock the
     // same rows in opposite orders and deadlock.
     let plan_rate_of = |candidate: &Candidate| plan_rates.get(&candidate.tenant_id).copied().flatten();
-    let mut endpoint_rates: BTreeMap<&str, (&str, u32)> = BTreeMap::new();
+    let mut endpoint_rates: BTreeMap<&str, (&str, f64)> = BTreeMap::new();
     let mut app_rates: BTreeMap<&str, (&str, u32)> = BTreeMap::new();
     for candidate in &candidates {
         let Some(endpoint) = candidate.endpoint.as_ref().filter(|e| !e.disabled) else { continue };
-        if let Some(rate) = plans::effective_rate(endpoint.rate_limit, plan_rate_of(candidate)) {
+        let own = plans::effective_rate(endpoint.rate_limit, plan_rate_of(candidate));
+        let allowed = endpoint.handshake.then_some(endpoint.handshake_rate).flatten();
+        if let Some(rate) = crate::handshake::effective_rate(own, allowed) {
             endpoint_rates.insert(candidate.endpoint_id.as_str(), (candidate.tenant_id.as_str(), rate));
         }
         if let Some(rate) = candidate.app_rate_limit.filter(|n| *n > 0) {
             app_rates.insert(candidate.app_id.as_str(), (candidate.tenant_id.as_str(), rate as u32));
         }
     }
-    let mut buckets: HashMap<String, (f64, u32)> = HashMap::new();
+    let mut buckets: HashMap<String, (f64, f64)> = HashMap::new();
     for (endpoint_id, (tenant_id, rate)) in endpoint_rates {
         let tokens = take_tokens(&txn, endpoint_id, tenant_id, rate, now).await?;
         buckets.insert(endpoint_id.to_owned(), (tokens, rate));
@@ -762,12 +789,22 @@ pub async fn claim_due(
         if fifo {
             room = room.min(1);
         }
+        // Not asked yet (or a day ago): one delivery at a time, whose attempt makes the
+        // handshake; the rest wait for the rate it allows.
+        let unasked = endpoint.handshake && !crate::handshake::still_valid(endpoint.handshake_at, now);
+        if unasked {
+            room = room.min(1);
+        }
         let used = taken.entry(endpoint_id).or_default();
         if *used >= room {
             left_behind = true;
             continue;
         }
         if fifo && !is_fifo_head(&txn, &candidate.id, endpoint_id).await? {
+            left_behind = true;
+            continue;
+        }
+        if unasked && !fifo && any_leased(&txn, endpoint_id).await? {
             left_behind = true;
             continue;
         }
@@ -880,6 +917,11 @@ struct CandidateEndpoint {
     rate_limit: Option<i32>,
     consecutive_failures: i32,
     circuit_open_until: Option<DateTime<Utc>>,
+    /// It makes the CloudEvents handshake; when it last accepted, and the rate it allowed
+    /// (requests per minute).
+    handshake: bool,
+    handshake_at: Option<DateTime<Utc>>,
+    handshake_rate: Option<i32>,
 }
 
 /// The due deliveries a claim looks at (`pending` or `failed`, due by `now`, oldest first, at
@@ -927,9 +969,15 @@ async fn due_candidates(
     }
     let backend = ctx.db.conn.get_database_backend();
     let inner = sea_orm::QueryTrait::build(&select, backend);
-    let fields = "d.id, d.tenant_id, d.app_id, d.message_id, d.endpoint_id, d.attempt_count, d.one_shot, \
-                  m.event_type, m.created_at, e.id IS NOT NULL, e.disabled, e.ordering, e.rate_limit, \
-                  h.consecutive_failures, h.circuit_open_until, a.rate_limit";
+    // The endpoint's health and its handshake setting are nested arrays: serde reads tuples of
+    // at most 16 elements.
+    let array = if backend == sea_orm::DbBackend::Postgres { "json_build_array" } else { "json_array" };
+    let fields = format!(
+        "d.id, d.tenant_id, d.app_id, d.message_id, d.endpoint_id, d.attempt_count, d.one_shot, \
+         m.event_type, m.created_at, e.id IS NOT NULL, e.disabled, e.ordering, e.rate_limit, \
+         {array}(h.consecutive_failures, h.circuit_open_until, h.handshake_at, h.handshake_rate), \
+         {array}(e.handshake, e.format), a.rate_limit"
+    );
     let aggregate = if backend == sea_orm::DbBackend::Postgres {
         format!("COALESCE(json_agg(json_build_array({fields}) ORDER BY d.next_attempt_at, d.id), '[]')::text")
     } else {
@@ -963,8 +1011,8 @@ async fn due_candidates(
         Option<Flag>,
         Option<String>,
         Option<i32>,
-        Option<i32>,
-        Option<String>,
+        (Option<i32>, Option<String>, Option<String>, Option<i32>),
+        (Option<Flag>, Option<String>),
         Option<i32>,
     );
     let rows: Vec<Row> = serde_json::from_str(&text).map_err(|err| CoreError::Internal(err.into()))?;
@@ -982,8 +1030,14 @@ async fn due_candidates(
                     disabled: r.10.is_some_and(|f| f.0),
                     ordering: r.11.unwrap_or_default(),
                     rate_limit: r.12,
-                    consecutive_failures: r.13.unwrap_or(0),
-                    circuit_open_until: r.14.as_deref().map(db_time).transpose()?,
+                    consecutive_failures: r.13.0.unwrap_or(0),
+                    circuit_open_until: r.13.1.as_deref().map(db_time).transpose()?,
+                    handshake: crate::handshake::enabled_stored(
+                        r.14.0.map(|f| f.0),
+                        r.14.1.as_deref().unwrap_or_default(),
+                    ),
+                    handshake_at: r.13.2.as_deref().map(db_time).transpose()?,
+                    handshake_rate: r.13.3,
                 }),
             };
             Ok(Candidate {
@@ -1032,6 +1086,16 @@ fn db_time(text: &str) -> CoreResult<DateTime<Utc>> {
         .map_err(|err| CoreError::Internal(anyhow::anyhow!("unreadable time {text:?}: {err}")))
 }
 
+/// Whether any delivery of the endpoint is leased (in flight, with any worker).
+async fn any_leased<C: ConnectionTrait>(conn: &C, endpoint: &str) -> CoreResult<bool> {
+    let backend = conn.get_database_backend();
+    let param = if backend == sea_orm::DbBackend::Postgres { "$1" } else { "?" };
+    let sql = format!("SELECT id FROM deliveries WHERE {LEASED} AND endpoint_id = {param} LIMIT 1");
+    let row =
+        conn.query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [endpoint.into()])).await?;
+    Ok(row.is_some())
+}
+
 /// True when `delivery` is the oldest unfinished delivery of its endpoint and none is in flight.
 /// One statement (one snapshot: a recorder committing between two reads could otherwise move
 /// the head from in flight to waiting unseen), whose two halves each read their partial index.
@@ -1069,7 +1133,7 @@ async fn take_tokens<C: ConnectionTrait>(
     conn: &C,
     endpoint_id: &str,
     tenant_id: &str,
-    rate: u32,
+    rate: f64,
     now: DateTime<Utc>,
 ) -> CoreResult<f64> {
     let touched = endpoint_health::Entity::update_many()
@@ -1084,9 +1148,12 @@ async fn take_tokens<C: ConnectionTrait>(
             consecutive_failures: Set(0),
             failing_since: Set(None),
             circuit_open_until: Set(None),
-            tokens: Set(f64::from(rate)),
+            tokens: Set(burst(rate)),
             tokens_at: Set(Some(now)),
             updated_at: Set(now),
+            handshake_at: Set(None),
+            handshake_rate: Set(None),
+            paused_reason: Set(None),
         };
         endpoint_health::Entity::insert(fresh)
             .on_conflict_do_nothing_on([endpoint_health::Column::EndpointId])
@@ -1107,11 +1174,18 @@ async fn take_tokens<C: ConnectionTrait>(
     Ok(tokens)
 }
 
-/// A bucket of `rate` tokens (its burst) that held `tokens` at `since`, refilled at `rate` per
-/// second until `now`.
-fn refilled(tokens: f64, since: Option<DateTime<Utc>>, rate: u32, now: DateTime<Utc>) -> f64 {
-    let elapsed = since.map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(1.0);
-    (tokens + elapsed * f64::from(rate)).min(f64::from(rate))
+/// A bucket's capacity: one second of its rate, and at least one token (a rate under one a
+/// second, as a handshake's per-minute rate can be, still sends).
+fn burst(rate: f64) -> f64 {
+    rate.max(1.0)
+}
+
+/// A bucket of [`burst`] tokens that held `tokens` at `since`, refilled at `rate` per second
+/// until `now`.
+fn refilled(tokens: f64, since: Option<DateTime<Utc>>, rate: f64, now: DateTime<Utc>) -> f64 {
+    let elapsed =
+        since.map(|at| (now - at).num_milliseconds().max(0) as f64 / 1000.0).unwrap_or(burst(rate) / rate);
+    (tokens + elapsed * rate).min(burst(rate))
 }
 
 /// The tokens in the application's bucket now (created full on first use), its row locked until
@@ -1138,7 +1212,7 @@ async fn take_app_tokens<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(|| CoreError::Internal(anyhow::anyhow!("app_rate_buckets row vanished")))?;
-    Ok(refilled(row.tokens, Some(row.tokens_at), rate, now))
+    Ok(refilled(row.tokens, Some(row.tokens_at), f64::from(rate), now))
 }
 
 /// The most values one statement binds for an `IN (…)` list. SQLite takes at most 32,766 bound
@@ -1186,6 +1260,7 @@ pub async fn load_targets(
         };
         let retry_schedule =
             row.retry_schedule.clone().map(endpoint_service::stored_retry_schedule).transpose()?;
+        let handshake = crate::handshake::enabled_stored(row.handshake, &row.format);
         let target = EndpointTarget {
             secrets: endpoint_service::signing_secrets(&ctx.keys, &row, now)?,
             id: row.id.clone(),
@@ -1203,6 +1278,7 @@ pub async fn load_targets(
             payload_mode: from_json(Value::String(row.payload_mode), "payload_mode")?,
             thin_above_bytes: row.thin_above_bytes.map(|n| n as u32),
             data_url_ttl_seconds: row.data_url_ttl_seconds.map(|n| n as u32),
+            handshake,
             transform: row.transform,
         };
         targets.insert(row.id, target);
@@ -1352,7 +1428,7 @@ pub struct DeliveryEvent {
     pub response_status: Option<u16>,
 }
 
-/// An endpoint disabled by a batch.
+/// An endpoint disabled (or paused) by a batch, and why.
 #[derive(Clone, Debug)]
 pub struct Disabled {
     pub tenant_id: String,
@@ -1368,6 +1444,8 @@ pub struct Recorded {
     pub retries: Vec<(String, DateTime<Utc>)>,
     /// Endpoints disabled by this batch (410 Gone, or failing for too long).
     pub disabled: Vec<Disabled>,
+    /// Endpoints paused by this batch: they refused the CloudEvents handshake.
+    pub paused: Vec<Disabled>,
     /// `message.attempt.exhausted`, `.failing` and `.recovered` events.
     pub events: Vec<DeliveryEvent>,
 }
@@ -1411,10 +1489,11 @@ pub(crate) const HEALTH: Insert = Insert {
         "tokens",
         "tokens_at",
         "updated_at",
+        "paused_reason",
     ],
     tail: "ON CONFLICT (endpoint_id) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, \
                failing_since = excluded.failing_since, circuit_open_until = excluded.circuit_open_until, \
-               updated_at = excluded.updated_at",
+               updated_at = excluded.updated_at, paused_reason = excluded.paused_reason",
 };
 
 /// Endpoints whose last outcome in a batch succeeded are healthy again: a row that says
@@ -1422,14 +1501,16 @@ pub(crate) const HEALTH: Insert = Insert {
 /// need the row read, to count on from it.
 pub(crate) const HEALTH_RESET: Other = Other {
     sqlite: "UPDATE endpoint_health SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL, \
-             updated_at = j.at FROM (SELECT value ->> 'endpoint_id' AS endpoint_id, value ->> 'at' AS at \
-             FROM jsonb_each(?)) AS j WHERE endpoint_health.endpoint_id = j.endpoint_id \
+             paused_reason = NULL, updated_at = j.at FROM (SELECT value ->> 'endpoint_id' AS endpoint_id, \
+             value ->> 'at' AS at FROM jsonb_each(?)) AS j WHERE endpoint_health.endpoint_id = j.endpoint_id \
              AND (endpoint_health.consecutive_failures <> 0 OR endpoint_health.failing_since IS NOT NULL \
-             OR endpoint_health.circuit_open_until IS NOT NULL)",
+             OR endpoint_health.circuit_open_until IS NOT NULL OR endpoint_health.paused_reason IS NOT NULL)",
     postgres: "UPDATE endpoint_health h SET consecutive_failures = 0, failing_since = NULL, circuit_open_until = NULL, \
-               updated_at = j.at FROM jsonb_to_recordset({p}::jsonb) AS j(endpoint_id text, at timestamptz) \
+               paused_reason = NULL, updated_at = j.at \
+               FROM jsonb_to_recordset({p}::jsonb) AS j(endpoint_id text, at timestamptz) \
                WHERE h.endpoint_id = j.endpoint_id \
-               AND (h.consecutive_failures <> 0 OR h.failing_since IS NOT NULL OR h.circuit_open_until IS NOT NULL)",
+               AND (h.consecutive_failures <> 0 OR h.failing_since IS NOT NULL OR h.circuit_open_until IS NOT NULL \
+                    OR h.paused_reason IS NOT NULL)",
 };
 
 /// The new states of deliveries whose attempt succeeded. Only a delivery still `sending` under
@@ -1546,6 +1627,7 @@ pub(crate) struct Written {
     /// recording worker's lease). Successes are not reported back ([`RECORD_SUCCEEDED`]).
     failed_updated: HashSet<String>,
     disabled: Vec<Disabled>,
+    paused: Vec<Disabled>,
 }
 
 impl<'a> RecordRows<'a> {
@@ -1677,6 +1759,7 @@ impl<'a> RecordRows<'a> {
             tokens: f64,
             tokens_at: Option<&'a str>,
             updated_at: &'a str,
+            paused_reason: Option<&'a str>,
         }
         #[derive(serde::Serialize)]
         struct Healthy<'a> {
@@ -1710,9 +1793,22 @@ impl<'a> RecordRows<'a> {
                 health.healthy.push(&Healthy { endpoint_id, at: &self.at });
                 continue;
             }
-            let change = health_change(existing.get(endpoint_id), last, failures_in_batch, now, limits);
+            let before = existing.get(endpoint_id);
+            let change = health_change(before, last, failures_in_batch, now, limits);
             if let Some(reason) = change.disable_reason {
                 health.disable.push((endpoint_id, last, reason));
+            }
+            let paused_reason =
+                last.handshake_refused.then(|| last.error_detail.as_deref().unwrap_or_default());
+            if let Some(reason) = paused_reason
+                && before.is_none_or(|h| h.paused_reason.is_none())
+            {
+                health.paused.push(Disabled {
+                    tenant_id: last.claimed.tenant_id.clone(),
+                    app_id: last.claimed.app_id.clone(),
+                    endpoint_id: endpoint_id.to_owned(),
+                    reason: reason.to_owned(),
+                });
             }
             health.failing.push(&HealthRow {
                 endpoint_id,
@@ -1723,6 +1819,7 @@ impl<'a> RecordRows<'a> {
                 tokens: 0.0,
                 tokens_at: None,
                 updated_at: &self.at,
+                paused_reason,
             });
         }
         Ok(health)
@@ -1762,7 +1859,7 @@ impl<'a> RecordRows<'a> {
                 });
             }
         }
-        Ok(Written { failed_updated, disabled })
+        Ok(Written { failed_updated, disabled, paused: health.paused })
     }
 }
 
@@ -1775,12 +1872,14 @@ pub(crate) struct BatchHealth<'a> {
     healthy: Rows,
     /// Endpoints to disable (410 Gone, or failing for too long), with the outcome that did it.
     disable: Vec<(&'a str, &'a AttemptOutcome, String)>,
+    /// Endpoints this batch paused (they refused the CloudEvents handshake and were not paused).
+    paused: Vec<Disabled>,
 }
 
 impl Written {
     /// The follow-ups of a committed batch: retry wake-ups, and the operational events.
     pub(crate) fn recorded(self, outcomes: &[AttemptOutcome]) -> Recorded {
-        let mut recorded = Recorded { disabled: self.disabled, ..Recorded::default() };
+        let mut recorded = Recorded { disabled: self.disabled, paused: self.paused, ..Recorded::default() };
         for outcome in outcomes {
             let event = |event_type| DeliveryEvent {
                 event_type,
@@ -1832,7 +1931,12 @@ fn health_change(
 ) -> HealthChange {
     let (failures, failing_since) =
         existing.map(|h| (h.consecutive_failures, h.failing_since)).unwrap_or((0, None));
-    let failures = failures + failures_in_batch.max(1);
+    let mut failures = failures + failures_in_batch.max(1);
+    if last.handshake_refused {
+        // A refused handshake pauses the endpoint at once: the circuit opens, and the probe
+        // after its cool-down asks again.
+        failures = failures.max(limits.circuit_threshold);
+    }
     let failing_since = failing_since.unwrap_or(now);
     let circuit_open_until = (failures >= limits.circuit_threshold).then(|| now + limits.circuit_cooldown);
     let mut disable_reason = None;
@@ -1943,7 +2047,21 @@ mod tests {
 
     use chrono::{DateTime, Utc};
 
-    use super::{Flag, Headers, LEASED, WAITING, db_time};
+    use super::{Flag, Headers, LEASED, WAITING, db_time, refilled};
+
+    #[test]
+    fn a_bucket_slower_than_one_a_second_holds_one_token_and_refills_at_its_rate() {
+        let at = Utc::now();
+        let later = |ms: i64| at + chrono::Duration::milliseconds(ms);
+        // 30 a minute (a handshake's allowed rate): a full bucket holds one token, not half.
+        assert_eq!(refilled(0.0, None, 0.5, at), 1.0);
+        assert_eq!(refilled(0.0, Some(at), 0.5, later(1000)), 0.5, "half a token after a second");
+        assert_eq!(refilled(0.0, Some(at), 0.5, later(2000)), 1.0, "one after two seconds");
+        assert_eq!(refilled(0.0, Some(at), 0.5, later(60_000)), 1.0, "never more than one");
+        // 2 a second: a bucket of two, refilled one every half second.
+        assert_eq!(refilled(0.0, Some(at), 2.0, later(500)), 1.0);
+        assert_eq!(refilled(1.5, Some(at), 2.0, later(5000)), 2.0);
+    }
 
     hookline_e2e::both_databases!(
         the_status_conditions_reach_the_partial_indexes,

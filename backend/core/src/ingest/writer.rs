@@ -1262,6 +1262,7 @@ mod tests {
             disable_endpoint: false,
             succeeded,
             filtered: false,
+            handshake_refused: false,
         }
     }
 
@@ -1461,6 +1462,7 @@ mod tests {
                 tokens: Set(4.0),
                 tokens_at: Set(Some(since)),
                 updated_at: Set(since),
+                ..Default::default()
             };
         health("ep_recovered", 12, Some(since + chrono::Duration::hours(1)))
             .insert(&ctx.db.writer)

@@ -826,6 +826,7 @@ fn alert_out(
         // A cool-down that has ended is a closed (or half-open) circuit.
         circuit_open_until: health.and_then(|h| h.circuit_open_until).filter(|until| *until > now),
         disabled_reason: endpoint.disabled_reason.clone(),
+        paused_reason: health.and_then(|h| h.paused_reason.clone()),
     })
 }
 
@@ -1056,6 +1057,7 @@ mod tests {
             filter_types: Set(None),
             filter: Set(None),
             transform: Set(None),
+            handshake: Set(None),
             channels: Set(None),
             rate_limit: Set(None),
             metadata: Set(json!({})),

@@ -20,6 +20,8 @@ pub struct Model {
     pub filter: Option<Json>,
     /// A transform (`transform`): a jq program; NULL = the payload as it is.
     pub transform: Option<String>,
+    /// Whether the CloudEvents handshake is made (`handshake`); NULL = the format's default.
+    pub handshake: Option<bool>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub channels: Option<Json>,
     pub rate_limit: Option<i32>,
