@@ -472,6 +472,7 @@ async fn endpoints_validate_their_fields_and_keep_secrets_encrypted(db: Backend)
     assert_eq!(endpoint["header_names"], json!(["X-Api-Key"]));
     assert_eq!(endpoint["auth"], json!({"type": "basic", "username": "hook"}));
     assert_eq!(endpoint["format"], "cloudevents_structured");
+    assert_eq!(endpoint["handshake"], true, "on by default for CloudEvents");
     assert_eq!(endpoint["ordering"], "fifo");
     let text = endpoint.to_string();
     assert!(!text.contains("secret-value") && !text.contains("whsec_"), "{text}");
