@@ -16,6 +16,7 @@ both_databases!(
     a_transform_reshapes_skips_or_fails_a_sample_and_bad_programs_are_422,
     runaway_programs_stop_at_their_limits_and_the_next_program_still_runs,
     the_free_plan_has_no_transformations,
+    a_sources_transform_decides_what_is_stored_skipped_or_refused,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -274,4 +275,106 @@ async fn the_free_plan_has_no_transformations(db: Backend) {
     )
     .await
     .expect_error(403, "plan_feature_missing");
+}
+
+async fn a_sources_transform_decides_what_is_stored_skipped_or_refused(db: Backend) {
+    let server = TestServer::start_with(db, options()).await;
+    let receiver = Receiver::start();
+    let api = server.tenant_on("acme", "pro");
+    api.create_app("A", Some("a")).await;
+    api.create_endpoint("a", &receiver.url("/all")).await;
+    // Checked when saved; the free plan may not set one.
+    let bad = api
+        .post(
+            "/api/v1/source",
+            json!({"name": "Shop", "app": "a", "verification": {"type": "none"}, "transform": "{payload: .a |}"}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(bad["errors"][0]["loc"], json!(["body", "transform"]), "{bad}");
+    let free = server.tenant_on("thrifty", "free");
+    free.create_app("A", Some("a")).await;
+    free.post(
+        "/api/v1/source",
+        json!({"name": "Shop", "app": "a", "verification": {"type": "none"}, "transform": "{payload: .payload}"}),
+    )
+    .await
+    .expect_error(403, "plan_feature_missing");
+
+    // Orders of zero are dropped; others become `order.<status>` with the amount in cents and
+    // the request's shop header (not forwarded) kept on the message; a missing amount fails.
+    let program = r#"if .payload.total == 0 then null
+        else {payload: {cents: (.payload.total * 100), order: .payload.id},
+              event_type: ("order." + .payload.status),
+              headers: {"X-Shop": .headers["x-shop-domain"]}} end"#;
+    let source = api
+        .post(
+            "/api/v1/source",
+            json!({"name": "Shop", "app": "a", "verification": {"type": "none"}, "transform": program}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(source["transform"], program);
+    let src = id(&source);
+    let url = url::Url::parse(source["ingest_url"].as_str().unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let send = |body: Value| {
+        let request = http
+            .post(server.url(url.path()))
+            .header("X-Shop-Domain", "acme.example")
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, accepted) = send(json!({"id": 7, "status": "paid", "total": 12})).await;
+    assert_eq!(status, 202, "{accepted}");
+    let message_id = accepted["message"].as_str().unwrap().to_owned();
+    let message = api.get(&format!("/api/v1/app/a/msg/{message_id}")).await.expect(200);
+    assert_eq!(message["event_type"], "order.paid", "{message}");
+    assert_eq!(message["payload"], json!({"cents": 1200, "order": 7}), "{message}");
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(received[0].json(), json!({"cents": 1200, "order": 7}));
+    assert_eq!(received[0].header("x-shop"), Some("acme.example"), "the program's header is forwarded");
+
+    let (status, skipped) = send(json!({"id": 8, "status": "paid", "total": 0})).await;
+    assert_eq!((status, &skipped["filtered"]), (200, &json!(true)), "{skipped}");
+    let (status, failed) = send(json!({"id": 9, "status": 5})).await;
+    assert_eq!(status, 502, "{failed}");
+    assert_eq!(failed["code"], "transform_failed");
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(!detail.contains("order."), "the provider learns nothing of the program: {detail}");
+
+    // One message only; the request log says why the others were not stored.
+    let messages = api.get("/api/v1/app/a/msg").await.expect(200);
+    assert_eq!(messages["data"].as_array().unwrap().len(), 1, "{messages}");
+    let deadline = Instant::now() + WAIT;
+    let (mut filtered, mut rejected) = (Vec::new(), Vec::new());
+    while (filtered.is_empty() || rejected.is_empty()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let log = api.get(&format!("/api/v1/source/{src}/request")).await.expect(200);
+        let reasons = |outcome: &str| -> Vec<String> {
+            log["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["outcome"] == outcome)
+                .map(|r| r["reason"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        filtered = reasons("filtered");
+        rejected = reasons("rejected");
+    }
+    assert_eq!(filtered, ["transform: returned null"]);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(rejected[0].starts_with("transform: the program failed"), "{rejected:?}");
+
+    // Removed: requests are stored as received again.
+    let removed = api.patch(&format!("/api/v1/source/{src}"), json!({"transform": null})).await.expect(200);
+    assert_eq!(removed["transform"], Value::Null);
+    let (status, plain) = send(json!({"id": 10, "status": "paid", "total": 0})).await;
+    assert_eq!(status, 202, "{plain}");
 }

@@ -25,7 +25,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use crate::{
     pages::{
         api_keys, apps, auth, billing, endpoint, event_types, fetches, logs, message, overview, routing,
-        sources,
+        sources, transforms,
     },
     shell::{AppRoute, Shell},
 };
@@ -67,6 +67,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/logs") view=|| view! { <Shell><logs::LogsIndex/></Shell> }/>
                 <Route path=path!("/event-types") view=|| view! { <Shell><event_types::EventTypes/></Shell> }/>
                 <Route path=path!("/filters") view=|| view! { <Shell><routing::ContentFilters/></Shell> }/>
+                <Route path=path!("/transforms") view=|| view! { <Shell><transforms::Transformations/></Shell> }/>
                 <Route path=path!("/api-keys") view=|| view! { <Shell><api_keys::ApiKeys/></Shell> }/>
                 <Route path=path!("/billing") view=|| view! { <Shell><billing::Billing/></Shell> }/>
             </Routes>

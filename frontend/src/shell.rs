@@ -130,6 +130,7 @@ pub fn Shell(children: ChildrenFn) -> impl IntoView {
                         <NavLink href="/logs" label="Logs" icon="≡"/>
                         <NavLink href="/event-types" label="Event types" icon="◇"/>
                         <NavLink href="/filters" label="Content filters" icon="⋔"/>
+                        <NavLink href="/transforms" label="Transformations" icon="ƒ"/>
                         <NavLink href="/api-keys" label="API keys" icon="✦"/>
                         <NavLink href="/billing" label="Usage & billing" icon="▤"/>
                     </div>

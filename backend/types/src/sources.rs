@@ -175,6 +175,15 @@ pub struct SourceIn {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub filter: Option<serde_json::Value>,
+    /// A transform (a jq program, like an endpoint's `transform`) run on `{"event_type",
+    /// "payload", "headers"}` of each verified request that passed the filter (`headers`: all the
+    /// request's headers, names in lower case): it returns the message to store — `{"payload",
+    /// "event_type"?, "headers"?}` (extra headers are kept on the message like forwarded ones) —
+    /// or `null` to store nothing (200 `{"filtered": true}`). A program that fails answers 502
+    /// `transform_failed` and stores nothing. Plan feature `transformations`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 16384))]
+    pub transform: Option<String>,
     #[serde(default)]
     pub disabled: bool,
 }
@@ -221,6 +230,10 @@ pub struct SourcePatch {
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub filter: Patch<serde_json::Value>,
+    /// A transform (see `SourceIn.transform`); `null` removes it.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 16384))]
+    pub transform: Patch<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
 }
@@ -245,6 +258,9 @@ pub struct SourceOut {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub filter: Option<serde_json::Value>,
+    /// The transform, as saved.
+    #[serde(default)]
+    pub transform: Option<String>,
     pub disabled: bool,
     /// Where the provider sends its webhooks: `POST` (any content type). The URL is the
     /// credential; rotate it with `…/token/rotate`.

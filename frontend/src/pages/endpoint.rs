@@ -20,7 +20,7 @@ use crate::{
     },
     pages::apps::{format_name, parse_format, parse_payload_mode, payload_mode_name},
     pages::event_types::{parse_json, parse_schedule},
-    pages::routing::FilterEditor,
+    pages::{routing::FilterEditor, transforms::TransformEditor},
     shell::use_scope,
 };
 
@@ -414,6 +414,9 @@ fn Settings(
     let content_filter = RwSignal::new(
         current.filter.as_ref().and_then(|f| serde_json::to_string_pretty(f).ok()).unwrap_or_default(),
     );
+    // Sent only when changed: saving other settings never needs the plan feature again.
+    let transform_was = current.transform.clone().unwrap_or_default();
+    let transform = RwSignal::new(transform_was.clone());
     let format = RwSignal::new(
         serde_json::to_value(current.format)
             .ok()
@@ -488,6 +491,11 @@ fn Settings(
                 payload_mode: Some(parse_payload_mode(&payload_mode.get_untracked())),
                 thin_above_bytes: number(thin_above.get_untracked(), "The thin threshold")?,
                 data_url_ttl_seconds: number(url_ttl.get_untracked(), "The data URL lifetime")?,
+                transform: match transform.get_untracked() {
+                    now if now == transform_was => Patch::Absent,
+                    now if now.trim().is_empty() => Patch::Null,
+                    now => Patch::Value(now),
+                },
                 handshake: match handshake.get_untracked() {
                     now if now != handshake_was => Patch::Value(now),
                     _ => Patch::Absent,
@@ -589,6 +597,8 @@ fn Settings(
                 <label>"Channels"<input type="text" name="channels" placeholder="all" bind:value=channels/></label>
                 <div class="span-2 field"><span class="field-label">"Content filter"</span>
                     <FilterEditor pattern=content_filter name="content-filter"/></div>
+                <div class="span-2 field"><span class="field-label">"Transform"</span>
+                    <TransformEditor program=transform name="transform"/></div>
                 <label>"Format"
                     <select name="format" prop:value=move || format.get() on:change=move |ev| format.set(event_target_value(&ev))>
                         <option value="json">"JSON (Standard Webhooks)"</option>

@@ -12,3 +12,4 @@ pub mod message;
 pub mod overview;
 pub mod routing;
 pub mod sources;
+pub mod transforms;

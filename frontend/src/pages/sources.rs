@@ -20,7 +20,7 @@ use crate::{
         CopyField, Empty, ErrorBox, Loading, PageHeader, async_view, badge, confirm, fmt_bytes, fmt_opt_time,
         fmt_time, split_list,
     },
-    pages::{event_types::parse_json, routing::FilterEditor},
+    pages::{event_types::parse_json, routing::FilterEditor, transforms::TransformEditor},
 };
 
 /// The verification schemes as the API names them, with what the form calls them.
@@ -396,6 +396,7 @@ pub fn Sources() -> impl IntoView {
             max_body_bytes: None,
             ordering: None,
             filter,
+            transform: None,
             disabled: false,
         };
         spawn_local(async move {
@@ -916,6 +917,9 @@ fn Settings(
     let content_filter = RwSignal::new(
         current.filter.as_ref().and_then(|f| serde_json::to_string_pretty(f).ok()).unwrap_or_default(),
     );
+    // Sent only when changed: saving other settings never needs the plan feature again.
+    let transform_was = current.transform.clone().unwrap_or_default();
+    let transform = RwSignal::new(transform_was.clone());
     let rate_limit = RwSignal::new(current.rate_limit.map(|r| r.to_string()).unwrap_or_default());
     let burst = RwSignal::new(current.burst.map(|b| b.to_string()).unwrap_or_default());
     let replace = RwSignal::new(false);
@@ -942,6 +946,11 @@ fn Settings(
                 burst: number_patch(burst, "The burst")?,
                 filter: parse_json(&content_filter.get_untracked(), "content filter")?
                     .map_or(Patch::Null, Patch::Value),
+                transform: match transform.get_untracked() {
+                    now if now == transform_was => Patch::Absent,
+                    now if now.trim().is_empty() => Patch::Null,
+                    now => Patch::Value(now),
+                },
                 ..Default::default()
             })
         })();
@@ -982,6 +991,8 @@ fn Settings(
                 <label>"Burst"<input type="number" min="1" id="settings-burst" name="settings-burst" placeholder="the rate limit" bind:value=burst/></label>
                 <div class="span-2 field"><span class="field-label">"Content filter"</span>
                     <FilterEditor pattern=content_filter name="settings-content-filter"/></div>
+                <div class="span-2 field"><span class="field-label">"Transform"</span>
+                    <TransformEditor program=transform name="settings-transform"/></div>
                 <div class="checks span-2">
                     <label class="check"><input type="checkbox" id="settings-replace-verification" name="settings-replace-verification" bind:checked=replace/>
                         "Replace the verification (secrets are write-only: enter them again; a new secret of the same type leaves the old one valid for 24 hours)"</label>

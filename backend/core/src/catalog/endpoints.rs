@@ -109,20 +109,6 @@ fn to_out(model: endpoints::Model) -> CoreResult<EndpointOut> {
 
 // ----- validation -----------------------------------------------------------------------------
 
-/// A transform must compile (jaq's message and the character position at `body.transform`).
-fn check_transform(errors: &mut Errors, transform: &str) {
-    if let Err(err) = crate::transform::compile(transform) {
-        errors.push(&["body", "transform"], err.to_string());
-    }
-}
-
-/// Setting a transform needs the plan feature `transformations`.
-async fn require_transformations(ctx: &Context, principal: &Principal) -> CoreResult<()> {
-    crate::tenancy::plans::limits(ctx, &principal.tenant_id)
-        .await?
-        .require_feature(crate::tenancy::plans::FEATURE_TRANSFORMATIONS)
-}
-
 fn check_filter_types(errors: &mut Errors, filter_types: &[String]) {
     if filter_types.is_empty() || filter_types.len() > MAX_FILTER_TYPES {
         errors.push(
@@ -308,7 +294,7 @@ pub async fn create(
         crate::routing::check_filter(&mut errors, filter);
     }
     if let Some(transform) = &input.transform {
-        check_transform(&mut errors, transform);
+        crate::transform::check(&mut errors, transform);
     }
     check_rate_limit(&mut errors, input.rate_limit);
     check_metadata(&mut errors, &input.metadata);
@@ -341,7 +327,7 @@ pub async fn create(
     errors.into_result()?;
     crate::tenancy::plans::require_room_for_endpoint(ctx, &principal.tenant_id).await?;
     if input.transform.is_some() {
-        require_transformations(ctx, principal).await?;
+        crate::transform::require_feature(ctx, &principal.tenant_id).await?;
     }
     let (url, secret) = (url.expect("checked"), secret.expect("checked"));
 
@@ -444,7 +430,7 @@ pub async fn patch(
         crate::routing::check_filter(&mut errors, filter);
     }
     if let Patch::Value(transform) = &patch.transform {
-        check_transform(&mut errors, transform);
+        crate::transform::check(&mut errors, transform);
     }
     if let Patch::Value(rate_limit) = patch.rate_limit {
         check_rate_limit(&mut errors, Some(rate_limit));
@@ -473,7 +459,7 @@ pub async fn patch(
     };
     errors.into_result()?;
     if matches!(patch.transform, Patch::Value(_)) {
-        require_transformations(ctx, principal).await?;
+        crate::transform::require_feature(ctx, &principal.tenant_id).await?;
     }
 
     // Stored credentials were given for the endpoint's host: a URL on another origin (scheme,

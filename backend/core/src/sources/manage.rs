@@ -79,6 +79,7 @@ async fn to_out(ctx: &Context, model: sources::Model) -> CoreResult<SourceOut> {
         max_body_bytes: body_limit(&model, limits.max_payload_bytes) as u64,
         ordering: settings.ordering,
         filter: settings.filter,
+        transform: settings.transform,
         disabled: model.disabled,
         ingest_url: ingest_url(ctx, &token),
         previous_url_expires_at: model.previous_token_expires_at.filter(|at| *at > now),
@@ -167,7 +168,13 @@ pub async fn create(ctx: &Context, principal: &Principal, input: SourceIn) -> Co
     if let Some(filter) = &input.filter {
         crate::routing::check_filter(&mut errors, filter);
     }
+    if let Some(transform) = &input.transform {
+        crate::transform::check(&mut errors, transform);
+    }
     errors.into_result()?;
+    if input.transform.is_some() {
+        crate::transform::require_feature(ctx, &principal.tenant_id).await?;
+    }
     let app_id = resolve_app(ctx, principal, &input.app).await?;
     plans::require_room_for_source(ctx, &principal.tenant_id).await?;
     let now = Utc::now();
@@ -179,6 +186,7 @@ pub async fn create(ctx: &Context, principal: &Principal, input: SourceIn) -> Co
         forward_headers: input.forward_headers,
         ordering: input.ordering,
         filter: input.filter,
+        transform: input.transform,
     };
     let token = crate::crypto::random_token();
     let stored = Stored { scheme: input.verification, previous: Vec::new() };
@@ -282,7 +290,13 @@ pub async fn patch(
     if let Patch::Value(filter) = &patch.filter {
         crate::routing::check_filter(&mut errors, filter);
     }
+    if let Patch::Value(transform) = &patch.transform {
+        crate::transform::check(&mut errors, transform);
+    }
     errors.into_result()?;
+    if matches!(patch.transform, Patch::Value(_)) {
+        crate::transform::require_feature(ctx, &principal.tenant_id).await?;
+    }
     let now = Utc::now();
     let mut settings = settings(&model)?;
     let name = patch.name.as_deref().map(str::trim).unwrap_or(&model.name).to_owned();
@@ -302,6 +316,9 @@ pub async fn patch(
     }
     if let Some(update) = patch.filter.into_update() {
         settings.filter = update;
+    }
+    if let Some(update) = patch.transform.into_update() {
+        settings.transform = update;
     }
     let mut active: sources::ActiveModel = model.clone().into();
     if let Some(app) = &patch.app {

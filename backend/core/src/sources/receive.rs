@@ -288,12 +288,70 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
 
     let limits = plans::limits(ctx, &source.tenant).await?;
     let message_id = MessageId::new_id().into_string();
-    let forwarded: Vec<(String, String)> = source
+    let mut forwarded: Vec<(String, String)> = source
         .settings
         .forward_headers
         .iter()
         .filter_map(|name| request.header(name).map(|value| (name.to_ascii_lowercase(), value)))
         .collect();
+    let (mut event_type, mut payload_text) = (event_type, body.payload_text);
+    if let Some(program) = &source.settings.transform {
+        match transformed(ctx, program, &event_type, &payload_text, request.headers, limits.max_payload_bytes)
+            .await
+        {
+            Ok(Some(output)) => {
+                payload_text = output.payload.to_string();
+                if let Some(new_type) = output.event_type {
+                    event_type = new_type;
+                }
+                for (name, value) in output.headers {
+                    let name = name.to_ascii_lowercase();
+                    forwarded.retain(|(kept, _)| *kept != name);
+                    forwarded.push((name, value));
+                }
+            }
+            Ok(None) => {
+                let logged_body = Some(logged_body(request.body));
+                log_with_body(
+                    ctx,
+                    source,
+                    &request,
+                    &request_id,
+                    now,
+                    SourceRequestOutcome::Filtered,
+                    Some("transform: returned null"),
+                    None,
+                    dedup.as_deref(),
+                    200,
+                    logged_body,
+                );
+                return Ok(Received::Filtered);
+            }
+            Err(message) => {
+                // The provider is told only that we failed (it may retry); the tenant sees why.
+                let reason = format!("transform: {message}");
+                let logged_body = Some(logged_body(request.body));
+                log_with_body(
+                    ctx,
+                    source,
+                    &request,
+                    &request_id,
+                    now,
+                    SourceRequestOutcome::Rejected,
+                    Some(&reason),
+                    None,
+                    dedup.as_deref(),
+                    502,
+                    logged_body,
+                );
+                return Err(CoreError::Upstream {
+                    code: "transform_failed",
+                    detail: "the receiver could not process this webhook; nothing was stored".to_owned(),
+                    cause: reason,
+                });
+            }
+        }
+    }
     let new = NewMessage {
         id: message_id.clone(),
         tenant_id: source.tenant.clone(),
@@ -301,7 +359,7 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
         event_type,
         event_id: dedup.clone(),
         channels: serde_json::json!([]),
-        payload_text: body.payload_text,
+        payload_text,
         object: None,
         headers: forwarded,
         only_endpoint: None,
@@ -357,6 +415,31 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
         200,
     );
     Ok(Received::Duplicate { message: original })
+}
+
+/// Runs the source's transform on a verified request: the message to store (`Some`), nothing
+/// (`None`: the program returned `null`), or why it failed.
+async fn transformed(
+    ctx: &Context,
+    program: &str,
+    event_type: &str,
+    payload_text: &str,
+    headers: &[(String, String)],
+    max_output: usize,
+) -> Result<Option<crate::transform::Transformed>, String> {
+    let headers: Vec<(String, String)> =
+        headers.iter().map(|(name, value)| (name.to_ascii_lowercase(), value.clone())).collect();
+    let input = crate::transform::input(event_type, payload_text, &headers);
+    let output =
+        ctx.transformer.run(program, &input, ctx.config.transform_cpu_ms, max_output).await.map_err(
+            |failure| match failure {
+                crate::transform::Failure::Program(message) => format!("the program failed: {message}"),
+                crate::transform::Failure::Unavailable(message) => {
+                    format!("the program could not run: {message}")
+                }
+            },
+        )?;
+    crate::transform::interpret(&output).map_err(|message| format!("the program's output: {message}"))
 }
 
 /// Matches a verified request against the source's filter: `Err` with the path of the first part

@@ -46,6 +46,9 @@ pub(crate) struct Settings {
     /// The content filter as saved (`SourceIn.filter`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<serde_json::Value>,
+    /// The transform as saved (`SourceIn.transform`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
 }
 
 /// The default event type of a source named `name`: `source.<name>.received`, the name in lower

@@ -17,6 +17,23 @@ pub use program::{CompileError, compile};
 pub use sandbox::{Failure, Transformer};
 use serde_json::Value;
 
+/// A transform must compile (jaq's message and the character position at `body.transform`).
+pub fn check(errors: &mut crate::error::Errors, program: &str) {
+    if let Err(err) = compile(program) {
+        errors.push(&["body", "transform"], err.to_string());
+    }
+}
+
+/// Setting a transform (on an endpoint or a source) needs the plan feature `transformations`.
+pub async fn require_feature(
+    ctx: &crate::Context,
+    tenant: &hookline_types::TenantId,
+) -> crate::CoreResult<()> {
+    crate::tenancy::plans::limits(ctx, tenant)
+        .await?
+        .require_feature(crate::tenancy::plans::FEATURE_TRANSFORMATIONS)
+}
+
 /// What a program's output asks to send.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transformed {
