@@ -399,6 +399,9 @@ async fn endpoint_settings_and_bulk_jobs_with_progress() {
     assert_eq!(saved["filter_types"], json!(["order.paid", "order.shipped"]), "{saved}");
     assert_eq!(saved["ordering"], "fifo");
     assert_eq!(saved["handshake"], true, "asked although a JSON endpoint's default is off");
+    browser.goto(&endpoint_url).await;
+    browser.wait_for_text(".handshake-status", "Not made yet").await;
+    browser.screenshot("endpoint-handshake-status").await;
     assert_eq!(saved["auth"], json!({"type": "header", "name": "X-Api-Token"}));
 
     // Disable, then enable again.

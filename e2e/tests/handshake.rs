@@ -98,6 +98,14 @@ async fn a_cloudevents_endpoint_is_asked_once_before_its_first_delivery_and_its_
     assert!(span >= Duration::from_millis(1000), "six deliveries at 2/s took only {span:?}");
     let plain_posts = requests(&receiver, "POST", "/plain");
     assert_eq!(plain_posts.len(), 6, "each message once");
+
+    // The endpoint's statistics say what the handshake agreed; an endpoint without one has none.
+    let stats = api.get(&format!("/api/v1/app/a/endpoint/{}/stats", id(&ce))).await.expect(200);
+    assert_eq!(stats["handshake"]["allowed_rate_per_minute"], 120, "{stats}");
+    assert!(stats["handshake"]["accepted_at"].is_string(), "{stats}");
+    assert!(stats["handshake"]["paused_reason"].is_null(), "{stats}");
+    let stats = api.get(&format!("/api/v1/app/a/endpoint/{}/stats", id(&plain))).await.expect(200);
+    assert!(stats.get("handshake").is_none(), "{stats}");
 }
 
 async fn a_refused_handshake_pauses_the_endpoint_until_a_later_one_is_accepted(db: Backend) {
@@ -140,6 +148,10 @@ async fn a_refused_handshake_pauses_the_endpoint_until_a_later_one_is_accepted(d
     let stats = api.get("/api/v1/stats").await.expect(200);
     let alert = alert_of(&stats, &id(&endpoint)).unwrap_or_else(|| panic!("paused endpoint listed: {stats}"));
     assert!(alert["paused_reason"].as_str().unwrap().contains("405"), "{alert}");
+    let stats_path = format!("/api/v1/app/a/endpoint/{}/stats", id(&endpoint));
+    let stats = api.get(&stats_path).await.expect(200);
+    assert!(stats["handshake"]["paused_reason"].as_str().unwrap().contains("405"), "{stats}");
+    assert!(stats["handshake"]["accepted_at"].is_null(), "{stats}");
     assert!(requests(&receiver, "POST", "/ce").is_empty(), "nothing is sent to a paused endpoint");
 
     // Still refusing, the circuit's probes ask again and the endpoint stays paused (one event).
@@ -164,6 +176,9 @@ async fn a_refused_handshake_pauses_the_endpoint_until_a_later_one_is_accepted(d
         assert!(Instant::now() < deadline, "still listed after a success: {stats}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let stats = api.get(&stats_path).await.expect(200);
+    assert!(stats["handshake"]["paused_reason"].is_null(), "{stats}");
+    assert!(stats["handshake"]["accepted_at"].is_string(), "{stats}");
     let events = operational.received().iter().filter(|r| r.json()["type"] == "endpoint.paused").count();
     assert_eq!(events, 1, "one endpoint.paused however often the probe was refused");
 }

@@ -969,6 +969,22 @@ pub struct EndpointStatsWindow {
 pub struct EndpointStatsOut {
     pub endpoint_id: EndpointId,
     pub windows: Vec<EndpointStatsWindow>,
+    /// The CloudEvents handshake's state; absent when the endpoint does not make it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<HandshakeStatusOut>,
+}
+
+/// Where an endpoint's CloudEvents handshake stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HandshakeStatusOut {
+    /// When the endpoint last accepted; absent when it has not (yet, or since its URL, format or
+    /// setting changed). It is asked again a day later.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// The `WebHook-Allowed-Rate` it answered (requests per minute); absent = no limit.
+    pub allowed_rate_per_minute: Option<u32>,
+    /// Why it is paused (it refused); absent when it is not.
+    pub paused_reason: Option<String>,
 }
 
 /// `GET /api/v1/stats`: the whole tenant at a glance, for the dashboard's overview.

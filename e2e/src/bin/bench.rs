@@ -4,13 +4,14 @@
 //!
 //! ```text
 //! cargo build --release -p hookline && cargo build --release -p hookline-e2e --bin bench
-//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h,i,j,k,l]
+//! target/release/bench [--db sqlite|postgres] [--only a,b,c,d,e,f,g,h,i,j,k,l,m]
 //! ```
 //!
 //! (a)–(d) run by default; with `--only`: (e) and (f), the fan-out issue's wide fan-outs, (g) and
 //! (h), webhooks received on a source, (i) and (j), large (claim-checked) payloads, (k), (i)'s
 //! payloads to a thin endpoint (each delivery a small body with a data_url, nothing fetched), and
-//! (l), (c) with a content filter on every endpoint that takes half the messages.
+//! (l), (c) with a content filter on every endpoint that takes half the messages, and (m), (c)
+//! with a small jq transform on every endpoint (each delivery runs it in a sandbox process).
 //!
 //! It is a program that prints figures, not a test: nothing here passes or fails on timing.
 
@@ -48,8 +49,12 @@ fn args() -> Args {
                 }
             }
             "--only" => {
-                only =
-                    it.next().expect("--only a,b,c,d,e,f,g,h,i,j,k,l").split(',').map(str::to_owned).collect()
+                only = it
+                    .next()
+                    .expect("--only a,b,c,d,e,f,g,h,i,j,k,l,m")
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect()
             }
             other => panic!("unknown argument {other}"),
         }
@@ -206,19 +211,20 @@ async fn inbound(db: Backend, name: &str, n: usize, concurrency: usize, rate: Op
     figures.print();
 }
 
-/// (c) and (l): 5,000 messages from [`burst_concurrency`] clients to one application with 10
-/// endpoints, each with `filter` when given; `expected` deliveries. Besides deliveries/s, prints
-/// messages/s (the 5,000 over the time to the last delivery), the figure to compare when a filter
-/// leaves fewer deliveries to make.
-async fn fan_out_ten(db: Backend, name: &str, filter: Option<serde_json::Value>, expected: usize) {
+/// (c), (l) and (m): 5,000 messages from [`burst_concurrency`] clients to one application with 10
+/// endpoints, each created with `settings` (an object of endpoint fields: a `filter`, a
+/// `transform`) added; `expected` deliveries. Besides deliveries/s, prints messages/s (the 5,000
+/// over the time to the last delivery), the figure to compare when a filter leaves fewer
+/// deliveries to make.
+async fn fan_out_ten(db: Backend, name: &str, settings: serde_json::Value, expected: usize) {
     let server = start(db, "5").await;
     let receiver = Receiver::start_recording(Arc::new(|_, _| Reply::ok()), 2, Recording::Light);
     let api = bench_tenant(&server);
     api.create_app("Bench", Some("bench")).await;
     for n in 0..10 {
         let mut endpoint = json!({"url": receiver.url(&format!("/c{n}"))});
-        if let Some(filter) = &filter {
-            endpoint["filter"] = filter.clone();
+        for (field, value) in settings.as_object().into_iter().flatten() {
+            endpoint[field] = value.clone();
         }
         api.post("/api/v1/app/bench/endpoint", endpoint).await.expect(201);
     }
@@ -623,12 +629,17 @@ async fn main() {
         }
     }
     if args.only.iter().any(|s| s == "c") {
-        fan_out_ten(args.db, "(c) fan-out 5,000 × 10 endpoints", None, 50_000).await;
+        fan_out_ten(args.db, "(c) fan-out 5,000 × 10 endpoints", json!({}), 50_000).await;
     }
     if args.only.iter().any(|s| s == "l") {
         // Every endpoint's filter takes the messages with i < 2,500: half of them.
         let filter = json!({"payload": {"i": [{"numeric": ["<", 2_500]}]}});
-        fan_out_ten(args.db, "(l) (c) with a content filter", Some(filter), 25_000).await;
+        fan_out_ten(args.db, "(l) (c) with a content filter", json!({"filter": filter}), 25_000).await;
+    }
+    if args.only.iter().any(|s| s == "m") {
+        // A small reshaping, as a tenant would write one: every delivery is transformed.
+        let transform = r#"{payload: {n: .payload.i, kind: .event_type}, headers: {"X-Bench": "m"}}"#;
+        fan_out_ten(args.db, "(m) (c) with a jq transform", json!({"transform": transform}), 50_000).await;
     }
     if args.only.iter().any(|s| s == "d") {
         let server = start(args.db, "5").await;

@@ -206,6 +206,18 @@ fn Stats(stats: LocalResource<api::ApiResult<EndpointStatsOut>>) -> impl IntoVie
         <section class="card">
             <h2>"Statistics"</h2>
             {async_view(stats, |stats| view! {
+                {stats.handshake.map(|h| {
+                    let said = match (&h.paused_reason, &h.accepted_at) {
+                        (Some(reason), _) => format!("Paused: {reason}. Asked again when the circuit's cool-down ends."),
+                        (None, Some(at)) => format!(
+                            "Accepted {}{}; asked again a day later.",
+                            fmt_time(at),
+                            h.allowed_rate_per_minute.map(|n| format!(", at most {n} requests a minute")).unwrap_or_default()
+                        ),
+                        (None, None) => "Not made yet: asked before the next delivery.".to_owned(),
+                    };
+                    view! { <p class="handshake-status"><strong>"CloudEvents handshake: "</strong>{said}</p> }
+                })}
                 <table class="table compact">
                     <thead><tr><th>"Window"</th><th>"Attempts"</th><th>"Succeeded"</th><th>"Failed"</th><th>"Success rate"</th><th>"p50"</th><th>"p95"</th><th>"Waiting"</th><th>"Dead"</th></tr></thead>
                     <tbody>

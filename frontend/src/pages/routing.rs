@@ -21,7 +21,6 @@ enum Preview {
 /// through `POST /api/v1/filter/test` whenever either changes.
 #[component]
 pub fn FilterEditor(pattern: RwSignal<String>, name: &'static str) -> impl IntoView {
-    let types = LocalResource::new(|| api::get::<ListResponse<EventTypeOut>>("/event-type?limit=250"));
     let event_type = RwSignal::new(String::new());
     let payload = RwSignal::new(String::from("{}"));
     let preview = RwSignal::new(Preview::Empty);
@@ -64,6 +63,35 @@ pub fn FilterEditor(pattern: RwSignal<String>, name: &'static str) -> impl IntoV
             });
         });
     });
+    view! {
+        <div class="filter-editor">
+            <textarea name=name rows="4" placeholder=r#"{"payload": {"amount": [{"numeric": [">", 100]}]}}"# bind:value=pattern></textarea>
+            <span class="hint">"An EventBridge-style event pattern over event_type, channels, payload and headers. Empty: nothing is filtered out."</span>
+            <SampleMessage event_type payload name class="filter-sample"/>
+            <p class="filter-preview" aria-live="polite">{move || match preview.get() {
+                Preview::Empty => view! { <span class="muted">"No filter: nothing is filtered out."</span> }.into_any(),
+                Preview::Matches => view! { <span class="badge badge-ok">"Matches"</span> " the sample message." }.into_any(),
+                Preview::NoMatch(path) => view! {
+                    <span class="badge badge-warn">"No match"</span>
+                    " at " <code>{if path.is_empty() { "(root)".to_owned() } else { path.join(".") }}</code>
+                }.into_any(),
+                Preview::Invalid(message) => view! { <span class="badge badge-bad">"Invalid"</span> " " {message} }.into_any(),
+            }}</p>
+        </div>
+    }
+}
+
+/// The sample message an editor previews on (`<details class=class>`): an event type, typed or
+/// picked from the catalog (its example, when it has one, becomes the payload), and a payload.
+/// Its fields are named `{name}-sample-type`, `{name}-sample-event-type`, `{name}-sample-payload`.
+#[component]
+pub fn SampleMessage(
+    event_type: RwSignal<String>,
+    payload: RwSignal<String>,
+    name: &'static str,
+    class: &'static str,
+) -> impl IntoView {
+    let types = LocalResource::new(|| api::get::<ListResponse<EventTypeOut>>("/event-type?limit=250"));
     let pick = move |ev: leptos::ev::Event| {
         let name = event_target_value(&ev);
         let example = types
@@ -78,37 +106,24 @@ pub fn FilterEditor(pattern: RwSignal<String>, name: &'static str) -> impl IntoV
         }
     };
     view! {
-        <div class="filter-editor">
-            <textarea name=name rows="4" placeholder=r#"{"payload": {"amount": [{"numeric": [">", 100]}]}}"# bind:value=pattern></textarea>
-            <span class="hint">"An EventBridge-style event pattern over event_type, channels, payload and headers. Empty: nothing is filtered out."</span>
-            <details class="filter-sample">
-                <summary>"Preview on a sample message"</summary>
-                <div class="form-grid">
-                    <label>"Event type"
-                        <select name=format!("{name}-sample-type") on:change=pick>
-                            <option value="">"(type one, or pick from the catalog)"</option>
-                            {move || types.get().and_then(|r| r.ok()).map(|list| list.data.into_iter().map(|t| {
-                                let label = if t.example.is_some() { format!("{} (example)", t.name) } else { t.name.clone() };
-                                view! { <option value=t.name.clone()>{label}</option> }
-                            }).collect_view())}
-                        </select>
-                        <input type="text" name=format!("{name}-sample-event-type") placeholder="sample.event" bind:value=event_type/>
-                    </label>
-                    <label>"Payload"
-                        <textarea name=format!("{name}-sample-payload") rows="5" bind:value=payload></textarea>
-                    </label>
-                </div>
-            </details>
-            <p class="filter-preview" aria-live="polite">{move || match preview.get() {
-                Preview::Empty => view! { <span class="muted">"No filter: nothing is filtered out."</span> }.into_any(),
-                Preview::Matches => view! { <span class="badge badge-ok">"Matches"</span> " the sample message." }.into_any(),
-                Preview::NoMatch(path) => view! {
-                    <span class="badge badge-warn">"No match"</span>
-                    " at " <code>{if path.is_empty() { "(root)".to_owned() } else { path.join(".") }}</code>
-                }.into_any(),
-                Preview::Invalid(message) => view! { <span class="badge badge-bad">"Invalid"</span> " " {message} }.into_any(),
-            }}</p>
-        </div>
+        <details class=class>
+            <summary>"Preview on a sample message"</summary>
+            <div class="form-grid">
+                <label>"Event type"
+                    <select name=format!("{name}-sample-type") on:change=pick>
+                        <option value="">"(type one, or pick from the catalog)"</option>
+                        {move || types.get().and_then(|r| r.ok()).map(|list| list.data.into_iter().map(|t| {
+                            let label = if t.example.is_some() { format!("{} (example)", t.name) } else { t.name.clone() };
+                            view! { <option value=t.name.clone()>{label}</option> }
+                        }).collect_view())}
+                    </select>
+                    <input type="text" name=format!("{name}-sample-event-type") placeholder="sample.event" bind:value=event_type/>
+                </label>
+                <label>"Payload"
+                    <textarea name=format!("{name}-sample-payload") rows="5" bind:value=payload></textarea>
+                </label>
+            </div>
+        </details>
     }
 }
 

@@ -3,12 +3,13 @@
 //! type's example or a pasted payload. Both run the program through `POST /api/v1/transform/test`,
 //! the same sandbox the engine uses.
 
-use hookline_types::{EventTypeOut, ListResponse, TransformTestIn, TransformTestOut};
+use hookline_types::{TransformTestIn, TransformTestOut};
 use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     api,
     components::{PageHeader, sleep},
+    pages::routing::SampleMessage,
 };
 
 /// What the preview says about the current program and sample.
@@ -30,7 +31,6 @@ const QUIET_MS: i32 = 300;
 /// that the delivery would be skipped, or why the program failed.
 #[component]
 pub fn TransformEditor(program: RwSignal<String>, name: &'static str) -> impl IntoView {
-    let types = LocalResource::new(|| api::get::<ListResponse<EventTypeOut>>("/event-type?limit=250"));
     let event_type = RwSignal::new(String::new());
     let payload = RwSignal::new(String::from("{}"));
     let preview = RwSignal::new(Preview::Empty);
@@ -73,41 +73,11 @@ pub fn TransformEditor(program: RwSignal<String>, name: &'static str) -> impl In
             });
         });
     });
-    let pick = move |ev: leptos::ev::Event| {
-        let name = event_target_value(&ev);
-        let example = types
-            .get()
-            .and_then(|r| r.ok())
-            .and_then(|list| list.data.into_iter().find(|t| t.name == name))
-            .and_then(|t| t.example)
-            .and_then(|e| serde_json::to_string_pretty(&e).ok());
-        event_type.set(name);
-        if let Some(example) = example {
-            payload.set(example);
-        }
-    };
     view! {
         <div class="transform-editor">
             <textarea name=name rows="5" spellcheck="false" placeholder="{payload: {total: .payload.amount}}" bind:value=program></textarea>
             <span class="hint">"A jq program over {event_type, payload, headers} returning {payload, event_type?, headers?}, or null to skip. Empty: the payload is used as it is. Plan feature: transformations."</span>
-            <details class="transform-sample">
-                <summary>"Preview on a sample message"</summary>
-                <div class="form-grid">
-                    <label>"Event type"
-                        <select name=format!("{name}-sample-type") on:change=pick>
-                            <option value="">"(type one, or pick from the catalog)"</option>
-                            {move || types.get().and_then(|r| r.ok()).map(|list| list.data.into_iter().map(|t| {
-                                let label = if t.example.is_some() { format!("{} (example)", t.name) } else { t.name.clone() };
-                                view! { <option value=t.name.clone()>{label}</option> }
-                            }).collect_view())}
-                        </select>
-                        <input type="text" name=format!("{name}-sample-event-type") placeholder="sample.event" bind:value=event_type/>
-                    </label>
-                    <label>"Payload"
-                        <textarea name=format!("{name}-sample-payload") rows="5" bind:value=payload></textarea>
-                    </label>
-                </div>
-            </details>
+            <SampleMessage event_type payload name class="transform-sample"/>
             <div class="transform-preview" aria-live="polite" data-state=move || match preview.get() {
                 Preview::Empty => "empty",
                 Preview::Running => "running",

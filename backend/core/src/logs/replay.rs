@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use hookline_types::{
     ApiKeyScope, AppId, AttemptBucket, DeliveryOut, EndpointAlertOut, EndpointId, EndpointStatsOut,
-    EndpointStatsWindow, IdOrUid, JobId, JobOut, MessageId, RecoverIn, ReplayMissingIn, TenantId,
-    TenantStatsOut,
+    EndpointStatsWindow, HandshakeStatusOut, IdOrUid, JobId, JobOut, MessageId, RecoverIn, ReplayMissingIn,
+    TenantId, TenantStatsOut,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, PaginatorTrait, QueryFilter,
@@ -739,7 +739,28 @@ pub async fn endpoint_stats(
     let read = begin_bounded_read(ctx).await?;
     let windows = stats_windows(&read.txn, &principal.tenant_id, Some(&endpoint), Utc::now()).await;
     let windows = end_bounded_read(read, windows, STATS).await?;
-    Ok(EndpointStatsOut { endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?, windows })
+    let handshake = match crate::handshake::enabled_stored(endpoint.handshake, &endpoint.format) {
+        false => None,
+        true => {
+            let health = endpoint_health::Entity::scoped(&principal.tenant_id)
+                .filter(endpoint_health::Column::EndpointId.eq(endpoint.id.as_str()))
+                .one(&ctx.db.conn)
+                .await?;
+            Some(HandshakeStatusOut {
+                accepted_at: health.as_ref().and_then(|h| h.handshake_at),
+                allowed_rate_per_minute: health
+                    .as_ref()
+                    .and_then(|h| h.handshake_rate)
+                    .map(|n| n.max(0) as u32),
+                paused_reason: health.and_then(|h| h.paused_reason),
+            })
+        }
+    };
+    Ok(EndpointStatsOut {
+        endpoint_id: EndpointId::parse(&endpoint.id).map_err(internal)?,
+        windows,
+        handshake,
+    })
 }
 
 /// The whole tenant: every endpoint's attempts and deliveries together, attempts by hour over the
