@@ -2,13 +2,12 @@
 //! an endpoint that makes it is sent anything, and again a day later ([`VALID_FOR`]), the engine
 //! asks it with an `OPTIONS` request carrying `WebHook-Request-Origin` (the host of
 //! `HOOKLINE_PUBLIC_URL`) whether it takes events from us, and at what rate. This module holds the
-//! rules — which endpoints make it ([`enabled`]), what an answer means ([`judge`]) — and the state
+//! rules — which endpoints make it ([`enabled_stored`]), what an answer means ([`judge`]) — and the state
 //! every worker shares in `endpoint_health` ([`accepted`], [`forget`]); the engine
 //! (`hookline-worker`) sends the request, and a refusal pauses the endpoint through the circuit
 //! breaker (`delivery`).
 
 use chrono::{DateTime, Utc};
-use hookline_types::EndpointFormat;
 use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr, sea_query::OnConflict};
 
 use crate::{
@@ -25,16 +24,8 @@ pub const ALLOWED_RATE: &str = "WebHook-Allowed-Rate";
 /// How long an accepted handshake holds before the endpoint is asked again.
 pub const VALID_FOR: chrono::Duration = chrono::Duration::hours(24);
 
-/// Whether an endpoint makes the handshake: its own setting, else the default of its format (on
-/// for the CloudEvents formats, off for Standard Webhooks).
-pub fn enabled(stored: Option<bool>, format: EndpointFormat) -> bool {
-    stored.unwrap_or(matches!(
-        format,
-        EndpointFormat::CloudeventsStructured | EndpointFormat::CloudeventsBinary
-    ))
-}
-
-/// [`enabled`] for a stored row, whose format is its stored name.
+/// Whether an endpoint makes the handshake: its own setting, else the default of its stored
+/// format (on for the CloudEvents formats, off for Standard Webhooks).
 pub fn enabled_stored(stored: Option<bool>, format: &str) -> bool {
     stored.unwrap_or(matches!(format, "cloudevents_structured" | "cloudevents_binary"))
 }
@@ -191,11 +182,11 @@ mod tests {
 
     #[test]
     fn the_cloudevents_formats_make_the_handshake_unless_told_otherwise() {
-        assert!(enabled(None, EndpointFormat::CloudeventsStructured));
-        assert!(enabled(None, EndpointFormat::CloudeventsBinary));
-        assert!(!enabled(None, EndpointFormat::Json));
-        assert!(!enabled(Some(false), EndpointFormat::CloudeventsBinary));
-        assert!(enabled(Some(true), EndpointFormat::Json));
+        assert!(enabled_stored(None, "cloudevents_structured"));
+        assert!(enabled_stored(None, "cloudevents_binary"));
+        assert!(!enabled_stored(None, "json"));
+        assert!(!enabled_stored(Some(false), "cloudevents_binary"));
+        assert!(enabled_stored(Some(true), "json"));
         assert!(enabled_stored(None, "cloudevents_binary") && !enabled_stored(None, "json"));
     }
 

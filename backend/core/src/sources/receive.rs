@@ -215,8 +215,7 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
     {
         let at = if path.is_empty() { "the pattern's top level".to_owned() } else { path.join(".") };
         let reason = format!("filter: no match at {at}");
-        let logged_body = Some(logged_body(request.body));
-        log_with_body(
+        log_not_stored(
             ctx,
             source,
             &request,
@@ -227,7 +226,6 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
             None,
             None,
             200,
-            logged_body,
         );
         return Ok(Received::Filtered);
     }
@@ -268,8 +266,7 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
             .and_then(|rule| rules::value_of(rule, header, body.json.as_ref()))
             .unwrap_or_default();
         if !advance_order(ctx, source, &key, sequence, now).await? {
-            let logged_body = Some(logged_body(request.body));
-            log_with_body(
+            log_not_stored(
                 ctx,
                 source,
                 &request,
@@ -280,7 +277,6 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
                 None,
                 dedup.as_deref(),
                 200,
-                logged_body,
             );
             return Ok(Received::Stale);
         }
@@ -311,8 +307,7 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
                 }
             }
             Ok(None) => {
-                let logged_body = Some(logged_body(request.body));
-                log_with_body(
+                log_not_stored(
                     ctx,
                     source,
                     &request,
@@ -323,15 +318,13 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
                     None,
                     dedup.as_deref(),
                     200,
-                    logged_body,
                 );
                 return Ok(Received::Filtered);
             }
             Err(message) => {
                 // The provider is told only that we failed (it may retry); the tenant sees why.
                 let reason = format!("transform: {message}");
-                let logged_body = Some(logged_body(request.body));
-                log_with_body(
+                log_not_stored(
                     ctx,
                     source,
                     &request,
@@ -342,7 +335,6 @@ pub async fn receive(ctx: &Context, source: &Resolved, request: Request<'_>) -> 
                     None,
                     dedup.as_deref(),
                     502,
-                    logged_body,
                 );
                 return Err(CoreError::Upstream {
                     code: "transform_failed",
@@ -582,6 +574,25 @@ fn log_rejected(
 pub fn log_refused(ctx: &Context, source: &Resolved, request: &Request<'_>, reason: &str, status: u16) {
     let request_id = SourceRequestId::new_id().into_string();
     log_rejected(ctx, source, request, &request_id, Utc::now(), reason, status);
+}
+
+/// Logs a verified request that was not stored (filtered, stale, refused), with its body: the
+/// tenant sees what came in.
+#[allow(clippy::too_many_arguments)]
+fn log_not_stored(
+    ctx: &Context,
+    source: &Resolved,
+    request: &Request<'_>,
+    request_id: &str,
+    now: DateTime<Utc>,
+    outcome: SourceRequestOutcome,
+    reason: Option<&str>,
+    message: Option<&str>,
+    event_id: Option<&str>,
+    status: u16,
+) {
+    let body = Some(logged_body(request.body));
+    log_with_body(ctx, source, request, request_id, now, outcome, reason, message, event_id, status, body);
 }
 
 #[allow(clippy::too_many_arguments)]
