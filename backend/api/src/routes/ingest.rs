@@ -29,12 +29,13 @@ use crate::error::{ApiError, ApiResult};
         example = r#"{"id":"evt_1QdL3kFz8xYw2aBc","type":"invoice.paid","data":{"invoice_id":"in_1042","amount_cents":4900,"currency":"USD"}}"#),
     responses(
         (status = 202, description = "Accepted: stored as a message", body = IngestOut),
-        (status = 200, description = "A duplicate (the event id was accepted before), a stale ordered event, a request the source's filter does not match, or a handshake answered", body = IngestOut),
+        (status = 200, description = "A duplicate (the event id was accepted before), a stale ordered event, a request the source's filter does not match or its transform skips (null), or a handshake answered", body = IngestOut),
         (status = 401, description = "signature_missing, signature_mismatch, timestamp_out_of_tolerance or credentials_invalid", body = ErrorBody),
         (status = 404, description = "Unknown token", body = ErrorBody),
         (status = 410, description = "source_disabled", body = ErrorBody),
         (status = 413, description = "Body over the source's limit", body = ErrorBody),
         (status = 429, description = "rate_limited (the source's bucket; Retry-After) or quota_exceeded", body = ErrorBody),
+        (status = 502, description = "transform_failed: the source's transform failed; nothing was stored (the request log says why)", body = ErrorBody),
     ))]
 pub async fn ingest(
     req: HttpRequest,
